@@ -1,0 +1,354 @@
+//! The HTTP edge shared by every capability: the validated JSON and query extractors, the
+//! `{"data": ...}` envelope, pagination, and the problem-details answers for routes and
+//! methods that do not exist.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, FieldError};
+
+/// Seed 001's single-object envelope.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Data<T> {
+    pub data: T,
+}
+
+/// Seed 001's list envelope.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Paginated<T> {
+    pub data: Vec<T>,
+    pub pagination: Pagination,
+}
+
+/// Where a page sits in the whole list.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema, PartialEq)]
+pub struct Pagination {
+    pub page: u32,
+    #[serde(rename = "perPage")]
+    pub per_page: u32,
+    /// Items in the whole list, across pages.
+    pub total: i64,
+}
+
+/// A validated page request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PageRequest {
+    pub page: u32,
+    pub per_page: u32,
+}
+
+impl PageRequest {
+    /// Parses `page` and `perPage`: not an integer is 400, out of range 422.
+    pub fn parse(
+        page: Option<&str>,
+        per_page: Option<&str>,
+        default_per_page: u32,
+        max_per_page: u32,
+    ) -> Result<Self, ApiError> {
+        let page = parse_bounded("page", page, 1, 1, 1_000_000)?;
+        let per_page = parse_bounded("perPage", per_page, default_per_page, 1, max_per_page)?;
+        Ok(Self { page, per_page })
+    }
+
+    pub fn limit(&self) -> i64 {
+        i64::from(self.per_page)
+    }
+
+    pub fn offset(&self) -> i64 {
+        i64::from(self.page - 1) * i64::from(self.per_page)
+    }
+
+    pub fn with_total(&self, total: i64) -> Pagination {
+        Pagination {
+            page: self.page,
+            per_page: self.per_page,
+            total,
+        }
+    }
+}
+
+fn parse_bounded(
+    name: &str,
+    raw: Option<&str>,
+    default: u32,
+    min: u32,
+    max: u32,
+) -> Result<u32, ApiError> {
+    let Some(raw) = raw else { return Ok(default) };
+    let n: i64 = raw.trim().parse().map_err(|_| {
+        let mut e = ApiError::bad_request(
+            "invalid_query_parameter",
+            format!("{name} must be an integer"),
+        );
+        e.errors = vec![FieldError::new(name, "must be an integer")];
+        e
+    })?;
+    if n < i64::from(min) || n > i64::from(max) {
+        let mut e = ApiError::unprocessable(
+            "invalid_query_parameter",
+            format!("{name} must be between {min} and {max}"),
+        );
+        e.errors = vec![FieldError::new(
+            name,
+            format!("must be between {min} and {max}"),
+        )];
+        return Err(e);
+    }
+    Ok(n as u32)
+}
+
+/// Parses an optional enum-valued query parameter; an unknown value is 422 naming it.
+pub fn parse_filter<T: DeserializeOwned>(
+    name: &str,
+    raw: Option<&str>,
+) -> Result<Option<T>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
+    serde_json::from_value(serde_json::Value::String(raw.to_owned()))
+        .map(Some)
+        .map_err(|_| {
+            let mut e = ApiError::unprocessable(
+                "invalid_query_parameter",
+                format!("{name} has an unknown value: {raw}"),
+            );
+            e.errors = vec![FieldError::new(name, "unknown value")];
+            e
+        })
+}
+
+/// A JSON body, deserialized with the path of any offending field.
+///
+/// - body larger than the limit: 413 `payload_too_large`
+/// - a content type other than JSON: 415 `unsupported_media_type`
+/// - not JSON: 400 `malformed_json`
+/// - JSON of the wrong shape (missing field, wrong type, unknown enum value): 422
+///   `validation_failed`, with the field's path.
+///
+/// An empty body without a content type reads as `{}`, so actions whose fields are all
+/// optional can be called bare.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = req.headers().get(CONTENT_TYPE).cloned();
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                payload_too_large()
+            } else {
+                ApiError::bad_request("unreadable_body", "The request body could not be read")
+            }
+        })?;
+        match content_type {
+            None if bytes.is_empty() => return parse_json(b"{}").map(ApiJson),
+            Some(ct) if is_json(&ct) => {}
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "The body must be JSON, sent with Content-Type: application/json",
+                ));
+            }
+        }
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+pub fn payload_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "The request body is larger than the server accepts",
+    )
+}
+
+fn is_json(ct: &HeaderValue) -> bool {
+    let Ok(ct) = ct.to_str() else { return false };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Deserializes JSON, reporting the offending field's path on a shape error.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let malformed = |e: &serde_json::Error| {
+        ApiError::bad_request(
+            "malformed_json",
+            format!(
+                "The body is not valid JSON: {}",
+                strip_position(&e.to_string())
+            ),
+        )
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => ApiError::validation(vec![shape_error(
+                &path,
+                &strip_position(&inner.to_string()),
+            )]),
+            _ => malformed(&inner),
+        }
+    })?;
+    de.end().map_err(|e| malformed(&e))?;
+    Ok(value)
+}
+
+/// Names the field of a shape error: `missing field `x`` at `steps[0]` is `steps[0].x`.
+fn shape_error(path: &str, message: &str) -> FieldError {
+    let parent = if path == "." { "" } else { path };
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let name = rest.split('`').next().unwrap_or("");
+        let field = if parent.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{parent}.{name}")
+        };
+        return FieldError::new(field, "is required");
+    }
+    let field = if parent.is_empty() {
+        "body".to_owned()
+    } else {
+        parent.to_owned()
+    };
+    FieldError::new(field, message)
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// Query parameters; a query string that cannot be read at all is 400 `invalid_query`.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| ApiQuery(q))
+            .map_err(|rej| ApiError::bad_request("invalid_query", rej.body_text()))
+    }
+}
+
+/// A path parameter; one that cannot be read (not UTF-8, say) is 400 `invalid_path`.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(p)| ApiPath(p))
+            .map_err(|rej| ApiError::bad_request("invalid_path", rej.body_text()))
+    }
+}
+
+/// A JSON answer with the given status.
+pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+/// 404 for a path no route matches.
+pub async fn route_not_found(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "route_not_found",
+        format!("No route for {} {}", req.method(), req.uri().path()),
+    )
+}
+
+/// 405 for a path that exists with another method.
+pub async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        steps: Vec<Step>,
+    }
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Step {
+        id: String,
+        order: u32,
+    }
+
+    #[test]
+    fn missing_nested_field_is_named_with_its_path() {
+        let err = parse_json::<Body>(br#"{"name":"a","steps":[{"order":1}]}"#).unwrap_err();
+        assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(err.errors[0].field, "steps[0].id");
+    }
+
+    #[test]
+    fn wrong_type_is_named_with_its_path() {
+        let err =
+            parse_json::<Body>(br#"{"name":"a","steps":[{"id":"x","order":"1"}]}"#).unwrap_err();
+        assert_eq!(err.errors[0].field, "steps[0].order");
+        assert!(
+            err.errors[0].message.contains("invalid type"),
+            "{:?}",
+            err.errors
+        );
+    }
+
+    #[test]
+    fn syntax_error_and_trailing_garbage_are_malformed() {
+        for body in [&b"{\"name\": "[..], b"{} {}", b"nope"] {
+            let err = parse_json::<serde_json::Value>(body).unwrap_err();
+            assert_eq!(err.code, "malformed_json");
+            assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        }
+    }
+
+    #[test]
+    fn page_bounds() {
+        assert_eq!(
+            PageRequest::parse(None, None, 20, 100).unwrap().per_page,
+            20
+        );
+        assert_eq!(
+            PageRequest::parse(Some("abc"), None, 20, 100)
+                .unwrap_err()
+                .status,
+            StatusCode::BAD_REQUEST
+        );
+        for bad in ["0", "101", "-1"] {
+            let err = PageRequest::parse(None, Some(bad), 20, 100).unwrap_err();
+            assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        }
+        let p = PageRequest::parse(Some("3"), Some("10"), 20, 100).unwrap();
+        assert_eq!((p.offset(), p.limit()), (20, 10));
+    }
+}

@@ -1,0 +1,194 @@
+//! Tenants, API keys, and the middleware that turns a key into the request's tenant.
+//!
+//! A key is `omk_` followed by 256 random bits. It is shown once, when created; the database
+//! keeps only its SHA-256. Requests carry it in `x-api-key` or `Authorization: Bearer`. A
+//! missing key is 401 `unauthenticated`; an unknown or revoked one is 401 `invalid_api_key`.
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::AppState;
+use crate::error::{ApiError, StoreError};
+use crate::ids::{new_id, new_secret, sha256_hex};
+use crate::store::{Db, now_ms};
+
+/// The tenant a request acts for, resolved from its API key.
+#[derive(Clone, Debug)]
+pub struct Tenant {
+    pub id: String,
+    pub key_id: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Tenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Tenant>()
+            .cloned()
+            .ok_or_else(|| ApiError::unauthorized("unauthenticated", "An API key is required"))
+    }
+}
+
+/// Middleware for every `/api/v1` route: resolves the API key or answers 401.
+pub async fn require_api_key(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let presented = presented_key(&req)?;
+    let tenant = find_key(&state.db, presented).await?.ok_or_else(|| {
+        ApiError::unauthorized("invalid_api_key", "The API key is unknown or revoked")
+    })?;
+    req.extensions_mut().insert(tenant);
+    Ok(next.run(req).await)
+}
+
+fn presented_key(req: &Request) -> Result<&str, ApiError> {
+    let headers = req.headers();
+    let from_header = headers.get("x-api-key").map(|v| v.to_str());
+    let from_bearer = headers.get(AUTHORIZATION).map(|v| {
+        v.to_str().map(|s| {
+            s.strip_prefix("Bearer ")
+                .or_else(|| s.strip_prefix("bearer "))
+                .unwrap_or("")
+        })
+    });
+    match from_header.or(from_bearer) {
+        None => Err(ApiError::unauthorized(
+            "unauthenticated",
+            "An API key is required in x-api-key or Authorization: Bearer",
+        )),
+        Some(Ok(key)) if !key.trim().is_empty() => Ok(key.trim()),
+        Some(_) => Err(ApiError::unauthorized(
+            "invalid_api_key",
+            "The API key is unknown or revoked",
+        )),
+    }
+}
+
+async fn find_key(db: &Db, presented: &str) -> Result<Option<Tenant>, StoreError> {
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT id, tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+    )
+    .bind(sha256_hex(presented))
+    .fetch_optional(db.reader())
+    .await?;
+    Ok(row.map(|(key_id, id)| Tenant { id, key_id }))
+}
+
+/// A key as created: the secret is only ever available here.
+#[derive(Debug)]
+pub struct IssuedKey {
+    pub id: String,
+    pub secret: String,
+}
+
+/// Creates a tenant and returns its id.
+pub async fn create_tenant(db: &Db, name: &str) -> Result<String, StoreError> {
+    let id = new_id("ten_");
+    let mut tx = db.begin().await?;
+    sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
+        .bind(&id)
+        .bind(name)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+pub async fn tenant_exists(db: &Db, id: &str) -> Result<bool, StoreError> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenants WHERE id = $1")
+        .bind(id)
+        .fetch_one(db.reader())
+        .await?;
+    Ok(n > 0)
+}
+
+pub async fn tenant_count(db: &Db) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM tenants")
+        .fetch_one(db.reader())
+        .await?)
+}
+
+/// Issues a new API key for `tenant_id`.
+pub async fn create_key(
+    db: &Db,
+    tenant_id: &str,
+    name: Option<&str>,
+) -> Result<IssuedKey, StoreError> {
+    let mut tx = db.begin().await?;
+    let key = insert_key(&mut tx, tenant_id, name).await?;
+    tx.commit().await?;
+    Ok(key)
+}
+
+async fn insert_key(
+    conn: &mut sqlx::AnyConnection,
+    tenant_id: &str,
+    name: Option<&str>,
+) -> Result<IssuedKey, StoreError> {
+    let key = IssuedKey {
+        id: new_id("key_"),
+        secret: new_secret("omk_"),
+    };
+    sqlx::query(
+        "INSERT INTO api_keys (id, tenant_id, name, key_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&key.id)
+    .bind(tenant_id)
+    .bind(name)
+    .bind(sha256_hex(&key.secret))
+    .bind(now_ms())
+    .execute(conn)
+    .await?;
+    Ok(key)
+}
+
+/// Revokes a key; `false` if there is no such key or it was already revoked.
+pub async fn revoke_key(db: &Db, key_id: &str) -> Result<bool, StoreError> {
+    let mut tx = db.begin().await?;
+    let done =
+        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now_ms())
+            .bind(key_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    tx.commit().await?;
+    Ok(done == 1)
+}
+
+/// Id of the tenant `serve` creates on an empty database.
+pub const BOOTSTRAP_TENANT: &str = "ten_default";
+
+/// On a database with no tenant, creates one with a first key; `None` otherwise. Several
+/// processes starting together on one empty database create exactly one: the fixed id makes
+/// every insert but the first a no-op.
+pub async fn bootstrap(db: &Db) -> Result<Option<(String, IssuedKey)>, StoreError> {
+    if tenant_count(db).await? > 0 {
+        return Ok(None);
+    }
+    let mut tx = db.begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO tenants (id, name, created_at)
+         SELECT $1, 'default', $2 WHERE NOT EXISTS (SELECT 1 FROM tenants)
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(BOOTSTRAP_TENANT)
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Ok(None);
+    }
+    let key = insert_key(&mut tx, BOOTSTRAP_TENANT, Some("bootstrap")).await?;
+    tx.commit().await?;
+    Ok(Some((BOOTSTRAP_TENANT.to_owned(), key)))
+}

@@ -1,0 +1,218 @@
+//! The `omnirail` command line: `serve`, `migrate`, `tenant create`, `key create|revoke`.
+//!
+//! Logs go to stderr; stdout carries only what a script reads (a new tenant id, a new key).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+
+use crate::auth;
+use crate::config::{Config, LogFormat, Overrides};
+use crate::store::Db;
+
+#[derive(Debug, Parser)]
+#[command(name = "omnirail", version, about = "Omnichannel engagement engine")]
+pub struct Cli {
+    /// TOML configuration file (read after defaults, before OMNIRAIL_* variables and flags).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// sqlite://FILE or postgres://USER@HOST/DB (default sqlite://omnirail.db).
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+    /// Log as human-readable text or as JSON lines.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the API and its background workers.
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Bring the database schema up to date.
+    Migrate,
+    /// Manage tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Manage API keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantCommand {
+    /// Create a tenant; prints its id on the last line.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Issue an API key; prints it, once, on the last line.
+    Create {
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Revoke an API key by its id (`key_...`).
+    Revoke { key_id: String },
+}
+
+/// Parses the command line and runs the command.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let listen = match &cli.command {
+        Command::Serve { listen } => listen.clone(),
+        _ => None,
+    };
+    let overrides = Overrides {
+        listen,
+        database_url: cli.database_url.clone(),
+        log_format: cli.log_format,
+    };
+    let config = match Config::load(cli.config.as_deref(), &overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("omnirail: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("omnirail: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(execute(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("omnirail: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn execute(command: Command, config: Config) -> Result<(), String> {
+    let db = Db::open(&config)
+        .await
+        .map_err(|e| format!("cannot open the database {}: {e}", config.database_url))?;
+    match command {
+        Command::Serve { .. } => serve(db, config).await,
+        Command::Migrate => {
+            println!("database schema is up to date");
+            Ok(())
+        }
+        Command::Tenant {
+            command: TenantCommand::Create { name },
+        } => {
+            let name = name.trim();
+            if name.is_empty() || name.chars().count() > 200 {
+                return Err("tenant name must be 1 to 200 characters".into());
+            }
+            let id = auth::create_tenant(&db, name)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{id}");
+            Ok(())
+        }
+        Command::Key {
+            command: KeyCommand::Create { tenant, name },
+        } => {
+            if !auth::tenant_exists(&db, &tenant)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                return Err(format!("no tenant {tenant}"));
+            }
+            let key = auth::create_key(&db, &tenant, name.as_deref())
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("key id {} (use it to revoke); the key, shown once:", key.id);
+            println!("{}", key.secret);
+            Ok(())
+        }
+        Command::Key {
+            command: KeyCommand::Revoke { key_id },
+        } => {
+            if auth::revoke_key(&db, &key_id)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                println!("revoked {key_id}");
+                Ok(())
+            } else {
+                Err(format!("no active key {key_id}"))
+            }
+        }
+    }
+}
+
+async fn serve(db: Db, config: Config) -> Result<(), String> {
+    if let Some((tenant, key)) = auth::bootstrap(&db).await.map_err(|e| e.to_string())? {
+        println!("Created tenant {tenant} with its first API key (shown once; keep it):");
+        println!("{}", key.secret);
+    }
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(%addr, database = %config.database_url, "omnirail listening");
+    crate::serve(db.clone(), config, listener, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    db.close().await;
+    tracing::info!("omnirail stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,186 @@
+//! Configuration: defaults, then the TOML file given with `--config`, then `OMNIRAIL_*`
+//! environment variables, then command-line flags. Secrets never reach logs or `Debug`.
+
+use std::fmt;
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Everything `serve` and the admin commands read.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server binds.
+    pub listen: String,
+    /// `sqlite://FILE` or `postgres://...`.
+    pub database_url: DatabaseUrl,
+    /// Most connections one process opens to the database.
+    pub db_max_connections: u32,
+    /// Seconds a request waits for a database connection before answering 503 `overloaded`.
+    pub db_acquire_timeout_secs: u64,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `omnirail=debug,info`.
+    pub log_level: String,
+    /// Largest request body accepted, in bytes; larger is 413.
+    pub max_body_bytes: usize,
+    /// How long an `Idempotency-Key` and its first answer are kept, in hours (at least 24).
+    pub idempotency_ttl_hours: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            database_url: DatabaseUrl("sqlite://omnirail.db".into()),
+            db_max_connections: 16,
+            db_acquire_timeout_secs: 5,
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            max_body_bytes: 1024 * 1024,
+            idempotency_ttl_hours: 24,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Values given on the command line; only those present override the other sources.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+impl Config {
+    /// Layers the sources in order; a later source wins.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, String> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(format!("config file {} does not exist", path.display()));
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        fig = fig
+            .merge(Env::prefixed("OMNIRAIL_").ignore(&["test_database_url"]))
+            .merge(Serialized::defaults(overrides));
+        let config: Config = fig.extract().map_err(|e| e.to_string())?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.idempotency_ttl_hours < 24 {
+            return Err("idempotency_ttl_hours must be at least 24".into());
+        }
+        if self.db_max_connections < 2 {
+            return Err("db_max_connections must be at least 2".into());
+        }
+        if self.max_body_bytes == 0 {
+            return Err("max_body_bytes must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// A database URL whose password is hidden from `Debug` and `Display`.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct DatabaseUrl(pub String);
+
+impl DatabaseUrl {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with any password replaced by `***`, fit for logs.
+    pub fn redacted(&self) -> String {
+        let url = &self.0;
+        let Some(scheme_end) = url.find("://") else {
+            return url.clone();
+        };
+        let rest = &url[scheme_end + 3..];
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        match (authority.rfind('@'), authority.find(':')) {
+            (Some(at), Some(colon)) if colon < at => format!(
+                "{}{}:***{}",
+                &url[..scheme_end + 3],
+                &authority[..colon],
+                &rest[at..]
+            ),
+            _ => url.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_never_shows_in_debug() {
+        let url = DatabaseUrl("postgres://app:s3cret@db:5432/omni".into());
+        assert_eq!(format!("{url:?}"), "\"postgres://app:***@db:5432/omni\"");
+        let config = Config {
+            database_url: url,
+            ..Config::default()
+        };
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn url_without_password_is_unchanged() {
+        let url = DatabaseUrl("postgres://postgres@127.0.0.1/x".into());
+        assert_eq!(url.redacted(), "postgres://postgres@127.0.0.1/x");
+        assert_eq!(
+            DatabaseUrl("sqlite://a.db".into()).redacted(),
+            "sqlite://a.db"
+        );
+    }
+
+    #[test]
+    fn flags_override_environment_which_overrides_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "omni.toml",
+                "listen = \"0.0.0.0:1\"\nlog_level = \"debug\"\nmax_body_bytes = 10",
+            )?;
+            jail.set_env("OMNIRAIL_LISTEN", "0.0.0.0:2");
+            let overrides = Overrides {
+                database_url: Some("sqlite://x.db".into()),
+                ..Overrides::default()
+            };
+            let c = Config::load(Some(Path::new("omni.toml")), &overrides).unwrap();
+            assert_eq!(c.listen, "0.0.0.0:2");
+            assert_eq!(c.log_level, "debug");
+            assert_eq!(c.max_body_bytes, 10);
+            assert_eq!(c.database_url.expose(), "sqlite://x.db");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,115 @@
+//! The event spine: every state change records one event in the caller's transaction.
+//!
+//! [`record`] writes the event row and one row per entity it concerns (the journey, the
+//! customer, ...), so the timeline can be read per entity through an index. It takes the
+//! caller's open transaction: the event commits with the change or not at all. The webhook
+//! outbox rows for the event belong in this same function, so that no caller can record a
+//! change without its messages.
+
+use serde_json::Value;
+use sqlx::AnyConnection;
+
+use crate::error::StoreError;
+use crate::ids::new_id;
+use crate::store::now_ms;
+
+/// What concerns an event: `("journey", "jrn_...")`, `("customer", "ent_...")`.
+pub type EntityRef<'a> = (&'static str, &'a str);
+
+/// A state change to record.
+#[derive(Debug)]
+pub struct NewEvent<'a> {
+    pub tenant_id: &'a str,
+    /// Webhook name, `omni.journey.created`; the timeline shows it without `omni.`.
+    pub event_type: &'static str,
+    pub actor_id: Option<&'a str>,
+    pub channel: Option<&'a str>,
+    /// A human sentence: "Journey advanced: KYC Verification passed".
+    pub summary: String,
+    /// Small facts for the timeline: ids, step, outcome.
+    pub metadata: Value,
+    /// The changed object as the API shows it; the body of the webhook message.
+    pub payload: Value,
+    pub entities: Vec<EntityRef<'a>>,
+}
+
+/// The recorded event's identity.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub id: String,
+    pub seq: i64,
+    pub occurred_at: i64,
+}
+
+/// Records `event` inside the caller's transaction.
+pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<Recorded, StoreError> {
+    let id = new_id("evt_");
+    let occurred_at = now_ms();
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO events (id, tenant_id, event_type, occurred_at, actor_id, channel, summary,
+                             metadata, payload)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         RETURNING seq",
+    )
+    .bind(&id)
+    .bind(event.tenant_id)
+    .bind(event.event_type)
+    .bind(occurred_at)
+    .bind(event.actor_id)
+    .bind(event.channel)
+    .bind(&event.summary)
+    .bind(event.metadata.to_string())
+    .bind(event.payload.to_string())
+    .fetch_one(&mut *conn)
+    .await?;
+    for (entity_type, entity_id) in &event.entities {
+        sqlx::query(
+            "INSERT INTO event_entities (tenant_id, entity_type, entity_id, event_seq, occurred_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(event.tenant_id)
+        .bind(*entity_type)
+        .bind(*entity_id)
+        .bind(seq)
+        .bind(occurred_at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(Recorded {
+        id,
+        seq,
+        occurred_at,
+    })
+}
+
+/// A stored event, as tests and later readers (timeline, webhooks) see it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredEvent {
+    pub id: String,
+    pub event_type: String,
+    pub occurred_at: i64,
+    pub actor_id: Option<String>,
+    pub channel: Option<String>,
+    pub summary: String,
+    pub metadata: String,
+}
+
+/// Events concerning one entity, oldest first.
+pub async fn for_entity(
+    pool: &sqlx::AnyPool,
+    tenant_id: &str,
+    entity_type: &str,
+    entity_id: &str,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT e.id, e.event_type, e.occurred_at, e.actor_id, e.channel, e.summary, e.metadata
+         FROM event_entities x JOIN events e ON e.seq = x.event_seq
+         WHERE x.tenant_id = $1 AND x.entity_type = $2 AND x.entity_id = $3
+         ORDER BY x.event_seq",
+    )
+    .bind(tenant_id)
+    .bind(entity_type)
+    .bind(entity_id)
+    .fetch_all(pool)
+    .await?)
+}

@@ -1,0 +1,207 @@
+//! `Idempotency-Key` on POST and PATCH.
+//!
+//! The middleware looks the key up before the handler runs: the same key with the same
+//! method, path and body replays the first answer (`Idempotent-Replayed: true`); the same key
+//! with anything else is 422 `idempotency_key_reused`. Otherwise the handler runs and
+//! [`Idem::commit`] stores its answer in the same transaction as the change it made, so a
+//! change and its idempotency record commit together or not at all. Two concurrent requests
+//! with one key collide on the record's primary key: the loser rolls back and replays the
+//! winner's answer.
+//!
+//! Only successful answers are recorded. A request that failed changed nothing, so its retry
+//! simply runs again. Keys are kept `idempotency_ttl_hours` (default 24 h) and then purged.
+
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+use crate::api::payload_too_large;
+use crate::auth::Tenant;
+use crate::error::{ApiError, ApiResult};
+use crate::store::{Db, Tx, now_ms};
+
+pub const HEADER: &str = "idempotency-key";
+const REPLAYED: &str = "idempotent-replayed";
+
+/// The key of the request being handled, set by [`middleware`].
+#[derive(Clone, Debug)]
+pub struct IdempotencyKey {
+    tenant_id: String,
+    key: String,
+    request_hash: String,
+    /// Records older than this (ms) are expired and may be replaced.
+    cutoff: i64,
+}
+
+/// Middleware for authenticated routes (after auth, which supplies the tenant).
+pub async fn middleware(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> ApiResult<Response> {
+    if !matches!(*req.method(), Method::POST | Method::PATCH) {
+        return Ok(next.run(req).await);
+    }
+    let Some(raw) = req.headers().get(HEADER) else {
+        return Ok(next.run(req).await);
+    };
+    let key = raw
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+            )
+        })?
+        .to_owned();
+    let Some(tenant) = req.extensions().get::<Tenant>().cloned() else {
+        return Ok(next.run(req).await);
+    };
+    let (mut parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, state.config.max_body_bytes)
+        .await
+        .map_err(|_| payload_too_large())?;
+    let mut hasher = Sha256::new();
+    hasher.update(parts.method.as_str());
+    hasher.update(b"\n");
+    hasher.update(parts.uri.path_and_query().map_or("", |p| p.as_str()));
+    hasher.update(b"\n");
+    hasher.update(&bytes);
+    let ttl_ms = i64::try_from(state.config.idempotency_ttl_hours).unwrap_or(i64::MAX / 3_600_000)
+        * 3_600_000;
+    let idem = IdempotencyKey {
+        tenant_id: tenant.id,
+        key,
+        request_hash: hex::encode(hasher.finalize()),
+        cutoff: now_ms() - ttl_ms,
+    };
+    if let Some(answer) = stored_answer(&state.db, &idem).await? {
+        return Ok(answer);
+    }
+    parts.extensions.insert(idem);
+    Ok(next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await)
+}
+
+/// The first answer for this key, or 422 if the key was used for another request.
+async fn stored_answer(db: &Db, idem: &IdempotencyKey) -> ApiResult<Option<Response>> {
+    let row: Option<(String, i64, String)> = sqlx::query_as(
+        "SELECT request_hash, status_code, response_body FROM idempotency_keys
+         WHERE tenant_id = $1 AND idem_key = $2 AND created_at >= $3",
+    )
+    .bind(&idem.tenant_id)
+    .bind(&idem.key)
+    .bind(idem.cutoff)
+    .fetch_optional(db.reader())
+    .await?;
+    let Some((hash, status, body)) = row else {
+        return Ok(None);
+    };
+    if hash != idem.request_hash {
+        return Err(ApiError::unprocessable(
+            "idempotency_key_reused",
+            "This Idempotency-Key was already used for a different request",
+        ));
+    }
+    let status = u16::try_from(status)
+        .ok()
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
+    let mut res = (status, body).into_response();
+    let headers = res.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(REPLAYED, HeaderValue::from_static("true"));
+    Ok(Some(res))
+}
+
+/// The request's idempotency key, if it carried one.
+#[derive(Debug, Default)]
+pub struct Idem(Option<IdempotencyKey>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Idem {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Idem(parts.extensions.get::<IdempotencyKey>().cloned()))
+    }
+}
+
+impl Idem {
+    /// Records the answer under the key (if any), commits `tx`, and returns the answer.
+    pub async fn commit<T: Serialize>(
+        self,
+        db: &Db,
+        mut tx: Tx,
+        status: StatusCode,
+        body: &T,
+    ) -> ApiResult<Response> {
+        let bytes = serde_json::to_vec(body).map_err(|e| {
+            tracing::error!(error = %e, "response did not serialize");
+            ApiError::internal()
+        })?;
+        if let Some(idem) = &self.0 {
+            let text = String::from_utf8_lossy(&bytes);
+            let stored = sqlx::query(
+                "INSERT INTO idempotency_keys
+                     (tenant_id, idem_key, request_hash, status_code, response_body, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (tenant_id, idem_key) DO UPDATE SET
+                     request_hash = excluded.request_hash, status_code = excluded.status_code,
+                     response_body = excluded.response_body, created_at = excluded.created_at
+                 WHERE idempotency_keys.created_at < $7",
+            )
+            .bind(&idem.tenant_id)
+            .bind(&idem.key)
+            .bind(&idem.request_hash)
+            .bind(i64::from(status.as_u16()))
+            .bind(text.as_ref())
+            .bind(now_ms())
+            .bind(idem.cutoff)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if stored == 0 {
+                // A concurrent request with this key committed first: undo ours, answer theirs.
+                tx.rollback().await?;
+                return stored_answer(db, idem).await?.ok_or_else(|| {
+                    ApiError::conflict(
+                        "idempotency_conflict",
+                        "A request with this Idempotency-Key is in progress",
+                    )
+                });
+            }
+        }
+        tx.commit().await?;
+        let mut res = (status, bytes).into_response();
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        Ok(res)
+    }
+}
+
+/// Deletes records older than the retention; returns how many.
+pub async fn purge_expired(db: &Db, ttl_hours: u64) -> Result<u64, sqlx::Error> {
+    let cutoff = now_ms() - i64::try_from(ttl_hours).unwrap_or(i64::MAX / 3_600_000) * 3_600_000;
+    let mut tx = db.begin().await?;
+    let n = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    Ok(n)
+}

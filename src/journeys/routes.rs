@@ -1,0 +1,869 @@
+//! `/api/v1/omni/journeys`: create, list, read, and the lifecycle actions.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::model::{
+    self, AssigneeType, JourneyStatus, Priority, Progress, Refusal, StepDef, StepOutcome,
+    StepStatus, StepType, TemplateStatus, check_text, is_slug,
+};
+use super::store::{self, HistoryRow, JourneyFilter, JourneyRow};
+use crate::AppState;
+use crate::api::{ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, json, parse_filter};
+use crate::auth::Tenant;
+use crate::channel::Channel;
+use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
+use crate::events::{self, NewEvent};
+use crate::idempotency::Idem;
+use crate::ids::{is_external_id, new_id};
+use crate::store::{Tx, now_ms};
+use crate::time::{parse_rfc3339, to_rfc3339};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_journey, list_journeys))
+        .routes(routes!(get_journey))
+        .routes(routes!(advance_journey))
+        .routes(routes!(assign_journey))
+        .routes(routes!(complete_journey))
+        .routes(routes!(cancel_journey))
+}
+
+/// Body of `POST /journeys` (seed 001).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateJourney {
+    /// An `active` template.
+    #[schema(example = "tmpl_onboarding_sme")]
+    pub template_id: String,
+    /// The tenant's own customer id.
+    #[schema(example = "ent_customer_456")]
+    pub customer_id: String,
+    /// Channel the journey starts on; default `web`. Either case is accepted.
+    pub channel: Option<Channel>,
+    /// Free-form facts about the journey (product, amounts, ...). A JSON object.
+    #[schema(value_type = Option<Object>)]
+    pub context: Option<Value>,
+    #[schema(example = "usr_rm_001")]
+    pub assignee_id: Option<String>,
+    /// Default `normal`.
+    pub priority: Option<Priority>,
+    /// RFC 3339.
+    #[schema(example = "2024-01-25T17:00:00Z")]
+    pub due_at: Option<String>,
+    /// Who created it (recorded as the event's actor).
+    pub created_by: Option<String>,
+}
+
+/// Body of `POST /journeys/{id}/advance`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdvanceJourney {
+    /// Must be the journey's current step; any other is 409 `step_not_current`.
+    #[schema(example = "step_kyc")]
+    pub completed_step_id: String,
+    /// Default `passed`. `skipped` only on optional steps; `failed` keeps the step current.
+    pub step_outcome: Option<StepOutcome>,
+    #[schema(value_type = Option<Object>)]
+    pub step_data: Option<Value>,
+    pub advanced_by: Option<String>,
+}
+
+/// Body of `POST /journeys/{id}/assign`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignJourney {
+    #[schema(example = "usr_rm_002")]
+    pub assignee_id: String,
+    /// Default `user`.
+    pub assignee_type: Option<AssigneeType>,
+    pub reason: Option<String>,
+    /// Recorded on the event; notifications act on it.
+    #[serde(default)]
+    pub notify_assignee: bool,
+    /// Who made the assignment (recorded as the event's actor).
+    pub assigned_by: Option<String>,
+}
+
+/// Body of `POST /journeys/{id}/complete`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CompleteJourney {
+    pub completion_notes: Option<String>,
+    pub completed_by: Option<String>,
+    /// Default `success`; a word of `[a-z0-9_]`.
+    #[schema(example = "success")]
+    pub outcome: Option<String>,
+}
+
+/// Body of `POST /journeys/{id}/cancel`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelJourney {
+    pub cancellation_reason: Option<String>,
+    pub cancelled_by: Option<String>,
+}
+
+/// The step a journey waits on.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CurrentStep {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: StepType,
+    /// `pending`, or `failed` after a failed attempt.
+    pub status: StepStatus,
+}
+
+/// One recorded attempt at a step.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepAttempt {
+    pub outcome: StepOutcome,
+    #[schema(value_type = Object)]
+    pub data: Value,
+    pub actor_id: Option<String>,
+    pub at: String,
+}
+
+/// A step of the journey with its history.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JourneyStep {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: StepType,
+    pub order: i64,
+    pub required: bool,
+    pub status: StepStatus,
+    pub history: Vec<StepAttempt>,
+}
+
+/// A journey (seed 001's fields, plus `templateVersion`, `assigneeType` and, on single
+/// journeys, `context`; `steps` with their history on `GET /journeys/{id}`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JourneyView {
+    pub id: String,
+    pub status: JourneyStatus,
+    pub template_id: String,
+    pub template_version: i64,
+    pub customer_id: String,
+    pub channel: Channel,
+    /// Index of the current step in run order; equals `totalSteps` when every step is done.
+    pub current_step_index: i64,
+    /// `null` when every step is done.
+    pub current_step: Option<CurrentStep>,
+    pub total_steps: i64,
+    /// Steps passed or skipped.
+    pub completed_steps: i64,
+    pub assignee_id: Option<String>,
+    pub assignee_type: Option<AssigneeType>,
+    pub priority: Priority,
+    pub due_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completion_notes: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancellation_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub context: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Vec<JourneyStep>>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A journey row with the steps of its template version.
+struct Loaded {
+    row: JourneyRow,
+    steps: Vec<StepDef>,
+}
+
+impl Loaded {
+    fn status(&self) -> JourneyStatus {
+        JourneyStatus::parse(&self.row.status).unwrap_or(JourneyStatus::Created)
+    }
+
+    fn progress(&self) -> Progress {
+        Progress {
+            status: self.status(),
+            current: usize::try_from(self.row.current_step_index).unwrap_or(0),
+            current_failed: self.row.current_step_status == StepStatus::Failed.as_str(),
+        }
+    }
+
+    fn view(&self, with_context: bool) -> JourneyView {
+        let r = &self.row;
+        let p = self.progress();
+        let status = p.status;
+        let notes = r.notes.clone();
+        JourneyView {
+            id: r.id.clone(),
+            status,
+            template_id: r.template_id.clone(),
+            template_version: r.template_version,
+            customer_id: r.customer_id.clone(),
+            channel: r.channel.parse().unwrap_or(Channel::Web),
+            current_step_index: r.current_step_index,
+            current_step: self.steps.get(p.current).map(|s| CurrentStep {
+                id: s.id.clone(),
+                name: s.name.clone(),
+                kind: s.kind,
+                status: if p.current_failed {
+                    StepStatus::Failed
+                } else {
+                    StepStatus::Pending
+                },
+            }),
+            total_steps: r.total_steps,
+            completed_steps: r.completed_steps,
+            assignee_id: r.assignee_id.clone(),
+            assignee_type: r.assignee_type.as_deref().and_then(AssigneeType::parse),
+            priority: Priority::parse(&r.priority).unwrap_or(Priority::Normal),
+            due_at: r.due_at.map(to_rfc3339),
+            outcome: r.outcome.clone(),
+            completion_notes: notes.clone().filter(|_| status == JourneyStatus::Completed),
+            cancellation_reason: notes.filter(|_| status == JourneyStatus::Cancelled),
+            context: with_context
+                .then(|| serde_json::from_str(&r.context).unwrap_or_else(|_| json!({}))),
+            steps: None,
+            created_at: to_rfc3339(r.created_at),
+            updated_at: to_rfc3339(r.updated_at),
+        }
+    }
+}
+
+async fn load(ex: &mut sqlx::AnyConnection, tenant: &str, id: &str) -> ApiResult<Loaded> {
+    let row = store::get_journey(&mut *ex, tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Journey"))?;
+    let steps =
+        store::template_version_steps(&mut *ex, tenant, &row.template_id, row.template_version)
+            .await?
+            .ok_or_else(|| {
+                tracing::error!(journey = %row.id, "journey's template version is missing");
+                ApiError::internal()
+            })?;
+    Ok(Loaded { row, steps })
+}
+
+fn refusal(r: Refusal) -> ApiError {
+    match r {
+        Refusal::InvalidTransition { action, status } => ApiError::conflict(
+            "invalid_transition",
+            format!("Cannot {action} a journey that is {}", status.as_str()),
+        )
+        .with("currentStatus", status.as_str()),
+        Refusal::StepNotCurrent {
+            current: Some(step),
+        } => ApiError::conflict(
+            "step_not_current",
+            format!("The journey's current step is {step}"),
+        )
+        .with("currentStepId", step),
+        Refusal::StepNotCurrent { current: None } => ApiError::conflict(
+            "step_not_current",
+            "Every step of this journey is done; complete it instead",
+        )
+        .with("currentStepId", Value::Null),
+        Refusal::RequiredStep { step } => ApiError::invalid_field(
+            "stepOutcome",
+            format!("step {step} is required and cannot be skipped"),
+        ),
+        Refusal::RequiredStepsPending { steps } => ApiError::conflict(
+            "required_steps_pending",
+            format!("Required steps are not done: {}", steps.join(", ")),
+        )
+        .with("pendingSteps", steps),
+    }
+}
+
+fn check_actor(errors: &mut Vec<FieldError>, field: &str, value: Option<&str>) {
+    if value.is_some_and(|v| !is_external_id(v)) {
+        errors.push(FieldError::new(
+            field,
+            "must be 1 to 128 characters of letters, digits, _ - . or :",
+        ));
+    }
+}
+
+fn check_object(errors: &mut Vec<FieldError>, field: &str, value: Option<&Value>) {
+    if value.is_some_and(|v| !v.is_object()) {
+        errors.push(FieldError::new(field, "must be a JSON object"));
+    }
+}
+
+fn reject(errors: Vec<FieldError>) -> ApiResult<()> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::validation(errors))
+    }
+}
+
+/// Records the journey event and commits with the answer.
+async fn finish(
+    app: &AppState,
+    mut tx: Tx,
+    idem: Idem,
+    tenant: &Tenant,
+    loaded: &Loaded,
+    event: (&'static str, Option<&str>, String, Value),
+    status: StatusCode,
+) -> ApiResult<Response> {
+    let (event_type, actor, summary, mut metadata) = event;
+    let view = loaded.view(true);
+    if let Value::Object(m) = &mut metadata {
+        m.insert("journeyId".into(), json!(loaded.row.id));
+        m.insert("customerId".into(), json!(loaded.row.customer_id));
+    }
+    events::record(
+        &mut tx,
+        NewEvent {
+            tenant_id: &tenant.id,
+            event_type,
+            actor_id: actor,
+            channel: Some(&loaded.row.channel),
+            summary,
+            metadata,
+            payload: serde_json::to_value(&view).unwrap_or_default(),
+            entities: vec![
+                ("journey", &loaded.row.id),
+                ("customer", &loaded.row.customer_id),
+            ],
+        },
+    )
+    .await?;
+    idem.commit(&app.db, tx, status, &Data { data: view }).await
+}
+
+/// Create a journey from an active template.
+#[utoipa::path(
+    post, path = "/journeys", tag = "Journeys",
+    request_body = CreateJourney,
+    responses(
+        (status = 201, description = "Journey created", body = Data<JourneyView>),
+        (status = 422, description = "Invalid fields (`validation_failed`); unknown template (`unknown_template`); template not active (`template_not_active`)", body = ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
+async fn create_journey(
+    State(app): State<AppState>,
+    tenant: Tenant,
+    idem: Idem,
+    ApiJson(body): ApiJson<CreateJourney>,
+) -> ApiResult<Response> {
+    let mut errors = Vec::new();
+    if body.template_id.is_empty() || body.template_id.len() > 128 {
+        errors.push(FieldError::new("templateId", "must be a template id"));
+    }
+    if !is_external_id(&body.customer_id) {
+        errors.push(FieldError::new(
+            "customerId",
+            "must be 1 to 128 characters of letters, digits, _ - . or :",
+        ));
+    }
+    check_actor(&mut errors, "assigneeId", body.assignee_id.as_deref());
+    check_actor(&mut errors, "createdBy", body.created_by.as_deref());
+    check_object(&mut errors, "context", body.context.as_ref());
+    let due_at = match body.due_at.as_deref() {
+        None => None,
+        Some(s) => {
+            let parsed = parse_rfc3339(s);
+            if parsed.is_none() {
+                errors.push(FieldError::new(
+                    "dueAt",
+                    "must be an RFC 3339 date-time, e.g. 2024-01-25T17:00:00Z",
+                ));
+            }
+            parsed
+        }
+    };
+    reject(errors)?;
+
+    let mut tx = app.db.begin().await?;
+    let template = store::get_template(&mut *tx, &tenant.id, &body.template_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::unprocessable(
+                "unknown_template",
+                format!("Template {} does not exist", body.template_id),
+            )
+            .with("field", "templateId")
+        })?;
+    if template.status != TemplateStatus::Active.as_str() {
+        return Err(ApiError::unprocessable(
+            "template_not_active",
+            format!(
+                "Template {} is {}; only active templates start journeys",
+                template.id, template.status
+            ),
+        )
+        .with("field", "templateId"));
+    }
+    let steps = template.step_defs()?;
+    let now = now_ms();
+    let row = JourneyRow {
+        id: new_id("jrn_"),
+        template_id: template.id.clone(),
+        template_version: template.version,
+        customer_id: body.customer_id,
+        channel: body.channel.unwrap_or(Channel::Web).as_lower().to_owned(),
+        status: JourneyStatus::Created.as_str().to_owned(),
+        current_step_index: 0,
+        current_step_status: StepStatus::Pending.as_str().to_owned(),
+        completed_steps: 0,
+        total_steps: steps.len() as i64,
+        assignee_type: body
+            .assignee_id
+            .as_ref()
+            .map(|_| AssigneeType::User.as_str().to_owned()),
+        assignee_id: body.assignee_id,
+        priority: body
+            .priority
+            .unwrap_or(Priority::Normal)
+            .as_str()
+            .to_owned(),
+        due_at,
+        context: body
+            .context
+            .unwrap_or_else(|| Value::Object(Map::new()))
+            .to_string(),
+        outcome: None,
+        notes: None,
+        row_version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    store::insert_journey(&mut tx, &tenant.id, &row).await?;
+    let summary = format!("{} journey created", template.name);
+    let metadata = json!({ "templateId": template.id, "templateVersion": template.version });
+    let loaded = Loaded { row, steps };
+    let actor = body.created_by.clone();
+    finish(
+        &app,
+        tx,
+        idem,
+        &tenant,
+        &loaded,
+        ("omni.journey.created", actor.as_deref(), summary, metadata),
+        StatusCode::CREATED,
+    )
+    .await
+}
+
+/// Query of `GET /journeys`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct JourneyQuery {
+    #[param(value_type = Option<JourneyStatus>)]
+    status: Option<String>,
+    template_id: Option<String>,
+    customer_id: Option<String>,
+    assignee_id: Option<String>,
+    /// Page number, from 1.
+    #[param(value_type = Option<u32>, minimum = 1)]
+    page: Option<String>,
+    /// Items per page (default 20, max 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    per_page: Option<String>,
+}
+
+/// List the tenant's journeys, newest first.
+#[utoipa::path(
+    get, path = "/journeys", tag = "Journeys",
+    params(JourneyQuery),
+    responses(
+        (status = 200, description = "A page of journeys", body = Paginated<JourneyView>),
+        (status = 422, description = "Unknown `status`, or `page`/`perPage` out of range (`invalid_query_parameter`)", body = ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
+async fn list_journeys(
+    State(app): State<AppState>,
+    tenant: Tenant,
+    ApiQuery(q): ApiQuery<JourneyQuery>,
+) -> ApiResult<Response> {
+    let page = PageRequest::parse(q.page.as_deref(), q.per_page.as_deref(), 20, 100)?;
+    let status: Option<JourneyStatus> = parse_filter("status", q.status.as_deref())?;
+    let filter = JourneyFilter {
+        status: status.map(JourneyStatus::as_str),
+        template_id: q.template_id,
+        customer_id: q.customer_id,
+        assignee_id: q.assignee_id,
+    };
+    let (rows, total) = store::list_journeys(
+        app.db.reader(),
+        &tenant.id,
+        &filter,
+        page.limit(),
+        page.offset(),
+    )
+    .await?;
+    let mut data = Vec::with_capacity(rows.len());
+    let mut versions: Vec<((String, i64), Vec<StepDef>)> = Vec::new();
+    for row in rows {
+        let key = (row.template_id.clone(), row.template_version);
+        let steps = match versions.iter().find(|(k, _)| *k == key) {
+            Some((_, s)) => s.clone(),
+            None => {
+                let s = store::template_version_steps(app.db.reader(), &tenant.id, &key.0, key.1)
+                    .await?
+                    .unwrap_or_default();
+                versions.push((key, s.clone()));
+                s
+            }
+        };
+        data.push(Loaded { row, steps }.view(false));
+    }
+    Ok(json(
+        StatusCode::OK,
+        &Paginated {
+            data,
+            pagination: page.with_total(total),
+        },
+    ))
+}
+
+/// Get a journey with its context and each step's history.
+#[utoipa::path(
+    get, path = "/journeys/{id}", tag = "Journeys",
+    params(("id" = String, Path, description = "Journey id")),
+    responses(
+        (status = 200, description = "The journey", body = Data<JourneyView>),
+        (status = 404, description = "No such journey in this tenant (`not_found`)", body = ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
+async fn get_journey(
+    State(app): State<AppState>,
+    tenant: Tenant,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Response> {
+    let mut conn = app.db.reader().acquire().await?;
+    let loaded = load(&mut conn, &tenant.id, &id).await?;
+    drop(conn);
+    let history = store::history(app.db.reader(), &loaded.row.id).await?;
+    let mut view = loaded.view(true);
+    view.steps = Some(steps_with_history(&loaded.steps, &history));
+    Ok(json(StatusCode::OK, &Data { data: view }))
+}
+
+fn steps_with_history(steps: &[StepDef], history: &[HistoryRow]) -> Vec<JourneyStep> {
+    let outcomes: Vec<(usize, StepOutcome)> = history
+        .iter()
+        .filter_map(|h| {
+            Some((
+                usize::try_from(h.step_index).ok()?,
+                StepOutcome::parse(&h.outcome)?,
+            ))
+        })
+        .collect();
+    let statuses = model::step_statuses(steps.len(), &outcomes);
+    steps
+        .iter()
+        .zip(statuses)
+        .enumerate()
+        .map(|(i, (s, status))| JourneyStep {
+            id: s.id.clone(),
+            name: s.name.clone(),
+            kind: s.kind,
+            order: s.order,
+            required: s.required,
+            status,
+            history: history
+                .iter()
+                .filter(|h| h.step_index == i as i64)
+                .map(|h| StepAttempt {
+                    outcome: StepOutcome::parse(&h.outcome).unwrap_or(StepOutcome::Passed),
+                    data: serde_json::from_str(&h.data).unwrap_or_else(|_| json!({})),
+                    actor_id: h.actor_id.clone(),
+                    at: to_rfc3339(h.occurred_at),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// Writes the changed journey or answers 409 if a concurrent request changed it first.
+async fn save(tx: &mut Tx, tenant: &Tenant, loaded: &mut Loaded) -> ApiResult<()> {
+    loaded.row.row_version += 1;
+    loaded.row.updated_at = now_ms();
+    if store::update_journey(tx, &tenant.id, &loaded.row).await? {
+        Ok(())
+    } else {
+        Err(ApiError::conflict(
+            "concurrent_update",
+            "The journey was changed by another request; read it again",
+        ))
+    }
+}
+
+/// Advance the journey past its current step.
+#[utoipa::path(
+    post, path = "/journeys/{id}/advance", tag = "Journeys",
+    params(("id" = String, Path, description = "Journey id")),
+    request_body = AdvanceJourney,
+    responses(
+        (status = 200, description = "The journey after the step", body = Data<JourneyView>),
+        (status = 404, description = "No such journey in this tenant (`not_found`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "Journey completed or cancelled (`invalid_transition`, with `currentStatus`); step not current (`step_not_current`, with `currentStepId`); a concurrent change (`concurrent_update`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, or `skipped` on a required step (`validation_failed`)", body = ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
+async fn advance_journey(
+    State(app): State<AppState>,
+    tenant: Tenant,
+    idem: Idem,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<AdvanceJourney>,
+) -> ApiResult<Response> {
+    let mut errors = Vec::new();
+    check_text(
+        &mut errors,
+        "completedStepId",
+        &body.completed_step_id,
+        64,
+        true,
+    );
+    check_actor(&mut errors, "advancedBy", body.advanced_by.as_deref());
+    check_object(&mut errors, "stepData", body.step_data.as_ref());
+    reject(errors)?;
+    let outcome = body.step_outcome.unwrap_or(StepOutcome::Passed);
+
+    let mut tx = app.db.begin().await?;
+    let mut loaded = load(&mut tx, &tenant.id, &id).await?;
+    let next = model::advance(
+        loaded.progress(),
+        &loaded.steps,
+        &body.completed_step_id,
+        outcome,
+    )
+    .map_err(refusal)?;
+    let step = loaded.steps[next.step_index].clone();
+    let r = &mut loaded.row;
+    r.status = next.progress.status.as_str().to_owned();
+    r.current_step_index = next.progress.current as i64;
+    r.current_step_status = if next.progress.current_failed {
+        StepStatus::Failed
+    } else {
+        StepStatus::Pending
+    }
+    .as_str()
+    .to_owned();
+    if outcome != StepOutcome::Failed {
+        r.completed_steps += 1;
+    }
+    save(&mut tx, &tenant, &mut loaded).await?;
+    let history = HistoryRow {
+        seq: loaded.row.row_version,
+        step_id: step.id.clone(),
+        step_index: next.step_index as i64,
+        outcome: outcome.as_str().to_owned(),
+        data: body.step_data.unwrap_or_else(|| json!({})).to_string(),
+        actor_id: body.advanced_by.clone(),
+        occurred_at: loaded.row.updated_at,
+    };
+    store::insert_history(&mut tx, &loaded.row.id, &history).await?;
+    let summary = match outcome {
+        StepOutcome::Passed => format!("Journey advanced: {} completed", step.name),
+        StepOutcome::Skipped => format!("Journey advanced: {} skipped", step.name),
+        StepOutcome::Failed => format!("Journey step failed: {}", step.name),
+    };
+    let next_step = loaded
+        .steps
+        .get(next.progress.current)
+        .map(|s| s.id.clone());
+    let metadata =
+        json!({ "stepId": step.id, "outcome": outcome.as_str(), "nextStepId": next_step });
+    let actor = body.advanced_by.as_deref();
+    finish(
+        &app,
+        tx,
+        idem,
+        &tenant,
+        &loaded,
+        ("omni.journey.advanced", actor, summary, metadata),
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// Assign or reassign the journey to a user or a team.
+#[utoipa::path(
+    post, path = "/journeys/{id}/assign", tag = "Journeys",
+    params(("id" = String, Path, description = "Journey id")),
+    request_body = AssignJourney,
+    responses(
+        (status = 200, description = "The journey after assignment", body = Data<JourneyView>),
+        (status = 404, description = "No such journey in this tenant (`not_found`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "Journey completed or cancelled (`invalid_transition`, with `currentStatus`); a concurrent change (`concurrent_update`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`)", body = ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
+async fn assign_journey(
+    State(app): State<AppState>,
+    tenant: Tenant,
+    idem: Idem,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<AssignJourney>,
+) -> ApiResult<Response> {
+    let mut errors = Vec::new();
+    if !is_external_id(&body.assignee_id) {
+        errors.push(FieldError::new(
+            "assigneeId",
+            "must be 1 to 128 characters of letters, digits, _ - . or :",
+        ));
+    }
+    check_actor(&mut errors, "assignedBy", body.assigned_by.as_deref());
+    if let Some(reason) = &body.reason {
+        check_text(&mut errors, "reason", reason, 1000, false);
+    }
+    reject(errors)?;
+    let assignee_type = body.assignee_type.unwrap_or(AssigneeType::User);
+
+    let mut tx = app.db.begin().await?;
+    let mut loaded = load(&mut tx, &tenant.id, &id).await?;
+    let status = model::assign(loaded.status()).map_err(refusal)?;
+    let previous = loaded.row.assignee_id.clone();
+    loaded.row.status = status.as_str().to_owned();
+    loaded.row.assignee_id = Some(body.assignee_id.clone());
+    loaded.row.assignee_type = Some(assignee_type.as_str().to_owned());
+    save(&mut tx, &tenant, &mut loaded).await?;
+    let summary = format!(
+        "Journey assigned to {} {}",
+        assignee_type.as_str(),
+        body.assignee_id
+    );
+    let metadata = json!({
+        "assigneeId": body.assignee_id,
+        "assigneeType": assignee_type.as_str(),
+        "previousAssigneeId": previous,
+        "reason": body.reason,
+        "notifyAssignee": body.notify_assignee,
+    });
+    let actor = body.assigned_by.as_deref();
+    finish(
+        &app,
+        tx,
+        idem,
+        &tenant,
+        &loaded,
+        ("omni.journey.assigned", actor, summary, metadata),
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// Complete the journey; every required step must be done.
+#[utoipa::path(
+    post, path = "/journeys/{id}/complete", tag = "Journeys",
+    params(("id" = String, Path, description = "Journey id")),
+    request_body = CompleteJourney,
+    responses(
+        (status = 200, description = "The completed journey", body = Data<JourneyView>),
+        (status = 404, description = "No such journey in this tenant (`not_found`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "Not in progress (`invalid_transition`, with `currentStatus`); required steps not done (`required_steps_pending`, with `pendingSteps`); a concurrent change (`concurrent_update`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`)", body = ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
+async fn complete_journey(
+    State(app): State<AppState>,
+    tenant: Tenant,
+    idem: Idem,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<CompleteJourney>,
+) -> ApiResult<Response> {
+    let mut errors = Vec::new();
+    if let Some(notes) = &body.completion_notes {
+        check_text(&mut errors, "completionNotes", notes, 2000, false);
+    }
+    check_actor(&mut errors, "completedBy", body.completed_by.as_deref());
+    if body.outcome.as_deref().is_some_and(|o| !is_slug(o)) {
+        errors.push(FieldError::new(
+            "outcome",
+            "must be 1 to 64 characters of a-z, 0-9 or _",
+        ));
+    }
+    reject(errors)?;
+
+    let mut tx = app.db.begin().await?;
+    let mut loaded = load(&mut tx, &tenant.id, &id).await?;
+    model::complete(loaded.progress(), &loaded.steps).map_err(refusal)?;
+    let outcome = body.outcome.unwrap_or_else(|| "success".to_owned());
+    loaded.row.status = JourneyStatus::Completed.as_str().to_owned();
+    loaded.row.outcome = Some(outcome.clone());
+    loaded.row.notes = body.completion_notes;
+    save(&mut tx, &tenant, &mut loaded).await?;
+    let summary = format!("Journey completed ({outcome})");
+    let metadata = json!({ "outcome": outcome });
+    let actor = body.completed_by.as_deref();
+    finish(
+        &app,
+        tx,
+        idem,
+        &tenant,
+        &loaded,
+        ("omni.journey.completed", actor, summary, metadata),
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// Cancel a journey that is not completed.
+#[utoipa::path(
+    post, path = "/journeys/{id}/cancel", tag = "Journeys",
+    params(("id" = String, Path, description = "Journey id")),
+    request_body = CancelJourney,
+    responses(
+        (status = 200, description = "The cancelled journey", body = Data<JourneyView>),
+        (status = 404, description = "No such journey in this tenant (`not_found`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "Already completed or cancelled (`invalid_transition`, with `currentStatus`); a concurrent change (`concurrent_update`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`)", body = ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
+async fn cancel_journey(
+    State(app): State<AppState>,
+    tenant: Tenant,
+    idem: Idem,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<CancelJourney>,
+) -> ApiResult<Response> {
+    let mut errors = Vec::new();
+    if let Some(reason) = &body.cancellation_reason {
+        check_text(&mut errors, "cancellationReason", reason, 1000, false);
+    }
+    check_actor(&mut errors, "cancelledBy", body.cancelled_by.as_deref());
+    reject(errors)?;
+
+    let mut tx = app.db.begin().await?;
+    let mut loaded = load(&mut tx, &tenant.id, &id).await?;
+    model::cancel(loaded.status()).map_err(refusal)?;
+    loaded.row.status = JourneyStatus::Cancelled.as_str().to_owned();
+    loaded.row.notes = body.cancellation_reason.clone();
+    save(&mut tx, &tenant, &mut loaded).await?;
+    let summary = match &body.cancellation_reason {
+        Some(reason) => format!("Journey cancelled: {reason}"),
+        None => "Journey cancelled".to_owned(),
+    };
+    let metadata = json!({ "reason": body.cancellation_reason });
+    let actor = body.cancelled_by.as_deref();
+    finish(
+        &app,
+        tx,
+        idem,
+        &tenant,
+        &loaded,
+        ("omni.journey.cancelled", actor, summary, metadata),
+        StatusCode::OK,
+    )
+    .await
+}

@@ -1,0 +1,414 @@
+//! SQL for templates and journeys. Every statement is scoped by tenant.
+
+use sqlx::{Any, AnyConnection, AnyPool, Executor};
+
+use super::model::StepDef;
+use crate::error::StoreError;
+
+/// A template row (its current version).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TemplateRow {
+    pub id: String,
+    pub version: i64,
+    pub name: String,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    pub status: String,
+    pub steps: String,
+    pub estimated_duration_days: Option<i64>,
+    pub sla_hours: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl TemplateRow {
+    pub fn step_defs(&self) -> Result<Vec<StepDef>, StoreError> {
+        Ok(serde_json::from_str(&self.steps)?)
+    }
+}
+
+macro_rules! template_columns {
+    () => {
+        "id, version, name, description, category, status, steps, estimated_duration_days, \
+         sla_hours, created_at, updated_at"
+    };
+}
+
+// `$n IS NULL OR col = $n` keeps one statement for every combination of filters.
+macro_rules! template_filter {
+    () => {
+        " WHERE tenant_id = $1 AND ($2 IS NULL OR category = $2) AND ($3 IS NULL OR status = $3)"
+    };
+}
+
+pub async fn insert_template(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    t: &TemplateRow,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO journey_templates (tenant_id, id, version, name, description, category, status,
+             steps, estimated_duration_days, sla_hours, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(tenant)
+    .bind(&t.id)
+    .bind(t.version)
+    .bind(&t.name)
+    .bind(&t.description)
+    .bind(&t.category)
+    .bind(&t.status)
+    .bind(&t.steps)
+    .bind(t.estimated_duration_days)
+    .bind(t.sla_hours)
+    .bind(t.created_at)
+    .bind(t.updated_at)
+    .execute(&mut *conn)
+    .await?;
+    insert_template_version(conn, tenant, t).await
+}
+
+/// Records `t`'s steps as version `t.version`.
+pub async fn insert_template_version(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    t: &TemplateRow,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO journey_template_versions (tenant_id, template_id, version, name, steps, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(tenant)
+    .bind(&t.id)
+    .bind(t.version)
+    .bind(&t.name)
+    .bind(&t.steps)
+    .bind(t.updated_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Overwrites the template if it is still at `expected_version`; `false` if it moved on.
+pub async fn update_template(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    t: &TemplateRow,
+    expected_version: i64,
+    expected_updated_at: i64,
+) -> Result<bool, StoreError> {
+    let n = sqlx::query(
+        "UPDATE journey_templates SET version = $3, name = $4, description = $5, category = $6,
+             status = $7, steps = $8, estimated_duration_days = $9, sla_hours = $10, updated_at = $11
+         WHERE tenant_id = $1 AND id = $2 AND version = $12 AND updated_at = $13",
+    )
+    .bind(tenant)
+    .bind(&t.id)
+    .bind(t.version)
+    .bind(&t.name)
+    .bind(&t.description)
+    .bind(&t.category)
+    .bind(&t.status)
+    .bind(&t.steps)
+    .bind(t.estimated_duration_days)
+    .bind(t.sla_hours)
+    .bind(t.updated_at)
+    .bind(expected_version)
+    .bind(expected_updated_at)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+pub async fn get_template<'e, E: Executor<'e, Database = Any>>(
+    ex: E,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<TemplateRow>, StoreError> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        template_columns!(),
+        " FROM journey_templates WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(ex)
+    .await?)
+}
+
+/// The steps of one version of a template, in stored form.
+pub async fn template_version_steps<'e, E: Executor<'e, Database = Any>>(
+    ex: E,
+    tenant: &str,
+    id: &str,
+    version: i64,
+) -> Result<Option<Vec<StepDef>>, StoreError> {
+    let steps: Option<String> = sqlx::query_scalar(
+        "SELECT steps FROM journey_template_versions
+         WHERE tenant_id = $1 AND template_id = $2 AND version = $3",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(version)
+    .fetch_optional(ex)
+    .await?;
+    steps
+        .map(|s| serde_json::from_str(&s).map_err(StoreError::from))
+        .transpose()
+}
+
+/// Filters of the template list.
+#[derive(Debug, Default)]
+pub struct TemplateFilter {
+    pub category: Option<String>,
+    pub status: Option<&'static str>,
+}
+
+pub async fn list_templates(
+    pool: &AnyPool,
+    tenant: &str,
+    f: &TemplateFilter,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<TemplateRow>, i64), StoreError> {
+    let total: i64 = sqlx::query_scalar(concat!(
+        "SELECT COUNT(*) FROM journey_templates",
+        template_filter!()
+    ))
+    .bind(tenant)
+    .bind(&f.category)
+    .bind(f.status)
+    .fetch_one(pool)
+    .await?;
+    let rows = sqlx::query_as(concat!(
+        "SELECT ",
+        template_columns!(),
+        " FROM journey_templates",
+        template_filter!(),
+        " ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5"
+    ))
+    .bind(tenant)
+    .bind(&f.category)
+    .bind(f.status)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    Ok((rows, total))
+}
+
+/// A journey row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JourneyRow {
+    pub id: String,
+    pub template_id: String,
+    pub template_version: i64,
+    pub customer_id: String,
+    pub channel: String,
+    pub status: String,
+    pub current_step_index: i64,
+    pub current_step_status: String,
+    pub completed_steps: i64,
+    pub total_steps: i64,
+    pub assignee_id: Option<String>,
+    pub assignee_type: Option<String>,
+    pub priority: String,
+    pub due_at: Option<i64>,
+    pub context: String,
+    pub outcome: Option<String>,
+    pub notes: Option<String>,
+    pub row_version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+macro_rules! journey_columns {
+    () => {
+        "id, template_id, template_version, customer_id, channel, status, current_step_index, \
+         current_step_status, completed_steps, total_steps, assignee_id, assignee_type, priority, \
+         due_at, context, outcome, notes, row_version, created_at, updated_at"
+    };
+}
+
+macro_rules! journey_filter {
+    () => {
+        " WHERE tenant_id = $1 AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR template_id = $3) \
+         AND ($4 IS NULL OR customer_id = $4) AND ($5 IS NULL OR assignee_id = $5)"
+    };
+}
+
+pub async fn insert_journey(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    j: &JourneyRow,
+) -> Result<(), StoreError> {
+    sqlx::query(concat!(
+        "INSERT INTO journeys (tenant_id, ",
+        journey_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+         $18, $19, $20, $21)"
+    ))
+    .bind(tenant)
+    .bind(&j.id)
+    .bind(&j.template_id)
+    .bind(j.template_version)
+    .bind(&j.customer_id)
+    .bind(&j.channel)
+    .bind(&j.status)
+    .bind(j.current_step_index)
+    .bind(&j.current_step_status)
+    .bind(j.completed_steps)
+    .bind(j.total_steps)
+    .bind(&j.assignee_id)
+    .bind(&j.assignee_type)
+    .bind(&j.priority)
+    .bind(j.due_at)
+    .bind(&j.context)
+    .bind(&j.outcome)
+    .bind(&j.notes)
+    .bind(j.row_version)
+    .bind(j.created_at)
+    .bind(j.updated_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_journey<'e, E: Executor<'e, Database = Any>>(
+    ex: E,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<JourneyRow>, StoreError> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        journey_columns!(),
+        " FROM journeys WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(ex)
+    .await?)
+}
+
+/// Writes the journey's changed state if nobody changed it since it was read at
+/// `j.row_version - 1`; `false` means a concurrent change won.
+pub async fn update_journey(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    j: &JourneyRow,
+) -> Result<bool, StoreError> {
+    let n = sqlx::query(
+        "UPDATE journeys SET status = $3, current_step_index = $4, current_step_status = $5,
+             completed_steps = $6, assignee_id = $7, assignee_type = $8, outcome = $9, notes = $10,
+             row_version = $11, updated_at = $12
+         WHERE tenant_id = $1 AND id = $2 AND row_version = $13",
+    )
+    .bind(tenant)
+    .bind(&j.id)
+    .bind(&j.status)
+    .bind(j.current_step_index)
+    .bind(&j.current_step_status)
+    .bind(j.completed_steps)
+    .bind(&j.assignee_id)
+    .bind(&j.assignee_type)
+    .bind(&j.outcome)
+    .bind(&j.notes)
+    .bind(j.row_version)
+    .bind(j.updated_at)
+    .bind(j.row_version - 1)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+/// Filters of the journey list.
+#[derive(Debug, Default)]
+pub struct JourneyFilter {
+    pub status: Option<&'static str>,
+    pub template_id: Option<String>,
+    pub customer_id: Option<String>,
+    pub assignee_id: Option<String>,
+}
+
+pub async fn list_journeys(
+    pool: &AnyPool,
+    tenant: &str,
+    f: &JourneyFilter,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<JourneyRow>, i64), StoreError> {
+    let total: i64 =
+        sqlx::query_scalar(concat!("SELECT COUNT(*) FROM journeys", journey_filter!()))
+            .bind(tenant)
+            .bind(f.status)
+            .bind(&f.template_id)
+            .bind(&f.customer_id)
+            .bind(&f.assignee_id)
+            .fetch_one(pool)
+            .await?;
+    let rows = sqlx::query_as(concat!(
+        "SELECT ",
+        journey_columns!(),
+        " FROM journeys",
+        journey_filter!(),
+        " ORDER BY created_at DESC, id DESC LIMIT $6 OFFSET $7"
+    ))
+    .bind(tenant)
+    .bind(f.status)
+    .bind(&f.template_id)
+    .bind(&f.customer_id)
+    .bind(&f.assignee_id)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    Ok((rows, total))
+}
+
+/// One recorded attempt at a step.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HistoryRow {
+    /// The journey's `row_version` after this attempt: orders attempts exactly.
+    pub seq: i64,
+    pub step_id: String,
+    pub step_index: i64,
+    pub outcome: String,
+    pub data: String,
+    pub actor_id: Option<String>,
+    pub occurred_at: i64,
+}
+
+pub async fn insert_history(
+    conn: &mut AnyConnection,
+    journey_id: &str,
+    h: &HistoryRow,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO journey_step_history (journey_id, seq, step_id, step_index, outcome, data, actor_id, occurred_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(journey_id)
+    .bind(h.seq)
+    .bind(&h.step_id)
+    .bind(h.step_index)
+    .bind(&h.outcome)
+    .bind(&h.data)
+    .bind(&h.actor_id)
+    .bind(h.occurred_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A journey's step history, oldest first.
+pub async fn history(pool: &AnyPool, journey_id: &str) -> Result<Vec<HistoryRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT seq, step_id, step_index, outcome, data, actor_id, occurred_at FROM journey_step_history
+         WHERE journey_id = $1 ORDER BY seq",
+    )
+    .bind(journey_id)
+    .fetch_all(pool)
+    .await?)
+}

@@ -1,0 +1,34 @@
+//! Background loops that run beside the API in every `serve` process.
+//!
+//! Each loop stops when the shutdown signal flips. Work is idempotent per row, so any number
+//! of processes can run the same loops on one database.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::AppState;
+use crate::idempotency;
+
+/// How often expired idempotency records are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
+
+/// Starts the workers; the handle completes when all have stopped.
+pub fn spawn(state: AppState, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(purge_idempotency_keys(state, stop))
+}
+
+async fn purge_idempotency_keys(state: AppState, mut stop: watch::Receiver<bool>) {
+    loop {
+        match idempotency::purge_expired(&state.db, state.config.idempotency_ttl_hours).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "expired idempotency keys purged"),
+            Err(e) => tracing::warn!(error = %e, "idempotency purge failed; will retry"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PURGE_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
