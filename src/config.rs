@@ -164,6 +164,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's own Jail error type
     fn flags_override_environment_which_overrides_file() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(

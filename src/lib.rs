@@ -23,7 +23,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::http::{Request, StatusCode, header};
 use axum::middleware::{from_fn_with_state, map_response};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -57,11 +57,6 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(omni)
         .routes(routes!(healthz))
         .routes(routes!(readyz))
-}
-
-/// The OpenAPI document as `/openapi.json` serves it.
-pub fn openapi_document(state: &AppState) -> utoipa::openapi::OpenApi {
-    openapi::document(api(state).into_openapi())
 }
 
 /// The whole HTTP application.
@@ -135,7 +130,7 @@ async fn problem_safety_net(res: Response) -> Response {
 /// Answer of the health probes.
 #[derive(Serialize, ToSchema)]
 struct Health {
-    /// `ok`, or `unavailable` when the database does not answer.
+    /// `ok`.
     status: &'static str,
 }
 
@@ -150,23 +145,20 @@ async fn healthz() -> axum::Json<Health> {
     get, path = "/readyz", tag = "Operations",
     responses(
         (status = 200, description = "Ready", body = Health),
-        (status = 503, description = "Database unreachable", body = Health),
+        (status = 503, description = "Database unreachable (`database_unavailable`), with `Retry-After`", body = error::ProblemDoc, content_type = "application/problem+json"),
     )
 )]
-async fn readyz(State(state): State<AppState>) -> Response {
+async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Health>, ApiError> {
     if state.db.ping().await {
-        (StatusCode::OK, axum::Json(Health { status: "ok" })).into_response()
+        Ok(axum::Json(Health { status: "ok" }))
     } else {
-        let mut res = (
+        let mut err = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(Health {
-                status: "unavailable",
-            }),
-        )
-            .into_response();
-        res.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-        res
+            "database_unavailable",
+            "The database does not answer",
+        );
+        err.retry_after = Some(5);
+        Err(err)
     }
 }
 

@@ -181,9 +181,18 @@ fn is_json(ct: &HeaderValue) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// Deserializes JSON, reporting the offending field's path on a shape error.
+/// Deserializes a JSON object, reporting the offending field's path on a shape error.
+///
+/// The syntax is checked in full first, so a body with trailing garbage is malformed (400)
+/// even when its first value also lacks a field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let malformed = |e: &serde_json::Error| {
+    if contains_nul_escape(bytes) {
+        return Err(ApiError::invalid_field(
+            "body",
+            "text must not contain NUL (\\u0000) characters",
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
         ApiError::bad_request(
             "malformed_json",
             format!(
@@ -191,21 +200,32 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 strip_position(&e.to_string())
             ),
         )
-    };
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => ApiError::validation(vec![shape_error(
-                &path,
-                &strip_position(&inner.to_string()),
-            )]),
-            _ => malformed(&inner),
-        }
     })?;
-    de.end().map_err(|e| malformed(&e))?;
-    Ok(value)
+    if !value.is_object() {
+        return Err(ApiError::invalid_field("body", "must be a JSON object"));
+    }
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        ApiError::validation(vec![shape_error(&path, &err.into_inner().to_string())])
+    })
+}
+
+/// Whether a JSON text holds a NUL character, which can only appear escaped (`\u0000`):
+/// PostgreSQL cannot store it in text, so it is refused on both databases alike.
+fn contains_nul_escape(bytes: &[u8]) -> bool {
+    let needle = b"u0000";
+    bytes.windows(needle.len()).enumerate().any(|(i, w)| {
+        if w != needle {
+            return false;
+        }
+        let backslashes = bytes[..i].iter().rev().take_while(|&&b| b == b'\\').count();
+        backslashes % 2 == 1
+    })
+}
+
+/// Whether a percent-encoded URI part decodes to a NUL character.
+fn has_encoded_nul(s: &str) -> bool {
+    s.as_bytes().windows(3).any(|w| w == b"%00")
 }
 
 /// Names the field of a shape error: `missing field `x`` at `steps[0]` is `steps[0].x`.
@@ -242,6 +262,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if parts.uri.query().is_some_and(has_encoded_nul) {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "The query must not contain NUL characters",
+            ));
+        }
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(q)| ApiQuery(q))
@@ -256,6 +282,12 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if has_encoded_nul(parts.uri.path()) {
+            return Err(ApiError::bad_request(
+                "invalid_path",
+                "The path must not contain NUL characters",
+            ));
+        }
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(p)| ApiPath(p))
@@ -325,11 +357,20 @@ mod tests {
 
     #[test]
     fn syntax_error_and_trailing_garbage_are_malformed() {
-        for body in [&b"{\"name\": "[..], b"{} {}", b"nope"] {
+        for body in [&b"{\"name\": "[..], b"{} {}", b"{} trailing", b"nope", b""] {
             let err = parse_json::<serde_json::Value>(body).unwrap_err();
             assert_eq!(err.code, "malformed_json");
             assert_eq!(err.status, StatusCode::BAD_REQUEST);
         }
+    }
+
+    #[test]
+    fn nul_characters_are_refused_but_escaped_backslashes_are_not() {
+        let err = parse_json::<serde_json::Value>(br#"{"name":"a\u0000b"}"#).unwrap_err();
+        assert_eq!(err.errors[0].field, "body");
+        assert!(parse_json::<serde_json::Value>(br#"{"name":"a\\u0000b"}"#).is_ok());
+        assert!(has_encoded_nul("/x/jrn_%00"));
+        assert!(!has_encoded_nul("/x/jrn_%100"));
     }
 
     #[test]

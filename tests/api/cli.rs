@@ -1,0 +1,219 @@
+//! The `omnirail` binary as an operator runs it.
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use crate::helpers::{TestDb, send};
+
+const BIN: &str = env!("CARGO_BIN_EXE_omnirail");
+
+fn omnirail(db: &TestDb, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .args(["--database-url", &db.url])
+        .env_remove("OMNIRAIL_DATABASE_URL")
+        .output()
+        .expect("run omnirail")
+}
+
+fn last_line(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `serve` and returns it once it answers.
+async fn serve(db: &TestDb, port: u16) -> std::process::Child {
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            &db.url,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start serve");
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .is_ok()
+        {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("serve did not come up");
+}
+
+fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    for _ in 0..200 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("serve did not stop on SIGTERM");
+}
+
+#[tokio::test]
+async fn tenant_and_key_commands_print_ids_and_keys_that_work() {
+    let db = TestDb::new().await;
+    let migrate = omnirail(&db, &["migrate"]);
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    let tenant = last_line(&omnirail(&db, &["tenant", "create", "--name", "Acme Bank"]));
+    assert!(tenant.starts_with("ten_"), "{tenant}");
+    let out = omnirail(
+        &db,
+        &["key", "create", "--tenant", &tenant, "--name", "backend"],
+    );
+    let key = last_line(&out);
+    assert!(key.starts_with("omk_") && key.len() >= 40, "{key}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let key_id = stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("key_"))
+        .unwrap()
+        .to_owned();
+
+    let port = free_port();
+    let mut child = serve(&db, port).await;
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/api/v1/omni/journeys");
+    let (s, _) = send(client.get(&url).header("x-api-key", &key)).await;
+    assert_eq!(s, StatusCode::OK);
+
+    let revoke = omnirail(&db, &["key", "revoke", &key_id]);
+    assert!(revoke.status.success());
+    let (s, body) = send(client.get(&url).header("x-api-key", &key)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(
+        !omnirail(&db, &["key", "revoke", &key_id]).status.success(),
+        "a second revoke fails"
+    );
+    assert!(
+        !omnirail(&db, &["key", "create", "--tenant", "ten_nope"])
+            .status
+            .success()
+    );
+
+    assert!(terminate(&mut child).success());
+}
+
+#[tokio::test]
+async fn serve_bootstraps_a_tenant_once_and_exits_cleanly_on_sigterm() {
+    let db = TestDb::new().await;
+    let port = free_port();
+    let mut child = serve(&db, port).await;
+    let status = terminate(&mut child);
+    assert!(status.success(), "exit status {status}");
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let key = stdout.lines().last().unwrap().to_owned();
+    assert!(key.starts_with("omk_"), "{stdout}");
+
+    // The printed key works; a second start prints no new key.
+    let mut child = serve(&db, port).await;
+    let (s, _) = send(
+        reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/api/v1/omni/templates"))
+            .bearer_auth(&key),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(terminate(&mut child).success());
+    let out = child.wait_with_output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("omk_"));
+}
+
+#[tokio::test]
+async fn configuration_layers_and_never_logs_the_database_password() {
+    let dir = std::env::temp_dir().join(omnirail::ids::new_id("omnirail-cfg-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("omnirail.toml");
+    std::fs::write(&file, "database_url = \"postgres://app:s3cret-pass@127.0.0.1:1/omni\"\ndb_acquire_timeout_secs = 1\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["migrate", "--config", file.to_str().unwrap()])
+        .env_remove("OMNIRAIL_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("postgres://app:***@127.0.0.1:1/omni"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret-pass"), "{stderr}");
+
+    // The environment overrides the file; a flag overrides both.
+    let sqlite = format!("sqlite://{}", dir.join("env.db").display());
+    let out = Command::new(BIN)
+        .args(["migrate", "--config", file.to_str().unwrap()])
+        .env("OMNIRAIL_DATABASE_URL", &sqlite)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.join("env.db").exists());
+    let flag = format!("sqlite://{}", dir.join("flag.db").display());
+    let out = Command::new(BIN)
+        .args([
+            "migrate",
+            "--config",
+            file.to_str().unwrap(),
+            "--database-url",
+            &flag,
+        ])
+        .env("OMNIRAIL_DATABASE_URL", "postgres://nobody@127.0.0.1:1/x")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.join("flag.db").exists());
+
+    let out = Command::new(BIN)
+        .args(["migrate", "--config", "/nonexistent.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,302 @@
+//! Bad input: every case gets problem details with a stable code and changes nothing.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, assert_problem, seed_journey, send};
+
+/// Counts of every table a journey request could touch.
+async fn footprint(app: &TestApp) -> Vec<i64> {
+    let mut out = Vec::new();
+    for t in [
+        "journeys",
+        "journey_templates",
+        "journey_step_history",
+        "events",
+        "idempotency_keys",
+    ] {
+        out.push(app.count(t).await);
+    }
+    out
+}
+
+#[tokio::test]
+async fn malformed_json_is_400() {
+    let app = TestApp::spawn().await;
+    let id = app.seed_journey().await;
+    let before = footprint(&app).await;
+    for body in ["{\"templateId\": ", "not json", "{} trailing", ""] {
+        let req = app
+            .req(Method::POST, &format!("/api/v1/omni/journeys/{id}/advance"))
+            .header("content-type", "application/json")
+            .body(body);
+        let (s, res) = send(req).await;
+        assert_problem(s, &res, 400, "malformed_json");
+    }
+    assert_eq!(footprint(&app).await, before);
+}
+
+#[tokio::test]
+async fn wrong_types_and_missing_fields_are_422_with_the_json_path() {
+    let app = TestApp::spawn().await;
+    app.seed_journey().await;
+    let before = footprint(&app).await;
+    let cases = [
+        (json!({ "customerId": "ent_1" }), "templateId"),
+        (
+            json!({ "templateId": 42, "customerId": "ent_1" }),
+            "templateId",
+        ),
+        (
+            json!({ "templateId": "tmpl_onboarding_sme", "customerId": ["ent_1"] }),
+            "customerId",
+        ),
+        (
+            json!({ "templateId": "tmpl_onboarding_sme", "customerId": "ent_1", "priority": "asap" }),
+            "priority",
+        ),
+        (
+            json!({ "templateId": "tmpl_onboarding_sme", "customerId": "ent_1", "channel": "fax" }),
+            "channel",
+        ),
+        (
+            json!({ "templateId": "tmpl_onboarding_sme", "customerId": "ent_1", "context": "text" }),
+            "context",
+        ),
+        (
+            json!({ "templateId": "tmpl_onboarding_sme", "customerId": "ent_1", "dueAt": "next friday" }),
+            "dueAt",
+        ),
+        (
+            json!({ "templateId": "tmpl_onboarding_sme", "customerId": "ent_1", "dueAt": "2024-01-25" }),
+            "dueAt",
+        ),
+        (
+            json!({ "templateId": "tmpl_onboarding_sme", "customerId": "ent_1", "assigneeId": "" }),
+            "assigneeId",
+        ),
+        (
+            json!({ "templateId": "tmpl_onboarding_sme", "customerId": "x'; DROP TABLE journeys; --" }),
+            "customerId",
+        ),
+        (json!([1, 2]), "body"),
+    ];
+    for (body, field) in cases {
+        let (s, res) = app.post("/api/v1/omni/journeys", &body).await;
+        assert_problem(s, &res, 422, "validation_failed");
+        assert!(
+            res["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["field"] == field),
+            "expected {field} in {res}"
+        );
+    }
+    assert_eq!(footprint(&app).await, before);
+}
+
+#[tokio::test]
+async fn unknown_or_archived_template_is_422() {
+    let app = TestApp::spawn().await;
+    app.seed_journey().await;
+    let mut body = seed_journey();
+    body["templateId"] = json!("tmpl_does_not_exist");
+    let (s, res) = app.post("/api/v1/omni/journeys", &body).await;
+    assert_problem(s, &res, 422, "unknown_template");
+    app.patch(
+        "/api/v1/omni/templates/tmpl_onboarding_sme",
+        &json!({ "status": "archived" }),
+    )
+    .await;
+    let before = footprint(&app).await;
+    let (s, res) = app.post("/api/v1/omni/journeys", &seed_journey()).await;
+    assert_problem(s, &res, 422, "template_not_active");
+    assert_eq!(footprint(&app).await, before);
+}
+
+#[tokio::test]
+async fn empty_assignee_on_assign_is_422() {
+    let app = TestApp::spawn().await;
+    let id = app.seed_journey().await;
+    let before = footprint(&app).await;
+    for body in [
+        json!({ "assigneeId": "" }),
+        json!({}),
+        json!({ "assigneeId": "usr_1", "assigneeType": "robot" }),
+    ] {
+        let (s, res) = app
+            .post(&format!("/api/v1/omni/journeys/{id}/assign"), &body)
+            .await;
+        assert_problem(s, &res, 422, "validation_failed");
+    }
+    assert_eq!(footprint(&app).await, before);
+}
+
+#[tokio::test]
+async fn bad_page_sizes_and_filters() {
+    let app = TestApp::spawn().await;
+    for (q, status) in [
+        ("perPage=0", 422),
+        ("perPage=101", 422),
+        ("perPage=-1", 422),
+        ("perPage=abc", 400),
+        ("page=0", 422),
+        ("page=x", 400),
+        ("status=archived", 422),
+        ("status=unknown", 422),
+    ] {
+        let (s, res) = app.get(&format!("/api/v1/omni/journeys?{q}")).await;
+        assert_problem(s, &res, status, "invalid_query_parameter");
+        assert!(res["errors"][0]["field"].is_string(), "{q}: {res}");
+    }
+    let (s, res) = app.get("/api/v1/omni/journeys?perPage=100").await;
+    assert_eq!(s, StatusCode::OK, "{res}");
+}
+
+#[tokio::test]
+async fn a_body_over_one_mebibyte_is_413() {
+    let app = TestApp::spawn().await;
+    app.seed_journey().await;
+    let before = footprint(&app).await;
+    let big = json!({ "templateId": "tmpl_onboarding_sme", "customerId": "ent_1", "context": { "blob": "x".repeat(2 * 1024 * 1024) } });
+    let (s, res) = app.post("/api/v1/omni/journeys", &big).await;
+    assert_problem(s, &res, 413, "payload_too_large");
+    // Through the idempotency layer, too.
+    let (s, res) = send(
+        app.req(Method::POST, "/api/v1/omni/journeys")
+            .header("idempotency-key", "big-1")
+            .json(&big),
+    )
+    .await;
+    assert_problem(s, &res, 413, "payload_too_large");
+    assert_eq!(footprint(&app).await, before);
+}
+
+#[tokio::test]
+async fn wrong_content_type_is_415() {
+    let app = TestApp::spawn().await;
+    app.seed_journey().await;
+    let before = footprint(&app).await;
+    let (s, res) = send(
+        app.req(Method::POST, "/api/v1/omni/journeys")
+            .header("content-type", "text/plain")
+            .body(seed_journey().to_string()),
+    )
+    .await;
+    assert_problem(s, &res, 415, "unsupported_media_type");
+    assert_eq!(footprint(&app).await, before);
+}
+
+#[tokio::test]
+async fn unknown_route_is_404_and_wrong_method_405_as_problem_details() {
+    let app = TestApp::spawn().await;
+    let (s, res) = app.get("/api/v1/omni/nothing-here").await;
+    assert_problem(s, &res, 404, "route_not_found");
+    let (s, res) = send(app.req(Method::DELETE, "/api/v1/omni/journeys")).await;
+    assert_problem(s, &res, 405, "method_not_allowed");
+    let res = app
+        .req(Method::PUT, "/api/v1/omni/templates")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+}
+
+#[tokio::test]
+async fn ids_with_quotes_and_sql_are_simply_not_found() {
+    let app = TestApp::spawn().await;
+    app.seed_journey().await;
+    for id in [
+        "jrn_' OR '1'='1",
+        "\"; DROP TABLE journeys; --",
+        "%E2%80%AE",
+    ] {
+        let (s, res) = app
+            .get(&format!("/api/v1/omni/journeys/{}", id.replace(' ', "%20")))
+            .await;
+        assert_problem(s, &res, 404, "not_found");
+        let (s, res) = app
+            .post(
+                &format!("/api/v1/omni/journeys/{}/cancel", id.replace(' ', "%20")),
+                &json!({}),
+            )
+            .await;
+        assert_problem(s, &res, 404, "not_found");
+    }
+    // NUL cannot be stored by every database: refused the same way on both.
+    let (s, res) = app.get("/api/v1/omni/journeys/jrn_%00").await;
+    assert_problem(s, &res, 400, "invalid_path");
+    let (s, res) = app.get("/api/v1/omni/journeys?customerId=a%00").await;
+    assert_problem(s, &res, 400, "invalid_query");
+    let (s, res) = app.post("/api/v1/omni/journeys", &json!({ "templateId": "tmpl_onboarding_sme", "customerId": "ent_1", "context": { "n": "a\u{0}b" } })).await;
+    assert_problem(s, &res, 422, "validation_failed");
+    let (s, res) = app
+        .get("/api/v1/omni/journeys?customerId=x'%20OR%20'1'='1")
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(res["pagination"]["total"], 0);
+    assert_eq!(app.count("journeys").await, 1);
+}
+
+#[tokio::test]
+async fn another_tenants_journey_is_404_exactly_like_a_missing_one() {
+    let app = TestApp::spawn().await;
+    let id = app.seed_journey().await;
+    let other = app.other_tenant_key().await;
+    let as_other = |m: Method, p: String| {
+        app.client
+            .request(m, app.url(&p))
+            .header("x-api-key", &other)
+    };
+
+    let (s, missing) = send(as_other(
+        Method::GET,
+        "/api/v1/omni/journeys/jrn_missing".into(),
+    ))
+    .await;
+    assert_problem(s, &missing, 404, "not_found");
+    let (s, res) = send(as_other(Method::GET, format!("/api/v1/omni/journeys/{id}"))).await;
+    assert_problem(s, &res, 404, "not_found");
+    assert_eq!(res["detail"], missing["detail"]);
+    let before = footprint(&app).await;
+    for action in ["advance", "assign", "complete", "cancel"] {
+        let body = json!({ "completedStepId": "step_kyc", "assigneeId": "usr_x" });
+        let (s, res) = send(
+            as_other(Method::POST, format!("/api/v1/omni/journeys/{id}/{action}")).json(&body),
+        )
+        .await;
+        assert_problem(s, &res, 404, "not_found");
+    }
+    assert_eq!(footprint(&app).await, before);
+    let (_, list) = send(as_other(Method::GET, "/api/v1/omni/journeys".into())).await;
+    assert_eq!(list["pagination"]["total"], 0);
+    let (s, _) = send(as_other(
+        Method::GET,
+        "/api/v1/omni/templates/tmpl_onboarding_sme".into(),
+    ))
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // The other tenant may use the same template id for its own template.
+    let (s, _) = send(
+        as_other(Method::POST, "/api/v1/omni/templates".into())
+            .json(&crate::helpers::seed_template()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn every_error_body_is_problem_json() {
+    let app = TestApp::spawn().await;
+    let res = app
+        .client
+        .get(app.url("/api/v1/omni/journeys"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], "unauthenticated");
+}

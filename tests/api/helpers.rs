@@ -1,0 +1,292 @@
+//! A real server on a random port, on its own fresh database.
+//!
+//! Without `OMNIRAIL_TEST_DATABASE_URL` each test gets a new SQLite file in a temporary
+//! folder. With it (a PostgreSQL URL whose user may create databases), each test creates its
+//! own database and drops it at the end, so tests run in parallel and leave nothing behind.
+
+use std::path::PathBuf;
+
+use omnirail::config::{Config, DatabaseUrl};
+use omnirail::store::Db;
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// Seed 001's SME onboarding template (with a client-given id).
+pub fn seed_template() -> Value {
+    json!({
+        "id": "tmpl_onboarding_sme",
+        "name": "SME Onboarding",
+        "description": "End-to-end onboarding journey for SME customers",
+        "category": "onboarding",
+        "steps": [
+            { "id": "step_kyc", "name": "KYC Verification", "type": "kyc_check", "order": 1, "required": true, "timeoutHours": 48 },
+            { "id": "step_docs", "name": "Document Collection", "type": "document_upload", "order": 2, "required": true, "documentsRequired": ["trade_license", "financial_statements"] },
+            { "id": "step_credit", "name": "Credit Assessment", "type": "approval", "order": 3, "required": true, "approvalRoleRequired": "credit_analyst" }
+        ],
+        "estimatedDurationDays": 5,
+        "slaHours": 120
+    })
+}
+
+/// Seed 001's create-journey body.
+pub fn seed_journey() -> Value {
+    json!({
+        "templateId": "tmpl_onboarding_sme",
+        "customerId": "ent_customer_456",
+        "channel": "web",
+        "context": { "productType": "murabaha", "requestedAmount": { "amount": 2000000, "currency": "SAR" } },
+        "assigneeId": "usr_rm_001",
+        "priority": "normal",
+        "dueAt": "2024-01-25T17:00:00Z"
+    })
+}
+
+/// A fresh database for one test, removed when dropped.
+pub struct TestDb {
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Sqlite(PathBuf),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        match std::env::var("OMNIRAIL_TEST_DATABASE_URL") {
+            Ok(admin_url) if !admin_url.is_empty() => {
+                let name = omnirail::ids::new_id("omnirail_test_");
+                sqlx::any::install_default_drivers();
+                let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin_url)
+                    .await
+                    .expect("connect to OMNIRAIL_TEST_DATABASE_URL");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                let base = admin_url
+                    .rsplit_once('/')
+                    .map_or(admin_url.as_str(), |(b, _)| b);
+                Self {
+                    url: format!("{base}/{name}"),
+                    cleanup: Cleanup::Postgres { admin_url, name },
+                }
+            }
+            _ => {
+                let dir = std::env::temp_dir().join(omnirail::ids::new_id("omnirail-test-"));
+                std::fs::create_dir_all(&dir).expect("temp dir");
+                Self {
+                    url: format!("sqlite://{}", dir.join("omnirail.db").display()),
+                    cleanup: Cleanup::Sqlite(dir),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::Sqlite(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::Postgres { admin_url, name } => {
+                let (admin_url, name) = (admin_url.clone(), name.clone());
+                // Drop runs inside the test's runtime: drop the database from a thread of its own.
+                let _ = std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    rt.block_on(async {
+                        if let Ok(mut conn) =
+                            <sqlx::AnyConnection as sqlx::Connection>::connect(&admin_url).await
+                        {
+                            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            )))
+                            .execute(&mut conn)
+                            .await;
+                        }
+                    });
+                })
+                .join();
+            }
+        }
+    }
+}
+
+/// A running server and a client holding a key of its tenant.
+pub struct TestApp {
+    pub base: String,
+    pub key: String,
+    pub tenant: String,
+    pub db: Db,
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    // Declared last: dropped after the server's pools.
+    _database: TestDb,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let test_db = TestDb::new().await;
+        let mut config = Config {
+            database_url: DatabaseUrl(test_db.url.clone()),
+            listen: "127.0.0.1:0".into(),
+            ..Config::default()
+        };
+        adjust(&mut config);
+        let db = Db::open(&config).await.expect("open test database");
+        let tenant = omnirail::auth::create_tenant(&db, "Test Bank")
+            .await
+            .unwrap();
+        let key = omnirail::auth::create_key(&db, &tenant, Some("test"))
+            .await
+            .unwrap()
+            .secret;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        let server_db = db.clone();
+        let server_config = config.clone();
+        tokio::spawn(async move {
+            omnirail::serve(server_db, server_config, listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        Self {
+            base,
+            key,
+            tenant,
+            db,
+            client: reqwest::Client::new(),
+            shutdown: Some(tx),
+            _database: test_db,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request carrying the tenant's key.
+    pub fn req(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .header("x-api-key", &self.key)
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        send(self.req(Method::POST, path).json(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        send(self.req(Method::PATCH, path).json(body)).await
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        send(self.req(Method::GET, path)).await
+    }
+
+    /// Creates the seed's template and a journey from the seed's body; returns the journey id.
+    pub async fn seed_journey(&self) -> String {
+        let (s, _) = self.post("/api/v1/omni/templates", &seed_template()).await;
+        assert!(s == StatusCode::CREATED || s == StatusCode::CONFLICT, "{s}");
+        let (s, body) = self.post("/api/v1/omni/journeys", &seed_journey()).await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+        body["data"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// A second tenant's key on the same server.
+    pub async fn other_tenant_key(&self) -> String {
+        let t = omnirail::auth::create_tenant(&self.db, "Other Bank")
+            .await
+            .unwrap();
+        omnirail::auth::create_key(&self.db, &t, None)
+            .await
+            .unwrap()
+            .secret
+    }
+
+    /// How many events the tenant has recorded.
+    pub async fn event_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE tenant_id = $1")
+            .bind(&self.tenant)
+            .fetch_one(self.db.reader())
+            .await
+            .unwrap()
+    }
+
+    /// Rows in a table, for checking that a refused request changed nothing.
+    pub async fn count(&self, table: &'static str) -> i64 {
+        let sql = match table {
+            "journeys" => "SELECT COUNT(*) FROM journeys",
+            "journey_templates" => "SELECT COUNT(*) FROM journey_templates",
+            "journey_step_history" => "SELECT COUNT(*) FROM journey_step_history",
+            "events" => "SELECT COUNT(*) FROM events",
+            "idempotency_keys" => "SELECT COUNT(*) FROM idempotency_keys",
+            other => panic!("no count for {other}"),
+        };
+        sqlx::query_scalar(sql)
+            .fetch_one(self.db.reader())
+            .await
+            .unwrap()
+    }
+
+    /// Events concerning one entity, oldest first.
+    pub async fn events_of(
+        &self,
+        entity_type: &str,
+        entity_id: &str,
+    ) -> Vec<omnirail::events::StoredEvent> {
+        omnirail::events::for_entity(self.db.reader(), &self.tenant, entity_type, entity_id)
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Sends and reads the body as JSON (or `null` when it is empty or not JSON).
+pub async fn send(req: RequestBuilder) -> (StatusCode, Value) {
+    let res = req.send().await.expect("request sent");
+    let status = res.status();
+    let bytes = res.bytes().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// Asserts a problem-details answer with the given status and code.
+pub fn assert_problem(status: StatusCode, body: &Value, want_status: u16, want_code: &str) {
+    assert_eq!(status.as_u16(), want_status, "{body}");
+    assert_eq!(body["code"], want_code, "{body}");
+    assert_eq!(body["status"], want_status, "{body}");
+    assert!(
+        body["type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with(want_code)),
+        "{body}"
+    );
+    assert!(
+        body["title"].is_string() && body["detail"].is_string(),
+        "{body}"
+    );
+}

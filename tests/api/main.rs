@@ -1,0 +1,10 @@
+//! Black-box tests over HTTP against a real server on a random port. Each test has its own
+//! database: SQLite by default, PostgreSQL when `OMNIRAIL_TEST_DATABASE_URL` is set.
+
+mod cli;
+mod errors;
+mod helpers;
+mod journeys;
+mod openapi;
+mod plumbing;
+mod templates;

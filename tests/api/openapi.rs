@@ -1,0 +1,93 @@
+//! The OpenAPI document is generated from the code; this snapshot keeps it from drifting.
+//! After an intended change: `UPDATE_OPENAPI=1 cargo test openapi` and commit `docs/openapi.json`.
+
+use serde_json::Value;
+
+use crate::helpers::{TestApp, send};
+
+const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json");
+
+async fn served_document() -> Value {
+    let app = TestApp::spawn().await;
+    let (status, doc) = send(app.client.get(app.url("/openapi.json"))).await;
+    assert!(status.is_success());
+    doc
+}
+
+#[tokio::test]
+async fn openapi_document_matches_the_committed_snapshot() {
+    let doc = served_document().await;
+    let text = serde_json::to_string_pretty(&doc).unwrap() + "\n";
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(SNAPSHOT, &text).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(SNAPSHOT).unwrap_or_default();
+    assert!(
+        committed == text,
+        "docs/openapi.json is out of date: run `UPDATE_OPENAPI=1 cargo test openapi` and commit it"
+    );
+}
+
+#[tokio::test]
+async fn every_seed_endpoint_is_documented_with_its_errors() {
+    let doc = served_document().await;
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/v1/omni/templates", "post"),
+        ("/api/v1/omni/templates", "get"),
+        ("/api/v1/omni/templates/{id}", "get"),
+        ("/api/v1/omni/templates/{id}", "patch"),
+        ("/api/v1/omni/journeys", "post"),
+        ("/api/v1/omni/journeys", "get"),
+        ("/api/v1/omni/journeys/{id}", "get"),
+        ("/api/v1/omni/journeys/{id}/advance", "post"),
+        ("/api/v1/omni/journeys/{id}/assign", "post"),
+        ("/api/v1/omni/journeys/{id}/complete", "post"),
+        ("/api/v1/omni/journeys/{id}/cancel", "post"),
+    ] {
+        let op = &paths[path][method];
+        assert!(op.is_object(), "{method} {path} is missing");
+        let responses = op["responses"].as_object().unwrap();
+        for code in ["400", "401", "500", "503"] {
+            assert!(responses.contains_key(code), "{method} {path} lacks {code}");
+        }
+        if path.contains("{id}") {
+            assert!(responses.contains_key("404"), "{method} {path} lacks 404");
+        }
+        if method != "get" {
+            for code in ["413", "415", "422"] {
+                assert!(responses.contains_key(code), "{method} {path} lacks {code}");
+            }
+            let params = op["parameters"].as_array().unwrap();
+            assert!(
+                params.iter().any(|p| p["name"] == "Idempotency-Key"),
+                "{method} {path}"
+            );
+        }
+        assert!(op["security"].is_array(), "{method} {path} has no security");
+    }
+    let problem = &doc["components"]["schemas"]["Problem"]["properties"];
+    for field in ["type", "title", "status", "detail", "code", "errors"] {
+        assert!(problem.get(field).is_some(), "Problem lacks {field}");
+    }
+    let journey = &doc["components"]["schemas"]["JourneyView"]["properties"];
+    for field in [
+        "id",
+        "status",
+        "templateId",
+        "customerId",
+        "channel",
+        "currentStepIndex",
+        "currentStep",
+        "totalSteps",
+        "completedSteps",
+        "assigneeId",
+        "priority",
+        "dueAt",
+        "createdAt",
+        "updatedAt",
+    ] {
+        assert!(journey.get(field).is_some(), "JourneyView lacks {field}");
+    }
+}
