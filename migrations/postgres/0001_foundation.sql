@@ -90,8 +90,6 @@ CREATE TABLE journeys (
     status               TEXT NOT NULL,
     current_step_index   BIGINT NOT NULL,
     current_step_status  TEXT NOT NULL,
-    completed_steps      BIGINT NOT NULL,
-    total_steps          BIGINT NOT NULL,
     assignee_id          TEXT,
     assignee_type        TEXT,
     priority             TEXT NOT NULL,

@@ -90,8 +90,6 @@ CREATE TABLE journeys (
     status               TEXT NOT NULL,
     current_step_index   INTEGER NOT NULL,
     current_step_status  TEXT NOT NULL,
-    completed_steps      INTEGER NOT NULL,
-    total_steps          INTEGER NOT NULL,
     assignee_id          TEXT,
     assignee_type        TEXT,
     priority             TEXT NOT NULL,

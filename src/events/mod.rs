@@ -41,6 +41,16 @@ pub struct Recorded {
     pub occurred_at: i64,
 }
 
+const ENTITY_INSERT_1: &str =
+    "INSERT INTO event_entities (tenant_id, event_seq, occurred_at, entity_type, entity_id)
+     VALUES ($1, $2, $3, $4, $5)";
+const ENTITY_INSERT_2: &str =
+    "INSERT INTO event_entities (tenant_id, event_seq, occurred_at, entity_type, entity_id)
+     VALUES ($1, $2, $3, $4, $5), ($1, $2, $3, $6, $7)";
+const ENTITY_INSERT_3: &str =
+    "INSERT INTO event_entities (tenant_id, event_seq, occurred_at, entity_type, entity_id)
+     VALUES ($1, $2, $3, $4, $5), ($1, $2, $3, $6, $7), ($1, $2, $3, $8, $9)";
+
 /// Records `event` inside the caller's transaction.
 pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<Recorded, StoreError> {
     let id = new_id("evt_");
@@ -62,18 +72,23 @@ pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<Rec
     .bind(event.payload.to_string())
     .fetch_one(&mut *conn)
     .await?;
-    for (entity_type, entity_id) in &event.entities {
-        sqlx::query(
-            "INSERT INTO event_entities (tenant_id, entity_type, entity_id, event_seq, occurred_at)
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(event.tenant_id)
-        .bind(*entity_type)
-        .bind(*entity_id)
-        .bind(seq)
-        .bind(occurred_at)
-        .execute(&mut *conn)
-        .await?;
+    // One statement for the usual one to three entities; more are rare and go one by one.
+    let mut rest = event.entities.as_slice();
+    while !rest.is_empty() {
+        let (sql, n) = match rest.len() {
+            1 => (ENTITY_INSERT_1, 1),
+            2 => (ENTITY_INSERT_2, 2),
+            _ => (ENTITY_INSERT_3, 3),
+        };
+        let mut q = sqlx::query(sql)
+            .bind(event.tenant_id)
+            .bind(seq)
+            .bind(occurred_at);
+        for (entity_type, entity_id) in &rest[..n] {
+            q = q.bind(*entity_type).bind(*entity_id);
+        }
+        q.execute(&mut *conn).await?;
+        rest = &rest[n..];
     }
     Ok(Recorded {
         id,

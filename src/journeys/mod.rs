@@ -5,13 +5,58 @@ mod routes;
 pub mod store;
 mod template_routes;
 
+use std::sync::Arc;
+
+use sqlx::AnyConnection;
 use utoipa_axum::router::OpenApiRouter;
 
+use self::store::TemplateVersion;
 use crate::AppState;
+use crate::error::StoreError;
 
 /// Routes under `/api/v1/omni`.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(template_routes::router())
         .merge(routes::router())
+}
+
+type VersionKey = (String, String, i64);
+
+/// Template versions in memory. A version never changes once written, so a cached one is never
+/// stale and needs no invalidation, on one node or many: every journey action reads its steps
+/// from here instead of from the database.
+pub struct VersionCache(quick_cache::sync::Cache<VersionKey, Arc<TemplateVersion>>);
+
+impl VersionCache {
+    pub fn new(capacity: usize) -> Self {
+        Self(quick_cache::sync::Cache::new(capacity))
+    }
+
+    /// The version, from memory or else from the database through `conn`.
+    pub async fn get(
+        &self,
+        conn: &mut AnyConnection,
+        tenant: &str,
+        template_id: &str,
+        version: i64,
+    ) -> Result<Option<Arc<TemplateVersion>>, StoreError> {
+        let key = (tenant.to_owned(), template_id.to_owned(), version);
+        if let Some(hit) = self.0.get(&key) {
+            return Ok(Some(hit));
+        }
+        let Some(loaded) = store::template_version(conn, tenant, template_id, version).await?
+        else {
+            return Ok(None);
+        };
+        let loaded = Arc::new(loaded);
+        self.0.insert(key, loaded.clone());
+        Ok(Some(loaded))
+    }
+}
+
+impl std::fmt::Debug for VersionCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VersionCache({} entries)", self.0.len())
+    }
 }

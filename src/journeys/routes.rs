@@ -1,5 +1,7 @@
 //! `/api/v1/omni/journeys`: create, list, read, and the lifecycle actions.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -11,9 +13,9 @@ use utoipa_axum::routes;
 
 use super::model::{
     self, AssigneeType, JourneyStatus, Priority, Progress, Refusal, StepDef, StepOutcome,
-    StepStatus, StepType, TemplateStatus, check_text, is_slug,
+    StepStatus, StepType, check_text, is_slug,
 };
-use super::store::{self, HistoryRow, JourneyFilter, JourneyRow};
+use super::store::{self, HistoryRow, JourneyFilter, JourneyRow, TemplateVersion};
 use crate::AppState;
 use crate::api::{ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, json, parse_filter};
 use crate::auth::Tenant;
@@ -183,15 +185,19 @@ pub struct JourneyView {
     pub updated_at: String,
 }
 
-/// A journey row with the steps of its template version.
+/// A journey row with its template version.
 struct Loaded {
     row: JourneyRow,
-    steps: Vec<StepDef>,
+    version: Arc<TemplateVersion>,
 }
 
 impl Loaded {
     fn status(&self) -> JourneyStatus {
         JourneyStatus::parse(&self.row.status).unwrap_or(JourneyStatus::Created)
+    }
+
+    fn steps(&self) -> &[StepDef] {
+        &self.version.steps
     }
 
     fn progress(&self) -> Progress {
@@ -215,7 +221,7 @@ impl Loaded {
             customer_id: r.customer_id.clone(),
             channel: r.channel.parse().unwrap_or(Channel::Web),
             current_step_index: r.current_step_index,
-            current_step: self.steps.get(p.current).map(|s| CurrentStep {
+            current_step: self.steps().get(p.current).map(|s| CurrentStep {
                 id: s.id.clone(),
                 name: s.name.clone(),
                 kind: s.kind,
@@ -225,8 +231,9 @@ impl Loaded {
                     StepStatus::Pending
                 },
             }),
-            total_steps: r.total_steps,
-            completed_steps: r.completed_steps,
+            total_steps: self.steps().len() as i64,
+            // The steps before the current one are exactly those passed or skipped.
+            completed_steps: r.current_step_index,
             assignee_id: r.assignee_id.clone(),
             assignee_type: r.assignee_type.as_deref().and_then(AssigneeType::parse),
             priority: Priority::parse(&r.priority).unwrap_or(Priority::Normal),
@@ -243,18 +250,58 @@ impl Loaded {
     }
 }
 
-async fn load(ex: &mut sqlx::AnyConnection, tenant: &str, id: &str) -> ApiResult<Loaded> {
-    let row = store::get_journey(&mut *ex, tenant, id)
+async fn load(
+    app: &AppState,
+    conn: &mut sqlx::AnyConnection,
+    tenant: &str,
+    id: &str,
+) -> ApiResult<Loaded> {
+    let row = store::get_journey(&mut *conn, tenant, id)
         .await?
         .ok_or_else(|| ApiError::not_found("Journey"))?;
-    let steps =
-        store::template_version_steps(&mut *ex, tenant, &row.template_id, row.template_version)
-            .await?
-            .ok_or_else(|| {
-                tracing::error!(journey = %row.id, "journey's template version is missing");
-                ApiError::internal()
-            })?;
-    Ok(Loaded { row, steps })
+    let version =
+        template_version(app, conn, tenant, &row.template_id, row.template_version).await?;
+    Ok(Loaded { row, version })
+}
+
+async fn template_version(
+    app: &AppState,
+    conn: &mut sqlx::AnyConnection,
+    tenant: &str,
+    template_id: &str,
+    version: i64,
+) -> ApiResult<Arc<TemplateVersion>> {
+    app.versions
+        .get(conn, tenant, template_id, version)
+        .await?
+        .ok_or_else(|| {
+            tracing::error!(
+                template_id,
+                version,
+                "a journey's template version is missing"
+            );
+            ApiError::internal()
+        })
+}
+
+/// Why a journey could not start on `template_id`: it does not exist, or is not active.
+async fn template_refusal(app: &AppState, tenant: &Tenant, template_id: &str) -> ApiError {
+    match store::get_template(app.db.reader(), &tenant.id, template_id).await {
+        Ok(None) => ApiError::unprocessable(
+            "unknown_template",
+            format!("Template {template_id} does not exist"),
+        )
+        .with("field", "templateId"),
+        Ok(Some(t)) => ApiError::unprocessable(
+            "template_not_active",
+            format!(
+                "Template {} is {}; only active templates start journeys",
+                t.id, t.status
+            ),
+        )
+        .with("field", "templateId"),
+        Err(e) => e.into(),
+    }
 }
 
 fn refusal(r: Refusal) -> ApiError {
@@ -311,17 +358,30 @@ fn reject(errors: Vec<FieldError>) -> ApiResult<()> {
     }
 }
 
-/// Records the journey event and commits with the answer.
+/// What a journey change records on its event.
+struct Change<'a> {
+    event_type: &'static str,
+    actor: Option<&'a str>,
+    summary: String,
+    metadata: Value,
+}
+
+/// Records the journey's event and commits it with the answer.
 async fn finish(
     app: &AppState,
     mut tx: Tx,
     idem: Idem,
     tenant: &Tenant,
     loaded: &Loaded,
-    event: (&'static str, Option<&str>, String, Value),
+    change: Change<'_>,
     status: StatusCode,
 ) -> ApiResult<Response> {
-    let (event_type, actor, summary, mut metadata) = event;
+    let Change {
+        event_type,
+        actor,
+        summary,
+        mut metadata,
+    } = change;
     let view = loaded.view(true);
     if let Value::Object(m) = &mut metadata {
         m.insert("journeyId".into(), json!(loaded.row.id));
@@ -390,39 +450,16 @@ async fn create_journey(
     };
     reject(errors)?;
 
-    let mut tx = app.db.begin().await?;
-    let template = store::get_template(&mut *tx, &tenant.id, &body.template_id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::unprocessable(
-                "unknown_template",
-                format!("Template {} does not exist", body.template_id),
-            )
-            .with("field", "templateId")
-        })?;
-    if template.status != TemplateStatus::Active.as_str() {
-        return Err(ApiError::unprocessable(
-            "template_not_active",
-            format!(
-                "Template {} is {}; only active templates start journeys",
-                template.id, template.status
-            ),
-        )
-        .with("field", "templateId"));
-    }
-    let steps = template.step_defs()?;
     let now = now_ms();
-    let row = JourneyRow {
+    let mut row = JourneyRow {
         id: new_id("jrn_"),
-        template_id: template.id.clone(),
-        template_version: template.version,
+        template_id: body.template_id,
+        template_version: 0,
         customer_id: body.customer_id,
         channel: body.channel.unwrap_or(Channel::Web).as_lower().to_owned(),
         status: JourneyStatus::Created.as_str().to_owned(),
         current_step_index: 0,
         current_step_status: StepStatus::Pending.as_str().to_owned(),
-        completed_steps: 0,
-        total_steps: steps.len() as i64,
         assignee_type: body
             .assignee_id
             .as_ref()
@@ -444,10 +481,19 @@ async fn create_journey(
         created_at: now,
         updated_at: now,
     };
-    store::insert_journey(&mut tx, &tenant.id, &row).await?;
-    let summary = format!("{} journey created", template.name);
-    let metadata = json!({ "templateId": template.id, "templateVersion": template.version });
-    let loaded = Loaded { row, steps };
+    // The template check and the insert are one statement: no concurrent archive slips between.
+    let mut tx = app.db.begin().await?;
+    let Some(version) = store::insert_journey_on_active_template(&mut tx, &tenant.id, &row).await?
+    else {
+        drop(tx);
+        return Err(template_refusal(&app, &tenant, &row.template_id).await);
+    };
+    row.template_version = version;
+    let version = template_version(&app, &mut tx, &tenant.id, &row.template_id, version).await?;
+    let summary = format!("{} journey created", version.name);
+    let metadata =
+        json!({ "templateId": row.template_id, "templateVersion": row.template_version });
+    let loaded = Loaded { row, version };
     let actor = body.created_by.clone();
     finish(
         &app,
@@ -455,7 +501,12 @@ async fn create_journey(
         idem,
         &tenant,
         &loaded,
-        ("omni.journey.created", actor.as_deref(), summary, metadata),
+        Change {
+            event_type: "omni.journey.created",
+            actor: actor.as_deref(),
+            summary,
+            metadata,
+        },
         StatusCode::CREATED,
     )
     .await
@@ -509,21 +560,18 @@ async fn list_journeys(
         page.offset(),
     )
     .await?;
+    let mut conn = app.db.reader().acquire().await?;
     let mut data = Vec::with_capacity(rows.len());
-    let mut versions: Vec<((String, i64), Vec<StepDef>)> = Vec::new();
     for row in rows {
-        let key = (row.template_id.clone(), row.template_version);
-        let steps = match versions.iter().find(|(k, _)| *k == key) {
-            Some((_, s)) => s.clone(),
-            None => {
-                let s = store::template_version_steps(app.db.reader(), &tenant.id, &key.0, key.1)
-                    .await?
-                    .unwrap_or_default();
-                versions.push((key, s.clone()));
-                s
-            }
-        };
-        data.push(Loaded { row, steps }.view(false));
+        let version = template_version(
+            &app,
+            &mut conn,
+            &tenant.id,
+            &row.template_id,
+            row.template_version,
+        )
+        .await?;
+        data.push(Loaded { row, version }.view(false));
     }
     Ok(json(
         StatusCode::OK,
@@ -549,11 +597,10 @@ async fn get_journey(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
     let mut conn = app.db.reader().acquire().await?;
-    let loaded = load(&mut conn, &tenant.id, &id).await?;
-    drop(conn);
-    let history = store::history(app.db.reader(), &loaded.row.id).await?;
+    let loaded = load(&app, &mut conn, &tenant.id, &id).await?;
+    let history = store::history(&mut conn, &loaded.row.id).await?;
     let mut view = loaded.view(true);
-    view.steps = Some(steps_with_history(&loaded.steps, &history));
+    view.steps = Some(steps_with_history(loaded.steps(), &history));
     Ok(json(StatusCode::OK, &Data { data: view }))
 }
 
@@ -640,15 +687,15 @@ async fn advance_journey(
     let outcome = body.step_outcome.unwrap_or(StepOutcome::Passed);
 
     let mut tx = app.db.begin().await?;
-    let mut loaded = load(&mut tx, &tenant.id, &id).await?;
+    let mut loaded = load(&app, &mut tx, &tenant.id, &id).await?;
     let next = model::advance(
         loaded.progress(),
-        &loaded.steps,
+        loaded.steps(),
         &body.completed_step_id,
         outcome,
     )
     .map_err(refusal)?;
-    let step = loaded.steps[next.step_index].clone();
+    let step = loaded.steps()[next.step_index].clone();
     let r = &mut loaded.row;
     r.status = next.progress.status.as_str().to_owned();
     r.current_step_index = next.progress.current as i64;
@@ -659,9 +706,6 @@ async fn advance_journey(
     }
     .as_str()
     .to_owned();
-    if outcome != StepOutcome::Failed {
-        r.completed_steps += 1;
-    }
     save(&mut tx, &tenant, &mut loaded).await?;
     let history = HistoryRow {
         seq: loaded.row.row_version,
@@ -679,7 +723,7 @@ async fn advance_journey(
         StepOutcome::Failed => format!("Journey step failed: {}", step.name),
     };
     let next_step = loaded
-        .steps
+        .steps()
         .get(next.progress.current)
         .map(|s| s.id.clone());
     let metadata =
@@ -691,7 +735,12 @@ async fn advance_journey(
         idem,
         &tenant,
         &loaded,
-        ("omni.journey.advanced", actor, summary, metadata),
+        Change {
+            event_type: "omni.journey.advanced",
+            actor,
+            summary,
+            metadata,
+        },
         StatusCode::OK,
     )
     .await
@@ -731,7 +780,7 @@ async fn assign_journey(
     let assignee_type = body.assignee_type.unwrap_or(AssigneeType::User);
 
     let mut tx = app.db.begin().await?;
-    let mut loaded = load(&mut tx, &tenant.id, &id).await?;
+    let mut loaded = load(&app, &mut tx, &tenant.id, &id).await?;
     let status = model::assign(loaded.status()).map_err(refusal)?;
     let previous = loaded.row.assignee_id.clone();
     loaded.row.status = status.as_str().to_owned();
@@ -757,7 +806,12 @@ async fn assign_journey(
         idem,
         &tenant,
         &loaded,
-        ("omni.journey.assigned", actor, summary, metadata),
+        Change {
+            event_type: "omni.journey.assigned",
+            actor,
+            summary,
+            metadata,
+        },
         StatusCode::OK,
     )
     .await
@@ -796,8 +850,8 @@ async fn complete_journey(
     reject(errors)?;
 
     let mut tx = app.db.begin().await?;
-    let mut loaded = load(&mut tx, &tenant.id, &id).await?;
-    model::complete(loaded.progress(), &loaded.steps).map_err(refusal)?;
+    let mut loaded = load(&app, &mut tx, &tenant.id, &id).await?;
+    model::complete(loaded.progress(), loaded.steps()).map_err(refusal)?;
     let outcome = body.outcome.unwrap_or_else(|| "success".to_owned());
     loaded.row.status = JourneyStatus::Completed.as_str().to_owned();
     loaded.row.outcome = Some(outcome.clone());
@@ -812,7 +866,12 @@ async fn complete_journey(
         idem,
         &tenant,
         &loaded,
-        ("omni.journey.completed", actor, summary, metadata),
+        Change {
+            event_type: "omni.journey.completed",
+            actor,
+            summary,
+            metadata,
+        },
         StatusCode::OK,
     )
     .await
@@ -845,7 +904,7 @@ async fn cancel_journey(
     reject(errors)?;
 
     let mut tx = app.db.begin().await?;
-    let mut loaded = load(&mut tx, &tenant.id, &id).await?;
+    let mut loaded = load(&app, &mut tx, &tenant.id, &id).await?;
     model::cancel(loaded.status()).map_err(refusal)?;
     loaded.row.status = JourneyStatus::Cancelled.as_str().to_owned();
     loaded.row.notes = body.cancellation_reason.clone();
@@ -862,7 +921,12 @@ async fn cancel_journey(
         idem,
         &tenant,
         &loaded,
-        ("omni.journey.cancelled", actor, summary, metadata),
+        Change {
+            event_type: "omni.journey.cancelled",
+            actor,
+            summary,
+            metadata,
+        },
         StatusCode::OK,
     )
     .await

@@ -137,15 +137,22 @@ pub async fn get_template<'e, E: Executor<'e, Database = Any>>(
     .await?)
 }
 
-/// The steps of one version of a template, in stored form.
-pub async fn template_version_steps<'e, E: Executor<'e, Database = Any>>(
+/// One version of a template: what a journey started on it runs. Never changes once written.
+#[derive(Debug, Clone)]
+pub struct TemplateVersion {
+    pub name: String,
+    /// In run order.
+    pub steps: Vec<StepDef>,
+}
+
+pub async fn template_version<'e, E: Executor<'e, Database = Any>>(
     ex: E,
     tenant: &str,
     id: &str,
     version: i64,
-) -> Result<Option<Vec<StepDef>>, StoreError> {
-    let steps: Option<String> = sqlx::query_scalar(
-        "SELECT steps FROM journey_template_versions
+) -> Result<Option<TemplateVersion>, StoreError> {
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT name, steps FROM journey_template_versions
          WHERE tenant_id = $1 AND template_id = $2 AND version = $3",
     )
     .bind(tenant)
@@ -153,9 +160,13 @@ pub async fn template_version_steps<'e, E: Executor<'e, Database = Any>>(
     .bind(version)
     .fetch_optional(ex)
     .await?;
-    steps
-        .map(|s| serde_json::from_str(&s).map_err(StoreError::from))
-        .transpose()
+    row.map(|(name, steps)| {
+        Ok(TemplateVersion {
+            name,
+            steps: serde_json::from_str(&steps)?,
+        })
+    })
+    .transpose()
 }
 
 /// Filters of the template list.
@@ -209,8 +220,6 @@ pub struct JourneyRow {
     pub status: String,
     pub current_step_index: i64,
     pub current_step_status: String,
-    pub completed_steps: i64,
-    pub total_steps: i64,
     pub assignee_id: Option<String>,
     pub assignee_type: Option<String>,
     pub priority: String,
@@ -226,8 +235,8 @@ pub struct JourneyRow {
 macro_rules! journey_columns {
     () => {
         "id, template_id, template_version, customer_id, channel, status, current_step_index, \
-         current_step_status, completed_steps, total_steps, assignee_id, assignee_type, priority, \
-         due_at, context, outcome, notes, row_version, created_at, updated_at"
+         current_step_status, assignee_id, assignee_type, priority, due_at, context, outcome, notes, \
+         row_version, created_at, updated_at"
     };
 }
 
@@ -238,28 +247,30 @@ macro_rules! journey_filter {
     };
 }
 
-pub async fn insert_journey(
+/// Inserts `j` on the current version of its template if that template is `active`, in one
+/// statement, so the check and the insert cannot be separated by a concurrent change. Returns
+/// the version the journey starts on, or `None` if the template is missing or not active
+/// (`j.template_version` is ignored).
+pub async fn insert_journey_on_active_template(
     conn: &mut AnyConnection,
     tenant: &str,
     j: &JourneyRow,
-) -> Result<(), StoreError> {
-    sqlx::query(concat!(
+) -> Result<Option<i64>, StoreError> {
+    Ok(sqlx::query_scalar(concat!(
         "INSERT INTO journeys (tenant_id, ",
         journey_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-         $18, $19, $20, $21)"
+        ") SELECT $1, $2, t.id, t.version, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+         $17, $18 FROM journey_templates t WHERE t.tenant_id = $1 AND t.id = $3 AND t.status = 'active' \
+         RETURNING template_version"
     ))
     .bind(tenant)
     .bind(&j.id)
     .bind(&j.template_id)
-    .bind(j.template_version)
     .bind(&j.customer_id)
     .bind(&j.channel)
     .bind(&j.status)
     .bind(j.current_step_index)
     .bind(&j.current_step_status)
-    .bind(j.completed_steps)
-    .bind(j.total_steps)
     .bind(&j.assignee_id)
     .bind(&j.assignee_type)
     .bind(&j.priority)
@@ -270,9 +281,8 @@ pub async fn insert_journey(
     .bind(j.row_version)
     .bind(j.created_at)
     .bind(j.updated_at)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_optional(conn)
+    .await?)
 }
 
 pub async fn get_journey<'e, E: Executor<'e, Database = Any>>(
@@ -300,16 +310,15 @@ pub async fn update_journey(
 ) -> Result<bool, StoreError> {
     let n = sqlx::query(
         "UPDATE journeys SET status = $3, current_step_index = $4, current_step_status = $5,
-             completed_steps = $6, assignee_id = $7, assignee_type = $8, outcome = $9, notes = $10,
-             row_version = $11, updated_at = $12
-         WHERE tenant_id = $1 AND id = $2 AND row_version = $13",
+             assignee_id = $6, assignee_type = $7, outcome = $8, notes = $9, row_version = $10,
+             updated_at = $11
+         WHERE tenant_id = $1 AND id = $2 AND row_version = $12",
     )
     .bind(tenant)
     .bind(&j.id)
     .bind(&j.status)
     .bind(j.current_step_index)
     .bind(&j.current_step_status)
-    .bind(j.completed_steps)
     .bind(&j.assignee_id)
     .bind(&j.assignee_type)
     .bind(&j.outcome)
@@ -403,12 +412,15 @@ pub async fn insert_history(
 }
 
 /// A journey's step history, oldest first.
-pub async fn history(pool: &AnyPool, journey_id: &str) -> Result<Vec<HistoryRow>, StoreError> {
+pub async fn history(
+    conn: &mut AnyConnection,
+    journey_id: &str,
+) -> Result<Vec<HistoryRow>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT seq, step_id, step_index, outcome, data, actor_id, occurred_at FROM journey_step_history
          WHERE journey_id = $1 ORDER BY seq",
     )
     .bind(journey_id)
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?)
 }
