@@ -46,6 +46,7 @@ pub struct AppState {
     pub db: Db,
     pub config: Arc<Config>,
     pub versions: Arc<journeys::VersionCache>,
+    pub keys: Arc<auth::key_cache::KeyCache>,
 }
 
 /// The API routes with their OpenAPI description, before the shared layers.
@@ -177,6 +178,7 @@ pub async fn serve(
         db: db.clone(),
         config: Arc::new(config),
         versions: Arc::new(journeys::VersionCache::new(10_000)),
+        keys: Arc::default(),
     };
     let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
     let workers = workers::spawn(state.clone(), workers_stopped);

@@ -3,6 +3,9 @@
 //! A key is `omk_` followed by 256 random bits. It is shown once, when created; the database
 //! keeps only its SHA-256. Requests carry it in `x-api-key` or `Authorization: Bearer`. A
 //! missing key is 401 `unauthenticated`; an unknown or revoked one is 401 `invalid_api_key`.
+//! On PostgreSQL, checked keys are remembered until a revocation is announced ([`key_cache`]).
+
+pub mod key_cache;
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::header::AUTHORIZATION;
@@ -13,7 +16,7 @@ use axum::response::Response;
 use crate::AppState;
 use crate::error::{ApiError, StoreError};
 use crate::ids::{new_id, new_secret, sha256_hex};
-use crate::store::{Db, now_ms};
+use crate::store::{Backend, Db, now_ms};
 
 /// The tenant a request acts for, resolved from its API key.
 #[derive(Clone, Debug)]
@@ -40,10 +43,18 @@ pub async fn require_api_key(
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let presented = presented_key(&req)?;
-    let tenant = find_key(&state.db, presented).await?.ok_or_else(|| {
-        ApiError::unauthorized("invalid_api_key", "The API key is unknown or revoked")
-    })?;
+    let hash = sha256_hex(presented_key(&req)?);
+    let tenant = match state.keys.get(&hash) {
+        Some(tenant) => tenant,
+        None => {
+            let generation = state.keys.generation();
+            let tenant = find_key(&state.db, &hash).await?.ok_or_else(|| {
+                ApiError::unauthorized("invalid_api_key", "The API key is unknown or revoked")
+            })?;
+            state.keys.remember(hash, tenant.clone(), generation);
+            tenant
+        }
+    };
     req.extensions_mut().insert(tenant);
     Ok(next.run(req).await)
 }
@@ -71,11 +82,11 @@ fn presented_key(req: &Request) -> Result<&str, ApiError> {
     }
 }
 
-async fn find_key(db: &Db, presented: &str) -> Result<Option<Tenant>, StoreError> {
+async fn find_key(db: &Db, hash: &str) -> Result<Option<Tenant>, StoreError> {
     let row: Option<(String, String)> = sqlx::query_as(
         "SELECT id, tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
     )
-    .bind(sha256_hex(presented))
+    .bind(hash)
     .fetch_optional(db.reader())
     .await?;
     Ok(row.map(|(key_id, id)| Tenant { id, key_id }))
@@ -150,7 +161,8 @@ async fn insert_key(
     Ok(key)
 }
 
-/// Revokes a key; `false` if there is no such key or it was already revoked.
+/// Revokes a key; `false` if there is no such key or it was already revoked. On PostgreSQL
+/// the revocation is announced to every `serve` process when it commits.
 pub async fn revoke_key(db: &Db, key_id: &str) -> Result<bool, StoreError> {
     let mut tx = db.begin().await?;
     let done =
@@ -160,6 +172,13 @@ pub async fn revoke_key(db: &Db, key_id: &str) -> Result<bool, StoreError> {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+    if done == 1 && db.backend() == Backend::Postgres {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(key_cache::CHANNEL)
+            .bind(key_id)
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
     Ok(done == 1)
 }

@@ -41,6 +41,32 @@ pub struct Recorded {
     pub occurred_at: i64,
 }
 
+// The entities of an event are written with it. PostgreSQL does both in one statement (a
+// data-modifying CTE); SQLite has no such CTE, so there the event and its entities are two
+// statements. Up to three entities go in one statement; more are rare and go three at a time.
+macro_rules! event_insert {
+    () => {
+        "INSERT INTO events (id, tenant_id, event_type, occurred_at, actor_id, channel, summary, \
+         metadata, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    };
+}
+macro_rules! pg_with_entities {
+    ($values:literal) => {
+        concat!(
+            "WITH e AS (",
+            event_insert!(),
+            " RETURNING seq) INSERT INTO event_entities \
+             (tenant_id, event_seq, occurred_at, entity_type, entity_id) \
+             SELECT $2, e.seq, $4, x.t, x.i FROM e, (VALUES ",
+            $values,
+            ") AS x(t, i) RETURNING event_seq"
+        )
+    };
+}
+const PG_EVENT_WITH_1: &str = pg_with_entities!("($10, $11)");
+const PG_EVENT_WITH_2: &str = pg_with_entities!("($10, $11), ($12, $13)");
+const PG_EVENT_WITH_3: &str = pg_with_entities!("($10, $11), ($12, $13), ($14, $15)");
+const EVENT_INSERT: &str = concat!(event_insert!(), " RETURNING seq");
 const ENTITY_INSERT_1: &str =
     "INSERT INTO event_entities (tenant_id, event_seq, occurred_at, entity_type, entity_id)
      VALUES ($1, $2, $3, $4, $5)";
@@ -55,25 +81,35 @@ const ENTITY_INSERT_3: &str =
 pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<Recorded, StoreError> {
     let id = new_id("evt_");
     let occurred_at = now_ms();
-    let seq: i64 = sqlx::query_scalar(
-        "INSERT INTO events (id, tenant_id, event_type, occurred_at, actor_id, channel, summary,
-                             metadata, payload)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         RETURNING seq",
-    )
-    .bind(&id)
-    .bind(event.tenant_id)
-    .bind(event.event_type)
-    .bind(occurred_at)
-    .bind(event.actor_id)
-    .bind(event.channel)
-    .bind(&event.summary)
-    .bind(event.metadata.to_string())
-    .bind(event.payload.to_string())
-    .fetch_one(&mut *conn)
-    .await?;
-    // One statement for the usual one to three entities; more are rare and go one by one.
-    let mut rest = event.entities.as_slice();
+    let (first, mut rest) = event.entities.split_at(event.entities.len().min(3));
+    let postgres = conn.backend_name() == "PostgreSQL" && !first.is_empty();
+    let sql = match (postgres, first.len()) {
+        (true, 1) => PG_EVENT_WITH_1,
+        (true, 2) => PG_EVENT_WITH_2,
+        (true, _) => PG_EVENT_WITH_3,
+        (false, _) => EVENT_INSERT,
+    };
+    let mut q = sqlx::query_scalar(sql)
+        .bind(&id)
+        .bind(event.tenant_id)
+        .bind(event.event_type)
+        .bind(occurred_at)
+        .bind(event.actor_id)
+        .bind(event.channel)
+        .bind(&event.summary)
+        .bind(event.metadata.to_string())
+        .bind(event.payload.to_string());
+    if postgres {
+        for (entity_type, entity_id) in first {
+            q = q.bind(*entity_type).bind(*entity_id);
+        }
+    } else {
+        rest = &event.entities;
+    }
+    let seqs: Vec<i64> = q.fetch_all(&mut *conn).await?;
+    let seq = *seqs
+        .first()
+        .ok_or_else(|| StoreError::Corrupt("event insert returned no sequence".into()))?;
     while !rest.is_empty() {
         let (sql, n) = match rest.len() {
             1 => (ENTITY_INSERT_1, 1),

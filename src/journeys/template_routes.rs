@@ -181,16 +181,18 @@ async fn create_template(
     };
     let view = TemplateView::from_row(&row)?;
     let mut tx = app.db.begin().await?;
-    if store::get_template(&mut *tx, &tenant.id, &row.id)
-        .await?
-        .is_some()
-    {
-        return Err(ApiError::conflict(
-            "template_exists",
-            format!("Template {} already exists", row.id),
-        ));
-    }
-    store::insert_template(&mut tx, &tenant.id, &row).await?;
+    store::insert_template(&mut tx, &tenant.id, &row)
+        .await
+        .map_err(|e| {
+            if e.is_unique_violation() {
+                ApiError::conflict(
+                    "template_exists",
+                    format!("Template {} already exists", row.id),
+                )
+            } else {
+                e.into()
+            }
+        })?;
     events::record(
         &mut tx,
         NewEvent {

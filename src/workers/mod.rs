@@ -10,13 +10,24 @@ use tokio::task::JoinHandle;
 
 use crate::AppState;
 use crate::idempotency;
+use crate::store::Backend;
 
 /// How often expired idempotency records are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 
 /// Starts the workers; the handle completes when all have stopped.
 pub fn spawn(state: AppState, stop: watch::Receiver<bool>) -> JoinHandle<()> {
-    tokio::spawn(purge_idempotency_keys(state, stop))
+    let mut workers = tokio::task::JoinSet::new();
+    if state.db.backend() == Backend::Postgres {
+        let (keys, url, stop) = (
+            state.keys.clone(),
+            state.config.database_url.expose().to_owned(),
+            stop.clone(),
+        );
+        workers.spawn(async move { keys.listen(url, stop).await });
+    }
+    workers.spawn(purge_idempotency_keys(state, stop));
+    tokio::spawn(async move { while workers.join_next().await.is_some() {} })
 }
 
 async fn purge_idempotency_keys(state: AppState, mut stop: watch::Receiver<bool>) {

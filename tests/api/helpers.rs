@@ -274,6 +274,22 @@ pub async fn send(req: RequestBuilder) -> (StatusCode, Value) {
     )
 }
 
+/// Sends `make()` until it answers `want` (at most 5 s): for effects that reach other
+/// connections asynchronously, such as a key revocation announced on PostgreSQL.
+pub async fn eventually(
+    make: impl Fn() -> RequestBuilder,
+    want: StatusCode,
+) -> (StatusCode, Value) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (status, body) = send(make()).await;
+        if status == want || std::time::Instant::now() > deadline {
+            return (status, body);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// Asserts a problem-details answer with the given status and code.
 pub fn assert_problem(status: StatusCode, body: &Value, want_status: u16, want_code: &str) {
     assert_eq!(status.as_u16(), want_status, "{body}");
