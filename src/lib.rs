@@ -24,7 +24,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{Request, StatusCode, header};
-use axum::middleware::{from_fn_with_state, map_response};
+use axum::middleware::{from_fn_with_state, map_request, map_response};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -85,7 +85,24 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(map_request(drop_unfit_request_id))
         .with_state(state)
+}
+
+/// A client's `x-request-id` is kept only if it is 1 to 128 characters of `[A-Za-z0-9._:-]`;
+/// otherwise it is dropped and one is generated, so logs never carry arbitrary client text.
+async fn drop_unfit_request_id(mut req: Request<Body>) -> Request<Body> {
+    let fit = |v: &header::HeaderValue| {
+        let b = v.as_bytes();
+        !b.is_empty()
+            && b.len() <= 128
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"._:-".contains(c))
+    };
+    if req.headers().get("x-request-id").is_some_and(|v| !fit(v)) {
+        req.headers_mut().remove("x-request-id");
+    }
+    req
 }
 
 /// Any error answer that is not yet problem details (a framework rejection the extractors did

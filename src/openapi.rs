@@ -32,7 +32,7 @@ use crate::error::PROBLEM_JSON;
 pub struct ApiDoc;
 
 /// Adds the shared parts to every operation of `doc`.
-pub fn complete(doc: &mut utoipa::openapi::OpenApi) {
+fn complete(doc: &mut utoipa::openapi::OpenApi) {
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         "apiKey",

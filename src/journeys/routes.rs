@@ -86,7 +86,7 @@ pub struct AssignJourney {
     /// Default `user`.
     pub assignee_type: Option<AssigneeType>,
     pub reason: Option<String>,
-    /// Recorded on the event; notifications act on it.
+    /// Recorded on the event, for the notifications to come.
     #[serde(default)]
     pub notify_assignee: bool,
     /// Who made the assignment (recorded as the event's actor).

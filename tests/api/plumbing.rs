@@ -258,6 +258,22 @@ async fn request_ids_are_echoed_or_generated() {
         .unwrap();
     let generated = res.headers()["x-request-id"].to_str().unwrap();
     assert_eq!(generated.len(), 36, "a UUID: {generated}");
+    // An unfit id (too long, or with characters logs should not carry) is replaced.
+    for unfit in ["x".repeat(129), "a b".to_owned(), "<script>".to_owned()] {
+        let res = app
+            .client
+            .get(app.url("/healthz"))
+            .header("x-request-id", &unfit)
+            .send()
+            .await
+            .unwrap();
+        let echoed = res.headers()["x-request-id"].to_str().unwrap();
+        assert_eq!(
+            echoed.len(),
+            36,
+            "{unfit} was replaced by a UUID, not {echoed}"
+        );
+    }
 }
 
 #[tokio::test]
