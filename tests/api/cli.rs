@@ -172,11 +172,18 @@ async fn configuration_layers_and_never_logs_the_database_password() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("omnirail.toml");
     std::fs::write(&file, "database_url = \"postgres://app:s3cret-pass@127.0.0.1:1/omni\"\ndb_acquire_timeout_secs = 1\n").unwrap();
-    let out = Command::new(BIN)
-        .args(["migrate", "--config", file.to_str().unwrap()])
-        .env_remove("OMNIRAIL_DATABASE_URL")
-        .output()
-        .unwrap();
+    // `migrate` with the file, extra arguments, and OMNIRAIL_DATABASE_URL set or unset.
+    let migrate = |extra: &[&str], env_url: Option<&str>| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["migrate", "--config", file.to_str().unwrap()])
+            .args(extra);
+        match env_url {
+            Some(url) => cmd.env("OMNIRAIL_DATABASE_URL", url),
+            None => cmd.env_remove("OMNIRAIL_DATABASE_URL"),
+        };
+        cmd.output().unwrap()
+    };
+    let out = migrate(&[], None);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -187,11 +194,7 @@ async fn configuration_layers_and_never_logs_the_database_password() {
 
     // The environment overrides the file; a flag overrides both.
     let sqlite = format!("sqlite://{}", dir.join("env.db").display());
-    let out = Command::new(BIN)
-        .args(["migrate", "--config", file.to_str().unwrap()])
-        .env("OMNIRAIL_DATABASE_URL", &sqlite)
-        .output()
-        .unwrap();
+    let out = migrate(&[], Some(&sqlite));
     assert!(
         out.status.success(),
         "{}",
@@ -199,17 +202,10 @@ async fn configuration_layers_and_never_logs_the_database_password() {
     );
     assert!(dir.join("env.db").exists());
     let flag = format!("sqlite://{}", dir.join("flag.db").display());
-    let out = Command::new(BIN)
-        .args([
-            "migrate",
-            "--config",
-            file.to_str().unwrap(),
-            "--database-url",
-            &flag,
-        ])
-        .env("OMNIRAIL_DATABASE_URL", "postgres://nobody@127.0.0.1:1/x")
-        .output()
-        .unwrap();
+    let out = migrate(
+        &["--database-url", &flag],
+        Some("postgres://nobody@127.0.0.1:1/x"),
+    );
     assert!(
         out.status.success(),
         "{}",
