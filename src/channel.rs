@@ -1,7 +1,6 @@
 //! The one list of channels. Seed 001 writes them lowercase (`mobile_ios`), seed 000 uppercase
 //! (`MOBILE_IOS`): each rail answers in its own case and accepts either.
 
-use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -60,12 +59,6 @@ impl FromStr for Channel {
                     Channel::ALL.map(Channel::as_lower).join(", ")
                 )
             })
-    }
-}
-
-impl fmt::Display for Channel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_lower())
     }
 }
 

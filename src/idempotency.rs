@@ -75,13 +75,11 @@ pub async fn middleware(
     hasher.update(parts.uri.path_and_query().map_or("", |p| p.as_str()));
     hasher.update(b"\n");
     hasher.update(&bytes);
-    let ttl_ms = i64::try_from(state.config.idempotency_ttl_hours).unwrap_or(i64::MAX / 3_600_000)
-        * 3_600_000;
     let idem = IdempotencyKey {
         tenant_id: tenant.id,
         key,
         request_hash: hex::encode(hasher.finalize()),
-        cutoff: now_ms() - ttl_ms,
+        cutoff: cutoff(state.config.idempotency_ttl_hours),
     };
     if let Some(answer) = stored_answer(&state.db, &idem).await? {
         return Ok(answer);
@@ -193,9 +191,15 @@ impl Idem {
     }
 }
 
+/// Records created before this instant (ms) are past the retention of `ttl_hours`.
+fn cutoff(ttl_hours: u64) -> i64 {
+    let ttl_ms = i64::try_from(ttl_hours).map_or(i64::MAX, |h| h.saturating_mul(3_600_000));
+    now_ms().saturating_sub(ttl_ms)
+}
+
 /// Deletes records older than the retention; returns how many.
 pub async fn purge_expired(db: &Db, ttl_hours: u64) -> Result<u64, sqlx::Error> {
-    let cutoff = now_ms() - i64::try_from(ttl_hours).unwrap_or(i64::MAX / 3_600_000) * 3_600_000;
+    let cutoff = cutoff(ttl_hours);
     let mut tx = db.begin().await?;
     let n = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
         .bind(cutoff)

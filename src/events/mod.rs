@@ -33,14 +33,6 @@ pub struct NewEvent<'a> {
     pub entities: Vec<EntityRef<'a>>,
 }
 
-/// The recorded event's identity.
-#[derive(Debug, Clone)]
-pub struct Recorded {
-    pub id: String,
-    pub seq: i64,
-    pub occurred_at: i64,
-}
-
 // The entities of an event are written with it. PostgreSQL does both in one statement (a
 // data-modifying CTE); SQLite has no such CTE, so there the event and its entities are two
 // statements. Up to three entities go in one statement; more are rare and go three at a time.
@@ -78,7 +70,7 @@ const ENTITY_INSERT_3: &str =
      VALUES ($1, $2, $3, $4, $5), ($1, $2, $3, $6, $7), ($1, $2, $3, $8, $9)";
 
 /// Records `event` inside the caller's transaction.
-pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<Recorded, StoreError> {
+pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(), StoreError> {
     let id = new_id("evt_");
     let occurred_at = now_ms();
     let (first, mut rest) = event.entities.split_at(event.entities.len().min(3));
@@ -126,11 +118,7 @@ pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<Rec
         q.execute(&mut *conn).await?;
         rest = &rest[n..];
     }
-    Ok(Recorded {
-        id,
-        seq,
-        occurred_at,
-    })
+    Ok(())
 }
 
 /// A stored event, as tests and later readers (timeline, webhooks) see it.
