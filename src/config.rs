@@ -28,6 +28,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// How long an `Idempotency-Key` and its first answer are kept, in hours (at least 24).
     pub idempotency_ttl_hours: u64,
+    /// Seconds between sweeps that close approval requests past their expiry.
+    pub approval_sweep_secs: u64,
 }
 
 impl Default for Config {
@@ -41,6 +43,7 @@ impl Default for Config {
             log_level: "info".into(),
             max_body_bytes: 1024 * 1024,
             idempotency_ttl_hours: 24,
+            approval_sweep_secs: 10,
         }
     }
 }

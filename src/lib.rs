@@ -1,16 +1,22 @@
 //! Omnirail: the omnichannel engagement engine. `router` builds the HTTP API on a database;
 //! `serve` runs it, with its background workers, on any listener until `shutdown` resolves.
 
+#[macro_use]
+mod macros;
+
 pub mod api;
+pub mod approvals;
 pub mod auth;
 pub mod channel;
 pub mod cli;
 pub mod config;
+pub mod directory;
 pub mod error;
 pub mod events;
 pub mod idempotency;
 pub mod ids;
 pub mod journeys;
+pub mod money;
 pub mod openapi;
 pub mod store;
 pub mod time;
@@ -52,7 +58,12 @@ pub struct AppState {
 /// The API routes with their OpenAPI description, before the shared layers.
 fn api(state: &AppState) -> OpenApiRouter<AppState> {
     let omni = OpenApiRouter::new()
-        .nest("/api/v1/omni", journeys::router())
+        .nest(
+            "/api/v1/omni",
+            journeys::router()
+                .merge(directory::router())
+                .merge(approvals::router()),
+        )
         .layer(from_fn_with_state(state.clone(), idempotency::middleware))
         .layer(from_fn_with_state(state.clone(), auth::require_api_key));
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())

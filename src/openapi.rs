@@ -26,6 +26,9 @@ use crate::error::PROBLEM_JSON;
     tags(
         (name = "Journey templates", description = "Reusable journey definitions with versioned steps"),
         (name = "Journeys", description = "Customer journeys and their lifecycle"),
+        (name = "Delegations", description = "Delegations of authority from one user to another, with scope, limit and validity"),
+        (name = "Approvals", description = "Multi-party approval requests and their decisions"),
+        (name = "Staff directory", description = "Users with their roles and teams: who may approve and assign"),
         (name = "Operations", description = "Health and readiness probes"),
     )
 )]

@@ -295,6 +295,32 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     }
 }
 
+/// Appends an error if an optional id naming a user or another outside object is not one.
+pub fn check_id(errors: &mut Vec<FieldError>, field: &str, value: Option<&str>) {
+    if value.is_some_and(|v| !crate::ids::is_external_id(v)) {
+        errors.push(FieldError::new(
+            field,
+            "must be 1 to 128 characters of letters, digits, _ - . or :",
+        ));
+    }
+}
+
+/// Appends an error if an optional value is not a JSON object.
+pub fn check_object(errors: &mut Vec<FieldError>, field: &str, value: Option<&serde_json::Value>) {
+    if value.is_some_and(|v| !v.is_object()) {
+        errors.push(FieldError::new(field, "must be a JSON object"));
+    }
+}
+
+/// 422 `validation_failed` listing `errors`, or `Ok` when there are none.
+pub fn reject(errors: Vec<FieldError>) -> Result<(), ApiError> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::validation(errors))
+    }
+}
+
 /// A JSON answer with the given status.
 pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     (status, axum::Json(body)).into_response()

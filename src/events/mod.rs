@@ -73,7 +73,11 @@ const ENTITY_INSERT_3: &str =
 pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(), StoreError> {
     let id = new_id("evt_");
     let occurred_at = now_ms();
-    let (first, mut rest) = event.entities.split_at(event.entities.len().min(3));
+    // One entity named twice (a user who is both decider and assignee, say) is indexed once.
+    let mut entities = event.entities;
+    entities.sort_unstable();
+    entities.dedup();
+    let (first, mut rest) = entities.split_at(entities.len().min(3));
     let postgres = conn.backend_name() == "PostgreSQL" && !first.is_empty();
     let sql = match (postgres, first.len()) {
         (true, 1) => PG_EVENT_WITH_1,
@@ -96,7 +100,7 @@ pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(),
             q = q.bind(*entity_type).bind(*entity_id);
         }
     } else {
-        rest = &event.entities;
+        rest = &entities;
     }
     let seqs: Vec<i64> = q.fetch_all(&mut *conn).await?;
     let seq = *seqs

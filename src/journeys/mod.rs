@@ -21,6 +21,17 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(routes::router())
 }
 
+/// The customer of a journey, or `None` if the tenant has no such journey.
+pub async fn customer_of(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+) -> crate::error::ApiResult<Option<String>> {
+    Ok(store::customer_of(conn, tenant, id).await?)
+}
+
+pub use routes::on_approval_closed;
+
 type VersionKey = (String, String, i64);
 
 /// Template versions in memory. A version never changes once written, so a cached one is never

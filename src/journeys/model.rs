@@ -20,26 +20,6 @@ use utoipa::ToSchema;
 
 use crate::error::FieldError;
 
-macro_rules! string_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-
-            /// Parses the stored form; `None` for anything else.
-            pub fn parse(s: &str) -> Option<Self> {
-                match s { $($text => Some($name::$variant),)+ _ => None }
-            }
-        }
-    };
-}
-
 string_enum!(
     /// What kind of work a step is.
     StepType {
@@ -126,8 +106,14 @@ pub struct StepDef {
     pub timeout_hours: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub documents_required: Vec<String>,
+    /// On `approval` steps: who approves. Every user holding this role may decide, and the
+    /// first decision decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_role_required: Option<String>,
+    /// On `approval` steps: named approvers (user ids), each of whom must approve. Takes
+    /// precedence over `approvalRoleRequired`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -233,6 +219,34 @@ pub fn validate_steps(steps: &[StepDef], errors: &mut Vec<FieldError>) {
             errors.push(FieldError::new(
                 at("approvalRoleRequired"),
                 "must be 1 to 64 characters of a-z, 0-9 or _",
+            ));
+        }
+        if step.approvers.len() > 20 {
+            errors.push(FieldError::new(
+                at("approvers"),
+                "must name at most 20 approvers",
+            ));
+        }
+        for (j, user) in step.approvers.iter().enumerate() {
+            if !crate::ids::is_external_id(user) {
+                errors.push(FieldError::new(
+                    format!("steps[{i}].approvers[{j}]"),
+                    "must be 1 to 128 characters of letters, digits, _ - . or :",
+                ));
+            } else if step.approvers[..j].contains(user) {
+                errors.push(FieldError::new(
+                    format!("steps[{i}].approvers[{j}]"),
+                    "names an approver twice",
+                ));
+            }
+        }
+        if step.kind == StepType::Approval
+            && step.approvers.is_empty()
+            && step.approval_role_required.is_none()
+        {
+            errors.push(FieldError::new(
+                at("approvalRoleRequired"),
+                "an approval step needs approvalRoleRequired or approvers",
             ));
         }
     }
@@ -402,6 +416,7 @@ mod tests {
             timeout_hours: None,
             documents_required: vec![],
             approval_role_required: None,
+            approvers: vec![],
         }
     }
 

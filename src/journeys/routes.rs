@@ -17,9 +17,14 @@ use super::model::{
 };
 use super::store::{self, HistoryRow, JourneyFilter, JourneyRow, TemplateVersion};
 use crate::AppState;
-use crate::api::{ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, json, parse_filter};
+use crate::api::{
+    ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, check_id, check_object, json,
+    parse_filter, reject,
+};
+use crate::approvals::{self, StepApproval, model::ApprovalStatus};
 use crate::auth::Tenant;
 use crate::channel::Channel;
+use crate::directory;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::events::{self, NewEvent};
 use crate::idempotency::Idem;
@@ -121,6 +126,10 @@ pub struct CurrentStep {
     pub kind: StepType,
     /// `pending`, or `failed` after a failed attempt.
     pub status: StepStatus,
+    /// On an approval step: the approval request it waits on (or, once failed, the one that
+    /// was rejected or expired).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
 }
 
 /// One recorded attempt at a step.
@@ -230,6 +239,10 @@ impl Loaded {
                 } else {
                     StepStatus::Pending
                 },
+                approval_id: r
+                    .approval_id
+                    .clone()
+                    .filter(|_| s.kind == StepType::Approval),
             }),
             total_steps: self.steps().len() as i64,
             // The steps before the current one are exactly those passed or skipped.
@@ -335,29 +348,6 @@ fn refusal(r: Refusal) -> ApiError {
     }
 }
 
-fn check_actor(errors: &mut Vec<FieldError>, field: &str, value: Option<&str>) {
-    if value.is_some_and(|v| !is_external_id(v)) {
-        errors.push(FieldError::new(
-            field,
-            "must be 1 to 128 characters of letters, digits, _ - . or :",
-        ));
-    }
-}
-
-fn check_object(errors: &mut Vec<FieldError>, field: &str, value: Option<&Value>) {
-    if value.is_some_and(|v| !v.is_object()) {
-        errors.push(FieldError::new(field, "must be a JSON object"));
-    }
-}
-
-fn reject(errors: Vec<FieldError>) -> ApiResult<()> {
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::validation(errors))
-    }
-}
-
 /// What a journey change records on its event.
 struct Change<'a> {
     event_type: &'static str,
@@ -366,16 +356,13 @@ struct Change<'a> {
     metadata: Value,
 }
 
-/// Records the journey's event and commits it with the answer.
-async fn finish(
-    app: &AppState,
-    mut tx: Tx,
-    idem: Idem,
-    tenant: &Tenant,
+/// Records the journey's event in the caller's transaction.
+async fn record_change(
+    conn: &mut sqlx::AnyConnection,
+    tenant: &str,
     loaded: &Loaded,
     change: Change<'_>,
-    status: StatusCode,
-) -> ApiResult<Response> {
+) -> ApiResult<()> {
     let Change {
         event_type,
         actor,
@@ -388,9 +375,9 @@ async fn finish(
         m.insert("customerId".into(), json!(loaded.row.customer_id));
     }
     events::record(
-        &mut tx,
+        conn,
         NewEvent {
-            tenant_id: &tenant.id,
+            tenant_id: tenant,
             event_type,
             actor_id: actor,
             channel: Some(&loaded.row.channel),
@@ -404,7 +391,252 @@ async fn finish(
         },
     )
     .await?;
-    idem.commit(&app.db, tx, status, &Data { data: view }).await
+    Ok(())
+}
+
+/// Records the journey's event and commits it with the answer.
+async fn finish(
+    app: &AppState,
+    mut tx: Tx,
+    idem: Idem,
+    tenant: &Tenant,
+    loaded: &Loaded,
+    change: Change<'_>,
+    status: StatusCode,
+) -> ApiResult<Response> {
+    record_change(&mut tx, &tenant.id, loaded, change).await?;
+    commit(app, tx, idem, loaded, status).await
+}
+
+/// Commits with the journey as the answer.
+async fn commit(
+    app: &AppState,
+    tx: Tx,
+    idem: Idem,
+    loaded: &Loaded,
+    status: StatusCode,
+) -> ApiResult<Response> {
+    idem.commit(
+        &app.db,
+        tx,
+        status,
+        &Data {
+            data: loaded.view(true),
+        },
+    )
+    .await
+}
+
+/// Opens the approval request of the current step, if the journey just reached an approval
+/// step (its `approval_id` was set for it before the journey was saved).
+async fn open_step_approval(
+    conn: &mut sqlx::AnyConnection,
+    tenant: &str,
+    loaded: &Loaded,
+    requester: &str,
+) -> ApiResult<()> {
+    let p = loaded.progress();
+    let (Some(id), Some(step)) = (&loaded.row.approval_id, loaded.steps().get(p.current)) else {
+        return Ok(());
+    };
+    let context: Value = serde_json::from_str(&loaded.row.context).unwrap_or_else(|_| json!({}));
+    approvals::open_for_step(
+        conn,
+        tenant,
+        StepApproval {
+            approval_id: id,
+            journey_id: &loaded.row.id,
+            customer_id: &loaded.row.customer_id,
+            template_id: &loaded.row.template_id,
+            step_id: &step.id,
+            step_name: &step.name,
+            step_index: p.current as i64,
+            approvers: &step.approvers,
+            role: step.approval_role_required.as_deref(),
+            timeout_hours: step.timeout_hours,
+            context: &context,
+            requested_by: requester,
+        },
+    )
+    .await
+}
+
+/// Gives the journey a new approval id if its current step is an approval step it has just
+/// reached; the request itself is opened by [`open_step_approval`] once the journey is saved.
+fn prepare_step_approval(loaded: &mut Loaded) -> bool {
+    let p = loaded.progress();
+    let due = !p.status.is_final()
+        && !p.current_failed
+        && loaded
+            .steps()
+            .get(p.current)
+            .is_some_and(|s| s.kind == StepType::Approval);
+    if due {
+        loaded.row.approval_id = Some(new_id("apr_"));
+    }
+    due
+}
+
+/// An approval step passes only by its approval: while the request is open, advancing the
+/// step by hand is 409 `approval_pending`; once it is rejected or expired, only `skipped` (on an
+/// optional step) is accepted, anything else being 409 `approval_required`.
+async fn approval_gate(
+    conn: &mut sqlx::AnyConnection,
+    tenant: &str,
+    loaded: &Loaded,
+    step_id: &str,
+    outcome: StepOutcome,
+) -> ApiResult<()> {
+    let p = loaded.progress();
+    let Some(step) = loaded.steps().get(p.current) else {
+        return Ok(());
+    };
+    let Some(approval) = loaded.row.approval_id.as_deref() else {
+        return Ok(());
+    };
+    if step.kind != StepType::Approval || step.id != step_id {
+        return Ok(());
+    }
+    match approvals::status_now(conn, tenant, approval).await? {
+        Some(ApprovalStatus::Requested) => Err(ApiError::conflict(
+            "approval_pending",
+            format!("Step {} waits on approval {approval}", step.id),
+        )
+        .with("approvalId", approval)),
+        status if outcome != StepOutcome::Skipped => Err(ApiError::conflict(
+            "approval_required",
+            format!(
+                "Step {} passes only by its approval; approval {approval} is {}",
+                step.id,
+                status.map_or("missing", ApprovalStatus::as_str)
+            ),
+        )
+        .with("approvalId", approval)),
+        _ => Ok(()),
+    }
+}
+
+/// Applies an accepted `advance` to the journey: state, history, event, and the approval
+/// request of an approval step it reaches.
+#[allow(clippy::too_many_arguments)]
+async fn apply_step(
+    conn: &mut sqlx::AnyConnection,
+    tenant: &str,
+    loaded: &mut Loaded,
+    next: model::Advanced,
+    outcome: StepOutcome,
+    data: Value,
+    actor: Option<&str>,
+    approval: Option<ApprovalStatus>,
+) -> ApiResult<()> {
+    let step = loaded.steps()[next.step_index].clone();
+    let moved = next.progress.current != next.step_index;
+    let r = &mut loaded.row;
+    r.status = next.progress.status.as_str().to_owned();
+    r.current_step_index = next.progress.current as i64;
+    r.current_step_status = if next.progress.current_failed {
+        StepStatus::Failed
+    } else {
+        StepStatus::Pending
+    }
+    .as_str()
+    .to_owned();
+    let decided_approval = r.approval_id.clone().filter(|_| approval.is_some());
+    if moved {
+        r.approval_id = None;
+    }
+    let opens = moved && prepare_step_approval(loaded);
+    save(conn, tenant, loaded).await?;
+    let history = HistoryRow {
+        seq: loaded.row.row_version,
+        step_id: step.id.clone(),
+        step_index: next.step_index as i64,
+        outcome: outcome.as_str().to_owned(),
+        data: data.to_string(),
+        actor_id: actor.map(str::to_owned),
+        occurred_at: loaded.row.updated_at,
+    };
+    store::insert_history(conn, &loaded.row.id, &history).await?;
+    let summary = match (outcome, approval) {
+        (StepOutcome::Passed, Some(_)) => format!("Journey advanced: {} approved", step.name),
+        (StepOutcome::Passed, None) => format!("Journey advanced: {} completed", step.name),
+        (StepOutcome::Skipped, _) => format!("Journey advanced: {} skipped", step.name),
+        (StepOutcome::Failed, Some(status)) => format!(
+            "Journey step failed: {} (approval {})",
+            step.name,
+            status.as_str()
+        ),
+        (StepOutcome::Failed, None) => format!("Journey step failed: {}", step.name),
+    };
+    let next_step = loaded
+        .steps()
+        .get(next.progress.current)
+        .map(|s| s.id.clone());
+    let mut metadata =
+        json!({ "stepId": step.id, "outcome": outcome.as_str(), "nextStepId": next_step });
+    if let Some(id) = decided_approval {
+        metadata["approvalId"] = json!(id);
+    }
+    record_change(
+        conn,
+        tenant,
+        loaded,
+        Change {
+            event_type: "omni.journey.advanced",
+            actor,
+            summary,
+            metadata,
+        },
+    )
+    .await?;
+    if opens {
+        let requester = actor
+            .or(loaded.row.assignee_id.as_deref())
+            .unwrap_or(approvals::SYSTEM_ACTOR)
+            .to_owned();
+        open_step_approval(conn, tenant, loaded, &requester).await?;
+    }
+    Ok(())
+}
+
+/// Moves a journey on when the approval its current step waits on closes: approved passes
+/// the step (the decider is the actor); rejected or expired fails it. A journey that has moved
+/// on, or is completed or cancelled, is left as it is.
+pub async fn on_approval_closed(
+    app: &AppState,
+    conn: &mut sqlx::AnyConnection,
+    tenant: &str,
+    journey_id: &str,
+    approval_id: &str,
+    status: ApprovalStatus,
+    actor: Option<&str>,
+) -> ApiResult<()> {
+    let mut loaded = load(app, conn, tenant, journey_id).await?;
+    let p = loaded.progress();
+    if loaded.row.approval_id.as_deref() != Some(approval_id) || p.status.is_final() {
+        return Ok(());
+    }
+    let Some(step_id) = loaded.steps().get(p.current).map(|s| s.id.clone()) else {
+        return Ok(());
+    };
+    let outcome = if status == ApprovalStatus::Approved {
+        StepOutcome::Passed
+    } else {
+        StepOutcome::Failed
+    };
+    let next = model::advance(p, loaded.steps(), &step_id, outcome).map_err(refusal)?;
+    let data = json!({ "approvalId": approval_id, "approvalStatus": status.as_str() });
+    apply_step(
+        conn,
+        tenant,
+        &mut loaded,
+        next,
+        outcome,
+        data,
+        actor,
+        Some(status),
+    )
+    .await
 }
 
 /// Create a journey from an active template.
@@ -432,8 +664,8 @@ async fn create_journey(
             "must be 1 to 128 characters of letters, digits, _ - . or :",
         ));
     }
-    check_actor(&mut errors, "assigneeId", body.assignee_id.as_deref());
-    check_actor(&mut errors, "createdBy", body.created_by.as_deref());
+    check_id(&mut errors, "assigneeId", body.assignee_id.as_deref());
+    check_id(&mut errors, "createdBy", body.created_by.as_deref());
     check_object(&mut errors, "context", body.context.as_ref());
     let due_at = match body.due_at.as_deref() {
         None => None,
@@ -477,6 +709,7 @@ async fn create_journey(
             .to_string(),
         outcome: None,
         notes: None,
+        approval_id: None,
         row_version: 1,
         created_at: now,
         updated_at: now,
@@ -493,23 +726,34 @@ async fn create_journey(
     let summary = format!("{} journey created", version.name);
     let metadata =
         json!({ "templateId": row.template_id, "templateVersion": row.template_version });
-    let loaded = Loaded { row, version };
-    let actor = body.created_by.clone();
-    finish(
-        &app,
-        tx,
-        idem,
-        &tenant,
+    let mut loaded = Loaded { row, version };
+    let opens = prepare_step_approval(&mut loaded);
+    if opens {
+        save(&mut tx, &tenant.id, &mut loaded).await?;
+    }
+    let mut users: Vec<&str> = body.created_by.as_deref().into_iter().collect();
+    users.extend(loaded.row.assignee_id.as_deref());
+    directory::store::ensure_users(&mut tx, &tenant.id, &users, now).await?;
+    let actor = body.created_by.as_deref();
+    record_change(
+        &mut tx,
+        &tenant.id,
         &loaded,
         Change {
             event_type: "omni.journey.created",
-            actor: actor.as_deref(),
+            actor,
             summary,
             metadata,
         },
-        StatusCode::CREATED,
     )
-    .await
+    .await?;
+    if opens {
+        let requester = actor
+            .or(loaded.row.assignee_id.as_deref())
+            .unwrap_or(approvals::SYSTEM_ACTOR);
+        open_step_approval(&mut tx, &tenant.id, &loaded, requester).await?;
+    }
+    commit(&app, tx, idem, &loaded, StatusCode::CREATED).await
 }
 
 /// Query of `GET /journeys`.
@@ -641,10 +885,10 @@ fn steps_with_history(steps: &[StepDef], history: &[HistoryRow]) -> Vec<JourneyS
 }
 
 /// Writes the changed journey or answers 409 if a concurrent request changed it first.
-async fn save(tx: &mut Tx, tenant: &Tenant, loaded: &mut Loaded) -> ApiResult<()> {
+async fn save(conn: &mut sqlx::AnyConnection, tenant: &str, loaded: &mut Loaded) -> ApiResult<()> {
     loaded.row.row_version += 1;
     loaded.row.updated_at = now_ms();
-    if store::update_journey(tx, &tenant.id, &loaded.row).await? {
+    if store::update_journey(conn, tenant, &loaded.row).await? {
         Ok(())
     } else {
         Err(ApiError::conflict(
@@ -681,7 +925,7 @@ async fn advance_journey(
         64,
         true,
     );
-    check_actor(&mut errors, "advancedBy", body.advanced_by.as_deref());
+    check_id(&mut errors, "advancedBy", body.advanced_by.as_deref());
     check_object(&mut errors, "stepData", body.step_data.as_ref());
     reject(errors)?;
     let outcome = body.step_outcome.unwrap_or(StepOutcome::Passed);
@@ -695,55 +939,31 @@ async fn advance_journey(
         outcome,
     )
     .map_err(refusal)?;
-    let step = loaded.steps()[next.step_index].clone();
-    let r = &mut loaded.row;
-    r.status = next.progress.status.as_str().to_owned();
-    r.current_step_index = next.progress.current as i64;
-    r.current_step_status = if next.progress.current_failed {
-        StepStatus::Failed
-    } else {
-        StepStatus::Pending
-    }
-    .as_str()
-    .to_owned();
-    save(&mut tx, &tenant, &mut loaded).await?;
-    let history = HistoryRow {
-        seq: loaded.row.row_version,
-        step_id: step.id.clone(),
-        step_index: next.step_index as i64,
-        outcome: outcome.as_str().to_owned(),
-        data: body.step_data.unwrap_or_else(|| json!({})).to_string(),
-        actor_id: body.advanced_by.clone(),
-        occurred_at: loaded.row.updated_at,
-    };
-    store::insert_history(&mut tx, &loaded.row.id, &history).await?;
-    let summary = match outcome {
-        StepOutcome::Passed => format!("Journey advanced: {} completed", step.name),
-        StepOutcome::Skipped => format!("Journey advanced: {} skipped", step.name),
-        StepOutcome::Failed => format!("Journey step failed: {}", step.name),
-    };
-    let next_step = loaded
-        .steps()
-        .get(next.progress.current)
-        .map(|s| s.id.clone());
-    let metadata =
-        json!({ "stepId": step.id, "outcome": outcome.as_str(), "nextStepId": next_step });
-    let actor = body.advanced_by.as_deref();
-    finish(
-        &app,
-        tx,
-        idem,
-        &tenant,
+    approval_gate(
+        &mut tx,
+        &tenant.id,
         &loaded,
-        Change {
-            event_type: "omni.journey.advanced",
-            actor,
-            summary,
-            metadata,
-        },
-        StatusCode::OK,
+        &body.completed_step_id,
+        outcome,
     )
-    .await
+    .await?;
+    let actor = body.advanced_by.as_deref();
+    if let Some(by) = actor {
+        directory::store::ensure_users(&mut tx, &tenant.id, &[by], now_ms()).await?;
+    }
+    let data = body.step_data.clone().unwrap_or_else(|| json!({}));
+    apply_step(
+        &mut tx,
+        &tenant.id,
+        &mut loaded,
+        next,
+        outcome,
+        data,
+        actor,
+        None,
+    )
+    .await?;
+    commit(&app, tx, idem, &loaded, StatusCode::OK).await
 }
 
 /// Assign or reassign the journey to a user or a team.
@@ -772,7 +992,7 @@ async fn assign_journey(
             "must be 1 to 128 characters of letters, digits, _ - . or :",
         ));
     }
-    check_actor(&mut errors, "assignedBy", body.assigned_by.as_deref());
+    check_id(&mut errors, "assignedBy", body.assigned_by.as_deref());
     if let Some(reason) = &body.reason {
         check_text(&mut errors, "reason", reason, 1000, false);
     }
@@ -782,11 +1002,19 @@ async fn assign_journey(
     let mut tx = app.db.begin().await?;
     let mut loaded = load(&app, &mut tx, &tenant.id, &id).await?;
     let status = model::assign(loaded.status()).map_err(refusal)?;
+    if let Some(by) = body.assigned_by.as_deref() {
+        check_assign_authority(&mut tx, &tenant.id, &loaded, by).await?;
+    }
+    let mut users: Vec<&str> = body.assigned_by.as_deref().into_iter().collect();
+    if assignee_type == AssigneeType::User {
+        users.push(&body.assignee_id);
+    }
+    directory::store::ensure_users(&mut tx, &tenant.id, &users, now_ms()).await?;
     let previous = loaded.row.assignee_id.clone();
     loaded.row.status = status.as_str().to_owned();
     loaded.row.assignee_id = Some(body.assignee_id.clone());
     loaded.row.assignee_type = Some(assignee_type.as_str().to_owned());
-    save(&mut tx, &tenant, &mut loaded).await?;
+    save(&mut tx, &tenant.id, &mut loaded).await?;
     let summary = format!(
         "Journey assigned to {} {}",
         assignee_type.as_str(),
@@ -817,6 +1045,35 @@ async fn assign_journey(
     .await
 }
 
+/// `assignedBy` must be the current assignee, a member of the team it is assigned to, a
+/// `manager`, or a deputy of the current assignee under an active `journey_assign` delegation.
+async fn check_assign_authority(
+    conn: &mut sqlx::AnyConnection,
+    tenant: &str,
+    loaded: &Loaded,
+    by: &str,
+) -> ApiResult<()> {
+    let current = loaded.row.assignee_id.as_deref();
+    if loaded.row.assignee_type.as_deref() == Some(AssigneeType::Team.as_str())
+        && let Some(team) = current
+        && directory::store::is_member(conn, tenant, team, by).await?
+    {
+        return Ok(());
+    }
+    approvals::may_assign(conn, tenant, by, current)
+        .await?
+        .map_err(|why| {
+            ApiError::forbidden(
+                "assignment_not_authorized",
+                format!(
+                    "{by} may not reassign this journey: not its assignee, not a manager, and not a deputy of the assignee ({})",
+                    why.detail()
+                ),
+            )
+            .with("reason", why.code())
+        })
+}
+
 /// Complete the journey; every required step must be done.
 #[utoipa::path(
     post, path = "/journeys/{id}/complete", tag = "Journeys",
@@ -840,7 +1097,7 @@ async fn complete_journey(
     if let Some(notes) = &body.completion_notes {
         check_text(&mut errors, "completionNotes", notes, 2000, false);
     }
-    check_actor(&mut errors, "completedBy", body.completed_by.as_deref());
+    check_id(&mut errors, "completedBy", body.completed_by.as_deref());
     if body.outcome.as_deref().is_some_and(|o| !is_slug(o)) {
         errors.push(FieldError::new(
             "outcome",
@@ -856,7 +1113,7 @@ async fn complete_journey(
     loaded.row.status = JourneyStatus::Completed.as_str().to_owned();
     loaded.row.outcome = Some(outcome.clone());
     loaded.row.notes = body.completion_notes;
-    save(&mut tx, &tenant, &mut loaded).await?;
+    save(&mut tx, &tenant.id, &mut loaded).await?;
     let summary = format!("Journey completed ({outcome})");
     let metadata = json!({ "outcome": outcome });
     let actor = body.completed_by.as_deref();
@@ -900,7 +1157,7 @@ async fn cancel_journey(
     if let Some(reason) = &body.cancellation_reason {
         check_text(&mut errors, "cancellationReason", reason, 1000, false);
     }
-    check_actor(&mut errors, "cancelledBy", body.cancelled_by.as_deref());
+    check_id(&mut errors, "cancelledBy", body.cancelled_by.as_deref());
     reject(errors)?;
 
     let mut tx = app.db.begin().await?;
@@ -908,7 +1165,7 @@ async fn cancel_journey(
     model::cancel(loaded.status()).map_err(refusal)?;
     loaded.row.status = JourneyStatus::Cancelled.as_str().to_owned();
     loaded.row.notes = body.cancellation_reason.clone();
-    save(&mut tx, &tenant, &mut loaded).await?;
+    save(&mut tx, &tenant.id, &mut loaded).await?;
     let summary = match &body.cancellation_reason {
         Some(reason) => format!("Journey cancelled: {reason}"),
         None => "Journey cancelled".to_owned(),

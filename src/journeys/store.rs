@@ -227,6 +227,8 @@ pub struct JourneyRow {
     pub context: String,
     pub outcome: Option<String>,
     pub notes: Option<String>,
+    /// The approval request the current (approval) step waits on or last waited on.
+    pub approval_id: Option<String>,
     pub row_version: i64,
     pub created_at: i64,
     pub updated_at: i64,
@@ -236,7 +238,7 @@ macro_rules! journey_columns {
     () => {
         "id, template_id, template_version, customer_id, channel, status, current_step_index, \
          current_step_status, assignee_id, assignee_type, priority, due_at, context, outcome, notes, \
-         row_version, created_at, updated_at"
+         approval_id, row_version, created_at, updated_at"
     };
 }
 
@@ -260,7 +262,7 @@ pub async fn insert_journey_on_active_template(
         "INSERT INTO journeys (tenant_id, ",
         journey_columns!(),
         ") SELECT $1, $2, t.id, t.version, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-         $17, $18 FROM journey_templates t WHERE t.tenant_id = $1 AND t.id = $3 AND t.status = 'active' \
+         $17, $18, $19 FROM journey_templates t WHERE t.tenant_id = $1 AND t.id = $3 AND t.status = 'active' \
          RETURNING template_version"
     ))
     .bind(tenant)
@@ -278,11 +280,27 @@ pub async fn insert_journey_on_active_template(
     .bind(&j.context)
     .bind(&j.outcome)
     .bind(&j.notes)
+    .bind(&j.approval_id)
     .bind(j.row_version)
     .bind(j.created_at)
     .bind(j.updated_at)
     .fetch_optional(conn)
     .await?)
+}
+
+/// The customer of a journey, or `None` if the tenant has no such journey.
+pub async fn customer_of(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT customer_id FROM journeys WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(conn)
+            .await?,
+    )
 }
 
 pub async fn get_journey<'e, E: Executor<'e, Database = Any>>(
@@ -311,7 +329,7 @@ pub async fn update_journey(
     let n = sqlx::query(
         "UPDATE journeys SET status = $3, current_step_index = $4, current_step_status = $5,
              assignee_id = $6, assignee_type = $7, outcome = $8, notes = $9, row_version = $10,
-             updated_at = $11
+             updated_at = $11, approval_id = $13
          WHERE tenant_id = $1 AND id = $2 AND row_version = $12",
     )
     .bind(tenant)
@@ -326,6 +344,7 @@ pub async fn update_journey(
     .bind(j.row_version)
     .bind(j.updated_at)
     .bind(j.row_version - 1)
+    .bind(&j.approval_id)
     .execute(conn)
     .await?
     .rows_affected();

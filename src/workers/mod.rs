@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::AppState;
+use crate::approvals;
 use crate::idempotency;
 use crate::store::Backend;
 
@@ -26,6 +27,7 @@ pub fn spawn(state: AppState, stop: watch::Receiver<bool>) -> JoinHandle<()> {
         );
         workers.spawn(async move { keys.listen(url, stop).await });
     }
+    workers.spawn(sweep_expired_approvals(state.clone(), stop.clone()));
     workers.spawn(purge_idempotency_keys(state, stop));
     tokio::spawn(async move { while workers.join_next().await.is_some() {} })
 }
@@ -39,6 +41,23 @@ async fn purge_idempotency_keys(state: AppState, mut stop: watch::Receiver<bool>
         }
         tokio::select! {
             _ = tokio::time::sleep(PURGE_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn sweep_expired_approvals(state: AppState, mut stop: watch::Receiver<bool>) {
+    let every = Duration::from_secs(state.config.approval_sweep_secs.max(1));
+    loop {
+        match approvals::sweep_expired(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(expired = n, "approval requests past their expiry closed"),
+            Err(e) => {
+                tracing::warn!(code = e.code, detail = %e.detail, "approval sweep failed; will retry")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,
         }
     }

@@ -1,0 +1,400 @@
+//! Approvals and delegations of authority (seed 001), and the approval a journey's approval
+//! step waits on. The rules are pure functions in [`model`]; this module holds what other
+//! capabilities call: opening a request for a journey step, asking whether one is open,
+//! checking assignment authority, and the expiry sweep.
+
+mod delegation_routes;
+pub mod model;
+mod routes;
+pub mod store;
+
+use serde_json::{Value, json};
+use sqlx::AnyConnection;
+use utoipa_axum::router::OpenApiRouter;
+
+use self::model::{ApprovalStatus, NoAuthority};
+use self::routes::ApprovalView;
+use self::store::{ApprovalRow, ApproverRow, DecisionRow};
+use crate::AppState;
+use crate::directory;
+use crate::error::{ApiError, ApiResult};
+use crate::events::{self, EntityRef, NewEvent};
+use crate::journeys;
+use crate::money::Money;
+use crate::store::now_ms;
+
+/// The requester of a journey step's approval when nobody acting is named; it is not a user.
+pub const SYSTEM_ACTOR: &str = "omnirail";
+
+/// Routes under `/api/v1/omni`.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(routes::router())
+        .merge(delegation_routes::router())
+}
+
+/// The timeline entities an approval concerns: itself, what it is about, and the customer.
+fn entities<'a>(row: &'a ApprovalRow, customer: Option<&'a str>) -> Vec<EntityRef<'a>> {
+    let mut out: Vec<EntityRef<'a>> = vec![("approval", &row.id)];
+    let about = match row.entity_type.as_str() {
+        "journey" => Some("journey"),
+        "contract" => Some("contract"),
+        "customer" => Some("customer"),
+        "payment" => Some("payment"),
+        _ => None,
+    };
+    if let Some(t) = about {
+        out.push((t, &row.entity_id));
+    }
+    if let Some(c) = customer {
+        out.push(("customer", c));
+    }
+    out
+}
+
+/// The customer a request concerns, when it is about a journey.
+async fn customer_of(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    row: &ApprovalRow,
+) -> ApiResult<Option<String>> {
+    if row.entity_type == "journey" {
+        journeys::customer_of(conn, tenant, &row.entity_id).await
+    } else {
+        Ok(None)
+    }
+}
+
+/// Stores a new request with its approvers and records `omni.approval.requested`.
+async fn open(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    row: &ApprovalRow,
+    approvers: &[ApproverRow],
+    customer: Option<&str>,
+    now: i64,
+) -> ApiResult<ApprovalView> {
+    let mut users: Vec<&str> = approvers.iter().map(|a| a.user_id.as_str()).collect();
+    if row.requested_by != SYSTEM_ACTOR {
+        users.push(&row.requested_by);
+    }
+    directory::store::ensure_users(conn, tenant, &users, now).await?;
+    store::insert_approval(conn, tenant, row, approvers).await?;
+    let v = routes::view_of(conn, tenant, row, now).await?;
+    let summary = format!(
+        "Approval requested: {} for {} {}",
+        row.approval_type, row.entity_type, row.entity_id
+    );
+    events::record(
+        conn,
+        NewEvent {
+            tenant_id: tenant,
+            event_type: "omni.approval.requested",
+            actor_id: Some(&row.requested_by),
+            channel: None,
+            summary,
+            metadata: json!({
+                "approvalId": row.id,
+                "entityType": row.entity_type,
+                "entityId": row.entity_id,
+                "approvalType": row.approval_type,
+                "approvers": approvers.iter().map(|a| a.user_id.as_str()).collect::<Vec<_>>(),
+            }),
+            payload: serde_json::to_value(&v).unwrap_or_default(),
+            entities: entities(row, customer),
+        },
+    )
+    .await?;
+    Ok(v)
+}
+
+/// Records the event of an accepted decision and, when it closes the request, the request's
+/// final status and its effect on the journey step that waits on it.
+async fn after_decision(
+    app: &AppState,
+    conn: &mut AnyConnection,
+    tenant: &str,
+    row: &ApprovalRow,
+    decision: &DecisionRow,
+    status: ApprovalStatus,
+    now: i64,
+) -> ApiResult<()> {
+    if !status.is_final() {
+        store::touch_approval(conn, &row.id, now).await?;
+    } else if !store::close_approval(conn, &row.id, status, now).await? {
+        tracing::error!(approval = %row.id, "a locked open request could not be closed");
+        return Err(ApiError::internal());
+    }
+    let ids: Vec<&str> = std::iter::once(decision.decided_by.as_str())
+        .chain(decision.on_behalf_of.as_deref())
+        .collect();
+    let names = directory::store::names(conn, tenant, &ids).await?;
+    let by = routes::display(&names, &decision.decided_by);
+    let behalf = decision
+        .on_behalf_of
+        .as_deref()
+        .map(|o| format!(" on behalf of {}", routes::display(&names, o)))
+        .unwrap_or_default();
+    let (event_type, summary) = match status {
+        ApprovalStatus::Approved => (
+            "omni.approval.approved",
+            format!("Approval granted by {by}{behalf}"),
+        ),
+        ApprovalStatus::Rejected => (
+            "omni.approval.rejected",
+            format!("Approval rejected by {by}{behalf}"),
+        ),
+        _ => (
+            "omni.approval.decision_recorded",
+            format!(
+                "Approval decision recorded: {} by {by}{behalf}; awaiting other approvers",
+                decision.decision
+            ),
+        ),
+    };
+    let customer = customer_of(conn, tenant, row).await?;
+    let closed = store::get_approval(&mut *conn, tenant, &row.id)
+        .await?
+        .ok_or_else(ApiError::internal)?;
+    let v = routes::view_of(conn, tenant, &closed, now).await?;
+    events::record(
+        conn,
+        NewEvent {
+            tenant_id: tenant,
+            event_type,
+            actor_id: Some(&decision.decided_by),
+            channel: None,
+            summary,
+            metadata: json!({
+                "approvalId": row.id,
+                "entityType": row.entity_type,
+                "entityId": row.entity_id,
+                "status": status.as_str(),
+                "decision": decision.decision,
+                "decidedBy": decision.decided_by,
+                "onBehalfOf": decision.on_behalf_of,
+                "delegationId": decision.delegation_id,
+                "comment": decision.comment,
+            }),
+            payload: serde_json::to_value(&v).unwrap_or_default(),
+            entities: entities(row, customer.as_deref()),
+        },
+    )
+    .await?;
+    if status.is_final()
+        && let Some(journey) = &row.journey_id
+    {
+        journeys::on_approval_closed(
+            app,
+            conn,
+            tenant,
+            journey,
+            &row.id,
+            status,
+            Some(&decision.decided_by),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// What a journey's approval step asks for.
+#[derive(Debug)]
+pub struct StepApproval<'a> {
+    /// The id the request is to have (the journey refers to it before it is opened).
+    pub approval_id: &'a str,
+    pub journey_id: &'a str,
+    pub customer_id: &'a str,
+    pub template_id: &'a str,
+    pub step_id: &'a str,
+    pub step_name: &'a str,
+    pub step_index: i64,
+    /// Named approvers: each one must approve.
+    pub approvers: &'a [String],
+    /// Otherwise every user holding this role may decide; the first decision decides.
+    pub role: Option<&'a str>,
+    pub timeout_hours: Option<i64>,
+    /// The journey's context; its `requestedAmount` is the amount under approval.
+    pub context: &'a Value,
+    /// The maker: never among the approvers.
+    pub requested_by: &'a str,
+}
+
+/// Opens the approval request a journey's approval step waits on. With no
+/// eligible approver (nobody holds the role, say) it is 409 `no_eligible_approvers`.
+pub async fn open_for_step(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    step: StepApproval<'_>,
+) -> ApiResult<()> {
+    let now = now_ms();
+    let (users, required) = if step.approvers.is_empty() {
+        let role = step.role.unwrap_or_default();
+        (
+            directory::store::users_with_role(conn, tenant, role).await?,
+            false,
+        )
+    } else {
+        (step.approvers.to_vec(), true)
+    };
+    let users: Vec<String> = users
+        .into_iter()
+        .filter(|u| u != step.requested_by)
+        .take(100)
+        .collect();
+    if users.is_empty() {
+        return Err(ApiError::conflict(
+            "no_eligible_approvers",
+            match step.role {
+                Some(role) if step.approvers.is_empty() => format!(
+                    "Step {} needs an approver holding role {role} (other than {}); the staff directory has none",
+                    step.step_id, step.requested_by
+                ),
+                _ => format!(
+                    "Step {} names no approver other than {}",
+                    step.step_id, step.requested_by
+                ),
+            },
+        )
+        .with("stepId", step.step_id));
+    }
+    let amount = Money::from_json(step.context.get("requestedAmount"), "requestedAmount")
+        .ok()
+        .flatten();
+    let row = ApprovalRow {
+        id: step.approval_id.to_owned(),
+        entity_type: "journey".into(),
+        entity_id: step.journey_id.to_owned(),
+        approval_type: "journey_step".into(),
+        requested_by: step.requested_by.to_owned(),
+        approval_data: json!({
+            "journeyId": step.journey_id,
+            "customerId": step.customer_id,
+            "templateId": step.template_id,
+            "stepId": step.step_id,
+            "stepName": step.step_name,
+            "context": step.context,
+        })
+        .to_string(),
+        amount: amount.as_ref().map(|m| m.amount),
+        currency: amount.map(|m| m.currency),
+        expires_at: step
+            .timeout_hours
+            .map(|h| now.saturating_add(h.saturating_mul(3_600_000))),
+        status: ApprovalStatus::Requested.as_str().to_owned(),
+        journey_id: Some(step.journey_id.to_owned()),
+        step_id: Some(step.step_id.to_owned()),
+        step_index: Some(step.step_index),
+        row_version: 1,
+        created_at: now,
+        updated_at: now,
+        decided_at: None,
+    };
+    let approvers: Vec<ApproverRow> = users
+        .into_iter()
+        .enumerate()
+        .map(|(i, user_id)| ApproverRow {
+            approval_id: row.id.clone(),
+            position: i as i64,
+            user_id,
+            role: step.role.map(str::to_owned),
+            required: i64::from(required),
+        })
+        .collect();
+    open(conn, tenant, &row, &approvers, Some(step.customer_id), now).await?;
+    Ok(())
+}
+
+/// The status of a request at this instant, or `None` if it does not exist.
+pub async fn status_now(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+) -> ApiResult<Option<ApprovalStatus>> {
+    let row = store::get_approval(conn, tenant, id).await?;
+    Ok(row.map(|r| model::status_at(r.stored_status(), r.expires_at, now_ms())))
+}
+
+/// Whether `by` may (re)assign something held by `current` (see [`model::may_assign`]).
+pub async fn may_assign(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    by: &str,
+    current: Option<&str>,
+) -> ApiResult<Result<(), NoAuthority>> {
+    let now = now_ms();
+    let Some(current) = current.filter(|c| *c != by) else {
+        return Ok(Ok(()));
+    };
+    let manager = directory::store::has_role(conn, tenant, by, "manager").await?;
+    let grants: Vec<model::Grant> = if manager {
+        Vec::new()
+    } else {
+        store::grants_between(conn, tenant, current, by)
+            .await?
+            .iter()
+            .map(store::DelegationRow::grant)
+            .collect()
+    };
+    Ok(model::may_assign(by, Some(current), manager, &grants, now))
+}
+
+/// Closes requests past their expiry, recording `omni.approval.expired` once per request (a
+/// request already closed, by this process before a restart or by another process, is
+/// skipped) and failing the journey step that waited on it. Returns how many it closed.
+pub async fn sweep_expired(app: &AppState) -> ApiResult<usize> {
+    let now = now_ms();
+    let due = store::expired_but_open(app.db.reader(), now, 100).await?;
+    let mut closed = 0;
+    for (tenant, id) in due {
+        let mut tx = app.db.begin().await?;
+        let Some(row) = store::lock_approval(&mut tx, &tenant, &id).await? else {
+            continue;
+        };
+        if !store::close_approval(&mut tx, &id, ApprovalStatus::Expired, now).await? {
+            continue;
+        }
+        let customer = customer_of(&mut tx, &tenant, &row).await?;
+        let expired = store::get_approval(&mut *tx, &tenant, &id)
+            .await?
+            .ok_or_else(ApiError::internal)?;
+        let v = routes::view_of(&mut tx, &tenant, &expired, now).await?;
+        events::record(
+            &mut tx,
+            NewEvent {
+                tenant_id: &tenant,
+                event_type: "omni.approval.expired",
+                actor_id: None,
+                channel: None,
+                summary: format!(
+                    "Approval expired: {} for {} {} was not decided in time",
+                    row.approval_type, row.entity_type, row.entity_id
+                ),
+                metadata: json!({
+                    "approvalId": row.id,
+                    "entityType": row.entity_type,
+                    "entityId": row.entity_id,
+                    "status": "expired",
+                }),
+                payload: serde_json::to_value(&v).unwrap_or_default(),
+                entities: entities(&row, customer.as_deref()),
+            },
+        )
+        .await?;
+        if let Some(journey) = &row.journey_id {
+            journeys::on_approval_closed(
+                app,
+                &mut tx,
+                &tenant,
+                journey,
+                &row.id,
+                ApprovalStatus::Expired,
+                None,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        closed += 1;
+    }
+    Ok(closed)
+}

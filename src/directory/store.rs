@@ -1,0 +1,443 @@
+//! SQL for the staff directory. Every statement is scoped by tenant.
+
+use std::collections::HashMap;
+
+use sqlx::{AnyConnection, AnyPool};
+
+use crate::error::StoreError;
+
+/// A user row with its roles and teams.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub roles: Vec<String>,
+    pub teams: Vec<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: String,
+    name: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl UserRow {
+    fn with(self, roles: Vec<String>, teams: Vec<String>) -> User {
+        User {
+            id: self.id,
+            name: self.name,
+            email: self.email,
+            phone: self.phone,
+            roles,
+            teams,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// Creates each user not yet known, with only its id, in one statement. Known users are left
+/// as they are.
+pub async fn ensure_users(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    ids: &[&str],
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut ids: Vec<&str> = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    for chunk in ids.chunks(200) {
+        // Only placeholders are generated; every value is bound.
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| format!("($1, ${}, $2, $2)", i + 3))
+            .collect();
+        let sql = format!(
+            "INSERT INTO users (tenant_id, id, created_at, updated_at) VALUES {} \
+             ON CONFLICT (tenant_id, id) DO NOTHING",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant).bind(now);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Whether `user` is a member of `team`.
+pub async fn is_member(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    team: &str,
+    user: &str,
+) -> Result<bool, StoreError> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM team_members WHERE tenant_id = $1 AND team_id = $2 AND user_id = $3",
+    )
+    .bind(tenant)
+    .bind(team)
+    .bind(user)
+    .fetch_one(conn)
+    .await?;
+    Ok(n > 0)
+}
+
+/// Creates or replaces a user with its roles and teams; `true` if the user was new.
+pub async fn put_user(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    u: &User,
+) -> Result<bool, StoreError> {
+    let existed: Option<i64> =
+        sqlx::query_scalar("SELECT created_at FROM users WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant)
+            .bind(&u.id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    sqlx::query(
+        "INSERT INTO users (tenant_id, id, name, email, phone, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (tenant_id, id) DO UPDATE SET name = excluded.name, email = excluded.email,
+             phone = excluded.phone, updated_at = excluded.updated_at",
+    )
+    .bind(tenant)
+    .bind(&u.id)
+    .bind(&u.name)
+    .bind(&u.email)
+    .bind(&u.phone)
+    .bind(u.created_at)
+    .bind(u.updated_at)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM user_roles WHERE tenant_id = $1 AND user_id = $2")
+        .bind(tenant)
+        .bind(&u.id)
+        .execute(&mut *conn)
+        .await?;
+    for role in &u.roles {
+        sqlx::query("INSERT INTO user_roles (tenant_id, user_id, role) VALUES ($1, $2, $3)")
+            .bind(tenant)
+            .bind(&u.id)
+            .bind(role)
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::query("DELETE FROM team_members WHERE tenant_id = $1 AND user_id = $2")
+        .bind(tenant)
+        .bind(&u.id)
+        .execute(&mut *conn)
+        .await?;
+    for team in &u.teams {
+        ensure_team(conn, tenant, team, u.updated_at).await?;
+        sqlx::query("INSERT INTO team_members (tenant_id, team_id, user_id) VALUES ($1, $2, $3)")
+            .bind(tenant)
+            .bind(team)
+            .bind(&u.id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(existed.is_none())
+}
+
+async fn ensure_team(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO teams (tenant_id, id, created_at, updated_at) VALUES ($1, $2, $3, $3)
+         ON CONFLICT (tenant_id, id) DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_user(ex: &AnyPool, tenant: &str, id: &str) -> Result<Option<User>, StoreError> {
+    let row: Option<UserRow> = sqlx::query_as(
+        "SELECT id, name, email, phone, created_at, updated_at FROM users
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(ex)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let roles = sqlx::query_scalar(
+        "SELECT role FROM user_roles WHERE tenant_id = $1 AND user_id = $2 ORDER BY role",
+    )
+    .bind(tenant)
+    .bind(id)
+    .fetch_all(ex)
+    .await?;
+    let teams = sqlx::query_scalar(
+        "SELECT team_id FROM team_members WHERE tenant_id = $1 AND user_id = $2 ORDER BY team_id",
+    )
+    .bind(tenant)
+    .bind(id)
+    .fetch_all(ex)
+    .await?;
+    Ok(Some(row.with(roles, teams)))
+}
+
+// `$n IS NULL OR ...` keeps one statement for every combination of filters.
+macro_rules! user_filter {
+    () => {
+        " FROM users u WHERE u.tenant_id = $1 \
+         AND ($2 IS NULL OR EXISTS (SELECT 1 FROM user_roles r \
+              WHERE r.tenant_id = u.tenant_id AND r.user_id = u.id AND r.role = $2)) \
+         AND ($3 IS NULL OR EXISTS (SELECT 1 FROM team_members m \
+              WHERE m.tenant_id = u.tenant_id AND m.user_id = u.id AND m.team_id = $3))"
+    };
+}
+macro_rules! user_page {
+    () => {
+        concat!(
+            "SELECT u.id",
+            user_filter!(),
+            " ORDER BY u.id LIMIT $4 OFFSET $5"
+        )
+    };
+}
+
+/// A page of users in id order, filtered by role and team, with the total.
+pub async fn list_users(
+    pool: &AnyPool,
+    tenant: &str,
+    role: Option<&str>,
+    team: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<User>, i64), StoreError> {
+    let total: i64 = sqlx::query_scalar(concat!("SELECT COUNT(*)", user_filter!()))
+        .bind(tenant)
+        .bind(role)
+        .bind(team)
+        .fetch_one(pool)
+        .await?;
+    let rows: Vec<UserRow> = sqlx::query_as(concat!(
+        "SELECT id, name, email, phone, created_at, updated_at FROM users \
+         WHERE tenant_id = $1 AND id IN (",
+        user_page!(),
+        ") ORDER BY id"
+    ))
+    .bind(tenant)
+    .bind(role)
+    .bind(team)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    let roles: Vec<(String, String)> = sqlx::query_as(concat!(
+        "SELECT user_id, role FROM user_roles WHERE tenant_id = $1 AND user_id IN (",
+        user_page!(),
+        ") ORDER BY role"
+    ))
+    .bind(tenant)
+    .bind(role)
+    .bind(team)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    let teams: Vec<(String, String)> = sqlx::query_as(concat!(
+        "SELECT user_id, team_id FROM team_members WHERE tenant_id = $1 AND user_id IN (",
+        user_page!(),
+        ") ORDER BY team_id"
+    ))
+    .bind(tenant)
+    .bind(role)
+    .bind(team)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    let mut roles = group(roles);
+    let mut teams = group(teams);
+    let users = rows
+        .into_iter()
+        .map(|r| {
+            let (ro, te) = (
+                roles.remove(&r.id).unwrap_or_default(),
+                teams.remove(&r.id).unwrap_or_default(),
+            );
+            r.with(ro, te)
+        })
+        .collect();
+    Ok((users, total))
+}
+
+fn group(pairs: Vec<(String, String)>) -> HashMap<String, Vec<String>> {
+    let mut map: HashMap<String, Vec<String>> = HashMap::new();
+    for (key, value) in pairs {
+        map.entry(key).or_default().push(value);
+    }
+    map
+}
+
+/// A team with its members.
+#[derive(Debug, Clone)]
+pub struct Team {
+    pub id: String,
+    pub name: Option<String>,
+    pub members: Vec<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Creates or replaces a team and its member list; `true` if the team was new. Members not
+/// yet known are created with only their id.
+pub async fn put_team(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    t: &Team,
+) -> Result<bool, StoreError> {
+    let existed: Option<i64> =
+        sqlx::query_scalar("SELECT created_at FROM teams WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant)
+            .bind(&t.id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    sqlx::query(
+        "INSERT INTO teams (tenant_id, id, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (tenant_id, id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at",
+    )
+    .bind(tenant)
+    .bind(&t.id)
+    .bind(&t.name)
+    .bind(t.created_at)
+    .bind(t.updated_at)
+    .execute(&mut *conn)
+    .await?;
+    let members: Vec<&str> = t.members.iter().map(String::as_str).collect();
+    ensure_users(conn, tenant, &members, t.updated_at).await?;
+    sqlx::query("DELETE FROM team_members WHERE tenant_id = $1 AND team_id = $2")
+        .bind(tenant)
+        .bind(&t.id)
+        .execute(&mut *conn)
+        .await?;
+    for member in &t.members {
+        sqlx::query("INSERT INTO team_members (tenant_id, team_id, user_id) VALUES ($1, $2, $3)")
+            .bind(tenant)
+            .bind(&t.id)
+            .bind(member)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(existed.is_none())
+}
+
+pub async fn get_team(ex: &AnyPool, tenant: &str, id: &str) -> Result<Option<Team>, StoreError> {
+    let row: Option<(String, Option<String>, i64, i64)> = sqlx::query_as(
+        "SELECT id, name, created_at, updated_at FROM teams WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(ex)
+    .await?;
+    let Some((id, name, created_at, updated_at)) = row else {
+        return Ok(None);
+    };
+    let members = sqlx::query_scalar(
+        "SELECT user_id FROM team_members WHERE tenant_id = $1 AND team_id = $2 ORDER BY user_id",
+    )
+    .bind(tenant)
+    .bind(&id)
+    .fetch_all(ex)
+    .await?;
+    Ok(Some(Team {
+        id,
+        name,
+        members,
+        created_at,
+        updated_at,
+    }))
+}
+
+/// Whether the user holds `role`.
+pub async fn has_role(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    user: &str,
+    role: &str,
+) -> Result<bool, StoreError> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM user_roles WHERE tenant_id = $1 AND user_id = $2 AND role = $3",
+    )
+    .bind(tenant)
+    .bind(user)
+    .bind(role)
+    .fetch_one(conn)
+    .await?;
+    Ok(n > 0)
+}
+
+/// Whether the user holds any role at all.
+pub async fn has_any_role(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    user: &str,
+) -> Result<bool, StoreError> {
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM user_roles WHERE tenant_id = $1 AND user_id = $2")
+            .bind(tenant)
+            .bind(user)
+            .fetch_one(conn)
+            .await?;
+    Ok(n > 0)
+}
+
+/// Every user holding `role`, in id order.
+pub async fn users_with_role(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    role: &str,
+) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT user_id FROM user_roles WHERE tenant_id = $1 AND role = $2 ORDER BY user_id",
+    )
+    .bind(tenant)
+    .bind(role)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// The names of the given users that have one, in one query.
+pub async fn names(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    ids: &[&str],
+) -> Result<HashMap<String, String>, StoreError> {
+    let mut ids: Vec<&str> = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(500) {
+        // Only placeholders are generated; every value is bound.
+        let placeholders: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT id, name FROM users WHERE tenant_id = $1 AND name IS NOT NULL AND id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql)).bind(tenant);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        out.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok(out)
+}
