@@ -55,6 +55,18 @@ pub struct AppState {
     pub keys: Arc<auth::key_cache::KeyCache>,
 }
 
+impl AppState {
+    /// A fresh state on `db`: empty caches.
+    pub fn new(db: Db, config: Config) -> Self {
+        Self {
+            db,
+            config: Arc::new(config),
+            versions: Arc::new(journeys::VersionCache::new(10_000)),
+            keys: Arc::default(),
+        }
+    }
+}
+
 /// The API routes with their OpenAPI description, before the shared layers.
 fn api(state: &AppState) -> OpenApiRouter<AppState> {
     let omni = OpenApiRouter::new()
@@ -202,12 +214,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let state = AppState {
-        db: db.clone(),
-        config: Arc::new(config),
-        versions: Arc::new(journeys::VersionCache::new(10_000)),
-        keys: Arc::default(),
-    };
+    let state = AppState::new(db.clone(), config);
     let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
     let workers = workers::spawn(state.clone(), workers_stopped);
     let app = router(state);

@@ -106,8 +106,9 @@ pub fn delegation_status(
     }
 }
 
-/// Why a deputy does not hold the authority it claims. Variants are in the order the checks
-/// run, so a later one is "closer" to holding it.
+/// Why a deputy does not hold the authority it claims. The checks look first at what the
+/// delegation hands over (scope, currency, limit) and then at when (revocation, validity), so
+/// among several delegations the one that would have given the authority is the one reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoAuthority {
     NoDelegation,
@@ -156,11 +157,11 @@ impl NoAuthority {
     fn rank(&self) -> u8 {
         match self {
             NoAuthority::NoDelegation => 0,
-            NoAuthority::Revoked => 1,
-            NoAuthority::NotYetActive | NoAuthority::Expired => 2,
-            NoAuthority::OutOfScope => 3,
-            NoAuthority::CurrencyMismatch { .. } => 4,
-            NoAuthority::OverLimit { .. } => 5,
+            NoAuthority::OutOfScope => 1,
+            NoAuthority::CurrencyMismatch { .. } => 2,
+            NoAuthority::OverLimit { .. } => 3,
+            NoAuthority::NotYetActive | NoAuthority::Expired => 4,
+            NoAuthority::Revoked => 5,
         }
     }
 }
@@ -174,12 +175,6 @@ pub fn grant_authorizes(
     amount: Option<&Money>,
     now: i64,
 ) -> Result<(), NoAuthority> {
-    match g.status(now) {
-        DelegationStatus::Revoked => return Err(NoAuthority::Revoked),
-        DelegationStatus::Scheduled => return Err(NoAuthority::NotYetActive),
-        DelegationStatus::Expired => return Err(NoAuthority::Expired),
-        DelegationStatus::Active => {}
-    }
     if !g.scopes.iter().any(|s| s.covers(need)) {
         return Err(NoAuthority::OutOfScope);
     }
@@ -195,11 +190,16 @@ pub fn grant_authorizes(
             });
         }
     }
-    Ok(())
+    match g.status(now) {
+        DelegationStatus::Revoked => Err(NoAuthority::Revoked),
+        DelegationStatus::Scheduled => Err(NoAuthority::NotYetActive),
+        DelegationStatus::Expired => Err(NoAuthority::Expired),
+        DelegationStatus::Active => Ok(()),
+    }
 }
 
 /// The first of `grants` (all from one delegator to one deputy) that gives `need`; otherwise
-/// the refusal of the one that came closest.
+/// the refusal of the one that came closest (see [`NoAuthority`]).
 pub fn authority<'a>(
     grants: &'a [Grant],
     need: Scope,
@@ -517,14 +517,24 @@ mod tests {
         let mut revoked = grant(&[Scope::Approvals], None);
         revoked.revoked_at = Some(11 * DAY);
         let small = grant(&[Scope::Approvals], Some(sar(10)));
+        let narrow = grant(&[Scope::JourneyAssign], None);
         let err = authority(
-            &[revoked.clone(), small],
+            &[narrow.clone(), small.clone()],
             Scope::Approvals,
             Some(&sar(11)),
             15 * DAY,
         )
         .unwrap_err();
         assert!(matches!(err, NoAuthority::OverLimit { .. }));
+        // The revoked one would have covered the amount: its revocation is what is reported.
+        let err = authority(
+            &[narrow, small, revoked.clone()],
+            Scope::Approvals,
+            Some(&sar(11)),
+            15 * DAY,
+        )
+        .unwrap_err();
+        assert_eq!(err, NoAuthority::Revoked);
         assert_eq!(
             authority(&[], Scope::Approvals, None, 0).unwrap_err(),
             NoAuthority::NoDelegation

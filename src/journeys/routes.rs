@@ -119,6 +119,7 @@ pub struct CancelJourney {
 
 /// The step a journey waits on.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct CurrentStep {
     pub id: String,
     pub name: String,

@@ -125,6 +125,7 @@ pub struct TestApp {
     pub key: String,
     pub tenant: String,
     pub db: Db,
+    pub config: Config,
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     // Declared last: dropped after the server's pools.
@@ -169,6 +170,7 @@ impl TestApp {
             key,
             tenant,
             db,
+            config,
             client: reqwest::Client::new(),
             shutdown: Some(tx),
             _database: test_db,
@@ -194,6 +196,10 @@ impl TestApp {
         send(self.req(Method::PATCH, path).json(body)).await
     }
 
+    pub async fn put(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        send(self.req(Method::PUT, path).json(body)).await
+    }
+
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         send(self.req(Method::GET, path)).await
     }
@@ -205,6 +211,52 @@ impl TestApp {
         let (s, body) = self.post("/api/v1/omni/journeys", &seed_journey()).await;
         assert_eq!(s, StatusCode::CREATED, "{body}");
         body["data"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Puts the seed template's credit analyst in the staff directory, so the template's
+    /// approval step (`approvalRoleRequired: credit_analyst`) has an approver.
+    pub async fn seed_credit_analyst(&self) {
+        let (s, body) = self
+            .put(
+                "/api/v1/omni/users/usr_credit_001",
+                &json!({ "name": "Sara Al-Harbi", "roles": ["credit_analyst"] }),
+            )
+            .await;
+        assert!(s.is_success(), "{body}");
+    }
+
+    /// Approves the approval the journey's current step waits on, as `usr_credit_001`.
+    pub async fn approve_current_step(&self, journey: &str) -> Value {
+        let (_, j) = self.get(&format!("/api/v1/omni/journeys/{journey}")).await;
+        let approval = j["data"]["currentStep"]["approvalId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no approval on the current step: {j}"))
+            .to_owned();
+        let (s, body) = self
+            .post(
+                &format!("/api/v1/omni/approvals/{approval}/decisions"),
+                &json!({ "approverId": "usr_credit_001", "decision": "approve" }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// Passes the seed journey's steps by hand, and its approval step by approval.
+    pub async fn pass_steps(&self, journey: &str, steps: &[&str]) {
+        for step in steps {
+            if *step == "step_credit" {
+                self.approve_current_step(journey).await;
+                continue;
+            }
+            let (s, body) = self
+                .post(
+                    &format!("/api/v1/omni/journeys/{journey}/advance"),
+                    &json!({ "completedStepId": step, "advancedBy": "usr_rm_001" }),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{body}");
+        }
     }
 
     /// A second tenant's key on the same server.
@@ -235,6 +287,10 @@ impl TestApp {
             "journey_step_history" => "SELECT COUNT(*) FROM journey_step_history",
             "events" => "SELECT COUNT(*) FROM events",
             "idempotency_keys" => "SELECT COUNT(*) FROM idempotency_keys",
+            "users" => "SELECT COUNT(*) FROM users",
+            "delegations" => "SELECT COUNT(*) FROM delegations",
+            "approvals" => "SELECT COUNT(*) FROM approvals",
+            "approval_decisions" => "SELECT COUNT(*) FROM approval_decisions",
             other => panic!("no count for {other}"),
         };
         sqlx::query_scalar(sql)
@@ -306,3 +362,10 @@ pub fn assert_problem(status: StatusCode, body: &Value, want_status: u16, want_c
         "{body}"
     );
 }
+
+/// An RFC 3339 instant `ms` milliseconds from now (negative: in the past).
+pub fn at(ms: i64) -> String {
+    omnirail::time::to_rfc3339(omnirail::store::now_ms() + ms)
+}
+
+pub const DAY: i64 = 86_400_000;

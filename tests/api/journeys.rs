@@ -42,6 +42,7 @@ async fn seed_journey_is_created_with_the_seed_response_fields() {
 #[tokio::test]
 async fn journey_runs_from_created_to_completed_and_records_each_event() {
     let app = TestApp::spawn().await;
+    app.seed_credit_analyst().await;
     let id = app.seed_journey().await;
 
     let (s, body) = app
@@ -71,8 +72,13 @@ async fn journey_runs_from_created_to_completed_and_records_each_event() {
     let (s, body) = advance(&app, &id, "step_docs", "passed").await;
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["status"], "in_progress");
-    let (s, body) = advance(&app, &id, "step_credit", "passed").await;
-    assert_eq!(s, StatusCode::OK, "{body}");
+    // The approval step passes by its approval.
+    assert!(
+        body["data"]["currentStep"]["approvalId"].is_string(),
+        "{body}"
+    );
+    app.approve_current_step(&id).await;
+    let (_, body) = app.get(&format!("/api/v1/omni/journeys/{id}")).await;
     assert_eq!(body["data"]["currentStep"], Value::Null);
     assert_eq!(body["data"]["currentStepIndex"], 3);
 
@@ -103,13 +109,15 @@ async fn journey_runs_from_created_to_completed_and_records_each_event() {
             "omni.journey.advanced",
             "omni.journey.assigned",
             "omni.journey.advanced",
+            "omni.approval.requested",
+            "omni.approval.approved",
             "omni.journey.advanced",
             "omni.journey.completed"
         ]
     );
     // The same events concern the customer, with their actor, channel and a human summary.
     let customer = app.events_of("customer", "ent_customer_456").await;
-    assert_eq!(customer.len(), 6);
+    assert_eq!(customer.len(), 8);
     assert_eq!(customer[1].actor_id.as_deref(), Some("usr_rm_001"));
     assert_eq!(customer[1].channel.as_deref(), Some("web"));
     assert_eq!(
@@ -174,6 +182,7 @@ async fn optional_steps_can_be_skipped_but_required_ones_cannot() {
     let mut t = seed_template();
     t["id"] = json!("tmpl_optional");
     t["steps"][1]["required"] = json!(false);
+    app.seed_credit_analyst().await;
     let (s, _) = app.post("/api/v1/omni/templates", &t).await;
     assert_eq!(s, StatusCode::CREATED);
     let (_, j) = app
@@ -259,10 +268,10 @@ async fn nothing_changes_a_cancelled_or_completed_journey() {
     }
 
     // Completed, too.
+    app.seed_credit_analyst().await;
     let id2 = app.seed_journey().await;
-    for step in ["step_kyc", "step_docs", "step_credit"] {
-        advance(&app, &id2, step, "passed").await;
-    }
+    app.pass_steps(&id2, &["step_kyc", "step_docs", "step_credit"])
+        .await;
     let (s, _) = app
         .post(&format!("/api/v1/omni/journeys/{id2}/complete"), &json!({}))
         .await;
@@ -399,6 +408,7 @@ async fn list_filters_and_paginates() {
 #[tokio::test]
 async fn running_journeys_keep_their_template_version() {
     let app = TestApp::spawn().await;
+    app.seed_credit_analyst().await;
     let old = app.seed_journey().await;
     let mut steps = seed_template()["steps"].clone();
     steps
@@ -416,10 +426,8 @@ async fn running_journeys_keep_their_template_version() {
     let (_, new) = app.post("/api/v1/omni/journeys", &seed_journey()).await;
     assert_eq!(new["data"]["templateVersion"], 2);
     assert_eq!(new["data"]["totalSteps"], 4);
-    for step in ["step_kyc", "step_docs", "step_credit"] {
-        let (s, _) = advance(&app, &old, step, "passed").await;
-        assert_eq!(s, StatusCode::OK);
-    }
+    app.pass_steps(&old, &["step_kyc", "step_docs", "step_credit"])
+        .await;
     let (s, body) = app
         .post(&format!("/api/v1/omni/journeys/{old}/complete"), &json!({}))
         .await;

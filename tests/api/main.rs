@@ -1,7 +1,10 @@
 //! Black-box tests over HTTP against a real server on a random port. Each test has its own
 //! database: SQLite by default, PostgreSQL when `OMNIRAIL_TEST_DATABASE_URL` is set.
 
+mod approvals;
 mod cli;
+mod delegations;
+mod directory;
 mod errors;
 mod helpers;
 mod journeys;
