@@ -112,7 +112,7 @@ async fn journeys(base: String, key: String, clients: usize, seconds: u64) {
         json!({ "id": template, "name": "Bench onboarding", "category": "onboarding", "steps": [
             { "id": "step_kyc", "name": "KYC Verification", "type": "kyc_check", "order": 1 },
             { "id": "step_docs", "name": "Document Collection", "type": "document_upload", "order": 2 },
-            { "id": "step_credit", "name": "Credit Assessment", "type": "approval", "order": 3 }
+            { "id": "step_review", "name": "Credit Review", "type": "review", "order": 3 }
         ]}),
     )
     .await;
@@ -150,7 +150,7 @@ async fn journeys(base: String, key: String, clients: usize, seconds: u64) {
                     samples.entry("create").or_default().push(t.elapsed());
                     if full_flow {
                         let id = j["data"]["id"].as_str().unwrap().to_owned();
-                        for step in ["step_kyc", "step_docs", "step_credit"] {
+                        for step in ["step_kyc", "step_docs", "step_review"] {
                             let url = format!("{base}/api/v1/omni/journeys/{id}/advance");
                             let d = post(
                                 &client,

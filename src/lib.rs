@@ -53,6 +53,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub versions: Arc<journeys::VersionCache>,
     pub keys: Arc<auth::key_cache::KeyCache>,
+    pub users: Arc<directory::KnownUsers>,
 }
 
 impl AppState {
@@ -63,6 +64,7 @@ impl AppState {
             config: Arc::new(config),
             versions: Arc::new(journeys::VersionCache::new(10_000)),
             keys: Arc::default(),
+            users: Arc::new(directory::KnownUsers::new(100_000)),
         }
     }
 }

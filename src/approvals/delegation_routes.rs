@@ -277,8 +277,9 @@ async fn create_delegation(
         )
         .with("field", "delegatorId"));
     }
-    directory::store::ensure_users(
+    directory::ensure_users(
         &mut tx,
+        &app.users,
         &tenant.id,
         &[&body.delegator_id, &body.delegatee_id],
         now,
@@ -480,7 +481,7 @@ async fn revoke_delegation(
         ));
     }
     if let Some(by) = &body.revoked_by {
-        directory::store::ensure_users(&mut tx, &tenant.id, &[by], now).await?;
+        directory::ensure_users(&mut tx, &app.users, &tenant.id, &[by], now).await?;
     }
     row.revoked_at = Some(now);
     row.revoked_by = body.revoked_by.clone();

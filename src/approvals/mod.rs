@@ -68,6 +68,7 @@ async fn customer_of(
 /// Stores a new request with its approvers and records `omni.approval.requested`.
 async fn open(
     conn: &mut AnyConnection,
+    known: &directory::KnownUsers,
     tenant: &str,
     row: &ApprovalRow,
     approvers: &[ApproverRow],
@@ -78,7 +79,7 @@ async fn open(
     if row.requested_by != SYSTEM_ACTOR {
         users.push(&row.requested_by);
     }
-    directory::store::ensure_users(conn, tenant, &users, now).await?;
+    directory::ensure_users(conn, known, tenant, &users, now).await?;
     store::insert_approval(conn, tenant, row, approvers).await?;
     let v = routes::view_of(conn, tenant, row, now).await?;
     let summary = format!(
@@ -224,6 +225,7 @@ pub struct StepApproval<'a> {
 /// eligible approver (nobody holds the role, say) it is 409 `no_eligible_approvers`.
 pub async fn open_for_step(
     conn: &mut AnyConnection,
+    known: &directory::KnownUsers,
     tenant: &str,
     step: StepApproval<'_>,
 ) -> ApiResult<()> {
@@ -301,7 +303,16 @@ pub async fn open_for_step(
             required: i64::from(required),
         })
         .collect();
-    open(conn, tenant, &row, &approvers, Some(step.customer_id), now).await?;
+    open(
+        conn,
+        known,
+        tenant,
+        &row,
+        &approvers,
+        Some(step.customer_id),
+        now,
+    )
+    .await?;
     Ok(())
 }
 

@@ -380,6 +380,7 @@ async fn create_approval(
         .collect();
     let v = super::open(
         &mut tx,
+        &app.users,
         &tenant.id,
         &row,
         &approvers,
@@ -576,7 +577,7 @@ async fn decide(
     let on_behalf_of = attempt.is_deputy().then(|| attempt.slot_user().to_owned());
     let mut users = vec![body.approver_id.as_str()];
     users.extend(on_behalf_of.as_deref());
-    directory::store::ensure_users(&mut tx, &tenant.id, &users, now).await?;
+    directory::ensure_users(&mut tx, &app.users, &tenant.id, &users, now).await?;
     let decision = DecisionRow {
         approval_id: row.id.clone(),
         slot_user_id: attempt.slot_user().to_owned(),

@@ -44,17 +44,15 @@ impl UserRow {
     }
 }
 
-/// Creates each user not yet known, with only its id, in one statement. Known users are left
-/// as they are.
-pub async fn ensure_users(
+/// Creates each of `ids` not yet stored, with only its id, in one statement; returns the ids
+/// it inserted (the others were already there). Stored users are left as they are.
+pub async fn insert_missing_users(
     conn: &mut AnyConnection,
     tenant: &str,
     ids: &[&str],
     now: i64,
-) -> Result<(), StoreError> {
-    let mut ids: Vec<&str> = ids.to_vec();
-    ids.sort_unstable();
-    ids.dedup();
+) -> Result<Vec<String>, StoreError> {
+    let mut inserted = Vec::new();
     for chunk in ids.chunks(200) {
         // Only placeholders are generated; every value is bound.
         let rows: Vec<String> = (0..chunk.len())
@@ -62,16 +60,18 @@ pub async fn ensure_users(
             .collect();
         let sql = format!(
             "INSERT INTO users (tenant_id, id, created_at, updated_at) VALUES {} \
-             ON CONFLICT (tenant_id, id) DO NOTHING",
+             ON CONFLICT (tenant_id, id) DO NOTHING RETURNING id",
             rows.join(", ")
         );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant).bind(now);
+        let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(tenant)
+            .bind(now);
         for id in chunk {
             q = q.bind(*id);
         }
-        q.execute(&mut *conn).await?;
+        inserted.extend(q.fetch_all(&mut *conn).await?);
     }
-    Ok(())
+    Ok(inserted)
 }
 
 /// Whether `user` is a member of `team`.
@@ -223,45 +223,41 @@ pub async fn list_users(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<User>, i64), StoreError> {
-    let total: i64 = sqlx::query_scalar(concat!("SELECT COUNT(*)", user_filter!()))
-        .bind(tenant)
-        .bind(role)
-        .bind(team)
-        .fetch_one(pool)
-        .await?;
-    let rows: Vec<UserRow> = sqlx::query_as(concat!(
+    macro_rules! bind_filter {
+        ($q:expr) => {
+            $q.bind(tenant).bind(role).bind(team)
+        };
+    }
+    let total: i64 = bind_filter!(sqlx::query_scalar(concat!(
+        "SELECT COUNT(*)",
+        user_filter!()
+    )))
+    .fetch_one(pool)
+    .await?;
+    let rows: Vec<UserRow> = bind_filter!(sqlx::query_as(concat!(
         "SELECT id, name, email, phone, created_at, updated_at FROM users \
          WHERE tenant_id = $1 AND id IN (",
         user_page!(),
         ") ORDER BY id"
-    ))
-    .bind(tenant)
-    .bind(role)
-    .bind(team)
+    )))
     .bind(limit)
     .bind(offset)
     .fetch_all(pool)
     .await?;
-    let roles: Vec<(String, String)> = sqlx::query_as(concat!(
+    let roles: Vec<(String, String)> = bind_filter!(sqlx::query_as(concat!(
         "SELECT user_id, role FROM user_roles WHERE tenant_id = $1 AND user_id IN (",
         user_page!(),
         ") ORDER BY role"
-    ))
-    .bind(tenant)
-    .bind(role)
-    .bind(team)
+    )))
     .bind(limit)
     .bind(offset)
     .fetch_all(pool)
     .await?;
-    let teams: Vec<(String, String)> = sqlx::query_as(concat!(
+    let teams: Vec<(String, String)> = bind_filter!(sqlx::query_as(concat!(
         "SELECT user_id, team_id FROM team_members WHERE tenant_id = $1 AND user_id IN (",
         user_page!(),
         ") ORDER BY team_id"
-    ))
-    .bind(tenant)
-    .bind(role)
-    .bind(team)
+    )))
     .bind(limit)
     .bind(offset)
     .fetch_all(pool)
@@ -324,7 +320,10 @@ pub async fn put_team(
     .execute(&mut *conn)
     .await?;
     let members: Vec<&str> = t.members.iter().map(String::as_str).collect();
-    ensure_users(conn, tenant, &members, t.updated_at).await?;
+    let mut members = members;
+    members.sort_unstable();
+    members.dedup();
+    insert_missing_users(conn, tenant, &members, t.updated_at).await?;
     sqlx::query("DELETE FROM team_members WHERE tenant_id = $1 AND team_id = $2")
         .bind(tenant)
         .bind(&t.id)

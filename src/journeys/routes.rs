@@ -94,7 +94,8 @@ pub struct AssignJourney {
     /// Recorded on the event, for the notifications to come.
     #[serde(default)]
     pub notify_assignee: bool,
-    /// Who made the assignment (recorded as the event's actor).
+    /// Who made the assignment (recorded as the event's actor). When given, their authority
+    /// to reassign is checked.
     pub assigned_by: Option<String>,
 }
 
@@ -432,6 +433,7 @@ async fn commit(
 /// step (its `approval_id` was set for it before the journey was saved).
 async fn open_step_approval(
     conn: &mut sqlx::AnyConnection,
+    known: &directory::KnownUsers,
     tenant: &str,
     loaded: &Loaded,
     requester: &str,
@@ -443,6 +445,7 @@ async fn open_step_approval(
     let context: Value = serde_json::from_str(&loaded.row.context).unwrap_or_else(|_| json!({}));
     approvals::open_for_step(
         conn,
+        known,
         tenant,
         StepApproval {
             approval_id: id,
@@ -522,6 +525,7 @@ async fn approval_gate(
 #[allow(clippy::too_many_arguments)]
 async fn apply_step(
     conn: &mut sqlx::AnyConnection,
+    known: &directory::KnownUsers,
     tenant: &str,
     loaded: &mut Loaded,
     next: model::Advanced,
@@ -595,7 +599,7 @@ async fn apply_step(
             .or(loaded.row.assignee_id.as_deref())
             .unwrap_or(approvals::SYSTEM_ACTOR)
             .to_owned();
-        open_step_approval(conn, tenant, loaded, &requester).await?;
+        open_step_approval(conn, known, tenant, loaded, &requester).await?;
     }
     Ok(())
 }
@@ -629,6 +633,7 @@ pub async fn on_approval_closed(
     let data = json!({ "approvalId": approval_id, "approvalStatus": status.as_str() });
     apply_step(
         conn,
+        &app.users,
         tenant,
         &mut loaded,
         next,
@@ -646,6 +651,7 @@ pub async fn on_approval_closed(
     request_body = CreateJourney,
     responses(
         (status = 201, description = "Journey created", body = Data<JourneyView>),
+        (status = 409, description = "The first step is an approval step nobody can approve (`no_eligible_approvers`, with `stepId`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields (`validation_failed`); unknown template (`unknown_template`); template not active (`template_not_active`)", body = ProblemDoc, content_type = "application/problem+json"),
     )
 )]
@@ -734,7 +740,7 @@ async fn create_journey(
     }
     let mut users: Vec<&str> = body.created_by.as_deref().into_iter().collect();
     users.extend(loaded.row.assignee_id.as_deref());
-    directory::store::ensure_users(&mut tx, &tenant.id, &users, now).await?;
+    directory::ensure_users(&mut tx, &app.users, &tenant.id, &users, now).await?;
     let actor = body.created_by.as_deref();
     record_change(
         &mut tx,
@@ -752,7 +758,7 @@ async fn create_journey(
         let requester = actor
             .or(loaded.row.assignee_id.as_deref())
             .unwrap_or(approvals::SYSTEM_ACTOR);
-        open_step_approval(&mut tx, &tenant.id, &loaded, requester).await?;
+        open_step_approval(&mut tx, &app.users, &tenant.id, &loaded, requester).await?;
     }
     commit(&app, tx, idem, &loaded, StatusCode::CREATED).await
 }
@@ -907,7 +913,7 @@ async fn save(conn: &mut sqlx::AnyConnection, tenant: &str, loaded: &mut Loaded)
     responses(
         (status = 200, description = "The journey after the step", body = Data<JourneyView>),
         (status = 404, description = "No such journey in this tenant (`not_found`)", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "Journey completed or cancelled (`invalid_transition`, with `currentStatus`); step not current (`step_not_current`, with `currentStepId`); a concurrent change (`concurrent_update`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "Journey completed or cancelled (`invalid_transition`, with `currentStatus`); step not current (`step_not_current`, with `currentStepId`); an approval step whose request is open (`approval_pending`, with `approvalId`) or was rejected or expired (`approval_required`, with `approvalId`); the next step is an approval step nobody can approve (`no_eligible_approvers`, with `stepId`); a concurrent change (`concurrent_update`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, or `skipped` on a required step (`validation_failed`)", body = ProblemDoc, content_type = "application/problem+json"),
     )
 )]
@@ -950,11 +956,12 @@ async fn advance_journey(
     .await?;
     let actor = body.advanced_by.as_deref();
     if let Some(by) = actor {
-        directory::store::ensure_users(&mut tx, &tenant.id, &[by], now_ms()).await?;
+        directory::ensure_users(&mut tx, &app.users, &tenant.id, &[by], now_ms()).await?;
     }
     let data = body.step_data.clone().unwrap_or_else(|| json!({}));
     apply_step(
         &mut tx,
+        &app.users,
         &tenant.id,
         &mut loaded,
         next,
@@ -975,6 +982,7 @@ async fn advance_journey(
     responses(
         (status = 200, description = "The journey after assignment", body = Data<JourneyView>),
         (status = 404, description = "No such journey in this tenant (`not_found`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "`assignedBy` is not the assignee, a team member, a `manager`, or the assignee's deputy under an active `journey_assign` delegation (`assignment_not_authorized`, with `reason`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 409, description = "Journey completed or cancelled (`invalid_transition`, with `currentStatus`); a concurrent change (`concurrent_update`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields (`validation_failed`)", body = ProblemDoc, content_type = "application/problem+json"),
     )
@@ -1010,7 +1018,7 @@ async fn assign_journey(
     if assignee_type == AssigneeType::User {
         users.push(&body.assignee_id);
     }
-    directory::store::ensure_users(&mut tx, &tenant.id, &users, now_ms()).await?;
+    directory::ensure_users(&mut tx, &app.users, &tenant.id, &users, now_ms()).await?;
     let previous = loaded.row.assignee_id.clone();
     loaded.row.status = status.as_str().to_owned();
     loaded.row.assignee_id = Some(body.assignee_id.clone());
