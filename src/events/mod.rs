@@ -9,6 +9,8 @@
 use serde_json::Value;
 use sqlx::AnyConnection;
 
+pub mod chain;
+
 use crate::error::StoreError;
 use crate::ids::new_id;
 use crate::store::now_ms;
@@ -33,13 +35,22 @@ pub struct NewEvent<'a> {
     pub entities: Vec<EntityRef<'a>>,
 }
 
-// The entities of an event are written with it. PostgreSQL does both in one statement (a
-// data-modifying CTE); SQLite has no such CTE, so there the event and its entities are two
-// statements. Up to three entities go in one statement; more are rare and go three at a time.
+// An event is appended to its chain (see `chain`): the chain's head row is read and locked
+// first (an upsert that creates an empty chain if needed, so concurrent first events of one
+// chain queue up), the link is hashed here, then the event, its entity index rows and the new
+// head are written. PostgreSQL writes those three in one statement (data-modifying CTEs);
+// SQLite has no such CTE, so there they are separate statements. Up to three entities go in the
+// event's statement; more are rare and go three at a time.
+const CHAIN_HEAD: &str = "INSERT INTO event_chains (tenant_id, chain_key, length, head_hash) \
+     VALUES ($1, $2, 0, $3) ON CONFLICT (tenant_id, chain_key) \
+     DO UPDATE SET length = event_chains.length RETURNING length, head_hash";
+const CHAIN_ADVANCE: &str =
+    "UPDATE event_chains SET length = $3, head_hash = $4 WHERE tenant_id = $1 AND chain_key = $2";
 macro_rules! event_insert {
     () => {
         "INSERT INTO events (id, tenant_id, event_type, occurred_at, actor_id, channel, summary, \
-         metadata, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+         metadata, payload, chain_key, chain_seq, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
     };
 }
 macro_rules! pg_with_entities {
@@ -47,32 +58,57 @@ macro_rules! pg_with_entities {
         concat!(
             "WITH e AS (",
             event_insert!(),
-            " RETURNING seq) INSERT INTO event_entities \
-             (tenant_id, event_seq, occurred_at, entity_type, entity_id) \
-             SELECT $2, e.seq, $4, x.t, x.i FROM e, (VALUES ",
+            " RETURNING seq), c AS (UPDATE event_chains SET length = $11, head_hash = $13 \
+             WHERE tenant_id = $2 AND chain_key = $10) INSERT INTO event_entities \
+             (tenant_id, event_seq, occurred_at, event_type, entity_type, entity_id) \
+             SELECT $2, e.seq, $4, $3, x.t, x.i FROM e, (VALUES ",
             $values,
             ") AS x(t, i) RETURNING event_seq"
         )
     };
 }
-const PG_EVENT_WITH_1: &str = pg_with_entities!("($10, $11)");
-const PG_EVENT_WITH_2: &str = pg_with_entities!("($10, $11), ($12, $13)");
-const PG_EVENT_WITH_3: &str = pg_with_entities!("($10, $11), ($12, $13), ($14, $15)");
+const PG_EVENT_WITH_1: &str = pg_with_entities!("($14, $15)");
+const PG_EVENT_WITH_2: &str = pg_with_entities!("($14, $15), ($16, $17)");
+const PG_EVENT_WITH_3: &str = pg_with_entities!("($14, $15), ($16, $17), ($18, $19)");
 const EVENT_INSERT: &str = concat!(event_insert!(), " RETURNING seq");
-const ENTITY_INSERT_1: &str =
-    "INSERT INTO event_entities (tenant_id, event_seq, occurred_at, entity_type, entity_id)
-     VALUES ($1, $2, $3, $4, $5)";
-const ENTITY_INSERT_2: &str =
-    "INSERT INTO event_entities (tenant_id, event_seq, occurred_at, entity_type, entity_id)
-     VALUES ($1, $2, $3, $4, $5), ($1, $2, $3, $6, $7)";
-const ENTITY_INSERT_3: &str =
-    "INSERT INTO event_entities (tenant_id, event_seq, occurred_at, entity_type, entity_id)
-     VALUES ($1, $2, $3, $4, $5), ($1, $2, $3, $6, $7), ($1, $2, $3, $8, $9)";
+const ENTITY_INSERT_1: &str = "INSERT INTO event_entities
+     (tenant_id, event_seq, occurred_at, event_type, entity_type, entity_id)
+     VALUES ($1, $2, $3, $4, $5, $6)";
+const ENTITY_INSERT_2: &str = "INSERT INTO event_entities
+     (tenant_id, event_seq, occurred_at, event_type, entity_type, entity_id)
+     VALUES ($1, $2, $3, $4, $5, $6), ($1, $2, $3, $4, $7, $8)";
+const ENTITY_INSERT_3: &str = "INSERT INTO event_entities
+     (tenant_id, event_seq, occurred_at, event_type, entity_type, entity_id)
+     VALUES ($1, $2, $3, $4, $5, $6), ($1, $2, $3, $4, $7, $8), ($1, $2, $3, $4, $9, $10)";
 
-/// Records `event` inside the caller's transaction.
+/// Records `event` inside the caller's transaction, as the next link of its chain.
 pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(), StoreError> {
     let id = new_id("evt_");
     let occurred_at = now_ms();
+    let chain_key = chain::chain_key(&event.entities);
+    let (length, prev_hash): (i64, String) = sqlx::query_as(CHAIN_HEAD)
+        .bind(event.tenant_id)
+        .bind(&chain_key)
+        .bind(chain::GENESIS)
+        .fetch_one(&mut *conn)
+        .await?;
+    let chain_seq = length + 1;
+    let metadata = event.metadata.to_string();
+    let payload = event.payload.to_string();
+    let hash = chain::hash(&chain::Link {
+        tenant_id: event.tenant_id,
+        chain_key: &chain_key,
+        chain_seq,
+        id: &id,
+        event_type: event.event_type,
+        occurred_at,
+        actor_id: event.actor_id,
+        channel: event.channel,
+        summary: &event.summary,
+        metadata: &metadata,
+        payload: &payload,
+        prev_hash: &prev_hash,
+    });
     // One entity named twice (a user who is both decider and assignee, say) is indexed once.
     let mut entities = event.entities;
     entities.sort_unstable();
@@ -93,8 +129,12 @@ pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(),
         .bind(event.actor_id)
         .bind(event.channel)
         .bind(&event.summary)
-        .bind(event.metadata.to_string())
-        .bind(event.payload.to_string());
+        .bind(&metadata)
+        .bind(&payload)
+        .bind(&chain_key)
+        .bind(chain_seq)
+        .bind(&prev_hash)
+        .bind(&hash);
     if postgres {
         for (entity_type, entity_id) in first {
             q = q.bind(*entity_type).bind(*entity_id);
@@ -115,12 +155,22 @@ pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(),
         let mut q = sqlx::query(sql)
             .bind(event.tenant_id)
             .bind(seq)
-            .bind(occurred_at);
+            .bind(occurred_at)
+            .bind(event.event_type);
         for (entity_type, entity_id) in &rest[..n] {
             q = q.bind(*entity_type).bind(*entity_id);
         }
         q.execute(&mut *conn).await?;
         rest = &rest[n..];
+    }
+    if !postgres {
+        sqlx::query(CHAIN_ADVANCE)
+            .bind(event.tenant_id)
+            .bind(&chain_key)
+            .bind(chain_seq)
+            .bind(&hash)
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }
