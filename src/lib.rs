@@ -10,6 +10,7 @@ pub mod auth;
 pub mod channel;
 pub mod cli;
 pub mod config;
+pub mod customers;
 pub mod directory;
 pub mod error;
 pub mod events;
@@ -20,6 +21,7 @@ pub mod money;
 pub mod openapi;
 pub mod store;
 pub mod time;
+pub mod timeline;
 pub mod workers;
 
 use std::future::Future;
@@ -53,7 +55,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub versions: Arc<journeys::VersionCache>,
     pub keys: Arc<auth::key_cache::KeyCache>,
-    pub users: Arc<directory::KnownUsers>,
+    pub users: Arc<store::known::KnownIds>,
+    pub customers: Arc<store::known::KnownIds>,
 }
 
 impl AppState {
@@ -64,7 +67,8 @@ impl AppState {
             config: Arc::new(config),
             versions: Arc::new(journeys::VersionCache::new(10_000)),
             keys: Arc::default(),
-            users: Arc::new(directory::KnownUsers::new(100_000)),
+            users: Arc::new(store::known::KnownIds::new(100_000)),
+            customers: Arc::new(store::known::KnownIds::new(100_000)),
         }
     }
 }
@@ -76,8 +80,10 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
             "/api/v1/omni",
             journeys::router()
                 .merge(directory::router())
-                .merge(approvals::router()),
+                .merge(approvals::router())
+                .merge(timeline::router()),
         )
+        .nest("/api/v1", customers::router())
         .layer(from_fn_with_state(state.clone(), idempotency::middleware))
         .layer(from_fn_with_state(state.clone(), auth::require_api_key));
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())

@@ -28,6 +28,8 @@ use crate::error::PROBLEM_JSON;
         (name = "Journeys", description = "Customer journeys and their lifecycle"),
         (name = "Delegations", description = "Delegations of authority from one user to another, with scope, limit and validity"),
         (name = "Approvals", description = "Multi-party approval requests and their decisions"),
+        (name = "Timeline", description = "An entity's activity, and the verification and export of its tamper-evident hash chain"),
+        (name = "Customers", description = "Customer records and the unified customer profile (seed 000: snake_case, no envelope)"),
         (name = "Staff directory", description = "Users with their roles and teams: who may approve and assign"),
         (name = "Operations", description = "Health and readiness probes"),
     )

@@ -68,7 +68,7 @@ async fn customer_of(
 /// Stores a new request with its approvers and records `omni.approval.requested`.
 async fn open(
     conn: &mut AnyConnection,
-    known: &directory::KnownUsers,
+    known: &crate::store::known::KnownIds,
     tenant: &str,
     row: &ApprovalRow,
     approvers: &[ApproverRow],
@@ -225,7 +225,7 @@ pub struct StepApproval<'a> {
 /// eligible approver (nobody holds the role, say) it is 409 `no_eligible_approvers`.
 pub async fn open_for_step(
     conn: &mut AnyConnection,
-    known: &directory::KnownUsers,
+    known: &crate::store::known::KnownIds,
     tenant: &str,
     step: StepApproval<'_>,
 ) -> ApiResult<()> {

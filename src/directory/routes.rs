@@ -112,7 +112,7 @@ impl From<Team> for TeamView {
 
 const ID_RULE: &str = "must be 1 to 128 characters of letters, digits, _ - . or :";
 
-fn is_email(s: &str) -> bool {
+pub fn is_email(s: &str) -> bool {
     let Some((local, domain)) = s.split_once('@') else {
         return false;
     };
@@ -125,7 +125,7 @@ fn is_email(s: &str) -> bool {
         && !s.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
-fn is_e164(s: &str) -> bool {
+pub fn is_e164(s: &str) -> bool {
     s.strip_prefix('+').is_some_and(|digits| {
         (7..=15).contains(&digits.len())
             && digits.bytes().all(|b| b.is_ascii_digit())

@@ -84,6 +84,99 @@ pub fn chain_key(entities: &[(&'static str, &str)]) -> String {
         .map_or_else(|| "tenant".to_owned(), |(t, id)| format!("{t}:{id}"))
 }
 
+/// Why a chain fails verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Break {
+    /// The link's number is not the next one: links before it are missing or out of order.
+    SequenceGap,
+    /// The link's previous hash is not the hash of the link before it.
+    PreviousHashMismatch,
+    /// The link's content does not hash to its stored hash: it was changed.
+    ContentMismatch,
+    /// The chain's stored length or head hash does not match its last link: links at the end
+    /// are missing, or the head was changed.
+    HeadMismatch,
+}
+
+impl Break {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Break::SequenceGap => "sequence_gap",
+            Break::PreviousHashMismatch => "previous_hash_mismatch",
+            Break::ContentMismatch => "content_mismatch",
+            Break::HeadMismatch => "head_mismatch",
+        }
+    }
+}
+
+/// Walks a chain link by link, in `chain_seq` order.
+#[derive(Debug)]
+pub struct Verifier {
+    head: String,
+    links: i64,
+    broken: Option<(Option<String>, i64, Break)>,
+}
+
+impl Default for Verifier {
+    fn default() -> Self {
+        Self {
+            head: GENESIS.to_owned(),
+            links: 0,
+            broken: None,
+        }
+    }
+}
+
+/// The result of a walk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// Links read.
+    pub links: i64,
+    /// Hash of the last link read (the genesis value for an empty chain).
+    pub head: String,
+    /// The first break: the event it names (none for a head mismatch), its `chain_seq`, why.
+    pub broken: Option<(Option<String>, i64, Break)>,
+}
+
+impl Verifier {
+    /// Checks the next link; `false` once the chain is broken (there is no point going on).
+    pub fn push(&mut self, link: &Link<'_>, stored_hash: &str) -> bool {
+        let expected = self.links + 1;
+        let why = if link.chain_seq != expected {
+            Some(Break::SequenceGap)
+        } else if link.prev_hash != self.head {
+            Some(Break::PreviousHashMismatch)
+        } else if hash(link) != stored_hash {
+            Some(Break::ContentMismatch)
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            self.broken = Some((Some(link.id.to_owned()), link.chain_seq, why));
+            return false;
+        }
+        self.links = expected;
+        self.head = stored_hash.to_owned();
+        true
+    }
+
+    /// The verdict, given the chain's stored length and head hash.
+    pub fn finish(self, stored: Option<(i64, &str)>) -> Verdict {
+        let mut broken = self.broken;
+        if broken.is_none() {
+            let (length, head) = stored.unwrap_or((0, GENESIS));
+            if length != self.links || head != self.head {
+                broken = Some((None, self.links + 1, Break::HeadMismatch));
+            }
+        }
+        Verdict {
+            links: self.links,
+            head: self.head,
+            broken,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,19 +207,58 @@ mod tests {
             "2dc6410764070887acfe4080e546ce3c725e131e40a723f45f87f0f77f81b943"
         );
         let variants = [
-            Link { chain_seq: 2, ..link() },
-            Link { id: "evt_2", ..link() },
-            Link { occurred_at: 1, ..link() },
-            Link { actor_id: None, ..link() },
-            Link { actor_id: Some(""), ..link() },
-            Link { channel: None, ..link() },
-            Link { summary: "x", ..link() },
-            Link { metadata: "{\"a\":1}", ..link() },
-            Link { payload: "[]", ..link() },
-            Link { prev_hash: "1", ..link() },
-            Link { chain_key: "customer:ent_2", ..link() },
-            Link { tenant_id: "ten_2", ..link() },
-            Link { event_type: "omni.journey.advanced", ..link() },
+            Link {
+                chain_seq: 2,
+                ..link()
+            },
+            Link {
+                id: "evt_2",
+                ..link()
+            },
+            Link {
+                occurred_at: 1,
+                ..link()
+            },
+            Link {
+                actor_id: None,
+                ..link()
+            },
+            Link {
+                actor_id: Some(""),
+                ..link()
+            },
+            Link {
+                channel: None,
+                ..link()
+            },
+            Link {
+                summary: "x",
+                ..link()
+            },
+            Link {
+                metadata: "{\"a\":1}",
+                ..link()
+            },
+            Link {
+                payload: "[]",
+                ..link()
+            },
+            Link {
+                prev_hash: "1",
+                ..link()
+            },
+            Link {
+                chain_key: "customer:ent_2",
+                ..link()
+            },
+            Link {
+                tenant_id: "ten_2",
+                ..link()
+            },
+            Link {
+                event_type: "omni.journey.advanced",
+                ..link()
+            },
         ];
         for v in variants {
             assert_ne!(hash(&v), base, "{v:?}");
@@ -135,9 +267,83 @@ mod tests {
 
     #[test]
     fn field_boundaries_cannot_be_shifted() {
-        let a = Link { summary: "ab", metadata: "c", ..link() };
-        let b = Link { summary: "a", metadata: "bc", ..link() };
+        let a = Link {
+            summary: "ab",
+            metadata: "c",
+            ..link()
+        };
+        let b = Link {
+            summary: "a",
+            metadata: "bc",
+            ..link()
+        };
         assert_ne!(hash(&a), hash(&b));
+    }
+
+    /// Three valid links, with their hashes.
+    fn three() -> Vec<(Link<'static>, String)> {
+        let mut out: Vec<(Link<'static>, String)> = Vec::new();
+        let ids = ["evt_1", "evt_2", "evt_3"];
+        for (i, id) in ids.iter().enumerate() {
+            let prev: &'static str = match out.last() {
+                Some((_, h)) => Box::leak(h.clone().into_boxed_str()),
+                None => GENESIS,
+            };
+            let l = Link {
+                chain_seq: i as i64 + 1,
+                id,
+                prev_hash: prev,
+                ..link()
+            };
+            let h = hash(&l);
+            out.push((l, h));
+        }
+        out
+    }
+
+    fn walk(links: &[(Link<'_>, String)], stored: Option<(i64, &str)>) -> Verdict {
+        let mut v = Verifier::default();
+        for (l, h) in links {
+            if !v.push(l, h) {
+                break;
+            }
+        }
+        v.finish(stored)
+    }
+
+    #[test]
+    fn an_intact_chain_verifies_and_any_change_is_named() {
+        let links = three();
+        let head = links[2].1.clone();
+        let ok = walk(&links, Some((3, &head)));
+        assert_eq!(ok.broken, None);
+        assert_eq!((ok.links, ok.head.as_str()), (3, head.as_str()));
+
+        let mut edited = three();
+        edited[1].0.summary = "changed";
+        let v = walk(&edited, Some((3, &head)));
+        assert_eq!(
+            v.broken,
+            Some((Some("evt_2".into()), 2, Break::ContentMismatch))
+        );
+
+        let mut deleted = three();
+        deleted.remove(1);
+        let v = walk(&deleted, Some((3, &head)));
+        assert_eq!(
+            v.broken,
+            Some((Some("evt_3".into()), 3, Break::SequenceGap))
+        );
+
+        let mut swapped = three();
+        swapped.swap(0, 1);
+        let v = walk(&swapped, Some((3, &head)));
+        assert_eq!(v.broken.unwrap().2, Break::SequenceGap);
+
+        let tail = &three()[..2];
+        let v = walk(tail, Some((3, &head)));
+        assert_eq!(v.broken, Some((None, 3, Break::HeadMismatch)));
+        assert_eq!(walk(&[], None).broken, None, "an empty chain is valid");
     }
 
     #[test]

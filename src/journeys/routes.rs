@@ -24,6 +24,7 @@ use crate::api::{
 use crate::approvals::{self, StepApproval, model::ApprovalStatus};
 use crate::auth::Tenant;
 use crate::channel::Channel;
+use crate::customers;
 use crate::directory;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::events::{self, NewEvent};
@@ -433,7 +434,7 @@ async fn commit(
 /// step (its `approval_id` was set for it before the journey was saved).
 async fn open_step_approval(
     conn: &mut sqlx::AnyConnection,
-    known: &directory::KnownUsers,
+    known: &crate::store::known::KnownIds,
     tenant: &str,
     loaded: &Loaded,
     requester: &str,
@@ -525,7 +526,7 @@ async fn approval_gate(
 #[allow(clippy::too_many_arguments)]
 async fn apply_step(
     conn: &mut sqlx::AnyConnection,
-    known: &directory::KnownUsers,
+    known: &crate::store::known::KnownIds,
     tenant: &str,
     loaded: &mut Loaded,
     next: model::Advanced,
@@ -741,6 +742,14 @@ async fn create_journey(
     let mut users: Vec<&str> = body.created_by.as_deref().into_iter().collect();
     users.extend(loaded.row.assignee_id.as_deref());
     directory::ensure_users(&mut tx, &app.users, &tenant.id, &users, now).await?;
+    customers::ensure_customer(
+        &mut tx,
+        &app.customers,
+        &tenant.id,
+        &loaded.row.customer_id,
+        now,
+    )
+    .await?;
     let actor = body.created_by.as_deref();
     record_change(
         &mut tx,

@@ -12,6 +12,8 @@
 //! opening them with `BEGIN IMMEDIATE`; reads use a separate pool and run concurrently (WAL).
 //! On PostgreSQL reads and writes share one pool.
 
+pub mod known;
+
 use std::str::FromStr;
 use std::time::Duration;
 

@@ -3,6 +3,7 @@
 
 mod approvals;
 mod cli;
+mod customers;
 mod delegations;
 mod directory;
 mod errors;
@@ -11,3 +12,4 @@ mod journeys;
 mod openapi;
 mod plumbing;
 mod templates;
+mod timeline;

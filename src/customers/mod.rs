@@ -1,0 +1,36 @@
+//! Customers (seed 000): their profile and preferences, and the unified profile that joins
+//! them with their activity on each channel. A customer named by a journey before the bank
+//! describes it is created with only its id ([`ensure_customer`]).
+
+mod routes;
+pub mod store;
+
+use sqlx::AnyConnection;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::AppState;
+use crate::error::StoreError;
+use crate::store::known::KnownIds;
+
+/// Routes under `/api/v1`.
+pub fn router() -> OpenApiRouter<AppState> {
+    routes::router()
+}
+
+/// Makes sure the customer exists, creating it with only its id, in the caller's transaction.
+/// A customer already known to this process costs no statement.
+pub async fn ensure_customer(
+    conn: &mut AnyConnection,
+    known: &KnownIds,
+    tenant: &str,
+    id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    if known.contains(tenant, id) {
+        return Ok(());
+    }
+    if store::insert_if_missing(conn, tenant, id, now).await? {
+        known.remember(tenant, id);
+    }
+    Ok(())
+}

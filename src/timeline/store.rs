@@ -1,0 +1,229 @@
+//! SQL for the timeline: pages of an entity's events through the entity index, and the links of
+//! a chain in order. Every statement is scoped by tenant.
+
+use futures::TryStreamExt;
+use sqlx::AnyPool;
+
+use crate::error::StoreError;
+
+/// One event as the timeline shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TimelineRow {
+    pub id: String,
+    pub event_type: String,
+    pub occurred_at: i64,
+    pub actor_id: Option<String>,
+    pub channel: Option<String>,
+    pub summary: String,
+    pub metadata: String,
+}
+
+/// Which of an entity's events a page holds.
+#[derive(Debug)]
+pub struct TimelineFilter<'a> {
+    pub entity_type: &'a str,
+    pub entity_id: &'a str,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    /// Stored event types to match exactly.
+    pub exact: Vec<String>,
+    /// Stored event type prefixes.
+    pub prefixes: Vec<String>,
+    pub newest_first: bool,
+}
+
+/// `x.event_type` conditions for the filter, numbered from `$first`.
+fn type_condition(f: &TimelineFilter<'_>, first: usize) -> String {
+    let mut parts = Vec::new();
+    let mut n = first;
+    for _ in &f.exact {
+        parts.push(format!("x.event_type = ${n}"));
+        n += 1;
+    }
+    for _ in &f.prefixes {
+        parts.push(format!("x.event_type LIKE ${n} ESCAPE '\\'"));
+        n += 1;
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" AND ({})", parts.join(" OR "))
+    }
+}
+
+fn like_prefix(prefix: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+const WHERE: &str = " FROM event_entities x WHERE x.tenant_id = $1 AND x.entity_type = $2 \
+     AND x.entity_id = $3 AND ($4 IS NULL OR x.occurred_at >= $4) AND ($5 IS NULL OR x.occurred_at <= $5)";
+
+/// A page of the entity's events (oldest first unless `newest_first`) and the total.
+pub async fn page(
+    pool: &AnyPool,
+    tenant: &str,
+    f: &TimelineFilter<'_>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<TimelineRow>, i64), StoreError> {
+    let types = type_condition(f, 6);
+    let likes: Vec<String> = f.prefixes.iter().map(|p| like_prefix(p)).collect();
+    // Only placeholders and fixed text are formatted into the statement; values are bound.
+    let count_sql = format!("SELECT COUNT(*){WHERE}{types}");
+    let mut count = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql))
+        .bind(tenant)
+        .bind(f.entity_type)
+        .bind(f.entity_id)
+        .bind(f.from)
+        .bind(f.to);
+    for t in &f.exact {
+        count = count.bind(t);
+    }
+    for l in &likes {
+        count = count.bind(l);
+    }
+    let total: i64 = count.fetch_one(pool).await?;
+    let n = 6 + f.exact.len() + likes.len();
+    let order = if f.newest_first { "DESC" } else { "ASC" };
+    let page_sql = format!(
+        "SELECT e.id, e.event_type, e.occurred_at, e.actor_id, e.channel, e.summary, e.metadata \
+         FROM events e WHERE e.seq IN (SELECT x.event_seq{WHERE}{types} \
+         ORDER BY x.event_seq {order} LIMIT ${} OFFSET ${}) ORDER BY e.seq {order}",
+        n,
+        n + 1
+    );
+    let mut q = sqlx::query_as(sqlx::AssertSqlSafe(page_sql))
+        .bind(tenant)
+        .bind(f.entity_type)
+        .bind(f.entity_id)
+        .bind(f.from)
+        .bind(f.to);
+    for t in &f.exact {
+        q = q.bind(t);
+    }
+    for l in &likes {
+        q = q.bind(l);
+    }
+    let rows = q.bind(limit).bind(offset).fetch_all(pool).await?;
+    Ok((rows, total))
+}
+
+/// The chains holding the entity's events, and the entity's own chain if it has one.
+pub async fn chains_of(
+    pool: &AnyPool,
+    tenant: &str,
+    entity_type: &str,
+    entity_id: &str,
+) -> Result<Vec<String>, StoreError> {
+    let own = format!("{entity_type}:{entity_id}");
+    let mut keys: Vec<String> = sqlx::query_scalar(
+        "SELECT chain_key FROM event_chains WHERE tenant_id = $1 AND chain_key = $2
+         UNION
+         SELECT DISTINCT e.chain_key FROM event_entities x JOIN events e ON e.seq = x.event_seq
+         WHERE x.tenant_id = $1 AND x.entity_type = $3 AND x.entity_id = $4
+           AND e.chain_key IS NOT NULL",
+    )
+    .bind(tenant)
+    .bind(&own)
+    .bind(entity_type)
+    .bind(entity_id)
+    .fetch_all(pool)
+    .await?;
+    keys.sort();
+    keys.dedup();
+    Ok(keys)
+}
+
+/// One stored link, as hashed.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LinkRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub event_type: String,
+    pub occurred_at: i64,
+    pub actor_id: Option<String>,
+    pub channel: Option<String>,
+    pub summary: String,
+    pub metadata: String,
+    pub payload: String,
+    pub chain_key: String,
+    pub chain_seq: i64,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+macro_rules! link_columns {
+    () => {
+        "id, tenant_id, event_type, occurred_at, actor_id, channel, summary, metadata, payload, \
+         chain_key, chain_seq, prev_hash, hash"
+    };
+}
+
+/// The chain's stored length and head hash, if the chain exists.
+pub async fn chain_head(
+    pool: &AnyPool,
+    tenant: &str,
+    chain_key: &str,
+) -> Result<Option<(i64, String)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT length, head_hash FROM event_chains WHERE tenant_id = $1 AND chain_key = $2",
+    )
+    .bind(tenant)
+    .bind(chain_key)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Calls `visit` on each link of the chain in `chain_seq` order, streaming from the database;
+/// stops early when `visit` returns `false`.
+pub async fn each_link(
+    pool: &AnyPool,
+    tenant: &str,
+    chain_key: &str,
+    mut visit: impl FnMut(LinkRow) -> bool,
+) -> Result<(), StoreError> {
+    let mut rows = sqlx::query_as::<_, LinkRow>(concat!(
+        "SELECT ",
+        link_columns!(),
+        " FROM events WHERE tenant_id = $1 AND chain_key = $2 ORDER BY chain_seq"
+    ))
+    .bind(tenant)
+    .bind(chain_key)
+    .fetch(pool);
+    while let Some(row) = rows.try_next().await? {
+        if !visit(row) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Up to `limit` links of the chain after `after_seq`, in order.
+pub async fn links_after(
+    pool: &AnyPool,
+    tenant: &str,
+    chain_key: &str,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<LinkRow>, StoreError> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        link_columns!(),
+        " FROM events WHERE tenant_id = $1 AND chain_key = $2 AND chain_seq > $3 \
+         ORDER BY chain_seq LIMIT $4"
+    ))
+    .bind(tenant)
+    .bind(chain_key)
+    .bind(after_seq)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}

@@ -1,0 +1,395 @@
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, assert_problem};
+
+const CUSTOMER: &str = "/api/v1/omni/timeline?entityType=customer&entityId=ent_customer_456";
+
+async fn advance(app: &TestApp, id: &str, step: &str) {
+    let (s, b) = app
+        .post(
+            &format!("/api/v1/omni/journeys/{id}/advance"),
+            &json!({ "completedStepId": step, "advancedBy": "usr_rm_001" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+}
+
+fn types(body: &Value) -> Vec<String> {
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_seed_request_answers_the_seed_shape_oldest_first() {
+    let app = TestApp::spawn().await;
+    app.put(
+        "/api/v1/omni/users/usr_rm_001",
+        &json!({ "name": "Ahmed Al-Rashidi", "roles": ["relationship_manager"] }),
+    )
+    .await;
+    let id = app.seed_journey().await;
+    advance(&app, &id, "step_kyc").await;
+    let (s, body) = app
+        .get(
+            "/api/v1/omni/timeline?entityId=ent_customer_456&entityType=customer&page=1&perPage=50",
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["pagination"],
+        json!({ "page": 1, "perPage": 50, "total": 2 })
+    );
+    assert_eq!(types(&body), ["journey.created", "journey.advanced"]);
+    let e = &body["data"][1];
+    let mut keys: Vec<&str> = e.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "actorId",
+            "actorName",
+            "channel",
+            "eventType",
+            "id",
+            "metadata",
+            "summary",
+            "timestamp"
+        ]
+    );
+    assert!(e["id"].as_str().unwrap().starts_with("evt_"));
+    assert!(e["timestamp"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(e["actorId"], "usr_rm_001");
+    assert_eq!(e["actorName"], "Ahmed Al-Rashidi");
+    assert_eq!(e["channel"], "web");
+    assert_eq!(e["summary"], "Journey advanced: KYC Verification completed");
+    assert_eq!(e["metadata"]["stepId"], "step_kyc");
+    assert_eq!(e["metadata"]["outcome"], "passed");
+
+    let (_, desc) = app.get(&format!("{CUSTOMER}&order=desc")).await;
+    assert_eq!(types(&desc), ["journey.advanced", "journey.created"]);
+    // The journey's own timeline holds the same events.
+    let (_, j) = app
+        .get(&format!(
+            "/api/v1/omni/timeline?entityType=journey&entityId={id}"
+        ))
+        .await;
+    assert_eq!(j["pagination"]["total"], 2);
+}
+
+#[tokio::test]
+async fn event_type_and_date_filters_and_pagination() {
+    let app = TestApp::spawn().await;
+    app.seed_credit_analyst().await;
+    let id = app.seed_journey().await;
+    app.pass_steps(&id, &["step_kyc", "step_docs", "step_credit"])
+        .await;
+    let (_, all) = app.get(CUSTOMER).await;
+    assert_eq!(
+        types(&all),
+        [
+            "journey.created",
+            "journey.advanced",
+            "journey.advanced",
+            "approval.requested",
+            "approval.approved",
+            "journey.advanced"
+        ],
+        "a customer's timeline holds their journeys' approvals"
+    );
+    let total = |b: &Value| b["pagination"]["total"].as_i64().unwrap();
+    for (filter, want) in [
+        ("journey.created", 1),
+        ("omni.journey.created", 1),
+        ("journey.*", 4),
+        ("omni.approval.*", 2),
+        ("journey.created,approval.approved", 2),
+        ("approval.request*", 1),
+        ("*", 6),
+        ("session.*", 0),
+    ] {
+        let (s, b) = app.get(&format!("{CUSTOMER}&eventTypes={filter}")).await;
+        assert_eq!(s, StatusCode::OK, "{filter}: {b}");
+        assert_eq!(total(&b), want, "{filter}");
+    }
+    // Dates bound the range, inclusively.
+    let third = all["data"][2]["timestamp"].as_str().unwrap();
+    let (_, b) = app.get(&format!("{CUSTOMER}&fromDate={third}")).await;
+    assert!(total(&b) >= 4 && total(&b) <= 6, "{b}");
+    assert_eq!(b["data"][0]["timestamp"].as_str().unwrap() >= third, true);
+    let (_, b) = app
+        .get(&format!("{CUSTOMER}&toDate=2000-01-01T00:00:00Z"))
+        .await;
+    assert_eq!(total(&b), 0);
+    let (_, b) = app
+        .get(&format!(
+            "{CUSTOMER}&fromDate=2000-01-01T00:00:00Z&toDate=2999-01-01T00:00:00Z&eventTypes=journey.advanced"
+        ))
+        .await;
+    assert_eq!(total(&b), 3);
+    // Pagination edges.
+    let (_, p2) = app.get(&format!("{CUSTOMER}&perPage=4&page=2")).await;
+    assert_eq!(types(&p2), ["approval.approved", "journey.advanced"]);
+    assert_eq!(
+        p2["pagination"],
+        json!({ "page": 2, "perPage": 4, "total": 6 })
+    );
+    let (_, past) = app.get(&format!("{CUSTOMER}&perPage=4&page=3")).await;
+    assert_eq!(past["data"], json!([]));
+    assert_eq!(past["pagination"]["total"], 6);
+    let (_, max) = app.get(&format!("{CUSTOMER}&perPage=200")).await;
+    assert_eq!(max["pagination"]["perPage"], 200);
+    for bad in ["perPage=201", "perPage=0", "page=0"] {
+        let (s, b) = app.get(&format!("{CUSTOMER}&{bad}")).await;
+        assert_problem(s, &b, 422, "invalid_query_parameter");
+    }
+}
+
+#[tokio::test]
+async fn bad_queries_are_refused_with_the_parameter_named() {
+    let app = TestApp::spawn().await;
+    let (s, b) = app.get("/api/v1/omni/timeline?entityType=customer").await;
+    assert_problem(s, &b, 400, "missing_query_parameter");
+    assert_eq!(
+        b["errors"],
+        json!([{ "field": "entityId", "message": "is required" }])
+    );
+    let (s, b) = app.get("/api/v1/omni/timeline?entityId=ent_1").await;
+    assert_problem(s, &b, 400, "missing_query_parameter");
+    assert_eq!(b["errors"][0]["field"], "entityType");
+    let (s, b) = app.get("/api/v1/omni/timeline").await;
+    assert_problem(s, &b, 400, "missing_query_parameter");
+    assert_eq!(b["errors"].as_array().unwrap().len(), 2);
+    for (query, field) in [
+        ("entityType=planet&entityId=x", "entityType"),
+        (
+            "entityType=customer&entityId=x&fromDate=yesterday",
+            "fromDate",
+        ),
+        ("entityType=customer&entityId=x&order=random", "order"),
+        (
+            "entityType=customer&entityId=x&eventTypes=Journey%20Created",
+            "eventTypes",
+        ),
+    ] {
+        let (s, b) = app.get(&format!("/api/v1/omni/timeline?{query}")).await;
+        assert_problem(s, &b, 422, "invalid_query_parameter");
+        assert_eq!(b["errors"][0]["field"], field, "{query}");
+    }
+    let (s, b) = app
+        .get("/api/v1/omni/timeline?entityType=customer&entityId=x&fromDate=2024-02-01T00:00:00Z&toDate=2024-01-01T00:00:00Z")
+        .await;
+    assert_problem(s, &b, 422, "invalid_date_range");
+    let (s, b) = app.get("/api/v1/omni/timeline/verify?entityId=x").await;
+    assert_problem(s, &b, 400, "missing_query_parameter");
+}
+
+#[tokio::test]
+async fn timelines_are_isolated_between_customers_and_tenants() {
+    let app = TestApp::spawn().await;
+    app.seed_journey().await;
+    let mut other = crate::helpers::seed_journey();
+    other["customerId"] = json!("ent_other");
+    let (s, _) = app.post("/api/v1/omni/journeys", &other).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (_, mine) = app.get(CUSTOMER).await;
+    assert_eq!(mine["pagination"]["total"], 1);
+    let (_, theirs) = app
+        .get("/api/v1/omni/timeline?entityType=customer&entityId=ent_other")
+        .await;
+    assert_eq!(theirs["pagination"]["total"], 1);
+    assert_ne!(mine["data"][0]["id"], theirs["data"][0]["id"]);
+
+    // An unknown entity, or another tenant's, answers an empty page, not 404.
+    let (s, none) = app
+        .get("/api/v1/omni/timeline?entityType=contract&entityId=ctr_unknown")
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(none["data"], json!([]));
+    let key = app.other_tenant_key().await;
+    let (s, b) =
+        crate::helpers::send(app.client.get(app.url(CUSTOMER)).header("x-api-key", key)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(b["pagination"]["total"], 0);
+}
+
+async fn verify(app: &TestApp) -> Value {
+    let (s, b) = app
+        .get("/api/v1/omni/timeline/verify?entityType=customer&entityId=ent_customer_456")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    b["data"].clone()
+}
+
+async fn event_ids(app: &TestApp) -> Vec<String> {
+    let (_, b) = app.get(CUSTOMER).await;
+    b["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_intact_chain_verifies_with_its_head() {
+    let app = TestApp::spawn().await;
+    app.seed_credit_analyst().await;
+    let id = app.seed_journey().await;
+    advance(&app, &id, "step_kyc").await;
+    advance(&app, &id, "step_docs").await;
+    let v = verify(&app).await;
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(
+        v["events"], 4,
+        "created, two advances, the approval requested"
+    );
+    assert_eq!(v["head"].as_str().unwrap().len(), 64);
+    assert_eq!(v["brokenAt"], Value::Null);
+    // The journey's events live on its customer's chain.
+    let (_, j) = app
+        .get(&format!(
+            "/api/v1/omni/timeline/verify?entityType=journey&entityId={id}"
+        ))
+        .await;
+    assert_eq!(j["data"]["valid"], true);
+    assert_eq!(j["data"]["head"], v["head"]);
+}
+
+#[tokio::test]
+async fn editing_a_stored_event_is_detected_and_named() {
+    let app = TestApp::spawn().await;
+    app.seed_credit_analyst().await;
+    let id = app.seed_journey().await;
+    advance(&app, &id, "step_kyc").await;
+    advance(&app, &id, "step_docs").await;
+    let ids = event_ids(&app).await;
+    sqlx::query("UPDATE events SET summary = 'Journey advanced: nothing to see' WHERE id = $1")
+        .bind(&ids[1])
+        .execute(app.db.reader())
+        .await
+        .unwrap();
+    let v = verify(&app).await;
+    assert_eq!(v["valid"], false, "{v}");
+    assert_eq!(v["brokenAt"]["eventId"], ids[1].as_str());
+    assert_eq!(v["brokenAt"]["reason"], "content_mismatch");
+}
+
+#[tokio::test]
+async fn deleting_a_stored_event_is_detected_and_named() {
+    let app = TestApp::spawn().await;
+    app.seed_credit_analyst().await;
+    let id = app.seed_journey().await;
+    advance(&app, &id, "step_kyc").await;
+    advance(&app, &id, "step_docs").await;
+    let ids = event_ids(&app).await;
+    let seq: i64 = sqlx::query_scalar("SELECT seq FROM events WHERE id = $1")
+        .bind(&ids[1])
+        .fetch_one(app.db.reader())
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM event_entities WHERE event_seq = $1")
+        .bind(seq)
+        .execute(app.db.reader())
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM events WHERE seq = $1")
+        .bind(seq)
+        .execute(app.db.reader())
+        .await
+        .unwrap();
+    let v = verify(&app).await;
+    assert_eq!(v["valid"], false, "{v}");
+    assert_eq!(
+        v["brokenAt"]["eventId"],
+        ids[2].as_str(),
+        "the link after the gap"
+    );
+    assert_eq!(v["brokenAt"]["reason"], "sequence_gap");
+
+    // Deleting the last event breaks the stored head.
+    let app = TestApp::spawn().await;
+    let id = app.seed_journey().await;
+    advance(&app, &id, "step_kyc").await;
+    let ids = event_ids(&app).await;
+    sqlx::query(
+        "DELETE FROM event_entities WHERE event_seq = (SELECT seq FROM events WHERE id = $1)",
+    )
+    .bind(&ids[1])
+    .execute(app.db.reader())
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM events WHERE id = $1")
+        .bind(&ids[1])
+        .execute(app.db.reader())
+        .await
+        .unwrap();
+    let v = verify(&app).await;
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["brokenAt"]["reason"], "head_mismatch");
+    assert_eq!(v["brokenAt"]["eventId"], Value::Null);
+}
+
+#[tokio::test]
+async fn the_export_re_verifies_independently() {
+    let app = TestApp::spawn().await;
+    app.seed_credit_analyst().await;
+    let id = app.seed_journey().await;
+    app.pass_steps(&id, &["step_kyc", "step_docs", "step_credit"])
+        .await;
+    let res = app
+        .req(
+            reqwest::Method::GET,
+            "/api/v1/omni/timeline/export?entityType=customer&entityId=ent_customer_456",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "application/x-ndjson");
+    let text = res.text().await.unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 7, "six events and the chain's head");
+    assert_eq!(lines[0]["chainSeq"], 1);
+    assert_eq!(lines[6]["record"], "chain_head");
+    assert_eq!(lines[6]["length"], 6);
+    assert_eq!(lines[6]["headHash"], verify(&app).await["head"]);
+
+    // The reference script in tools/ (Python's hashlib, no Omnirail code) agrees...
+    let dir = std::env::temp_dir().join(omnirail::ids::new_id("export-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("chain.jsonl");
+    std::fs::write(&file, &text).unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tools/verify_timeline_export.py"
+    );
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(&file)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // ... and sees a change to the export.
+    let tampered = text.replacen("KYC Verification", "KYC Skipped", 1);
+    std::fs::write(&file, tampered).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("content_mismatch"));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""Re-verifies an Omnirail timeline export (JSON Lines) without Omnirail.
+
+    curl -s "$OMNI/timeline/export?entityType=customer&entityId=ent_1" -H "x-api-key: $KEY" > chain.jsonl
+    python3 tools/verify_timeline_export.py chain.jsonl
+
+Prints one line per chain and exits 1 if any chain is broken. The scheme is in docs/timeline.md.
+"""
+import hashlib
+import json
+import sys
+
+GENESIS = "0" * 64
+
+
+def field(value):
+    if value is None:
+        return b"~"
+    data = value.encode("utf-8")
+    return str(len(data)).encode() + b":" + data
+
+
+def link_hash(e):
+    parts = [
+        "omnirail.event.v1", e["tenantId"], e["chainKey"], str(e["chainSeq"]), e["id"],
+        e["eventType"], str(e["occurredAt"]), e["actorId"], e["channel"], e["summary"],
+        e["metadata"], e["payload"], e["prevHash"],
+    ]
+    return hashlib.sha256(b"".join(field(p) for p in parts)).hexdigest()
+
+
+def main(path):
+    ok = True
+    chains = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            rec = json.loads(line)
+            if rec["record"] == "event":
+                c = chains.setdefault(rec["chainKey"], {"n": 0, "head": GENESIS, "broken": None})
+                if c["broken"]:
+                    continue
+                if rec["chainSeq"] != c["n"] + 1:
+                    c["broken"] = (rec["id"], "sequence_gap")
+                elif rec["prevHash"] != c["head"]:
+                    c["broken"] = (rec["id"], "previous_hash_mismatch")
+                elif link_hash(rec) != rec["hash"]:
+                    c["broken"] = (rec["id"], "content_mismatch")
+                else:
+                    c["n"] += 1
+                    c["head"] = rec["hash"]
+            elif rec["record"] == "chain_head":
+                c = chains.setdefault(rec["chainKey"], {"n": 0, "head": GENESIS, "broken": None})
+                if not c["broken"] and (rec["length"] != c["n"] or rec["headHash"] != c["head"]):
+                    c["broken"] = (None, "head_mismatch")
+                broken = c["broken"]
+                ok = ok and broken is None
+                status = "valid" if broken is None else f"BROKEN at {broken[0]}: {broken[1]}"
+                print(f"{rec['chainKey']}: {c['n']} events, head {c['head']}, {status}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
