@@ -17,6 +17,7 @@ CREATE TABLE event_chains (
 );
 
 ALTER TABLE event_entities ADD COLUMN event_type TEXT NOT NULL DEFAULT '';
+CREATE INDEX event_entities_time ON event_entities(tenant_id, entity_type, entity_id, occurred_at, event_seq);
 UPDATE event_entities SET event_type =
     (SELECT e.event_type FROM events e WHERE e.seq = event_entities.event_seq);
 

@@ -66,7 +66,9 @@ fn like_prefix(prefix: &str) -> String {
 const WHERE: &str = " FROM event_entities x WHERE x.tenant_id = $1 AND x.entity_type = $2 \
      AND x.entity_id = $3 AND ($4 IS NULL OR x.occurred_at >= $4) AND ($5 IS NULL OR x.occurred_at <= $5)";
 
-/// A page of the entity's events (oldest first unless `newest_first`) and the total.
+/// A page of the entity's events (oldest first unless `newest_first`; by time, then by the
+/// order they were recorded in) and the total. The entity index is read in
+/// `(tenant, entity, occurred_at, seq)` order, so a page and a date range are index ranges.
 pub async fn page(
     pool: &AnyPool,
     tenant: &str,
@@ -96,7 +98,8 @@ pub async fn page(
     let page_sql = format!(
         "SELECT e.id, e.event_type, e.occurred_at, e.actor_id, e.channel, e.summary, e.metadata \
          FROM events e WHERE e.seq IN (SELECT x.event_seq{WHERE}{types} \
-         ORDER BY x.event_seq {order} LIMIT ${} OFFSET ${}) ORDER BY e.seq {order}",
+         ORDER BY x.occurred_at {order}, x.event_seq {order} LIMIT ${} OFFSET ${}) \
+         ORDER BY e.occurred_at {order}, e.seq {order}",
         n,
         n + 1
     );
