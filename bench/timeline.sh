@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Timeline scale benchmark: builds release, then on SQLite and on PostgreSQL seeds a tenant with
+# 1,000,000 events (100,000 on one customer), starts `omnirail serve` on it, and measures the
+# first page and a filtered page of that customer's timeline (p50/p99 over sequential requests)
+# and `verify` of its 100,000-event chain. Prints the query plans of the page queries.
+#
+#   bash bench/timeline.sh
+#   BENCH_BIG=100000 BENCH_CUSTOMERS=9000 bash bench/timeline.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PG="${BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
+PORT="${BENCH_PORT:-18182}"
+BIG="${BENCH_BIG:-100000}"
+CUSTOMERS="${BENCH_CUSTOMERS:-9000}"
+
+cargo build --release --bin omnirail --example timeline_bench
+BIN=target/release/omnirail
+BENCH=target/release/examples/timeline_bench
+WORK=$(mktemp -d)
+SERVER=""
+PGDB="omnirail_timeline_bench_$$"
+cleanup() {
+    [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null || true
+    psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)" >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# The page query as src/timeline/store.rs builds it, with literal values.
+PAGE="SELECT e.id FROM events e WHERE e.seq IN (SELECT x.event_seq FROM event_entities x
+  WHERE x.tenant_id = '%T' AND x.entity_type = 'customer' AND x.entity_id = 'ent_big'
+  ORDER BY x.occurred_at, x.event_seq LIMIT 50 OFFSET 0) ORDER BY e.occurred_at, e.seq"
+FILTERED="SELECT e.id FROM events e WHERE e.seq IN (SELECT x.event_seq FROM event_entities x
+  WHERE x.tenant_id = '%T' AND x.entity_type = 'customer' AND x.entity_id = 'ent_big'
+  AND x.occurred_at >= %F AND x.occurred_at <= %U AND (x.event_type LIKE 'omni.approval.%')
+  ORDER BY x.occurred_at, x.event_seq LIMIT 50 OFFSET 0) ORDER BY e.occurred_at, e.seq"
+VERIFY="SELECT hash FROM events WHERE tenant_id = '%T' AND chain_key = 'customer:ent_big' ORDER BY chain_seq"
+
+run() {
+    local label=$1 url=$2 plan=$3
+    echo
+    echo "=== $label"
+    "$BENCH" seed --database-url "$url" --big "$BIG" --customers "$CUSTOMERS" >"$WORK/key"
+    local key
+    key=$(tail -n 1 "$WORK/key")
+    "$BIN" serve --listen "127.0.0.1:$PORT" --database-url "$url" >"$WORK/out" 2>"$WORK/err" &
+    SERVER=$!
+    for _ in $(seq 1 100); do
+        curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break
+        sleep 0.1
+    done
+    "$BENCH" measure --base "http://127.0.0.1:$PORT" --key "$key"
+    kill -TERM "$SERVER"
+    wait "$SERVER" || true
+    SERVER=""
+    echo "--- query plans"
+    $plan
+}
+
+sqlite_plans() {
+    local db=$WORK/timeline.db t range from to
+    t=$(sqlite3 "$db" "SELECT tenant_id FROM event_chains WHERE chain_key = 'customer:ent_big'")
+    range=$(sqlite3 "$db" "SELECT MIN(occurred_at), MAX(occurred_at) FROM event_entities WHERE tenant_id = '$t' AND entity_type = 'customer' AND entity_id = 'ent_big'")
+    from=${range%|*}; to=${range#*|}
+    for q in "$PAGE" "$FILTERED" "$VERIFY"; do
+        q=${q//%T/$t}; q=${q//%F/$from}; q=${q//%U/$to}
+        sqlite3 "$db" "EXPLAIN QUERY PLAN $q"
+    done
+}
+
+pg_plans() {
+    local t range from to
+    t=$(psql "$PG/$PGDB" -Atc "SELECT tenant_id FROM event_chains WHERE chain_key = 'customer:ent_big'")
+    range=$(psql "$PG/$PGDB" -Atc "SELECT MIN(occurred_at), MAX(occurred_at) FROM event_entities WHERE tenant_id = '$t' AND entity_type = 'customer' AND entity_id = 'ent_big'")
+    from=${range%|*}; to=${range#*|}
+    for q in "$PAGE" "$FILTERED" "$VERIFY"; do
+        q=${q//%T/$t}; q=${q//%F/$from}; q=${q//%U/$to}
+        psql "$PG/$PGDB" -Atc "EXPLAIN (ANALYZE, COSTS OFF) $q" | grep -v '^Planning\|^Execution' || true
+    done
+}
+
+run "SQLite (WAL, synchronous=FULL)" "sqlite://$WORK/timeline.db" sqlite_plans
+if psql "$PG/postgres" -qc "CREATE DATABASE $PGDB" >/dev/null 2>&1; then
+    psql "$PG/$PGDB" -qc "SELECT 1" >/dev/null
+    run "PostgreSQL" "$PG/$PGDB" pg_plans
+else
+    echo "PostgreSQL at $PG is not reachable: skipped"
+fi
