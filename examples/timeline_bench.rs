@@ -119,7 +119,10 @@ async fn seed(database_url: String, big: usize, customers: usize, per_customer: 
         .expect("tenant");
     let started = Instant::now();
     write(&db, &tenant, "ent_big", big).await;
-    eprintln!("{big} events on ent_big in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "{big} events on ent_big in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let started = Instant::now();
     let workers = 4;
     let mut tasks = Vec::new();
@@ -177,7 +180,8 @@ async fn measure(base: String, key: String, requests: usize) {
     let (_, first) = get(&client, &timeline, &key).await;
     let (_, last) = get(&client, &format!("{timeline}&order=desc&perPage=1"), &key).await;
     let total = first["pagination"]["total"].as_i64().unwrap_or(0);
-    let t0 = omnirail::time::parse_rfc3339(first["data"][0]["timestamp"].as_str().unwrap()).unwrap();
+    let t0 =
+        omnirail::time::parse_rfc3339(first["data"][0]["timestamp"].as_str().unwrap()).unwrap();
     let t1 = omnirail::time::parse_rfc3339(last["data"][0]["timestamp"].as_str().unwrap()).unwrap();
     let from = omnirail::time::to_rfc3339(t0 + (t1 - t0) * 4 / 10);
     let to = omnirail::time::to_rfc3339(t0 + (t1 - t0) * 6 / 10);
@@ -205,5 +209,8 @@ async fn measure(base: String, key: String, requests: usize) {
         assert_eq!(body["data"]["valid"], true, "{body}");
         worst = worst.max(took);
     }
-    println!("  verify         {total} events: worst of 3 = {:.0} ms", ms(worst));
+    println!(
+        "  verify         {total} events: worst of 3 = {:.0} ms",
+        ms(worst)
+    );
 }

@@ -17,7 +17,20 @@ CREATE TABLE event_chains (
 );
 
 ALTER TABLE event_entities ADD COLUMN event_type TEXT NOT NULL DEFAULT '';
-CREATE INDEX event_entities_time ON event_entities(tenant_id, entity_type, entity_id, occurred_at, event_seq);
+CREATE INDEX event_entities_time
+    ON event_entities(tenant_id, entity_type, entity_id, occurred_at, event_seq, event_type);
+
+-- How many events concern each entity: the unfiltered timeline's total without counting.
+CREATE TABLE entity_event_counts (
+    tenant_id   TEXT NOT NULL,
+    entity_type TEXT NOT NULL,
+    entity_id   TEXT NOT NULL,
+    events      INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, entity_type, entity_id)
+);
+INSERT INTO entity_event_counts (tenant_id, entity_type, entity_id, events)
+    SELECT tenant_id, entity_type, entity_id, COUNT(*) FROM event_entities
+    GROUP BY tenant_id, entity_type, entity_id;
 UPDATE event_entities SET event_type =
     (SELECT e.event_type FROM events e WHERE e.seq = event_entities.event_seq);
 

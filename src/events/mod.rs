@@ -37,8 +37,9 @@ pub struct NewEvent<'a> {
 
 // An event is appended to its chain (see `chain`): the chain's head row is read and locked
 // first (an upsert that creates an empty chain if needed, so concurrent first events of one
-// chain queue up), the link is hashed here, then the event, its entity index rows and the new
-// head are written. PostgreSQL writes those three in one statement (data-modifying CTEs);
+// chain queue up), the link is hashed here, then the event, its entity index rows, each
+// entity's event count and the new head are written. PostgreSQL writes those in one statement
+// (data-modifying CTEs);
 // SQLite has no such CTE, so there they are separate statements. Up to three entities go in the
 // event's statement; more are rare and go three at a time.
 const CHAIN_HEAD: &str = "INSERT INTO event_chains (tenant_id, chain_key, length, head_hash) \
@@ -56,14 +57,17 @@ macro_rules! event_insert {
 macro_rules! pg_with_entities {
     ($values:literal) => {
         concat!(
-            "WITH e AS (",
+            "WITH v(t, i) AS (VALUES ",
+            $values,
+            "), e AS (",
             event_insert!(),
             " RETURNING seq), c AS (UPDATE event_chains SET length = $11, head_hash = $13 \
-             WHERE tenant_id = $2 AND chain_key = $10) INSERT INTO event_entities \
+             WHERE tenant_id = $2 AND chain_key = $10), n AS (INSERT INTO entity_event_counts \
+             (tenant_id, entity_type, entity_id, events) SELECT $2, v.t, v.i, 1 FROM v \
+             ON CONFLICT (tenant_id, entity_type, entity_id) \
+             DO UPDATE SET events = entity_event_counts.events + 1) INSERT INTO event_entities \
              (tenant_id, event_seq, occurred_at, event_type, entity_type, entity_id) \
-             SELECT $2, e.seq, $4, $3, x.t, x.i FROM e, (VALUES ",
-            $values,
-            ") AS x(t, i) RETURNING event_seq"
+             SELECT $2, e.seq, $4, $3, v.t, v.i FROM e, v RETURNING event_seq"
         )
     };
 }
@@ -71,6 +75,19 @@ const PG_EVENT_WITH_1: &str = pg_with_entities!("($14, $15)");
 const PG_EVENT_WITH_2: &str = pg_with_entities!("($14, $15), ($16, $17)");
 const PG_EVENT_WITH_3: &str = pg_with_entities!("($14, $15), ($16, $17), ($18, $19)");
 const EVENT_INSERT: &str = concat!(event_insert!(), " RETURNING seq");
+macro_rules! count_upsert {
+    ($values:literal) => {
+        concat!(
+            "INSERT INTO entity_event_counts (tenant_id, entity_type, entity_id, events) VALUES ",
+            $values,
+            " ON CONFLICT (tenant_id, entity_type, entity_id) \
+             DO UPDATE SET events = entity_event_counts.events + 1"
+        )
+    };
+}
+const COUNT_UPSERT_1: &str = count_upsert!("($1, $2, $3, 1)");
+const COUNT_UPSERT_2: &str = count_upsert!("($1, $2, $3, 1), ($1, $4, $5, 1)");
+const COUNT_UPSERT_3: &str = count_upsert!("($1, $2, $3, 1), ($1, $4, $5, 1), ($1, $6, $7, 1)");
 const ENTITY_INSERT_1: &str = "INSERT INTO event_entities
      (tenant_id, event_seq, occurred_at, event_type, entity_type, entity_id)
      VALUES ($1, $2, $3, $4, $5, $6)";
@@ -147,20 +164,23 @@ pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(),
         .first()
         .ok_or_else(|| StoreError::Corrupt("event insert returned no sequence".into()))?;
     while !rest.is_empty() {
-        let (sql, n) = match rest.len() {
-            1 => (ENTITY_INSERT_1, 1),
-            2 => (ENTITY_INSERT_2, 2),
-            _ => (ENTITY_INSERT_3, 3),
+        let (sql, count_sql, n) = match rest.len() {
+            1 => (ENTITY_INSERT_1, COUNT_UPSERT_1, 1),
+            2 => (ENTITY_INSERT_2, COUNT_UPSERT_2, 2),
+            _ => (ENTITY_INSERT_3, COUNT_UPSERT_3, 3),
         };
         let mut q = sqlx::query(sql)
             .bind(event.tenant_id)
             .bind(seq)
             .bind(occurred_at)
             .bind(event.event_type);
+        let mut count = sqlx::query(count_sql).bind(event.tenant_id);
         for (entity_type, entity_id) in &rest[..n] {
             q = q.bind(*entity_type).bind(*entity_id);
+            count = count.bind(*entity_type).bind(*entity_id);
         }
         q.execute(&mut *conn).await?;
+        count.execute(&mut *conn).await?;
         rest = &rest[n..];
     }
     if !postgres {

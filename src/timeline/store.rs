@@ -78,21 +78,36 @@ pub async fn page(
 ) -> Result<(Vec<TimelineRow>, i64), StoreError> {
     let types = type_condition(f, 6);
     let likes: Vec<String> = f.prefixes.iter().map(|p| like_prefix(p)).collect();
-    // Only placeholders and fixed text are formatted into the statement; values are bound.
-    let count_sql = format!("SELECT COUNT(*){WHERE}{types}");
-    let mut count = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql))
+    let unfiltered = f.from.is_none() && f.to.is_none() && f.exact.is_empty() && likes.is_empty();
+    let total: i64 = if unfiltered {
+        // The whole timeline's size is kept per entity as events are recorded.
+        sqlx::query_scalar(
+            "SELECT events FROM entity_event_counts
+             WHERE tenant_id = $1 AND entity_type = $2 AND entity_id = $3",
+        )
         .bind(tenant)
         .bind(f.entity_type)
         .bind(f.entity_id)
-        .bind(f.from)
-        .bind(f.to);
-    for t in &f.exact {
-        count = count.bind(t);
-    }
-    for l in &likes {
-        count = count.bind(l);
-    }
-    let total: i64 = count.fetch_one(pool).await?;
+        .fetch_optional(pool)
+        .await?
+        .unwrap_or(0)
+    } else {
+        // Only placeholders and fixed text are formatted into the statement; values are bound.
+        let count_sql = format!("SELECT COUNT(*){WHERE}{types}");
+        let mut count = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql))
+            .bind(tenant)
+            .bind(f.entity_type)
+            .bind(f.entity_id)
+            .bind(f.from)
+            .bind(f.to);
+        for t in &f.exact {
+            count = count.bind(t);
+        }
+        for l in &likes {
+            count = count.bind(l);
+        }
+        count.fetch_one(pool).await?
+    };
     let n = 6 + f.exact.len() + likes.len();
     let order = if f.newest_first { "DESC" } else { "ASC" };
     let page_sql = format!(
