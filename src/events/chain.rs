@@ -141,12 +141,18 @@ pub struct Verdict {
 impl Verifier {
     /// Checks the next link; `false` once the chain is broken (there is no point going on).
     pub fn push(&mut self, link: &Link<'_>, stored_hash: &str) -> bool {
+        self.push_hashed(link, stored_hash, &hash(link))
+    }
+
+    /// As [`Verifier::push`], with the link's hash already computed (hashes are independent of
+    /// each other, so a caller may compute them ahead, in parallel with reading).
+    pub fn push_hashed(&mut self, link: &Link<'_>, stored_hash: &str, computed: &str) -> bool {
         let expected = self.links + 1;
         let why = if link.chain_seq != expected {
             Some(Break::SequenceGap)
         } else if link.prev_hash != self.head {
             Some(Break::PreviousHashMismatch)
-        } else if hash(link) != stored_hash {
+        } else if computed != stored_hash {
             Some(Break::ContentMismatch)
         } else {
             None

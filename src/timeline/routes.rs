@@ -307,6 +307,42 @@ fn link(r: &LinkRow) -> Link<'_> {
     }
 }
 
+/// Walks one chain in pages of links read by `chain_seq`; each page's hashes are computed on a
+/// blocking thread while the next page is read, so reading and hashing use both cores.
+async fn verify_chain(pool: &sqlx::AnyPool, tenant: &str, key: &str) -> ApiResult<Verifier> {
+    type Hashed = (Vec<LinkRow>, Vec<String>);
+    let mut verifier = Verifier::default();
+    let mut pending: Option<tokio::task::JoinHandle<Hashed>> = None;
+    let mut after = 0;
+    loop {
+        let batch = store::links_after(pool, tenant, key, after, 2_000).await?;
+        let next = batch.last().map(|last| last.chain_seq).map(|last| {
+            after = last;
+            tokio::task::spawn_blocking(move || {
+                let hashes = batch.iter().map(|r| chain::hash(&link(r))).collect();
+                (batch, hashes)
+            })
+        });
+        if let Some(task) = pending.take() {
+            let (rows, hashes) = task.await.map_err(|e| {
+                tracing::error!(error = %e, "hashing task failed");
+                ApiError::internal()
+            })?;
+            let intact = rows
+                .iter()
+                .zip(&hashes)
+                .all(|(r, h)| verifier.push_hashed(&link(r), &r.hash, h));
+            if !intact {
+                return Ok(verifier);
+            }
+        }
+        match next {
+            Some(task) => pending = Some(task),
+            None => return Ok(verifier),
+        }
+    }
+}
+
 /// Verify the hash chains that hold an entity's events.
 #[utoipa::path(
     get, path = "/timeline/verify", tag = "Timeline",
@@ -330,11 +366,7 @@ async fn verify(
     }
     let mut chains = Vec::with_capacity(keys.len());
     for key in keys {
-        let mut verifier = Verifier::default();
-        store::each_link(pool, &tenant.id, &key, |row| {
-            verifier.push(&link(&row), &row.hash)
-        })
-        .await?;
+        let verifier = verify_chain(pool, &tenant.id, &key).await?;
         let stored = store::chain_head(pool, &tenant.id, &key).await?;
         let verdict = verifier.finish(stored.as_ref().map(|(n, h)| (*n, h.as_str())));
         chains.push(ChainVerification {

@@ -1,7 +1,6 @@
 //! SQL for the timeline: pages of an entity's events through the entity index, and the links of
 //! a chain in order. Every statement is scoped by tenant.
 
-use futures::TryStreamExt;
 use sqlx::AnyPool;
 
 use crate::error::StoreError;
@@ -32,23 +31,42 @@ pub struct TimelineFilter<'a> {
     pub newest_first: bool,
 }
 
-/// `x.event_type` conditions for the filter, numbered from `$first`.
-fn type_condition(f: &TimelineFilter<'_>, first: usize) -> String {
+/// The statement's conditions beyond the entity, and the values they bind in order. Only the
+/// filters given are written into the statement (no `$n IS NULL OR ...`), so PostgreSQL's plan
+/// for a cached statement always has the date range as an index condition.
+struct Conditions {
+    sql: String,
+    times: Vec<i64>,
+    texts: Vec<String>,
+}
+
+fn conditions(f: &TimelineFilter<'_>) -> Conditions {
+    let mut sql = String::new();
+    let mut times = Vec::new();
+    let mut n = 4;
+    for (bound, op) in [(f.from, ">="), (f.to, "<=")] {
+        if let Some(t) = bound {
+            sql.push_str(&format!(" AND x.occurred_at {op} ${n}"));
+            times.push(t);
+            n += 1;
+        }
+    }
     let mut parts = Vec::new();
-    let mut n = first;
-    for _ in &f.exact {
+    let mut texts = Vec::new();
+    for t in &f.exact {
         parts.push(format!("x.event_type = ${n}"));
+        texts.push(t.clone());
         n += 1;
     }
-    for _ in &f.prefixes {
+    for p in &f.prefixes {
         parts.push(format!("x.event_type LIKE ${n} ESCAPE '\\'"));
+        texts.push(like_prefix(p));
         n += 1;
     }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!(" AND ({})", parts.join(" OR "))
+    if !parts.is_empty() {
+        sql.push_str(&format!(" AND ({})", parts.join(" OR ")));
     }
+    Conditions { sql, times, texts }
 }
 
 fn like_prefix(prefix: &str) -> String {
@@ -63,12 +81,13 @@ fn like_prefix(prefix: &str) -> String {
     out
 }
 
-const WHERE: &str = " FROM event_entities x WHERE x.tenant_id = $1 AND x.entity_type = $2 \
-     AND x.entity_id = $3 AND ($4 IS NULL OR x.occurred_at >= $4) AND ($5 IS NULL OR x.occurred_at <= $5)";
+const ENTITY: &str =
+    " FROM event_entities x WHERE x.tenant_id = $1 AND x.entity_type = $2 AND x.entity_id = $3";
 
 /// A page of the entity's events (oldest first unless `newest_first`; by time, then by the
 /// order they were recorded in) and the total. The entity index is read in
-/// `(tenant, entity, occurred_at, seq)` order, so a page and a date range are index ranges.
+/// `(tenant, entity, occurred_at, seq, type)` order, so a page and a date range are index
+/// ranges and the type filter reads the index only.
 pub async fn page(
     pool: &AnyPool,
     tenant: &str,
@@ -76,10 +95,9 @@ pub async fn page(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<TimelineRow>, i64), StoreError> {
-    let types = type_condition(f, 6);
-    let likes: Vec<String> = f.prefixes.iter().map(|p| like_prefix(p)).collect();
-    let unfiltered = f.from.is_none() && f.to.is_none() && f.exact.is_empty() && likes.is_empty();
-    let total: i64 = if unfiltered {
+    let c = conditions(f);
+    // Only placeholders and fixed text are formatted into the statements; values are bound.
+    let total: i64 = if c.sql.is_empty() {
         // The whole timeline's size is kept per entity as events are recorded.
         sqlx::query_scalar(
             "SELECT events FROM entity_event_counts
@@ -92,43 +110,41 @@ pub async fn page(
         .await?
         .unwrap_or(0)
     } else {
-        // Only placeholders and fixed text are formatted into the statement; values are bound.
-        let count_sql = format!("SELECT COUNT(*){WHERE}{types}");
-        let mut count = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql))
-            .bind(tenant)
-            .bind(f.entity_type)
-            .bind(f.entity_id)
-            .bind(f.from)
-            .bind(f.to);
-        for t in &f.exact {
-            count = count.bind(t);
+        let mut count = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*){ENTITY}{}",
+            c.sql
+        )))
+        .bind(tenant)
+        .bind(f.entity_type)
+        .bind(f.entity_id);
+        for t in &c.times {
+            count = count.bind(*t);
         }
-        for l in &likes {
-            count = count.bind(l);
+        for t in &c.texts {
+            count = count.bind(t);
         }
         count.fetch_one(pool).await?
     };
-    let n = 6 + f.exact.len() + likes.len();
+    let n = 4 + c.times.len() + c.texts.len();
     let order = if f.newest_first { "DESC" } else { "ASC" };
     let page_sql = format!(
         "SELECT e.id, e.event_type, e.occurred_at, e.actor_id, e.channel, e.summary, e.metadata \
-         FROM events e WHERE e.seq IN (SELECT x.event_seq{WHERE}{types} \
+         FROM events e WHERE e.seq IN (SELECT x.event_seq{ENTITY}{} \
          ORDER BY x.occurred_at {order}, x.event_seq {order} LIMIT ${} OFFSET ${}) \
          ORDER BY e.occurred_at {order}, e.seq {order}",
+        c.sql,
         n,
         n + 1
     );
     let mut q = sqlx::query_as(sqlx::AssertSqlSafe(page_sql))
         .bind(tenant)
         .bind(f.entity_type)
-        .bind(f.entity_id)
-        .bind(f.from)
-        .bind(f.to);
-    for t in &f.exact {
-        q = q.bind(t);
+        .bind(f.entity_id);
+    for t in &c.times {
+        q = q.bind(*t);
     }
-    for l in &likes {
-        q = q.bind(l);
+    for t in &c.texts {
+        q = q.bind(t);
     }
     let rows = q.bind(limit).bind(offset).fetch_all(pool).await?;
     Ok((rows, total))
@@ -198,30 +214,6 @@ pub async fn chain_head(
     .bind(chain_key)
     .fetch_optional(pool)
     .await?)
-}
-
-/// Calls `visit` on each link of the chain in `chain_seq` order, streaming from the database;
-/// stops early when `visit` returns `false`.
-pub async fn each_link(
-    pool: &AnyPool,
-    tenant: &str,
-    chain_key: &str,
-    mut visit: impl FnMut(LinkRow) -> bool,
-) -> Result<(), StoreError> {
-    let mut rows = sqlx::query_as::<_, LinkRow>(concat!(
-        "SELECT ",
-        link_columns!(),
-        " FROM events WHERE tenant_id = $1 AND chain_key = $2 ORDER BY chain_seq"
-    ))
-    .bind(tenant)
-    .bind(chain_key)
-    .fetch(pool);
-    while let Some(row) = rows.try_next().await? {
-        if !visit(row) {
-            break;
-        }
-    }
-    Ok(())
 }
 
 /// Up to `limit` links of the chain after `after_seq`, in order.
