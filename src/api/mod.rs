@@ -321,6 +321,15 @@ pub fn reject(errors: Vec<FieldError>) -> Result<(), ApiError> {
     }
 }
 
+/// The status of a `PUT` that creates or replaces: 201 when it created.
+pub fn put_status(created: bool) -> StatusCode {
+    if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    }
+}
+
 /// A JSON answer with the given status.
 pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     (status, axum::Json(body)).into_response()

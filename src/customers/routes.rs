@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 
 use super::store::{self, CustomerRow};
 use crate::AppState;
-use crate::api::{ApiJson, ApiPath, json, reject};
+use crate::api::{ApiJson, ApiPath, json, put_status, reject};
 use crate::auth::Tenant;
 use crate::directory::{is_e164, is_email};
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
@@ -225,13 +225,8 @@ async fn put_customer(
         .await?
         .unwrap_or(row);
     let (profile, preferences, customer_id, created_at, updated_at) = view(stored);
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
     Ok(json(
-        status,
+        put_status(created),
         &CustomerView {
             customer_id,
             profile,

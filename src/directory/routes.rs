@@ -10,7 +10,9 @@ use utoipa_axum::routes;
 
 use super::store::{self, Team, User};
 use crate::AppState;
-use crate::api::{ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, json, reject};
+use crate::api::{
+    ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, json, put_status, reject,
+};
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::ids::is_external_id;
@@ -220,13 +222,8 @@ async fn put_user(
             user = stored;
         }
     }
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
     Ok(json(
-        status,
+        put_status(created),
         &Data {
             data: UserView::from(user),
         },
@@ -356,13 +353,8 @@ async fn put_team(
     let stored = store::get_team(app.db.reader(), &tenant.id, &team.id)
         .await?
         .unwrap_or(team);
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
     Ok(json(
-        status,
+        put_status(created),
         &Data {
             data: TeamView::from(stored),
         },
