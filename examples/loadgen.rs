@@ -1,8 +1,8 @@
 //! Load generator for `bench/journeys.sh` (never run by the tests).
 //!
-//! `loadgen journeys`: concurrent clients against a running server; first a create-only
-//! phase (journey-create throughput), then the full flow (create, advance each step,
-//! complete), printing journeys/s and p50/p99 per request type.
+//! `loadgen journeys`: concurrent clients against a running server, each for its own customer;
+//! first a create-only phase (journey-create throughput), then the full flow (create, advance
+//! each step, complete), printing journeys/s and p50/p99 per request type.
 //!
 //! `loadgen baseline`: the raw database baseline: single-row durable insert transactions per
 //! second through Omnirail's own store (same pools, pragmas and durability as the server).
@@ -126,13 +126,13 @@ async fn journeys(base: String, key: String, clients: usize, seconds: u64) {
         let deadline = Instant::now() + Duration::from_secs(seconds);
         let started = Instant::now();
         let mut tasks = Vec::new();
-        for _ in 0..clients {
-            let (client, base, key, body) = (
-                client.clone(),
-                base.clone(),
-                key.clone(),
-                create_body.clone(),
-            );
+        for n in 0..clients {
+            // Each client serves its own customer: one customer's events are one hash chain,
+            // appended one at a time by design, and a bank's concurrent journeys belong to many
+            // customers, not all to one.
+            let mut body = create_body.clone();
+            body["customerId"] = json!(format!("ent_customer_{n:03}"));
+            let (client, base, key) = (client.clone(), base.clone(), key.clone());
             tasks.push(tokio::spawn(async move {
                 let mut samples: Samples = BTreeMap::new();
                 let mut done = 0u64;
