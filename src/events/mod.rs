@@ -1,10 +1,11 @@
 //! The event spine: every state change records one event in the caller's transaction.
 //!
-//! [`record`] writes the event row and one row per entity it concerns (the journey, the
-//! customer, ...), so the timeline can be read per entity through an index. It takes the
-//! caller's open transaction: the event commits with the change or not at all. The webhook
-//! outbox rows for the event belong in this same function, so that no caller can record a
-//! change without its messages.
+//! [`record`] writes the event row, as the next link of its customer's (or root entity's) hash
+//! chain ([`chain`]), and one row per entity it concerns (the journey, the customer, ...), so
+//! the timeline can be read per entity through an index. It takes the caller's open
+//! transaction: the event commits with the change or not at all. The webhook outbox rows for
+//! the event belong in this same function, so that no caller can record a change without its
+//! messages.
 
 use serde_json::Value;
 use sqlx::AnyConnection;
@@ -195,7 +196,7 @@ pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(),
     Ok(())
 }
 
-/// A stored event, as tests and later readers (timeline, webhooks) see it.
+/// A stored event, as the tests read it (the API reads through `timeline`).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoredEvent {
     pub id: String,
