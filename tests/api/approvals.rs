@@ -558,7 +558,7 @@ fn committee_template() -> Value {
         "steps": [
             { "id": "step_docs", "name": "Documents", "type": "document_upload", "order": 1 },
             { "id": "step_committee", "name": "Credit Committee", "type": "approval", "order": 2,
-              "approvers": ["usr_a", "usr_b"] },
+              "approvers": ["usr_a", "usr_b"], "timeoutHours": 72 },
             { "id": "step_sign", "name": "Signature", "type": "signature", "order": 3 }
         ]
     })
@@ -607,6 +607,9 @@ async fn an_approval_step_drives_its_journey_end_to_end() {
     assert_eq!(a["approvers"].as_array().unwrap().len(), 2);
     assert_eq!(a["approvers"][0]["required"], true);
     assert_eq!(a["amount"], json!({ "amount": 750000, "currency": "SAR" }));
+    let expires = omnirail::time::parse_rfc3339(a["expiresAt"].as_str().unwrap()).unwrap();
+    let created = omnirail::time::parse_rfc3339(a["createdAt"].as_str().unwrap()).unwrap();
+    assert_eq!(expires - created, 72 * 3_600_000, "the step's timeoutHours");
 
     // While the request is open, the step cannot be advanced by hand.
     let (s, res) = app
@@ -787,4 +790,40 @@ async fn reassignment_needs_the_assignee_a_manager_or_their_deputy() {
         .post(&path, &json!({ "assigneeId": "usr_rm_003" }))
         .await;
     assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_expired_step_approval_fails_its_step_once() {
+    let app = TestApp::spawn_with(|c| c.approval_sweep_secs = 3600).await;
+    let (journey, approval) = committee_journey(&app).await;
+    // The step's request would expire after its timeoutHours; move its expiry into the past.
+    sqlx::query("UPDATE approvals SET expires_at = $1 WHERE id = $2")
+        .bind(omnirail::store::now_ms() - 1)
+        .bind(&approval)
+        .execute(app.db.reader())
+        .await
+        .unwrap();
+    let (s, res) = app
+        .post(
+            &format!("/api/v1/omni/journeys/{journey}/advance"),
+            &json!({ "completedStepId": "step_committee" }),
+        )
+        .await;
+    assert_problem(s, &res, 409, "approval_required");
+    let state = omnirail::AppState::new(app.db.clone(), app.config.clone());
+    assert_eq!(omnirail::approvals::sweep_expired(&state).await.unwrap(), 1);
+    assert_eq!(omnirail::approvals::sweep_expired(&state).await.unwrap(), 0);
+    let (_, j) = app.get(&format!("/api/v1/omni/journeys/{journey}")).await;
+    assert_eq!(j["data"]["currentStep"]["id"], "step_committee");
+    assert_eq!(j["data"]["currentStep"]["status"], "failed");
+    let attempt = &j["data"]["steps"][1]["history"][0];
+    assert_eq!(attempt["outcome"], "failed");
+    assert_eq!(attempt["data"]["approvalStatus"], "expired");
+    let failed: Vec<_> = app
+        .events_of("journey", &journey)
+        .await
+        .into_iter()
+        .filter(|e| e.summary == "Journey step failed: Credit Committee (approval expired)")
+        .collect();
+    assert_eq!(failed.len(), 1);
 }
