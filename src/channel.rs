@@ -75,6 +75,29 @@ impl<'de> Deserialize<'de> for Channel {
     }
 }
 
+/// A channel as seed 000 writes it (`MOBILE_IOS`); accepts either case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ToSchema)]
+#[schema(value_type = String, example = "MOBILE_IOS")]
+pub struct UpperChannel(pub Channel);
+
+impl UpperChannel {
+    pub fn as_upper(self) -> String {
+        self.0.as_lower().to_ascii_uppercase()
+    }
+}
+
+impl Serialize for UpperChannel {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.as_upper())
+    }
+}
+
+impl<'de> Deserialize<'de> for UpperChannel {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Channel::deserialize(d).map(UpperChannel)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

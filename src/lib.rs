@@ -19,6 +19,7 @@ pub mod ids;
 pub mod journeys;
 pub mod money;
 pub mod openapi;
+pub mod sessions;
 pub mod store;
 pub mod time;
 pub mod timeline;
@@ -83,7 +84,7 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
                 .merge(approvals::router())
                 .merge(timeline::router()),
         )
-        .nest("/api/v1", customers::router())
+        .nest("/api/v1", customers::router().merge(sessions::router()))
         .layer(from_fn_with_state(state.clone(), idempotency::middleware))
         .layer(from_fn_with_state(state.clone(), auth::require_api_key));
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())

@@ -18,8 +18,8 @@ use crate::auth::Tenant;
 use crate::directory::{is_e164, is_email};
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::ids::is_external_id;
-use crate::journeys;
 use crate::journeys::model::check_text;
+use crate::sessions;
 use crate::store::now_ms;
 use crate::time::to_rfc3339;
 
@@ -256,7 +256,7 @@ async fn unified_profile(
         .await?
         .ok_or_else(|| ApiError::not_found("Customer"))?;
     let mut conn = app.db.reader().acquire().await?;
-    let activity = journeys::channel_activity(&mut conn, &tenant.id, &id).await?;
+    let activity = sessions::channel_activity(&mut conn, &tenant.id, &id).await?;
     let channels = activity
         .into_iter()
         .map(|(channel, count, last)| {

@@ -32,15 +32,6 @@ pub async fn customer_of(
 
 pub use routes::on_approval_closed;
 
-/// A customer's journeys per channel: `(channel, journeys, last change in ms)`.
-pub async fn channel_activity(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    customer: &str,
-) -> crate::error::ApiResult<Vec<(String, i64, i64)>> {
-    Ok(store::channel_activity(conn, tenant, customer).await?)
-}
-
 type VersionKey = (String, String, i64);
 
 /// Template versions in memory. A version never changes once written, so a cached one is never

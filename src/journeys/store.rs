@@ -288,22 +288,6 @@ pub async fn insert_journey_on_active_template(
     .await?)
 }
 
-/// A customer's journeys per channel: `(channel, journeys, last change in ms)`.
-pub async fn channel_activity(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    customer: &str,
-) -> Result<Vec<(String, i64, i64)>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT channel, COUNT(*), MAX(updated_at) FROM journeys
-         WHERE tenant_id = $1 AND customer_id = $2 GROUP BY channel ORDER BY channel",
-    )
-    .bind(tenant)
-    .bind(customer)
-    .fetch_all(conn)
-    .await?)
-}
-
 /// The customer of a journey, or `None` if the tenant has no such journey.
 pub async fn customer_of(
     conn: &mut AnyConnection,

@@ -62,12 +62,17 @@ async fn invalid_customers_are_422_naming_each_field() {
 #[tokio::test]
 async fn the_unified_profile_has_the_seed_shape_with_activity_per_channel() {
     let app = TestApp::spawn().await;
-    // A journey names the customer before the bank describes it.
+    // A journey names the customer before the bank describes it; sessions fill its channels.
     app.seed_journey().await;
-    let mut mobile = crate::helpers::seed_journey();
-    mobile["channel"] = json!("MOBILE_IOS");
-    app.post("/api/v1/omni/journeys", &mobile).await;
-    app.post("/api/v1/omni/journeys", &mobile).await;
+    for (channel, device) in [("WEB", "d1"), ("MOBILE_IOS", "d2"), ("mobile_ios", "d3")] {
+        let (s, b) = app
+            .post(
+                "/api/v1/sessions",
+                &json!({ "customer_id": "ent_customer_456", "channel": channel, "device_id": device }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
     let (s, p) = app
         .get("/api/v1/customers/ent_customer_456/profile/unified")
         .await;

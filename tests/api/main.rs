@@ -11,5 +11,6 @@ mod helpers;
 mod journeys;
 mod openapi;
 mod plumbing;
+mod sessions;
 mod templates;
 mod timeline;

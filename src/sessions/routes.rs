@@ -1,0 +1,507 @@
+//! `/api/v1/sessions`: channel sessions, and handing one over to another channel (seed 000:
+//! snake_case, no envelope, channels in upper case).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::store::{self, HandoffRow, SessionRow};
+use crate::AppState;
+use crate::api::{ApiJson, ApiPath, check_object, json, reject};
+use crate::auth::Tenant;
+use crate::channel::UpperChannel;
+use crate::customers;
+use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
+use crate::events::{self, NewEvent};
+use crate::idempotency::Idem;
+use crate::ids::{is_external_id, new_id, new_secret, sha256_hex};
+use crate::store::{Tx, now_ms};
+use crate::time::to_rfc3339;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start_session))
+        .routes(routes!(get_session, end_session))
+        .routes(routes!(create_handoff))
+        .routes(routes!(resume))
+}
+
+/// Body of `POST /sessions`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct StartSession {
+    #[schema(example = "cust_123456")]
+    pub customer_id: String,
+    /// Either case: `WEB` or `web`.
+    pub channel: UpperChannel,
+    #[schema(example = "device_web_001")]
+    pub device_id: String,
+    /// What the customer is doing; carried over on handoff. A JSON object.
+    #[schema(value_type = Option<Object>)]
+    pub context: Option<Value>,
+}
+
+/// A channel session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    #[schema(example = "sess_3f9c...")]
+    pub session_id: String,
+    pub customer_id: String,
+    pub channel: UpperChannel,
+    pub device_id: String,
+    #[schema(value_type = Object)]
+    pub context: Value,
+    /// `active`, or `ended` (by `DELETE`, or after the idle timeout: at once on reads).
+    #[schema(example = "active")]
+    pub status: String,
+    pub started_at: String,
+    pub last_active_at: String,
+    pub ended_at: Option<String>,
+    /// `ended_by_client` or `idle_timeout`.
+    pub end_reason: Option<String>,
+    /// The session this one resumed, through a handoff.
+    pub resumed_from: Option<String>,
+}
+
+/// Body of `POST /sessions/handoff` (seed 000).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateHandoff {
+    #[schema(example = "sess_web_123")]
+    pub source_session_id: String,
+    pub target_channel: UpperChannel,
+    /// Replaces the session's context for the target channel when given. A JSON object.
+    #[schema(value_type = Option<Object>)]
+    pub context: Option<Value>,
+}
+
+/// A handoff token, shown once (seed 000).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HandoffView {
+    /// `ho_` and 256 random bits; single use; stored only as a hash.
+    pub handoff_token: String,
+    pub expires_at: String,
+    pub target_channel: UpperChannel,
+    pub context_preserved: bool,
+}
+
+/// Body of `POST /sessions/resume` (seed 000).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct Resume {
+    pub handoff_token: String,
+    /// Must be the handoff's `target_channel`.
+    pub channel: UpperChannel,
+    #[schema(example = "device_abc123")]
+    pub device_id: String,
+}
+
+/// The session opened on the target channel (seed 000).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResumedView {
+    pub session_id: String,
+    pub customer_id: String,
+    #[schema(value_type = Object)]
+    pub context: Value,
+    pub handoff_complete: bool,
+}
+
+struct Timing {
+    idle_ms: i64,
+}
+
+impl Timing {
+    fn of(app: &AppState) -> Self {
+        Self {
+            idle_ms: i64::try_from(app.config.session_idle_timeout_secs)
+                .unwrap_or(i64::MAX / 1000)
+                .saturating_mul(1000),
+        }
+    }
+
+    /// Whether the session has ended at `now`, by `DELETE` or by idling out.
+    fn ended(&self, s: &SessionRow, now: i64) -> bool {
+        s.ended_at.is_some() || now.saturating_sub(s.last_seen_at) > self.idle_ms
+    }
+}
+
+fn view(s: &SessionRow, timing: &Timing, now: i64) -> SessionView {
+    let idled = s.ended_at.is_none() && timing.ended(s, now);
+    SessionView {
+        session_id: s.id.clone(),
+        customer_id: s.customer_id.clone(),
+        channel: UpperChannel(s.channel.parse().unwrap_or(crate::channel::Channel::Web)),
+        device_id: s.device_id.clone(),
+        context: serde_json::from_str(&s.context).unwrap_or_else(|_| json!({})),
+        status: if timing.ended(s, now) {
+            "ended"
+        } else {
+            "active"
+        }
+        .to_owned(),
+        started_at: to_rfc3339(s.started_at),
+        last_active_at: to_rfc3339(s.last_seen_at),
+        ended_at: s
+            .ended_at
+            .or(idled.then(|| s.last_seen_at.saturating_add(timing.idle_ms)))
+            .map(to_rfc3339),
+        end_reason: s
+            .end_reason
+            .clone()
+            .or(idled.then(|| "idle_timeout".to_owned())),
+        resumed_from: None,
+    }
+}
+
+fn check_device(errors: &mut Vec<FieldError>, device: &str) {
+    if device.is_empty() || device.len() > 128 || device.chars().any(char::is_control) {
+        errors.push(FieldError::new(
+            "device_id",
+            "must be 1 to 128 characters without control characters",
+        ));
+    }
+}
+
+/// Records a session event in the caller's transaction.
+#[allow(clippy::too_many_arguments)]
+async fn record(
+    tx: &mut Tx,
+    tenant: &str,
+    event_type: &'static str,
+    summary: String,
+    s: &SessionRow,
+    metadata: Value,
+    payload: Value,
+    also: Option<&str>,
+) -> ApiResult<()> {
+    let mut entities = vec![
+        ("session", s.id.as_str()),
+        ("customer", s.customer_id.as_str()),
+    ];
+    if let Some(other) = also {
+        entities.push(("session", other));
+    }
+    events::record(
+        tx,
+        NewEvent {
+            tenant_id: tenant,
+            event_type,
+            actor_id: None,
+            channel: Some(&s.channel),
+            summary,
+            metadata,
+            payload,
+            entities,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Open a session on a channel.
+#[utoipa::path(
+    post, path = "/sessions", tag = "Sessions",
+    request_body = StartSession,
+    responses(
+        (status = 201, description = "Session opened", body = SessionView),
+        (status = 422, description = "Invalid fields (`validation_failed`)", body = ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
+async fn start_session(
+    State(app): State<AppState>,
+    tenant: Tenant,
+    idem: Idem,
+    ApiJson(body): ApiJson<StartSession>,
+) -> ApiResult<Response> {
+    let mut errors = Vec::new();
+    if !is_external_id(&body.customer_id) {
+        errors.push(FieldError::new(
+            "customer_id",
+            "must be 1 to 128 characters of letters, digits, _ - . or :",
+        ));
+    }
+    check_device(&mut errors, &body.device_id);
+    check_object(&mut errors, "context", body.context.as_ref());
+    reject(errors)?;
+    let now = now_ms();
+    let row = SessionRow {
+        id: new_id("sess_"),
+        customer_id: body.customer_id,
+        channel: body.channel.0.as_lower().to_owned(),
+        device_id: body.device_id,
+        context: body.context.unwrap_or_else(|| json!({})).to_string(),
+        started_at: now,
+        last_seen_at: now,
+        ended_at: None,
+        end_reason: None,
+        handoff_id: None,
+    };
+    let mut tx = app.db.begin().await?;
+    customers::ensure_customer(&mut tx, &app.customers, &tenant.id, &row.customer_id, now).await?;
+    store::insert_session(&mut tx, &tenant.id, &row).await?;
+    let v = view(&row, &Timing::of(&app), now);
+    let summary = format!("Session started on {}", v.channel.as_upper());
+    let payload = serde_json::to_value(&v).unwrap_or_default();
+    record(
+        &mut tx,
+        &tenant.id,
+        "omni.session.started",
+        summary,
+        &row,
+        json!({ "sessionId": row.id, "deviceId": row.device_id }),
+        payload,
+        None,
+    )
+    .await?;
+    idem.commit(&app.db, tx, StatusCode::CREATED, &v).await
+}
+
+/// Get a session.
+#[utoipa::path(
+    get, path = "/sessions/{id}", tag = "Sessions",
+    params(("id" = String, Path, description = "Session id")),
+    responses(
+        (status = 200, description = "The session", body = SessionView),
+        (status = 404, description = "No such session in this tenant (`not_found`)", body = ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
+async fn get_session(
+    State(app): State<AppState>,
+    tenant: Tenant,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Response> {
+    let row = store::get_session(app.db.reader(), &tenant.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Session"))?;
+    Ok(json(
+        StatusCode::OK,
+        &view(&row, &Timing::of(&app), now_ms()),
+    ))
+}
+
+/// End a session. Ending an ended session changes nothing and answers it as it is.
+#[utoipa::path(
+    delete, path = "/sessions/{id}", tag = "Sessions",
+    params(("id" = String, Path, description = "Session id")),
+    responses(
+        (status = 200, description = "The ended session", body = SessionView),
+        (status = 404, description = "No such session in this tenant (`not_found`)", body = ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
+async fn end_session(
+    State(app): State<AppState>,
+    tenant: Tenant,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Response> {
+    let now = now_ms();
+    let timing = Timing::of(&app);
+    let mut tx = app.db.begin().await?;
+    let mut row = store::get_session(&mut *tx, &tenant.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Session"))?;
+    if timing.ended(&row, now) {
+        return Ok(json(StatusCode::OK, &view(&row, &timing, now)));
+    }
+    if store::end_session(&mut tx, &tenant.id, &id, now, "ended_by_client").await? {
+        row.ended_at = Some(now);
+        row.end_reason = Some("ended_by_client".into());
+        let v = view(&row, &timing, now);
+        let payload = serde_json::to_value(&v).unwrap_or_default();
+        record(
+            &mut tx,
+            &tenant.id,
+            "omni.session.ended",
+            format!("Session ended on {}", v.channel.as_upper()),
+            &row,
+            json!({ "sessionId": row.id, "reason": "ended_by_client" }),
+            payload,
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    Ok(json(StatusCode::OK, &view(&row, &timing, now)))
+}
+
+/// Hand a session over to another channel: answers a single-use token for `resume`.
+#[utoipa::path(
+    post, path = "/sessions/handoff", tag = "Sessions",
+    request_body = CreateHandoff,
+    responses(
+        (status = 201, description = "Handoff token, shown once", body = HandoffView),
+        (status = 404, description = "No such source session in this tenant (`not_found`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "The source session has ended (`session_ended`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`)", body = ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
+async fn create_handoff(
+    State(app): State<AppState>,
+    tenant: Tenant,
+    idem: Idem,
+    ApiJson(body): ApiJson<CreateHandoff>,
+) -> ApiResult<Response> {
+    let mut errors = Vec::new();
+    check_object(&mut errors, "context", body.context.as_ref());
+    reject(errors)?;
+    let now = now_ms();
+    let timing = Timing::of(&app);
+    let mut tx = app.db.begin().await?;
+    let source = store::get_session(&mut *tx, &tenant.id, &body.source_session_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Session"))?;
+    if timing.ended(&source, now) {
+        return Err(ApiError::conflict(
+            "session_ended",
+            "The source session has ended; it cannot be handed off",
+        ));
+    }
+    let token = new_secret("ho_");
+    let ttl = i64::try_from(app.config.handoff_ttl_secs).unwrap_or(300) * 1000;
+    let handoff = HandoffRow {
+        id: new_id("hof_"),
+        source_session_id: source.id.clone(),
+        customer_id: source.customer_id.clone(),
+        target_channel: body.target_channel.0.as_lower().to_owned(),
+        context: body
+            .context
+            .map_or_else(|| source.context.clone(), |c| c.to_string()),
+        created_at: now,
+        expires_at: now.saturating_add(ttl),
+        used_at: None,
+        target_session_id: None,
+    };
+    store::insert_handoff(&mut tx, &tenant.id, &sha256_hex(&token), &handoff).await?;
+    store::touch(&mut tx, &source.id, now).await?;
+    let answer = HandoffView {
+        handoff_token: token,
+        expires_at: to_rfc3339(handoff.expires_at),
+        target_channel: body.target_channel,
+        context_preserved: true,
+    };
+    let summary = format!(
+        "Session handoff created from {} to {}",
+        source.channel.to_ascii_uppercase(),
+        answer.target_channel.as_upper()
+    );
+    record(
+        &mut tx,
+        &tenant.id,
+        "omni.session.handoff_created",
+        summary,
+        &source,
+        json!({
+            "handoffId": handoff.id, "sourceSessionId": source.id,
+            "targetChannel": answer.target_channel, "expiresAt": answer.expires_at,
+        }),
+        json!({ "handoffId": handoff.id, "sourceSessionId": source.id,
+                "targetChannel": answer.target_channel, "expiresAt": answer.expires_at }),
+        None,
+    )
+    .await?;
+    // The token is shown once: an idempotent retry gets the same answer, token included.
+    idem.commit(&app.db, tx, StatusCode::CREATED, &answer).await
+}
+
+/// Resume a handed-off session on its target channel.
+#[utoipa::path(
+    post, path = "/sessions/resume", tag = "Sessions",
+    request_body = Resume,
+    responses(
+        (status = 200, description = "The new session on the target channel", body = ResumedView),
+        (status = 404, description = "No such handoff token in this tenant (`not_found`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "The token was already used (`handoff_used`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 410, description = "The token has expired (`handoff_expired`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "`channel` is not the handoff's target channel (`channel_mismatch`); invalid fields (`validation_failed`)", body = ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
+async fn resume(
+    State(app): State<AppState>,
+    tenant: Tenant,
+    idem: Idem,
+    ApiJson(body): ApiJson<Resume>,
+) -> ApiResult<Response> {
+    let mut errors = Vec::new();
+    check_device(&mut errors, &body.device_id);
+    reject(errors)?;
+    let now = now_ms();
+    let mut tx = app.db.begin().await?;
+    let handoff = store::handoff_by_hash(&mut *tx, &tenant.id, &sha256_hex(&body.handoff_token))
+        .await?
+        .ok_or_else(|| ApiError::not_found("Handoff token"))?;
+    let refusal = |h: &HandoffRow| {
+        if h.used_at.is_some() {
+            ApiError::conflict("handoff_used", "This handoff token was already used")
+        } else {
+            ApiError::new(
+                StatusCode::GONE,
+                "handoff_expired",
+                "This handoff token has expired; create a new handoff",
+            )
+        }
+    };
+    if handoff.used_at.is_some() || handoff.expires_at <= now {
+        return Err(refusal(&handoff));
+    }
+    if body.channel.0.as_lower() != handoff.target_channel {
+        return Err(ApiError::unprocessable(
+            "channel_mismatch",
+            format!(
+                "This handoff is for {}",
+                handoff.target_channel.to_ascii_uppercase()
+            ),
+        )
+        .with("field", "channel"));
+    }
+    let session = SessionRow {
+        id: new_id("sess_"),
+        customer_id: handoff.customer_id.clone(),
+        channel: handoff.target_channel.clone(),
+        device_id: body.device_id,
+        context: handoff.context.clone(),
+        started_at: now,
+        last_seen_at: now,
+        ended_at: None,
+        end_reason: None,
+        handoff_id: Some(handoff.id.clone()),
+    };
+    // Of concurrent resumes of one token, exactly one claims it; the others see why it is gone.
+    if !store::claim_handoff(&mut tx, &handoff.id, now, &session.id).await? {
+        drop(tx);
+        let current = store::handoff_by_hash(
+            app.db.reader(),
+            &tenant.id,
+            &sha256_hex(&body.handoff_token),
+        )
+        .await?
+        .unwrap_or(handoff);
+        return Err(refusal(&current));
+    }
+    store::insert_session(&mut tx, &tenant.id, &session).await?;
+    let answer = ResumedView {
+        session_id: session.id.clone(),
+        customer_id: session.customer_id.clone(),
+        context: serde_json::from_str(&session.context).unwrap_or_else(|_| json!({})),
+        handoff_complete: true,
+    };
+    let summary = format!(
+        "Session resumed on {} from a handoff",
+        session.channel.to_ascii_uppercase()
+    );
+    record(
+        &mut tx,
+        &tenant.id,
+        "omni.session.resumed",
+        summary,
+        &session,
+        json!({
+            "handoffId": handoff.id, "sessionId": session.id,
+            "sourceSessionId": handoff.source_session_id,
+        }),
+        serde_json::to_value(&answer).unwrap_or_default(),
+        Some(&handoff.source_session_id),
+    )
+    .await?;
+    idem.commit(&app.db, tx, StatusCode::OK, &answer).await
+}

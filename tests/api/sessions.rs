@@ -1,0 +1,229 @@
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, assert_problem};
+
+async fn start(app: &TestApp, channel: &str) -> String {
+    let (s, b) = app
+        .post(
+            "/api/v1/sessions",
+            &json!({ "customer_id": "cust_123456", "channel": channel, "device_id": "device_web_001",
+                     "context": { "current_flow": "PAYMENT", "transaction_draft_id": "draft_abc789" } }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    b["session_id"].as_str().unwrap().to_owned()
+}
+
+/// Seed 000's handoff body, on a real source session.
+async fn handoff(app: &TestApp, source: &str) -> Value {
+    let (s, b) = app
+        .post(
+            "/api/v1/sessions/handoff",
+            &json!({ "source_session_id": source, "target_channel": "MOBILE_IOS",
+                     "context": { "current_flow": "PAYMENT", "transaction_draft_id": "draft_abc789" } }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    b
+}
+
+fn resume_body(token: &str) -> Value {
+    json!({ "handoff_token": token, "channel": "MOBILE_IOS", "device_id": "device_abc123" })
+}
+
+#[tokio::test]
+async fn a_web_session_is_handed_off_and_resumed_on_mobile() {
+    let app = TestApp::spawn().await;
+    let web = start(&app, "WEB").await;
+    let (s, got) = app.get(&format!("/api/v1/sessions/{web}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(got["channel"], "WEB");
+    assert_eq!(got["status"], "active");
+
+    let h = handoff(&app, &web).await;
+    let token = h["handoff_token"].as_str().unwrap();
+    assert!(token.starts_with("ho_") && token.len() >= 3 + 22, "{h}");
+    assert_eq!(h["target_channel"], "MOBILE_IOS");
+    assert_eq!(h["context_preserved"], true);
+    let expires = omnirail::time::parse_rfc3339(h["expires_at"].as_str().unwrap()).unwrap();
+    let left = expires - omnirail::store::now_ms();
+    assert!(left > 290_000 && left <= 300_000, "five minutes: {left}");
+
+    let (s, r) = app
+        .post("/api/v1/sessions/resume", &resume_body(token))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let mut keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["context", "customer_id", "handoff_complete", "session_id"]
+    );
+    assert_eq!(r["customer_id"], "cust_123456");
+    assert_eq!(r["context"]["transaction_draft_id"], "draft_abc789");
+    assert_eq!(r["handoff_complete"], true);
+    let mobile = r["session_id"].as_str().unwrap();
+    let (_, m) = app.get(&format!("/api/v1/sessions/{mobile}")).await;
+    assert_eq!(m["channel"], "MOBILE_IOS");
+    assert_eq!(m["device_id"], "device_abc123");
+
+    // Both events are on the customer's timeline, linking the two sessions.
+    let (_, t) = app
+        .get("/api/v1/omni/timeline?entityType=customer&entityId=cust_123456")
+        .await;
+    let types: Vec<&str> = t["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "session.started",
+            "session.handoff_created",
+            "session.resumed"
+        ]
+    );
+    assert_eq!(t["data"][2]["metadata"]["sourceSessionId"], web.as_str());
+    assert_eq!(t["data"][2]["metadata"]["sessionId"], mobile);
+    assert_eq!(app.events_of("session", &web).await.len(), 3);
+
+    // The unified profile counts sessions per channel.
+    let (_, p) = app
+        .get("/api/v1/customers/cust_123456/profile/unified")
+        .await;
+    assert_eq!(p["channels"]["web"]["sessions"], 1);
+    assert_eq!(p["channels"]["mobile_ios"]["sessions"], 1);
+}
+
+#[tokio::test]
+async fn a_token_is_single_use_channel_bound_and_tenant_bound() {
+    let app = TestApp::spawn().await;
+    let web = start(&app, "web").await;
+    let h = handoff(&app, &web).await;
+    let token = h["handoff_token"].as_str().unwrap();
+    let mut wrong = resume_body(token);
+    wrong["channel"] = json!("MOBILE_ANDROID");
+    let (s, b) = app.post("/api/v1/sessions/resume", &wrong).await;
+    assert_problem(s, &b, 422, "channel_mismatch");
+    let other = app.other_tenant_key().await;
+    let (s, b) = crate::helpers::send(
+        app.client
+            .post(app.url("/api/v1/sessions/resume"))
+            .header("x-api-key", other)
+            .json(&resume_body(token)),
+    )
+    .await;
+    assert_problem(s, &b, 404, "not_found");
+    let (s, _) = app
+        .post("/api/v1/sessions/resume", &resume_body(token))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, b) = app
+        .post("/api/v1/sessions/resume", &resume_body(token))
+        .await;
+    assert_problem(s, &b, 409, "handoff_used");
+    let (s, b) = app
+        .post("/api/v1/sessions/resume", &resume_body("ho_unknown"))
+        .await;
+    assert_problem(s, &b, 404, "not_found");
+}
+
+#[tokio::test]
+async fn twenty_concurrent_resumes_of_one_token_make_one_session() {
+    let app = TestApp::spawn().await;
+    let web = start(&app, "WEB").await;
+    let h = handoff(&app, &web).await;
+    let token = h["handoff_token"].as_str().unwrap().to_owned();
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let req = app
+            .req(reqwest::Method::POST, "/api/v1/sessions/resume")
+            .json(&resume_body(&token));
+        tasks.push(tokio::spawn(crate::helpers::send(req)));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        let (s, b) = t.await.unwrap();
+        match s.as_u16() {
+            200 => ok += 1,
+            409 => assert_eq!(b["code"], "handoff_used"),
+            other => panic!("{other}: {b}"),
+        }
+    }
+    assert_eq!(ok, 1);
+    let resumed = app
+        .events_of("session", &web)
+        .await
+        .into_iter()
+        .filter(|e| e.event_type == "omni.session.resumed")
+        .count();
+    assert_eq!(resumed, 1);
+}
+
+#[tokio::test]
+async fn expired_tokens_are_410_and_ended_sessions_cannot_hand_off() {
+    let app = TestApp::spawn_with(|c| c.handoff_ttl_secs = 1).await;
+    let web = start(&app, "WEB").await;
+    let h = handoff(&app, &web).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let (s, b) = app
+        .post(
+            "/api/v1/sessions/resume",
+            &resume_body(h["handoff_token"].as_str().unwrap()),
+        )
+        .await;
+    assert_problem(s, &b, 410, "handoff_expired");
+
+    let (s, ended) = app
+        .req(reqwest::Method::DELETE, &format!("/api/v1/sessions/{web}"))
+        .send()
+        .await
+        .map(|r| r.status())
+        .map(|s| (s, ()))
+        .unwrap();
+    assert_eq!(s, StatusCode::OK, "{ended:?}");
+    let (_, got) = app.get(&format!("/api/v1/sessions/{web}")).await;
+    assert_eq!(got["status"], "ended");
+    assert_eq!(got["end_reason"], "ended_by_client");
+    let (s, b) = app
+        .post(
+            "/api/v1/sessions/handoff",
+            &json!({ "source_session_id": web, "target_channel": "MOBILE_IOS" }),
+        )
+        .await;
+    assert_problem(s, &b, 409, "session_ended");
+    let ended_events = app
+        .events_of("session", &web)
+        .await
+        .into_iter()
+        .filter(|e| e.event_type == "omni.session.ended")
+        .count();
+    assert_eq!(ended_events, 1);
+}
+
+#[tokio::test]
+async fn an_idle_session_reads_ended() {
+    let app = TestApp::spawn_with(|c| c.session_idle_timeout_secs = 1).await;
+    let web = start(&app, "WEB").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    let (_, got) = app.get(&format!("/api/v1/sessions/{web}")).await;
+    assert_eq!(got["status"], "ended");
+    assert_eq!(got["end_reason"], "idle_timeout");
+    let (s, b) = app
+        .post(
+            "/api/v1/sessions/handoff",
+            &json!({ "source_session_id": web, "target_channel": "MOBILE_IOS" }),
+        )
+        .await;
+    assert_problem(s, &b, 409, "session_ended");
+    let (s, b) = app
+        .post(
+            "/api/v1/sessions",
+            &json!({ "customer_id": "bad id", "channel": "FAX", "device_id": "" }),
+        )
+        .await;
+    assert_problem(s, &b, 422, "validation_failed");
+}
