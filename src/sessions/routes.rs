@@ -200,6 +200,34 @@ async fn record(
     Ok(())
 }
 
+/// Records `omni.session.ended` for a session just ended (its `ended_at` is set).
+pub(super) async fn record_ended(
+    tx: &mut Tx,
+    tenant: &str,
+    row: &SessionRow,
+    reason: &str,
+) -> ApiResult<()> {
+    let payload = json!({
+        "session_id": row.id, "customer_id": row.customer_id,
+        "channel": row.channel.to_ascii_uppercase(), "status": "ended",
+        "ended_at": row.ended_at.map(to_rfc3339), "end_reason": reason,
+    });
+    record(
+        tx,
+        tenant,
+        "omni.session.ended",
+        format!(
+            "Session ended on {} ({reason})",
+            row.channel.to_ascii_uppercase()
+        ),
+        row,
+        json!({ "sessionId": row.id, "reason": reason }),
+        payload,
+        None,
+    )
+    .await
+}
+
 /// Open a session on a channel.
 #[utoipa::path(
     post, path = "/sessions", tag = "Sessions",
@@ -307,19 +335,7 @@ async fn end_session(
     if store::end_session(&mut tx, &tenant.id, &id, now, "ended_by_client").await? {
         row.ended_at = Some(now);
         row.end_reason = Some("ended_by_client".into());
-        let v = view(&row, &timing, now);
-        let payload = serde_json::to_value(&v).unwrap_or_default();
-        record(
-            &mut tx,
-            &tenant.id,
-            "omni.session.ended",
-            format!("Session ended on {}", v.channel.as_upper()),
-            &row,
-            json!({ "sessionId": row.id, "reason": "ended_by_client" }),
-            payload,
-            None,
-        )
-        .await?;
+        record_ended(&mut tx, &tenant.id, &row, "ended_by_client").await?;
         tx.commit().await?;
     }
     Ok(json(StatusCode::OK, &view(&row, &timing, now)))

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use crate::AppState;
 use crate::approvals;
 use crate::idempotency;
+use crate::sessions;
 use crate::store::Backend;
 
 /// How often expired idempotency records are purged.
@@ -28,6 +29,7 @@ pub fn spawn(state: AppState, stop: watch::Receiver<bool>) -> JoinHandle<()> {
         workers.spawn(async move { keys.listen(url, stop).await });
     }
     workers.spawn(sweep_expired_approvals(state.clone(), stop.clone()));
+    workers.spawn(sweep_idle_sessions(state.clone(), stop.clone()));
     workers.spawn(purge_idempotency_keys(state, stop));
     tokio::spawn(async move { while workers.join_next().await.is_some() {} })
 }
@@ -54,6 +56,24 @@ async fn sweep_expired_approvals(state: AppState, mut stop: watch::Receiver<bool
             Ok(n) => tracing::info!(expired = n, "approval requests past their expiry closed"),
             Err(e) => {
                 tracing::warn!(code = e.code, detail = %e.detail, "approval sweep failed; will retry")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn sweep_idle_sessions(state: AppState, mut stop: watch::Receiver<bool>) {
+    // Often enough that an idle session's end is recorded within a minute of its timeout.
+    let every = Duration::from_secs(state.config.session_idle_timeout_secs.clamp(1, 60));
+    loop {
+        match sessions::sweep_idle(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(ended = n, "idle sessions ended"),
+            Err(e) => {
+                tracing::warn!(code = e.code, detail = %e.detail, "session sweep failed; will retry")
             }
         }
         tokio::select! {

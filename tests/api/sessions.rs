@@ -205,7 +205,7 @@ async fn expired_tokens_are_410_and_ended_sessions_cannot_hand_off() {
 }
 
 #[tokio::test]
-async fn an_idle_session_reads_ended() {
+async fn an_idle_session_reads_ended_and_its_end_is_recorded_once() {
     let app = TestApp::spawn_with(|c| c.session_idle_timeout_secs = 1).await;
     let web = start(&app, "WEB").await;
     tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
@@ -219,6 +219,23 @@ async fn an_idle_session_reads_ended() {
         )
         .await;
     assert_problem(s, &b, 409, "session_ended");
+    // The background sweep records the end once; a later sweep (or another node) adds nothing.
+    let ended = |events: Vec<omnirail::events::StoredEvent>| {
+        events
+            .into_iter()
+            .filter(|e| e.event_type == "omni.session.ended")
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ended(app.events_of("session", &web).await) == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let state = omnirail::AppState::new(app.db.clone(), app.config.clone());
+    assert_eq!(omnirail::sessions::sweep_idle(&state).await.unwrap(), 0);
+    assert_eq!(ended(app.events_of("session", &web).await), 1);
+    let (_, got) = app.get(&format!("/api/v1/sessions/{web}")).await;
+    assert_eq!(got["end_reason"], "idle_timeout");
+
     let (s, b) = app
         .post(
             "/api/v1/sessions",
