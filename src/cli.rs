@@ -57,6 +57,8 @@ enum TenantCommand {
         #[arg(long)]
         name: String,
     },
+    /// Set a tenant's plan: starter, professional, enterprise or custom.
+    SetPlan { tenant: String, plan: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +144,23 @@ async fn execute(command: Command, config: Config) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             println!("{id}");
+            Ok(())
+        }
+        Command::Tenant {
+            command: TenantCommand::SetPlan { tenant, plan },
+        } => {
+            let parsed = crate::channels::model::Plan::parse(&plan).ok_or_else(|| {
+                format!("unknown plan {plan}: expected starter, professional, enterprise or custom")
+            })?;
+            let mut conn = db.begin().await.map_err(|e| e.to_string())?;
+            if !crate::channels::set_plan(&mut conn, &tenant, parsed)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                return Err(format!("no tenant {tenant}"));
+            }
+            conn.commit().await.map_err(|e| e.to_string())?;
+            println!("tenant {tenant} is on the {plan} plan");
             Ok(())
         }
         Command::Key {

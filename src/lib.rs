@@ -8,6 +8,7 @@ pub mod api;
 pub mod approvals;
 pub mod auth;
 pub mod channel;
+pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod customers;
@@ -84,7 +85,12 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
                 .merge(approvals::router())
                 .merge(timeline::router()),
         )
-        .nest("/api/v1", customers::router().merge(sessions::router()))
+        .nest(
+            "/api/v1",
+            customers::router()
+                .merge(sessions::router())
+                .merge(channels::router()),
+        )
         .layer(from_fn_with_state(state.clone(), idempotency::middleware))
         .layer(from_fn_with_state(state.clone(), auth::require_api_key));
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())

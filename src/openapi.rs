@@ -30,6 +30,7 @@ use crate::error::PROBLEM_JSON;
         (name = "Approvals", description = "Multi-party approval requests and their decisions"),
         (name = "Timeline", description = "An entity's activity, and the verification and export of its tamper-evident hash chain"),
         (name = "Customers", description = "Customer records and the unified customer profile (seed 000: snake_case, no envelope)"),
+        (name = "Channels", description = "Channels on or off within the tenant's plan (seed 000)"),
         (name = "Sessions", description = "Cross-channel sessions, handoff and resume (seed 000: snake_case, no envelope)"),
         (name = "Staff directory", description = "Users with their roles and teams: who may approve and assign"),
         (name = "Operations", description = "Health and readiness probes"),

@@ -15,6 +15,7 @@ use crate::AppState;
 use crate::api::{ApiJson, ApiPath, check_object, json, reject};
 use crate::auth::Tenant;
 use crate::channel::UpperChannel;
+use crate::channels;
 use crate::customers;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::events::{self, NewEvent};
@@ -267,6 +268,7 @@ async fn start_session(
         handoff_id: None,
     };
     let mut tx = app.db.begin().await?;
+    channels::require_enabled(&mut tx, &tenant.id, body.channel.0).await?;
     customers::ensure_customer(&mut tx, &app.customers, &tenant.id, &row.customer_id, now).await?;
     store::insert_session(&mut tx, &tenant.id, &row).await?;
     let v = view(&row, &Timing::of(&app), now);
@@ -364,6 +366,7 @@ async fn create_handoff(
     let now = now_ms();
     let timing = Timing::of(&app);
     let mut tx = app.db.begin().await?;
+    channels::require_enabled(&mut tx, &tenant.id, body.target_channel.0).await?;
     let source = store::get_session(&mut *tx, &tenant.id, &body.source_session_id)
         .await?
         .ok_or_else(|| ApiError::not_found("Session"))?;
@@ -443,6 +446,7 @@ async fn resume(
     reject(errors)?;
     let now = now_ms();
     let mut tx = app.db.begin().await?;
+    channels::require_enabled(&mut tx, &tenant.id, body.channel.0).await?;
     let handoff = store::handoff_by_hash(&mut *tx, &tenant.id, &sha256_hex(&body.handoff_token))
         .await?
         .ok_or_else(|| ApiError::not_found("Handoff token"))?;

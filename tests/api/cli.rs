@@ -118,6 +118,30 @@ async fn tenant_and_key_commands_print_ids_and_keys_that_work() {
         assert_eq!(s, StatusCode::OK);
     }
 
+    // The plan is set from the command line; Starter has no channel management.
+    let channels = format!("http://127.0.0.1:{port}/api/v1/channels");
+    let (s, _) = send(client.get(&channels).header("x-api-key", &key)).await;
+    assert_eq!(s, StatusCode::OK);
+    let set = omnirail(&db, &["tenant", "set-plan", &tenant, "starter"]);
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let (s, body) = send(client.get(&channels).header("x-api-key", &key)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "plan_not_included");
+    assert!(
+        !omnirail(&db, &["tenant", "set-plan", &tenant, "gold"])
+            .status
+            .success()
+    );
+    assert!(
+        !omnirail(&db, &["tenant", "set-plan", "ten_nope", "custom"])
+            .status
+            .success()
+    );
+
     let revoke = omnirail(&db, &["key", "revoke", &key_id]);
     assert!(revoke.status.success());
     // Another process revoked it: announced to `serve` on PostgreSQL, read afresh on SQLite.

@@ -2,6 +2,7 @@
 //! database: SQLite by default, PostgreSQL when `OMNIRAIL_TEST_DATABASE_URL` is set.
 
 mod approvals;
+mod channels;
 mod cli;
 mod customers;
 mod delegations;

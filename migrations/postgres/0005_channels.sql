@@ -1,0 +1,8 @@
+-- Channels a tenant has switched on or off, within what its plan includes.
+CREATE TABLE tenant_channels (
+    tenant_id   TEXT NOT NULL REFERENCES tenants(id),
+    channel     TEXT NOT NULL,
+    enabled     BIGINT NOT NULL,
+    updated_at  BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, channel)
+);

@@ -1,0 +1,112 @@
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, assert_problem};
+
+async fn set_plan(app: &TestApp, plan: &str) {
+    let plan = omnirail::channels::model::Plan::parse(plan).unwrap();
+    let mut tx = app.db.begin().await.unwrap();
+    assert!(
+        omnirail::channels::set_plan(&mut tx, &app.tenant, plan)
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+}
+
+async fn session(app: &TestApp, channel: &str) -> (StatusCode, Value) {
+    app.post(
+        "/api/v1/sessions",
+        &json!({ "customer_id": "cust_1", "channel": channel, "device_id": "d1" }),
+    )
+    .await
+}
+
+fn enabled(list: &Value, channel: &str) -> (bool, bool) {
+    let c = list["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["channel"] == channel)
+        .unwrap();
+    (
+        c["included"].as_bool().unwrap(),
+        c["enabled"].as_bool().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn enterprise_has_every_channel_and_a_disabled_one_refuses_sessions() {
+    let app = TestApp::spawn().await;
+    let (s, list) = app.get("/api/v1/channels").await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    assert_eq!(list["plan"], "enterprise");
+    assert_eq!(list["channels"].as_array().unwrap().len(), 7);
+    assert_eq!(enabled(&list, "CALL_CENTER"), (true, true));
+
+    let web = session(&app, "WEB").await.1["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, c) = app
+        .put("/api/v1/channels/mobile_ios", &json!({ "enabled": false }))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    assert_eq!(c["channel"], "MOBILE_IOS");
+    assert_eq!(c["enabled"], false);
+    let (s, b) = session(&app, "MOBILE_IOS").await;
+    assert_problem(s, &b, 403, "channel_disabled");
+    let (s, b) = app
+        .post(
+            "/api/v1/sessions/handoff",
+            &json!({ "source_session_id": web, "target_channel": "MOBILE_IOS" }),
+        )
+        .await;
+    assert_problem(s, &b, 403, "channel_disabled");
+    app.put("/api/v1/channels/MOBILE_IOS", &json!({ "enabled": true }))
+        .await;
+    let (s, _) = session(&app, "MOBILE_IOS").await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, b) = app
+        .put("/api/v1/channels/FAX", &json!({ "enabled": true }))
+        .await;
+    assert_problem(s, &b, 404, "not_found");
+}
+
+#[tokio::test]
+async fn plans_gate_channels() {
+    let app = TestApp::spawn().await;
+    set_plan(&app, "professional").await;
+    let (_, list) = app.get("/api/v1/channels").await;
+    assert_eq!(list["plan"], "professional");
+    assert_eq!(enabled(&list, "MOBILE_ANDROID"), (true, true));
+    assert_eq!(enabled(&list, "BRANCH"), (false, false));
+    let (s, b) = app
+        .put("/api/v1/channels/BRANCH", &json!({ "enabled": true }))
+        .await;
+    assert_problem(s, &b, 403, "channel_not_in_plan");
+    let (s, b) = session(&app, "BRANCH").await;
+    assert_problem(s, &b, 403, "channel_disabled");
+
+    set_plan(&app, "custom").await;
+    let (s, b) = session(&app, "WEB").await;
+    assert_problem(s, &b, 403, "channel_disabled");
+    app.put("/api/v1/channels/WEB", &json!({ "enabled": true }))
+        .await;
+    let (s, _) = session(&app, "WEB").await;
+    assert_eq!(
+        s,
+        StatusCode::CREATED,
+        "custom plans choose channels one by one"
+    );
+
+    set_plan(&app, "starter").await;
+    for (s, b) in [
+        app.get("/api/v1/channels").await,
+        session(&app, "WEB").await,
+        app.put("/api/v1/channels/WEB", &json!({ "enabled": true }))
+            .await,
+    ] {
+        assert_problem(s, &b, 403, "plan_not_included");
+    }
+}
