@@ -64,8 +64,8 @@ pub struct SessionView {
     pub ended_at: Option<String>,
     /// `ended_by_client` or `idle_timeout`.
     pub end_reason: Option<String>,
-    /// The session this one resumed, through a handoff.
-    pub resumed_from: Option<String>,
+    /// The handoff this session was resumed from (`hof_...`), if any.
+    pub handoff_id: Option<String>,
 }
 
 /// Body of `POST /sessions/handoff` (seed 000).
@@ -152,7 +152,7 @@ fn view(s: &SessionRow, timing: &Timing, now: i64) -> SessionView {
             .end_reason
             .clone()
             .or(idled.then(|| "idle_timeout".to_owned())),
-        resumed_from: None,
+        handoff_id: s.handoff_id.clone(),
     }
 }
 

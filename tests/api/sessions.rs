@@ -67,6 +67,8 @@ async fn a_web_session_is_handed_off_and_resumed_on_mobile() {
     let (_, m) = app.get(&format!("/api/v1/sessions/{mobile}")).await;
     assert_eq!(m["channel"], "MOBILE_IOS");
     assert_eq!(m["device_id"], "device_abc123");
+    assert!(m["handoff_id"].as_str().unwrap().starts_with("hof_"));
+    assert_eq!(got["handoff_id"], Value::Null);
 
     // Both events are on the customer's timeline, linking the two sessions.
     let (_, t) = app
