@@ -401,3 +401,42 @@ async fn the_export_re_verifies_independently() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("content_mismatch"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn a_users_events_span_chains_that_verify_one_by_one() {
+    let app = TestApp::spawn().await;
+    for to in ["usr_d1", "usr_d2"] {
+        let (s, b) = app
+            .post(
+                "/api/v1/omni/delegations",
+                &json!({ "delegatorId": "usr_m", "delegateeId": to, "scope": ["approvals"],
+                         "validTo": crate::helpers::at(crate::helpers::DAY) }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+    let (_, t) = app
+        .get("/api/v1/omni/timeline?entityType=user&entityId=usr_m")
+        .await;
+    assert_eq!(t["pagination"]["total"], 2);
+    assert_eq!(t["data"][0]["eventType"], "delegation.granted");
+    let (s, v) = app
+        .get("/api/v1/omni/timeline/verify?entityType=user&entityId=usr_m")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let v = &v["data"];
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["events"], 2);
+    assert_eq!(
+        v["chains"].as_array().unwrap().len(),
+        2,
+        "one chain per delegation"
+    );
+    assert_eq!(v["head"], Value::Null, "several chains: see chains");
+    assert!(
+        v["chains"][0]["chainKey"]
+            .as_str()
+            .unwrap()
+            .starts_with("delegation:")
+    );
+}
