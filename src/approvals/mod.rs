@@ -334,20 +334,19 @@ pub async fn may_assign(
     current: Option<&str>,
 ) -> ApiResult<Result<(), NoAuthority>> {
     let now = now_ms();
-    let Some(current) = current.filter(|c| *c != by) else {
+    if current == Some(by) {
         return Ok(Ok(()));
-    };
+    }
     let manager = directory::store::has_role(conn, tenant, by, "manager").await?;
-    let grants: Vec<model::Grant> = if manager {
-        Vec::new()
-    } else {
-        store::grants_between(conn, tenant, current, by)
+    let grants: Vec<model::Grant> = match current {
+        Some(current) if !manager => store::grants_between(conn, tenant, current, by)
             .await?
             .iter()
             .map(store::DelegationRow::grant)
-            .collect()
+            .collect(),
+        _ => Vec::new(),
     };
-    Ok(model::may_assign(by, Some(current), manager, &grants, now))
+    Ok(model::may_assign(by, current, manager, &grants, now))
 }
 
 /// Closes requests past their expiry, recording `omni.approval.expired` once per request (a

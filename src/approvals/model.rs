@@ -136,7 +136,9 @@ impl NoAuthority {
 
     pub fn detail(&self) -> String {
         match self {
-            NoAuthority::NoDelegation => "No delegation from this approver to the deputy".into(),
+            NoAuthority::NoDelegation => {
+                "No delegation to this user from the one whose authority it needs".into()
+            }
             NoAuthority::Revoked => "The delegation was revoked".into(),
             NoAuthority::NotYetActive => {
                 "The delegation is not yet valid (before validFrom)".into()
@@ -240,9 +242,9 @@ pub fn is_redelegation(
         })
 }
 
-/// Who may (re)assign a journey: anyone while it has no assignee; otherwise its current
-/// assignee, a `manager`, or a deputy of the current assignee under an active `journey_assign`
-/// (or `all`) delegation.
+/// Who may (re)assign a journey: its current assignee, a `manager`, or a deputy of the current
+/// assignee under an active `journey_assign` (or `all`) delegation. A journey with no assignee
+/// has nobody to delegate from, so only a manager may assign it.
 pub fn may_assign(
     by: &str,
     current_assignee: Option<&str>,
@@ -251,9 +253,9 @@ pub fn may_assign(
     now: i64,
 ) -> Result<(), NoAuthority> {
     match current_assignee {
-        None => Ok(()),
         Some(current) if current == by => Ok(()),
-        Some(_) if by_is_manager => Ok(()),
+        _ if by_is_manager => Ok(()),
+        None => Err(NoAuthority::NoDelegation),
         Some(_) => authority(grants_from_assignee, Scope::JourneyAssign, None, now).map(|_| ()),
     }
 }
@@ -692,7 +694,11 @@ mod tests {
     fn assignment_authority() {
         let now = 15 * DAY;
         let g = grant(&[Scope::JourneyAssign], None);
-        assert!(may_assign("x", None, false, &[], now).is_ok());
+        assert_eq!(
+            may_assign("x", None, false, &[], now),
+            Err(NoAuthority::NoDelegation)
+        );
+        assert!(may_assign("m", None, true, &[], now).is_ok());
         assert!(may_assign("a", Some("a"), false, &[], now).is_ok());
         assert!(may_assign("m", Some("a"), true, &[], now).is_ok());
         assert!(may_assign("d", Some("a"), false, std::slice::from_ref(&g), now).is_ok());

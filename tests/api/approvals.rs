@@ -793,6 +793,39 @@ async fn reassignment_needs_the_assignee_a_manager_or_their_deputy() {
 }
 
 #[tokio::test]
+async fn only_a_manager_assigns_a_journey_nobody_holds() {
+    let app = TestApp::spawn().await;
+    app.post("/api/v1/omni/templates", &seed_template()).await;
+    let mut body = crate::helpers::seed_journey();
+    body.as_object_mut().unwrap().remove("assigneeId");
+    let (s, j) = app.post("/api/v1/omni/journeys", &body).await;
+    assert_eq!(s, StatusCode::CREATED, "{j}");
+    let path = format!(
+        "/api/v1/omni/journeys/{}/assign",
+        j["data"]["id"].as_str().unwrap()
+    );
+    let (s, res) = app
+        .post(
+            &path,
+            &json!({ "assigneeId": "usr_rm_001", "assignedBy": "usr_rm_001" }),
+        )
+        .await;
+    assert_problem(s, &res, 403, "assignment_not_authorized");
+    app.put(
+        "/api/v1/omni/users/usr_mgr",
+        &json!({ "roles": ["manager"] }),
+    )
+    .await;
+    let (s, res) = app
+        .post(
+            &path,
+            &json!({ "assigneeId": "usr_rm_001", "assignedBy": "usr_mgr" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{res}");
+}
+
+#[tokio::test]
 async fn an_expired_step_approval_fails_its_step_once() {
     let app = TestApp::spawn_with(|c| c.approval_sweep_secs = 3600).await;
     let (journey, approval) = committee_journey(&app).await;
