@@ -24,6 +24,9 @@ pub fn sha256_hex(data: impl AsRef<[u8]>) -> String {
     hex::encode(Sha256::digest(data.as_ref()))
 }
 
+/// What [`is_external_id`] requires, as an error message.
+pub const ID_RULE: &str = "must be 1 to 128 characters of letters, digits, _ - . or :";
+
 /// Whether a client-given identifier is safe to accept: 1 to 128 characters of
 /// `[A-Za-z0-9_.:-]`. Used for the tenant's own ids (`usr_...`, `ent_...`).
 pub fn is_external_id(s: &str) -> bool {

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, FieldError};
+use crate::ids::ID_RULE;
 
 /// Seed 001's single-object envelope.
 #[derive(Debug, Serialize, ToSchema)]
@@ -63,6 +64,17 @@ impl PageRequest {
 
     pub fn offset(&self) -> i64 {
         i64::from(self.page - 1) * i64::from(self.per_page)
+    }
+
+    /// The 200 answer holding this page's `data` of a list of `total` items.
+    pub fn answer<T: Serialize>(&self, data: Vec<T>, total: i64) -> Response {
+        json(
+            StatusCode::OK,
+            &Paginated {
+                data,
+                pagination: self.with_total(total),
+            },
+        )
     }
 
     pub fn with_total(&self, total: i64) -> Pagination {
@@ -298,10 +310,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
 /// Appends an error if an optional id naming a user or another outside object is not one.
 pub fn check_id(errors: &mut Vec<FieldError>, field: &str, value: Option<&str>) {
     if value.is_some_and(|v| !crate::ids::is_external_id(v)) {
-        errors.push(FieldError::new(
-            field,
-            "must be 1 to 128 characters of letters, digits, _ - . or :",
-        ));
+        errors.push(FieldError::new(field, ID_RULE));
     }
 }
 

@@ -20,6 +20,7 @@ use crate::directory;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::events::{self, NewEvent};
 use crate::idempotency::Idem;
+use crate::ids::ID_RULE;
 use crate::ids::{is_external_id, new_id};
 use crate::journeys::model::check_text;
 use crate::money::Money;
@@ -183,8 +184,6 @@ async fn finish(
     .await?;
     idem.commit(&app.db, tx, status, &Data { data: v }).await
 }
-
-const ID_RULE: &str = "must be 1 to 128 characters of letters, digits, _ - . or :";
 
 /// Grant a delegation of authority from one user to another.
 #[utoipa::path(
@@ -386,13 +385,7 @@ async fn list_delegations(
     .await?;
     let mut conn = app.db.reader().acquire().await?;
     let data = views(&mut conn, &tenant.id, &rows, now).await?;
-    Ok(json(
-        StatusCode::OK,
-        &Paginated {
-            data,
-            pagination: page.with_total(total),
-        },
-    ))
+    Ok(page.answer(data, total))
 }
 
 /// Get a delegation by id.

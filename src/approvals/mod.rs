@@ -110,7 +110,8 @@ async fn open(
 }
 
 /// Records the event of an accepted decision and, when it closes the request, the request's
-/// final status and its effect on the journey step that waits on it.
+/// final status and its effect on the journey step that waits on it. Returns the request as it
+/// now stands.
 async fn after_decision(
     app: &AppState,
     conn: &mut AnyConnection,
@@ -119,7 +120,7 @@ async fn after_decision(
     decision: &DecisionRow,
     status: ApprovalStatus,
     now: i64,
-) -> ApiResult<()> {
+) -> ApiResult<ApprovalView> {
     if !status.is_final() {
         store::touch_approval(conn, &row.id, now).await?;
     } else if !store::close_approval(conn, &row.id, status, now).await? {
@@ -196,7 +197,7 @@ async fn after_decision(
         )
         .await?;
     }
-    Ok(())
+    Ok(v)
 }
 
 /// What a journey's approval step asks for.

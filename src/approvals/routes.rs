@@ -22,8 +22,10 @@ use crate::auth::Tenant;
 use crate::directory;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::idempotency::Idem;
+use crate::ids::ID_RULE;
 use crate::ids::{is_external_id, new_id};
 use crate::journeys;
+use crate::journeys::model::SLUG_RULE;
 use crate::journeys::model::{check_text, is_slug};
 use crate::money::Money;
 use crate::store::now_ms;
@@ -246,9 +248,6 @@ pub(super) async fn view_of(
     v.pop().ok_or_else(ApiError::internal)
 }
 
-const ID_RULE: &str = "must be 1 to 128 characters of letters, digits, _ - . or :";
-const SLUG_RULE: &str = "must be 1 to 64 characters of a-z, 0-9 or _";
-
 /// Raise an approval request.
 #[utoipa::path(
     post, path = "/approvals", tag = "Approvals",
@@ -446,13 +445,7 @@ async fn list_approvals(
     .await?;
     let mut conn = app.db.reader().acquire().await?;
     let data = views(&mut conn, &tenant.id, &rows, &approvers, &decisions, now).await?;
-    Ok(json(
-        StatusCode::OK,
-        &Paginated {
-            data,
-            pagination: page.with_total(total),
-        },
-    ))
+    Ok(page.answer(data, total))
 }
 
 /// Get an approval request with every decision.
@@ -589,7 +582,7 @@ async fn decide(
         decided_at: now,
     };
     store::insert_decision(&mut tx, &decision).await?;
-    super::after_decision(
+    let v = super::after_decision(
         &app,
         &mut tx,
         &tenant.id,
@@ -599,10 +592,6 @@ async fn decide(
         now,
     )
     .await?;
-    let row = store::get_approval(&mut *tx, &tenant.id, &id)
-        .await?
-        .ok_or_else(ApiError::internal)?;
-    let v = view_of(&mut tx, &tenant.id, &row, now).await?;
     idem.commit(&app.db, tx, StatusCode::CREATED, &Data { data: v })
         .await
 }

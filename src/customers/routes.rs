@@ -17,6 +17,7 @@ use crate::api::{ApiJson, ApiPath, json, put_status, reject};
 use crate::auth::Tenant;
 use crate::directory::{is_e164, is_email};
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
+use crate::ids::ID_RULE;
 use crate::ids::is_external_id;
 use crate::journeys::model::check_text;
 use crate::sessions;
@@ -162,10 +163,7 @@ async fn put_customer(
 ) -> ApiResult<Response> {
     let mut errors = Vec::new();
     if !is_external_id(&id) {
-        errors.push(FieldError::new(
-            "customer_id",
-            "must be 1 to 128 characters of letters, digits, _ - . or :",
-        ));
+        errors.push(FieldError::new("customer_id", ID_RULE));
     }
     let p = &body.profile;
     if let Some(name) = &p.name {

@@ -15,7 +15,9 @@ use crate::api::{
 };
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
+use crate::ids::ID_RULE;
 use crate::ids::is_external_id;
+use crate::journeys::model::SLUG_RULE;
 use crate::journeys::model::{check_text, is_slug};
 use crate::store::now_ms;
 use crate::time::to_rfc3339;
@@ -112,8 +114,6 @@ impl From<Team> for TeamView {
     }
 }
 
-const ID_RULE: &str = "must be 1 to 128 characters of letters, digits, _ - . or :";
-
 pub fn is_email(s: &str) -> bool {
     let Some((local, domain)) = s.split_once('@') else {
         return false;
@@ -192,13 +192,7 @@ async fn put_user(
             "must be an E.164 number such as +966501234567",
         ));
     }
-    check_list(
-        &mut errors,
-        "roles",
-        &body.roles,
-        is_slug,
-        "must be 1 to 64 characters of a-z, 0-9 or _",
-    );
+    check_list(&mut errors, "roles", &body.roles, is_slug, SLUG_RULE);
     check_list(&mut errors, "teams", &body.teams, is_external_id, ID_RULE);
     reject(errors)?;
 
@@ -296,13 +290,7 @@ async fn list_users(
         page.offset(),
     )
     .await?;
-    Ok(json(
-        StatusCode::OK,
-        &Paginated {
-            data: users.into_iter().map(UserView::from).collect(),
-            pagination: page.with_total(total),
-        },
-    ))
+    Ok(page.answer(users.into_iter().map(UserView::from).collect(), total))
 }
 
 /// Create or replace a team and its members.

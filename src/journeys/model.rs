@@ -140,6 +140,9 @@ fn is_step_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// What [`is_slug`] requires, as an error message.
+pub const SLUG_RULE: &str = "must be 1 to 64 characters of a-z, 0-9 or _";
+
 /// Categories and outcomes: 1 to 64 characters of `[a-z0-9_]`.
 pub fn is_slug(s: &str) -> bool {
     !s.is_empty()
@@ -209,17 +212,14 @@ pub fn validate_steps(steps: &[StepDef], errors: &mut Vec<FieldError>) {
             if !is_slug(doc) {
                 errors.push(FieldError::new(
                     format!("steps[{i}].documentsRequired[{j}]"),
-                    "must be 1 to 64 characters of a-z, 0-9 or _",
+                    SLUG_RULE,
                 ));
             }
         }
         if let Some(role) = &step.approval_role_required
             && !is_slug(role)
         {
-            errors.push(FieldError::new(
-                at("approvalRoleRequired"),
-                "must be 1 to 64 characters of a-z, 0-9 or _",
-            ));
+            errors.push(FieldError::new(at("approvalRoleRequired"), SLUG_RULE));
         }
         if step.approvers.len() > 20 {
             errors.push(FieldError::new(
@@ -231,7 +231,7 @@ pub fn validate_steps(steps: &[StepDef], errors: &mut Vec<FieldError>) {
             if !crate::ids::is_external_id(user) {
                 errors.push(FieldError::new(
                     format!("steps[{i}].approvers[{j}]"),
-                    "must be 1 to 128 characters of letters, digits, _ - . or :",
+                    crate::ids::ID_RULE,
                 ));
             } else if step.approvers[..j].contains(user) {
                 errors.push(FieldError::new(

@@ -11,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::model::SLUG_RULE;
 use super::model::{
     self, AssigneeType, JourneyStatus, Priority, Progress, Refusal, StepDef, StepOutcome,
     StepStatus, StepType, check_text, is_slug,
@@ -29,6 +30,7 @@ use crate::directory;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::events::{self, NewEvent};
 use crate::idempotency::Idem;
+use crate::ids::ID_RULE;
 use crate::ids::{is_external_id, new_id};
 use crate::store::{Tx, now_ms};
 use crate::time::{parse_rfc3339, to_rfc3339};
@@ -667,10 +669,7 @@ async fn create_journey(
         errors.push(FieldError::new("templateId", "must be a template id"));
     }
     if !is_external_id(&body.customer_id) {
-        errors.push(FieldError::new(
-            "customerId",
-            "must be 1 to 128 characters of letters, digits, _ - . or :",
-        ));
+        errors.push(FieldError::new("customerId", ID_RULE));
     }
     check_id(&mut errors, "assigneeId", body.assignee_id.as_deref());
     check_id(&mut errors, "createdBy", body.created_by.as_deref());
@@ -833,13 +832,7 @@ async fn list_journeys(
         .await?;
         data.push(Loaded { row, version }.view(false));
     }
-    Ok(json(
-        StatusCode::OK,
-        &Paginated {
-            data,
-            pagination: page.with_total(total),
-        },
-    ))
+    Ok(page.answer(data, total))
 }
 
 /// Get a journey with its context and each step's history.
@@ -1005,10 +998,7 @@ async fn assign_journey(
 ) -> ApiResult<Response> {
     let mut errors = Vec::new();
     if !is_external_id(&body.assignee_id) {
-        errors.push(FieldError::new(
-            "assigneeId",
-            "must be 1 to 128 characters of letters, digits, _ - . or :",
-        ));
+        errors.push(FieldError::new("assigneeId", ID_RULE));
     }
     check_id(&mut errors, "assignedBy", body.assigned_by.as_deref());
     if let Some(reason) = &body.reason {
@@ -1117,10 +1107,7 @@ async fn complete_journey(
     }
     check_id(&mut errors, "completedBy", body.completed_by.as_deref());
     if body.outcome.as_deref().is_some_and(|o| !is_slug(o)) {
-        errors.push(FieldError::new(
-            "outcome",
-            "must be 1 to 64 characters of a-z, 0-9 or _",
-        ));
+        errors.push(FieldError::new("outcome", SLUG_RULE));
     }
     reject(errors)?;
 

@@ -9,6 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::model::SLUG_RULE;
 use super::model::{
     self, StepDef, TemplateStatus, check_positive, check_text, in_run_order, is_slug,
     is_template_id,
@@ -116,10 +117,7 @@ fn validate_common(
         check_text(errors, "description", d, 2000, false);
     }
     if category.is_some_and(|c| !is_slug(c)) {
-        errors.push(FieldError::new(
-            "category",
-            "must be 1 to 64 characters of a-z, 0-9 or _",
-        ));
+        errors.push(FieldError::new("category", SLUG_RULE));
     }
     check_positive(errors, "estimatedDurationDays", estimated_duration_days);
     check_positive(errors, "slaHours", sla_hours);
@@ -261,13 +259,7 @@ async fn list_templates(
         .iter()
         .map(TemplateView::from_row)
         .collect::<ApiResult<Vec<_>>>()?;
-    Ok(json(
-        StatusCode::OK,
-        &Paginated {
-            data,
-            pagination: page.with_total(total),
-        },
-    ))
+    Ok(page.answer(data, total))
 }
 
 /// Get a journey template.

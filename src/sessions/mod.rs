@@ -25,13 +25,18 @@ pub async fn channel_activity(
     Ok(store::channel_activity(conn, tenant, customer).await?)
 }
 
+/// The idle timeout, in milliseconds.
+fn idle_ms(app: &AppState) -> i64 {
+    i64::try_from(app.config.session_idle_timeout_secs)
+        .unwrap_or(i64::MAX / 1000)
+        .saturating_mul(1000)
+}
+
 /// Ends sessions idle longer than the timeout, recording `omni.session.ended` once per session
 /// (the end is a conditional update: another process, or this one after a restart, finds
 /// nothing left to do). Returns how many it ended.
 pub async fn sweep_idle(app: &AppState) -> ApiResult<usize> {
-    let idle_ms = i64::try_from(app.config.session_idle_timeout_secs)
-        .unwrap_or(i64::MAX / 1000)
-        .saturating_mul(1000);
+    let idle_ms = idle_ms(app);
     let before = now_ms().saturating_sub(idle_ms);
     let due = store::idle(app.db.reader(), before, 100).await?;
     let mut ended = 0;

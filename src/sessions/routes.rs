@@ -20,6 +20,7 @@ use crate::customers;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::events::{self, NewEvent};
 use crate::idempotency::Idem;
+use crate::ids::ID_RULE;
 use crate::ids::{is_external_id, new_id, new_secret, sha256_hex};
 use crate::store::{Tx, now_ms};
 use crate::time::to_rfc3339;
@@ -116,9 +117,7 @@ struct Timing {
 impl Timing {
     fn of(app: &AppState) -> Self {
         Self {
-            idle_ms: i64::try_from(app.config.session_idle_timeout_secs)
-                .unwrap_or(i64::MAX / 1000)
-                .saturating_mul(1000),
+            idle_ms: super::idle_ms(app),
         }
     }
 
@@ -246,10 +245,7 @@ async fn start_session(
 ) -> ApiResult<Response> {
     let mut errors = Vec::new();
     if !is_external_id(&body.customer_id) {
-        errors.push(FieldError::new(
-            "customer_id",
-            "must be 1 to 128 characters of letters, digits, _ - . or :",
-        ));
+        errors.push(FieldError::new("customer_id", ID_RULE));
     }
     check_device(&mut errors, &body.device_id);
     check_object(&mut errors, "context", body.context.as_ref());

@@ -281,13 +281,7 @@ async fn timeline(
             summary: r.summary,
         })
         .collect();
-    Ok(json(
-        StatusCode::OK,
-        &Paginated {
-            data,
-            pagination: page.with_total(total),
-        },
-    ))
+    Ok(page.answer(data, total))
 }
 
 fn link(r: &LinkRow) -> Link<'_> {
@@ -305,6 +299,20 @@ fn link(r: &LinkRow) -> Link<'_> {
         payload: &r.payload,
         prev_hash: &r.prev_hash,
     }
+}
+
+/// The chains an entity's verification and export cover: a customer's own chain, or every chain
+/// that holds the entity's events.
+async fn chain_keys(
+    pool: &sqlx::AnyPool,
+    tenant: &str,
+    entity_type: &str,
+    entity_id: &str,
+) -> ApiResult<Vec<String>> {
+    if entity_type == "customer" {
+        return Ok(vec![format!("customer:{entity_id}")]);
+    }
+    Ok(store::chains_of(pool, tenant, entity_type, entity_id).await?)
 }
 
 /// Walks one chain in pages of links read by `chain_seq`; each page's hashes are computed on a
@@ -360,10 +368,7 @@ async fn verify(
 ) -> ApiResult<Response> {
     let (entity_id, entity_type) = entity(q.entity_id, q.entity_type)?;
     let pool = app.db.reader();
-    let mut keys = store::chains_of(pool, &tenant.id, entity_type, &entity_id).await?;
-    if entity_type == "customer" {
-        keys = vec![format!("customer:{entity_id}")];
-    }
+    let keys = chain_keys(pool, &tenant.id, entity_type, &entity_id).await?;
     let mut chains = Vec::with_capacity(keys.len());
     for key in keys {
         let verifier = verify_chain(pool, &tenant.id, &key).await?;
@@ -467,10 +472,7 @@ async fn export(
 ) -> ApiResult<Response> {
     let (entity_id, entity_type) = entity(q.entity_id, q.entity_type)?;
     let pool = app.db.reader().clone();
-    let mut keys = store::chains_of(&pool, &tenant.id, entity_type, &entity_id).await?;
-    if entity_type == "customer" {
-        keys = vec![format!("customer:{entity_id}")];
-    }
+    let keys = chain_keys(&pool, &tenant.id, entity_type, &entity_id).await?;
     struct Cursor {
         pool: sqlx::AnyPool,
         tenant: String,
