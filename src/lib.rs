@@ -4,9 +4,11 @@
 #[macro_use]
 mod macros;
 
+pub mod analytics;
 pub mod api;
 pub mod approvals;
 pub mod auth;
+pub mod calls;
 pub mod channel;
 pub mod channels;
 pub mod cli;
@@ -34,7 +36,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{Request, StatusCode, header};
-use axum::middleware::{from_fn_with_state, map_request, map_response};
+use axum::middleware::{from_fn, from_fn_with_state, map_request, map_response};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -89,8 +91,10 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
             "/api/v1",
             customers::router()
                 .merge(sessions::router())
-                .merge(channels::router()),
+                .merge(channels::router())
+                .merge(analytics::router()),
         )
+        .layer(from_fn(calls::middleware))
         .layer(from_fn_with_state(state.clone(), idempotency::middleware))
         .layer(from_fn_with_state(state.clone(), auth::require_api_key));
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())

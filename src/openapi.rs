@@ -99,6 +99,24 @@ fn complete_operation(op: &mut Operation, method: &HttpMethod, authenticated: bo
             "401",
             "No API key (`unauthenticated`), or an unknown or revoked one (`invalid_api_key`)",
         );
+        op.parameters.get_or_insert_with(Vec::new).push(RefOr::T(
+            ParameterBuilder::new()
+                .name("X-Omni-Channel")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "The channel the call is made through, either case (`MOBILE_IOS`): its changes are \
+                     recorded and counted in channel analytics under it. A body's own `channel` wins. \
+                     One that names no channel is 422 `validation_failed`.",
+                ))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build(),
+        ));
+        add_error(
+            op,
+            "422",
+            "An `X-Omni-Channel` header that names no channel (`validation_failed`)",
+        );
     }
     if matches!(method, HttpMethod::Post | HttpMethod::Patch) && authenticated {
         op.parameters.get_or_insert_with(Vec::new).push(RefOr::T(
@@ -150,21 +168,37 @@ fn complete_operation(op: &mut Operation, method: &HttpMethod, authenticated: bo
     }
 }
 
+/// Documents an error answer; a status documented already gains this description too.
 fn add_error(op: &mut Operation, status: &str, description: &str) {
-    op.responses
-        .responses
-        .entry(status.to_owned())
-        .or_insert_with(|| {
-            RefOr::T(
-                ResponseBuilder::new()
-                    .description(description)
-                    .content(
-                        PROBLEM_JSON,
-                        Content::new(Some(Ref::from_schema_name("Problem"))),
-                    )
-                    .build(),
-            )
-        });
+    match op.responses.responses.get_mut(status) {
+        Some(RefOr::T(existing)) => {
+            if !existing.description.contains(description) {
+                let mut more = description.chars();
+                let first = more.next().map(|c| c.to_ascii_lowercase());
+                existing.description = format!(
+                    "{}; {}{}",
+                    existing.description,
+                    first.unwrap_or_default(),
+                    more.as_str()
+                );
+            }
+        }
+        Some(RefOr::Ref(_)) => {}
+        None => {
+            op.responses.responses.insert(
+                status.to_owned(),
+                RefOr::T(
+                    ResponseBuilder::new()
+                        .description(description)
+                        .content(
+                            PROBLEM_JSON,
+                            Content::new(Some(Ref::from_schema_name("Problem"))),
+                        )
+                        .build(),
+                ),
+            );
+        }
+    }
 }
 
 /// The complete document.

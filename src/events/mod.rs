@@ -12,6 +12,9 @@ use sqlx::AnyConnection;
 
 pub mod chain;
 
+use crate::analytics;
+use crate::calls;
+use crate::channel::Channel;
 use crate::error::StoreError;
 use crate::ids::new_id;
 use crate::store::now_ms;
@@ -104,6 +107,10 @@ pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(),
     let id = new_id("evt_");
     let occurred_at = now_ms();
     let chain_key = chain::chain_key(&event.entities);
+    // Made through the channel its call states, else through that of what it changes.
+    let own = event.channel.and_then(|c| c.parse::<Channel>().ok());
+    let made = calls::attribute(own);
+    let channel = made.channel.map(Channel::as_lower);
     let (length, prev_hash): (i64, String) = sqlx::query_as(CHAIN_HEAD)
         .bind(event.tenant_id)
         .bind(&chain_key)
@@ -121,7 +128,7 @@ pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(),
         event_type: event.event_type,
         occurred_at,
         actor_id: event.actor_id,
-        channel: event.channel,
+        channel,
         summary: &event.summary,
         metadata: &metadata,
         payload: &payload,
@@ -145,7 +152,7 @@ pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(),
         .bind(event.event_type)
         .bind(occurred_at)
         .bind(event.actor_id)
-        .bind(event.channel)
+        .bind(channel)
         .bind(&event.summary)
         .bind(&metadata)
         .bind(&payload)
@@ -183,6 +190,16 @@ pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(),
         q.execute(&mut *conn).await?;
         count.execute(&mut *conn).await?;
         rest = &rest[n..];
+    }
+    if made.in_call {
+        let day = analytics::day_of(occurred_at);
+        let channel = analytics::counted_channel(channel);
+        if made.first {
+            analytics::count_transaction(conn, event.tenant_id, day, channel).await?;
+        }
+        for (_, journey) in entities.iter().filter(|(t, _)| *t == "journey") {
+            analytics::touch_journey(conn, event.tenant_id, day, journey, channel).await?;
+        }
     }
     if !postgres {
         sqlx::query(CHAIN_ADVANCE)

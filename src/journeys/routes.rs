@@ -24,6 +24,7 @@ use crate::api::{
 };
 use crate::approvals::{self, StepApproval, model::ApprovalStatus};
 use crate::auth::Tenant;
+use crate::calls;
 use crate::channel::Channel;
 use crate::customers;
 use crate::directory;
@@ -688,6 +689,9 @@ async fn create_journey(
         }
     };
     reject(errors)?;
+    if let Some(channel) = body.channel {
+        calls::state(channel);
+    }
 
     let now = now_ms();
     let mut row = JourneyRow {
@@ -695,7 +699,12 @@ async fn create_journey(
         template_id: body.template_id,
         template_version: 0,
         customer_id: body.customer_id,
-        channel: body.channel.unwrap_or(Channel::Web).as_lower().to_owned(),
+        channel: body
+            .channel
+            .or_else(calls::stated)
+            .unwrap_or(Channel::Web)
+            .as_lower()
+            .to_owned(),
         status: JourneyStatus::Created.as_str().to_owned(),
         current_step_index: 0,
         current_step_status: StepStatus::Pending.as_str().to_owned(),

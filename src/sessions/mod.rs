@@ -26,7 +26,7 @@ pub async fn channel_activity(
 }
 
 /// The idle timeout, in milliseconds.
-fn idle_ms(app: &AppState) -> i64 {
+pub(crate) fn idle_ms(app: &AppState) -> i64 {
     i64::try_from(app.config.session_idle_timeout_secs)
         .unwrap_or(i64::MAX / 1000)
         .saturating_mul(1000)

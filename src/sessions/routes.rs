@@ -12,8 +12,10 @@ use utoipa_axum::routes;
 
 use super::store::{self, HandoffRow, SessionRow};
 use crate::AppState;
+use crate::analytics;
 use crate::api::{ApiJson, ApiPath, check_object, json, reject};
 use crate::auth::Tenant;
+use crate::calls;
 use crate::channel::UpperChannel;
 use crate::channels;
 use crate::customers;
@@ -183,6 +185,18 @@ async fn record(
     if let Some(other) = also {
         entities.push(("session", other));
     }
+    // The customer had a session open on its channel from its last activity until now (or
+    // its end): the days channel analytics counts it active.
+    let until = s.ended_at.unwrap_or_else(now_ms);
+    analytics::session_open(
+        tx,
+        tenant,
+        &s.customer_id,
+        &s.channel,
+        s.last_seen_at,
+        until,
+    )
+    .await?;
     events::record(
         tx,
         NewEvent {
@@ -250,6 +264,7 @@ async fn start_session(
     check_device(&mut errors, &body.device_id);
     check_object(&mut errors, "context", body.context.as_ref());
     reject(errors)?;
+    calls::state(body.channel.0);
     let now = now_ms();
     let row = SessionRow {
         id: new_id("sess_"),
@@ -440,6 +455,7 @@ async fn resume(
     let mut errors = Vec::new();
     check_device(&mut errors, &body.device_id);
     reject(errors)?;
+    calls::state(body.channel.0);
     let now = now_ms();
     let mut tx = app.db.begin().await?;
     channels::require_enabled(&mut tx, &tenant.id, body.channel.0).await?;

@@ -3,17 +3,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, assert_problem};
 
-async fn set_plan(app: &TestApp, plan: &str) {
-    let plan = omnirail::channels::model::Plan::parse(plan).unwrap();
-    let mut tx = app.db.begin().await.unwrap();
-    assert!(
-        omnirail::channels::set_plan(&mut tx, &app.tenant, plan)
-            .await
-            .unwrap()
-    );
-    tx.commit().await.unwrap();
-}
-
 async fn session(app: &TestApp, channel: &str) -> (StatusCode, Value) {
     app.post(
         "/api/v1/sessions",
@@ -76,7 +65,7 @@ async fn enterprise_has_every_channel_and_a_disabled_one_refuses_sessions() {
 #[tokio::test]
 async fn plans_gate_channels() {
     let app = TestApp::spawn().await;
-    set_plan(&app, "professional").await;
+    app.set_plan("professional").await;
     let (_, list) = app.get("/api/v1/channels").await;
     assert_eq!(list["plan"], "professional");
     assert_eq!(enabled(&list, "MOBILE_ANDROID"), (true, true));
@@ -88,7 +77,7 @@ async fn plans_gate_channels() {
     let (s, b) = session(&app, "BRANCH").await;
     assert_problem(s, &b, 403, "channel_disabled");
 
-    set_plan(&app, "custom").await;
+    app.set_plan("custom").await;
     let (s, b) = session(&app, "WEB").await;
     assert_problem(s, &b, 403, "channel_disabled");
     app.put("/api/v1/channels/WEB", &json!({ "enabled": true }))
@@ -100,7 +89,7 @@ async fn plans_gate_channels() {
         "custom plans choose channels one by one"
     );
 
-    set_plan(&app, "starter").await;
+    app.set_plan("starter").await;
     for (s, b) in [
         app.get("/api/v1/channels").await,
         session(&app, "WEB").await,

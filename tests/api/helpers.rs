@@ -204,6 +204,18 @@ impl TestApp {
         send(self.req(Method::GET, path)).await
     }
 
+    /// Moves the tenant to `plan`, as `omnirail tenant set-plan` does.
+    pub async fn set_plan(&self, plan: &str) {
+        let plan = omnirail::channels::model::Plan::parse(plan).unwrap();
+        let mut tx = self.db.begin().await.unwrap();
+        assert!(
+            omnirail::channels::set_plan(&mut tx, &self.tenant, plan)
+                .await
+                .unwrap()
+        );
+        tx.commit().await.unwrap();
+    }
+
     /// Creates the seed's template and a journey from the seed's body; returns the journey id.
     pub async fn seed_journey(&self) -> String {
         let (s, _) = self.post("/api/v1/omni/templates", &seed_template()).await;
@@ -291,6 +303,7 @@ impl TestApp {
             "delegations" => "SELECT COUNT(*) FROM delegations",
             "approvals" => "SELECT COUNT(*) FROM approvals",
             "approval_decisions" => "SELECT COUNT(*) FROM approval_decisions",
+            "channel_sessions" => "SELECT COUNT(*) FROM channel_sessions",
             other => panic!("no count for {other}"),
         };
         sqlx::query_scalar(sql)

@@ -1,6 +1,7 @@
 //! Black-box tests over HTTP against a real server on a random port. Each test has its own
 //! database: SQLite by default, PostgreSQL when `OMNIRAIL_TEST_DATABASE_URL` is set.
 
+mod analytics;
 mod approvals;
 mod channels;
 mod cli;

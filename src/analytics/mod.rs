@@ -1,0 +1,186 @@
+//! Channel analytics (seed 000: Get Channel Activity), answered from per-day figures kept as
+//! changes happen, never by scanning events.
+//!
+//! Three tables, each keyed by tenant and UTC day (days since 1970-01-01):
+//! - `channel_daily`: transactions per channel, one per API call that changed something,
+//!   counted by `events::record` for the call's first change;
+//! - `channel_daily_users`: the customers with a session open on a channel that day, written by
+//!   the sessions when one starts, is used or ends;
+//! - `journey_daily_channels`: the channels each journey was touched from that day, written by
+//!   `events::record` for every change of a call that concerns a journey.
+//!
+//! A change is made through the channel its call states (see `calls`), else through the
+//! channel of what it changes (a journey's, a session's); a change with neither counts as
+//! `API`, a direct integration.
+
+mod routes;
+
+use std::collections::HashMap;
+
+use sqlx::AnyConnection;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::AppState;
+use crate::channel::Channel;
+use crate::error::StoreError;
+
+/// Routes under `/api/v1`.
+pub fn router() -> OpenApiRouter<AppState> {
+    routes::router()
+}
+
+pub const DAY_MS: i64 = 86_400_000;
+
+/// The UTC day of a moment in milliseconds.
+pub fn day_of(ms: i64) -> i64 {
+    ms.div_euclid(DAY_MS)
+}
+
+/// The channel a change is counted under: its own, else `api`.
+pub fn counted_channel(channel: Option<&str>) -> &str {
+    channel.unwrap_or(Channel::Api.as_lower())
+}
+
+/// Counts one transaction on `channel` on `day`.
+pub(crate) async fn count_transaction(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    day: i64,
+    channel: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO channel_daily (tenant_id, day, channel, transactions) VALUES ($1, $2, $3, 1)
+         ON CONFLICT (tenant_id, day, channel)
+         DO UPDATE SET transactions = channel_daily.transactions + 1",
+    )
+    .bind(tenant)
+    .bind(day)
+    .bind(channel)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Notes that `journey` was touched from `channel` on `day`.
+pub(crate) async fn touch_journey(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    day: i64,
+    journey: &str,
+    channel: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO journey_daily_channels (tenant_id, day, journey_id, channel)
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(day)
+    .bind(journey)
+    .bind(channel)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Notes that `customer` had a session open on `channel` on every day from `from_ms` to
+/// `to_ms` (both in milliseconds, `from_ms <= to_ms`).
+pub async fn session_open(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    customer: &str,
+    channel: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<(), StoreError> {
+    for day in day_of(from_ms)..=day_of(to_ms.max(from_ms)) {
+        sqlx::query(
+            "INSERT INTO channel_daily_users (tenant_id, day, channel, customer_id)
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(tenant)
+        .bind(day)
+        .bind(channel)
+        .bind(customer)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Figures of one channel over a window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Figures {
+    pub active_users: i64,
+    pub transactions: i64,
+}
+
+/// A tenant's figures per channel and its cross-channel journeys over a window.
+#[derive(Debug)]
+pub struct Report {
+    /// By lower-case channel name; channels without figures are absent.
+    pub channels: HashMap<String, Figures>,
+    pub cross_channel_journeys: i64,
+}
+
+/// The report over whole UTC days `from_day..=to_day`. Sessions not yet ended count when their
+/// last activity lies in `open_from..=open_to` (ms): see `routes::Window`.
+pub(crate) async fn report(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    from_day: i64,
+    to_day: i64,
+    open_from: i64,
+    open_to: i64,
+) -> Result<Report, StoreError> {
+    let transactions: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT channel, CAST(SUM(transactions) AS BIGINT) FROM channel_daily
+         WHERE tenant_id = $1 AND day >= $2 AND day <= $3 GROUP BY channel",
+    )
+    .bind(tenant)
+    .bind(from_day)
+    .bind(to_day)
+    .fetch_all(&mut *conn)
+    .await?;
+    // Open sessions carry days not yet written (a session open since yesterday, idle since):
+    // they count from their last activity until they idle out.
+    let users: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT channel, COUNT(*) FROM (
+             SELECT channel, customer_id FROM channel_daily_users
+             WHERE tenant_id = $1 AND day >= $2 AND day <= $3
+             UNION
+             SELECT channel, customer_id FROM channel_sessions
+             WHERE ended_at IS NULL AND tenant_id = $1 AND last_seen_at >= $4
+                 AND last_seen_at <= $5
+         ) active GROUP BY channel",
+    )
+    .bind(tenant)
+    .bind(from_day)
+    .bind(to_day)
+    .bind(open_from)
+    .bind(open_to)
+    .fetch_all(&mut *conn)
+    .await?;
+    let cross_channel_journeys: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (
+             SELECT journey_id FROM journey_daily_channels
+             WHERE tenant_id = $1 AND day >= $2 AND day <= $3
+             GROUP BY journey_id HAVING COUNT(DISTINCT channel) >= 2
+         ) crossed",
+    )
+    .bind(tenant)
+    .bind(from_day)
+    .bind(to_day)
+    .fetch_one(&mut *conn)
+    .await?;
+    let mut channels: HashMap<String, Figures> = HashMap::new();
+    for (channel, n) in transactions {
+        channels.entry(channel).or_default().transactions = n;
+    }
+    for (channel, n) in users {
+        channels.entry(channel).or_default().active_users = n;
+    }
+    Ok(Report {
+        channels,
+        cross_channel_journeys,
+    })
+}

@@ -1,0 +1,100 @@
+//! The API call being handled, as the event spine sees it: the channel it was made through,
+//! and whether its first change has been counted for channel analytics.
+//!
+//! [`middleware`] opens a scope around every authenticated call and reads the channel the
+//! caller states in the `X-Omni-Channel` header; a handler whose body names a `channel` states
+//! that one instead ([`state`]), so the body wins. `events::record` reads the scope: a change
+//! is recorded with the stated channel, and the first change of a call counts as one
+//! transaction. Changes made outside any call (the background sweeps) are not transactions.
+
+use std::cell::Cell;
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::channel::Channel;
+use crate::error::{ApiError, FieldError};
+
+pub const HEADER: &str = "x-omni-channel";
+
+tokio::task_local! {
+    static CALL: Call;
+}
+
+#[derive(Debug)]
+struct Call {
+    stated: Cell<Option<Channel>>,
+    /// Whether the call has recorded a change, and the channel that change was made through.
+    counted: Cell<bool>,
+    resolved: Cell<Option<Channel>>,
+}
+
+/// Runs the call in its scope; an `X-Omni-Channel` that names no channel is 422.
+pub async fn middleware(req: Request, next: Next) -> Response {
+    let stated = match req.headers().get(HEADER) {
+        None => None,
+        Some(value) => match value.to_str().ok().map(str::parse::<Channel>) {
+            Some(Ok(channel)) => Some(channel),
+            Some(Err(message)) => return invalid(message).into_response(),
+            None => return invalid("must be ASCII".into()).into_response(),
+        },
+    };
+    let call = Call {
+        stated: Cell::new(stated),
+        counted: Cell::new(false),
+        resolved: Cell::new(None),
+    };
+    CALL.scope(call, next.run(req)).await
+}
+
+fn invalid(message: String) -> ApiError {
+    ApiError::validation(vec![FieldError::new("X-Omni-Channel", message)])
+}
+
+/// States the call's channel, as its body names it (this overrides the header).
+pub fn state(channel: Channel) {
+    let _ = CALL.try_with(|call| call.stated.set(Some(channel)));
+}
+
+/// The channel the call states, in its body or its header.
+pub fn stated() -> Option<Channel> {
+    CALL.try_with(|call| call.stated.get()).ok().flatten()
+}
+
+/// How a change is attributed: the channel it was made through, and whether it is the first
+/// change of an API call (the one that counts the call as a transaction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Attribution {
+    pub channel: Option<Channel>,
+    pub in_call: bool,
+    pub first: bool,
+}
+
+/// Attributes a change whose own channel (that of what it changes) is `own`. A call is made
+/// through one channel: the one it states, else its first change's own; every later change of
+/// the call is made through that same channel. Outside any call a change keeps its own.
+pub(crate) fn attribute(own: Option<Channel>) -> Attribution {
+    CALL.try_with(|call| {
+        if call.counted.replace(true) {
+            Attribution {
+                channel: call.resolved.get(),
+                in_call: true,
+                first: false,
+            }
+        } else {
+            let channel = call.stated.get().or(own);
+            call.resolved.set(channel);
+            Attribution {
+                channel,
+                in_call: true,
+                first: true,
+            }
+        }
+    })
+    .unwrap_or(Attribution {
+        channel: own,
+        in_call: false,
+        first: false,
+    })
+}
