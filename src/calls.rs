@@ -40,12 +40,17 @@ pub async fn middleware(req: Request, next: Next) -> Response {
             None => return invalid("must be ASCII".into()).into_response(),
         },
     };
+    within(stated, next.run(req)).await
+}
+
+/// Runs `work` as one API call made through `stated` (if it states a channel).
+pub async fn within<F: Future>(stated: Option<Channel>, work: F) -> F::Output {
     let call = Call {
         stated: Cell::new(stated),
         counted: Cell::new(false),
         resolved: Cell::new(None),
     };
-    CALL.scope(call, next.run(req)).await
+    CALL.scope(call, work).await
 }
 
 fn invalid(message: String) -> ApiError {

@@ -34,6 +34,8 @@ pub struct Config {
     pub session_idle_timeout_secs: u64,
     /// Seconds a handoff token stays valid.
     pub handoff_ttl_secs: u64,
+    /// Seconds between heartbeats on an idle event stream.
+    pub stream_heartbeat_secs: u64,
 }
 
 impl Default for Config {
@@ -50,6 +52,7 @@ impl Default for Config {
             approval_sweep_secs: 10,
             session_idle_timeout_secs: 1800,
             handoff_ttl_secs: 300,
+            stream_heartbeat_secs: 15,
         }
     }
 }

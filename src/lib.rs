@@ -24,6 +24,7 @@ pub mod money;
 pub mod openapi;
 pub mod sessions;
 pub mod store;
+pub mod streams;
 pub mod time;
 pub mod timeline;
 pub mod workers;
@@ -61,6 +62,10 @@ pub struct AppState {
     pub keys: Arc<auth::key_cache::KeyCache>,
     pub users: Arc<store::known::KnownIds>,
     pub customers: Arc<store::known::KnownIds>,
+    /// The event streams waiting in this process.
+    pub streams: Arc<streams::Hub>,
+    /// Turns `true` when the process begins to shut down.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl AppState {
@@ -73,7 +78,21 @@ impl AppState {
             keys: Arc::default(),
             users: Arc::new(store::known::KnownIds::new(100_000)),
             customers: Arc::new(store::known::KnownIds::new(100_000)),
+            streams: Arc::default(),
+            stopping: tokio::sync::watch::channel(false).1,
         }
+    }
+
+    /// Whether the process is shutting down.
+    pub fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+}
+
+/// Resolves once `stopping` turns `true`; never, if nobody can turn it.
+pub async fn wait_for_stop(stopping: &mut tokio::sync::watch::Receiver<bool>) {
+    if stopping.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -92,7 +111,8 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
             customers::router()
                 .merge(sessions::router())
                 .merge(channels::router())
-                .merge(analytics::router()),
+                .merge(analytics::router())
+                .merge(streams::router()),
         )
         .layer(from_fn(calls::middleware))
         .layer(from_fn_with_state(state.clone(), idempotency::middleware))
@@ -233,14 +253,19 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let state = AppState::new(db.clone(), config);
-    let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
-    let workers = workers::spawn(state.clone(), workers_stopped);
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut state = AppState::new(db.clone(), config);
+    state.stopping = stopping.clone();
+    let workers = workers::spawn(state.clone(), stopping);
     let app = router(state);
+    // Stopping ends the event streams and the workers at once: a stream never finishes on its
+    // own, and graceful shutdown waits for every response to finish.
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        })
         .await?;
-    let _ = stop_workers.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), workers).await;
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! snake_case, no envelope, channels in upper case).
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -25,6 +25,7 @@ use crate::idempotency::Idem;
 use crate::ids::ID_RULE;
 use crate::ids::{is_external_id, new_id, new_secret, sha256_hex};
 use crate::store::{Tx, now_ms};
+use crate::streams;
 use crate::time::to_rfc3339;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -33,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_session, end_session))
         .routes(routes!(create_handoff))
         .routes(routes!(resume))
+        .routes(routes!(session_stream))
 }
 
 /// Body of `POST /sessions`.
@@ -297,6 +299,56 @@ async fn start_session(
     )
     .await?;
     idem.commit(&app.db, tx, StatusCode::CREATED, &v).await
+}
+
+/// The session's customer's events, live, as Server-Sent Events, until the session ends.
+///
+/// The same events as the customer's stream (`/customers/{customer_id}/stream`), with the same
+/// `id`s and `Last-Event-ID` resume; the stream closes after the session's own
+/// `session.ended`.
+#[utoipa::path(
+    get, path = "/sessions/{id}/stream", tag = "Sessions",
+    params(
+        ("id" = String, Path, description = "Session id"),
+        ("Last-Event-ID" = Option<String>, Header, description = "The `id` of the last event received: resume after it"),
+    ),
+    responses(
+        (status = 200, description = "A stream of `text/event-stream` events; each `data` is a StreamEvent", body = crate::streams::StreamEvent, content_type = "text/event-stream"),
+        (status = 403, description = "The Starter plan has no omnichannel features (`plan_not_included`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such session in this tenant (`not_found`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "The session has ended (`session_ended`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "A `Last-Event-ID` that is not a whole number (`validation_failed`)", body = ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
+async fn session_stream(
+    State(app): State<AppState>,
+    tenant: Tenant,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let after = streams::last_event_id(&headers)?;
+    let mut conn = app.db.reader().acquire().await?;
+    channels::require_omnichannel(&mut conn, &tenant.id).await?;
+    let row = store::get_session(&mut *conn, &tenant.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Session"))?;
+    drop(conn);
+    if Timing::of(&app).ended(&row, now_ms()) {
+        return Err(ApiError::conflict(
+            "session_ended",
+            "The session has ended; follow the customer's stream instead",
+        ));
+    }
+    streams::open(
+        &app,
+        streams::Follow {
+            tenant: tenant.id,
+            customer: row.customer_id,
+            session: Some(row.id),
+            after,
+        },
+    )
+    .await
 }
 
 /// Get a session.

@@ -13,6 +13,7 @@ use crate::approvals;
 use crate::idempotency;
 use crate::sessions;
 use crate::store::Backend;
+use crate::streams;
 
 /// How often expired idempotency records are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
@@ -30,6 +31,7 @@ pub fn spawn(state: AppState, stop: watch::Receiver<bool>) -> JoinHandle<()> {
     }
     workers.spawn(sweep_expired_approvals(state.clone(), stop.clone()));
     workers.spawn(sweep_idle_sessions(state.clone(), stop.clone()));
+    workers.spawn(streams::watch(state.clone(), stop.clone()));
     workers.spawn(purge_idempotency_keys(state, stop));
     tokio::spawn(async move { while workers.join_next().await.is_some() {} })
 }

@@ -31,7 +31,7 @@ fn last_line(out: &Output) -> String {
         .to_owned()
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -39,18 +39,19 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Starts `serve` and returns it once it answers.
-async fn serve(db: &TestDb, port: u16) -> std::process::Child {
+/// Starts `serve` on the database at `url` and returns it once it answers.
+pub async fn serve(url: &str, port: u16) -> std::process::Child {
     let mut child = Command::new(BIN)
         .args([
             "serve",
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--database-url",
-            &db.url,
+            url,
         ])
+        .env_remove("OMNIRAIL_DATABASE_URL")
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .expect("start serve");
     let client = reqwest::Client::new();
@@ -70,7 +71,7 @@ async fn serve(db: &TestDb, port: u16) -> std::process::Child {
     panic!("serve did not come up");
 }
 
-fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+pub fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -110,7 +111,7 @@ async fn tenant_and_key_commands_print_ids_and_keys_that_work() {
         .to_owned();
 
     let port = free_port();
-    let mut child = serve(&db, port).await;
+    let mut child = serve(&db.url, port).await;
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/api/v1/omni/journeys");
     for _ in 0..2 {
@@ -168,7 +169,7 @@ async fn tenant_and_key_commands_print_ids_and_keys_that_work() {
 async fn serve_bootstraps_a_tenant_once_and_exits_cleanly_on_sigterm() {
     let db = TestDb::new().await;
     let port = free_port();
-    let mut child = serve(&db, port).await;
+    let mut child = serve(&db.url, port).await;
     let status = terminate(&mut child);
     assert!(status.success(), "exit status {status}");
     let out = child.wait_with_output().unwrap();
@@ -177,7 +178,7 @@ async fn serve_bootstraps_a_tenant_once_and_exits_cleanly_on_sigterm() {
     assert!(key.starts_with("omk_"), "{stdout}");
 
     // The printed key works; a second start prints no new key.
-    let mut child = serve(&db, port).await;
+    let mut child = serve(&db.url, port).await;
     let (s, _) = send(
         reqwest::Client::new()
             .get(format!("http://127.0.0.1:{port}/api/v1/omni/templates"))

@@ -14,5 +14,6 @@ mod journeys;
 mod openapi;
 mod plumbing;
 mod sessions;
+mod streams;
 mod templates;
 mod timeline;

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Channel analytics benchmark: builds release, then on SQLite and on PostgreSQL seeds a tenant
+# with 1,000,000 events (20,000 customers, 50 events each, all of today), starts
+# `omnirail serve` on it, and measures GET /api/v1/analytics/channels for the default window and
+# for a year (p50/p99 over sequential requests). Prints the query plans.
+#
+#   bash bench/analytics.sh
+#   BENCH_CUSTOMERS=20000 bash bench/analytics.sh
+#   BENCH_ONLY=postgres bash bench/analytics.sh      # or sqlite
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PG="${BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
+PORT="${BENCH_PORT:-18183}"
+CUSTOMERS="${BENCH_CUSTOMERS:-20000}"
+
+cargo build --release --bin omnirail --example analytics_bench
+BIN=target/release/omnirail
+BENCH=target/release/examples/analytics_bench
+WORK=$(mktemp -d)
+SERVER=""
+PGDB="omnirail_analytics_bench_$$"
+cleanup() {
+    [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null || true
+    psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)" >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# The three queries as src/analytics/mod.rs writes them, with literal values (%T tenant,
+# %F and %U the first and last day).
+QUERIES=(
+"SELECT channel, SUM(transactions) FROM channel_daily WHERE tenant_id = '%T' AND day >= %F AND day <= %U GROUP BY channel"
+"SELECT channel, COUNT(*) FROM (SELECT channel, customer_id FROM channel_daily_users WHERE tenant_id = '%T' AND day >= %F AND day <= %U UNION SELECT channel, customer_id FROM channel_sessions WHERE ended_at IS NULL AND tenant_id = '%T' AND last_seen_at >= 0 AND last_seen_at <= 9999999999999) active GROUP BY channel"
+"SELECT COUNT(*) FROM (SELECT journey_id FROM journey_daily_channels WHERE tenant_id = '%T' AND day >= %F AND day <= %U GROUP BY journey_id HAVING COUNT(DISTINCT channel) >= 2) crossed"
+)
+
+run() {
+    local label=$1 url=$2 plan=$3 settle=$4
+    echo
+    echo "=== $label"
+    "$BENCH" seed --database-url "$url" --customers "$CUSTOMERS" >"$WORK/key"
+    $settle
+    local key
+    key=$(tail -n 1 "$WORK/key")
+    "$BIN" serve --listen "127.0.0.1:$PORT" --database-url "$url" >"$WORK/out" 2>"$WORK/err" &
+    SERVER=$!
+    for _ in $(seq 1 100); do
+        curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break
+        sleep 0.1
+    done
+    "$BENCH" measure --base "http://127.0.0.1:$PORT" --key "$key"
+    kill -TERM "$SERVER"
+    wait "$SERVER" || true
+    SERVER=""
+    echo "--- query plans (last 30 days)"
+    $plan
+}
+
+literal() {
+    local q=$1 t=$2 today
+    today=$(( $(date +%s) / 86400 ))
+    q=${q//%T/$t}; q=${q//%F/$((today - 29))}; q=${q//%U/$today}
+    printf '%s' "$q"
+}
+
+sqlite_plans() {
+    local db=$WORK/analytics.db t
+    t=$(sqlite3 "$db" "SELECT tenant_id FROM channel_daily LIMIT 1")
+    for q in "${QUERIES[@]}"; do
+        sqlite3 "$db" "EXPLAIN QUERY PLAN $(literal "$q" "$t")"
+    done
+}
+
+pg_plans() {
+    local t
+    t=$(psql "$PG/$PGDB" -Atc "SELECT tenant_id FROM channel_daily LIMIT 1")
+    for q in "${QUERIES[@]}"; do
+        psql "$PG/$PGDB" -Atc "EXPLAIN (ANALYZE, COSTS OFF) $(literal "$q" "$t")" | grep -v '^Planning' || true
+    done
+}
+
+# As in bench/timeline.sh: measured as the tables would stand after autovacuum.
+pg_settle() {
+    psql "$PG/$PGDB" -qc "VACUUM ANALYZE"
+}
+
+if [ "${BENCH_ONLY:-}" != postgres ]; then
+    run "SQLite (WAL, synchronous=FULL)" "sqlite://$WORK/analytics.db" sqlite_plans true
+fi
+if [ "${BENCH_ONLY:-}" = sqlite ]; then
+    exit 0
+fi
+if psql "$PG/postgres" -qc "CREATE DATABASE $PGDB" >/dev/null 2>&1; then
+    psql "$PG/$PGDB" -qc "SELECT 1" >/dev/null
+    run "PostgreSQL" "$PG/$PGDB" pg_plans pg_settle
+else
+    echo "PostgreSQL at $PG is not reachable: skipped"
+fi
