@@ -40,6 +40,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Body of `POST /sessions`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct StartSession {
+    /// The session's id, if the client chooses it: `sess_` and 1 to 64 letters, digits, `_`
+    /// or `-`, unique across the installation. Generated when absent.
+    #[schema(example = "sess_web_123")]
+    pub session_id: Option<String>,
     #[schema(example = "cust_123456")]
     pub customer_id: String,
     /// Either case: `WEB` or `web`.
@@ -250,6 +254,7 @@ pub(super) async fn record_ended(
     request_body = StartSession,
     responses(
         (status = 201, description = "Session opened", body = SessionView),
+        (status = 409, description = "A session with the given `session_id` exists (`session_exists`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields (`validation_failed`)", body = ProblemDoc, content_type = "application/problem+json"),
     )
 )]
@@ -263,13 +268,27 @@ async fn start_session(
     if !is_external_id(&body.customer_id) {
         errors.push(FieldError::new("customer_id", ID_RULE));
     }
+    if let Some(id) = &body.session_id {
+        let rest = id.strip_prefix("sess_").unwrap_or_default();
+        if rest.is_empty()
+            || rest.len() > 64
+            || !rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            errors.push(FieldError::new(
+                "session_id",
+                "must be `sess_` and 1 to 64 letters, digits, _ or -",
+            ));
+        }
+    }
     check_device(&mut errors, &body.device_id);
     check_object(&mut errors, "context", body.context.as_ref());
     reject(errors)?;
     calls::state(body.channel.0);
     let now = now_ms();
     let row = SessionRow {
-        id: new_id("sess_"),
+        id: body.session_id.unwrap_or_else(|| new_id("sess_")),
         customer_id: body.customer_id,
         channel: body.channel.0.as_lower().to_owned(),
         device_id: body.device_id,
@@ -283,7 +302,15 @@ async fn start_session(
     let mut tx = app.db.begin().await?;
     channels::require_enabled(&mut tx, &tenant.id, body.channel.0).await?;
     customers::ensure_customer(&mut tx, &app.customers, &tenant.id, &row.customer_id, now).await?;
-    store::insert_session(&mut tx, &tenant.id, &row).await?;
+    store::insert_session(&mut tx, &tenant.id, &row)
+        .await
+        .map_err(|e| {
+            if e.is_unique_violation() {
+                ApiError::conflict("session_exists", format!("Session {} exists", row.id))
+            } else {
+                e.into()
+            }
+        })?;
     let v = view(&row, &Timing::of(&app), now);
     let summary = format!("Session started on {}", v.channel.as_upper());
     let payload = serde_json::to_value(&v).unwrap_or_default();

@@ -1,7 +1,7 @@
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem};
+use crate::helpers::{TestApp, assert_problem, send};
 
 async fn start(app: &TestApp, channel: &str) -> String {
     let (s, b) = app
@@ -245,4 +245,106 @@ async fn an_idle_session_reads_ended_and_its_end_is_recorded_once() {
         )
         .await;
     assert_problem(s, &b, 422, "validation_failed");
+}
+
+#[tokio::test]
+async fn the_seeds_request_bodies_work_verbatim() {
+    let app = TestApp::spawn().await;
+    // The web session seed 000 hands off, under the id the seed gives it.
+    let (s, b) = app
+        .post(
+            "/api/v1/sessions",
+            &json!({ "session_id": "sess_web_123", "customer_id": "cust_123456", "channel": "WEB",
+                     "device_id": "device_web_001" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["session_id"], "sess_web_123");
+
+    // Create Cross-Channel Session, byte for byte.
+    let handoff = r#"{
+"source_session_id" : "sess_web_123",
+"target_channel" : "MOBILE_IOS",
+"context" : {
+"current_flow" : "PAYMENT",
+"transaction_draft_id" : "draft_abc789"
+}
+}"#;
+    let (s, h) = send(
+        app.req(Method::POST, "/api/v1/sessions/handoff")
+            .header("content-type", "application/json")
+            .body(handoff),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{h}");
+    let token = h["handoff_token"].as_str().unwrap();
+    assert_eq!(h["target_channel"], "MOBILE_IOS");
+    assert_eq!(h["context_preserved"], true);
+
+    // Resume Session on New Channel, byte for byte: the seed's token is only an example, so it
+    // is unknown here; with the real one in its place the same body resumes.
+    let resume = r#"{
+"handoff_token" : "ho_xyz123",
+"channel" : "MOBILE_IOS",
+"device_id" : "device_abc123"
+}"#;
+    let post = |body: String| {
+        send(
+            app.req(Method::POST, "/api/v1/sessions/resume")
+                .header("content-type", "application/json")
+                .body(body),
+        )
+    };
+    let (s, b) = post(resume.to_owned()).await;
+    assert_problem(s, &b, 404, "not_found");
+    let (s, r) = post(resume.replace("ho_xyz123", token)).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["customer_id"], "cust_123456");
+    assert_eq!(
+        r["context"],
+        json!({ "current_flow": "PAYMENT", "transaction_draft_id": "draft_abc789" })
+    );
+    assert_eq!(r["handoff_complete"], true);
+
+    // The unified profile's own fields, as a PUT body, read back in the seed's shape.
+    let profile = r#"{
+"profile" : {
+"name" : "John Doe" ,
+"email" : "john@example.com" ,
+"phone" : "+44123456789"
+},
+"preferences" : {
+"notification_channel" : "PUSH" ,
+"preferred_language" : "en"
+}
+}"#;
+    let (s, b) = send(
+        app.req(Method::PUT, "/api/v1/customers/cust_123456")
+            .header("content-type", "application/json")
+            .body(profile),
+    )
+    .await;
+    assert!(s.is_success(), "{s} {b}");
+    let (_, u) = app
+        .get("/api/v1/customers/cust_123456/profile/unified")
+        .await;
+    assert_eq!(u["profile"]["phone"], "+44123456789");
+    assert_eq!(u["preferences"]["notification_channel"], "PUSH");
+    assert_eq!(u["channels"]["web"]["sessions"], 1);
+    assert_eq!(u["channels"]["mobile_ios"]["sessions"], 1);
+
+    // A chosen id is taken once; a malformed one is refused.
+    for (id, status, code) in [
+        ("sess_web_123", 409, "session_exists"),
+        ("web_123", 422, "validation_failed"),
+        ("sess_", 422, "validation_failed"),
+    ] {
+        let (s, b) = app
+            .post(
+                "/api/v1/sessions",
+                &json!({ "session_id": id, "customer_id": "cust_123456", "channel": "WEB", "device_id": "d" }),
+            )
+            .await;
+        assert_problem(s, &b, status, code);
+    }
 }
