@@ -1,13 +1,16 @@
 -- Channel analytics (seed 000: Get Channel Activity), kept per UTC day (days since 1970-01-01)
 -- as changes happen. Derived figures: no foreign keys, nothing reads them but analytics.
 
--- API calls that changed something, per channel.
+-- API calls that changed something, per channel, counted apart per chain (the chain of the
+-- call's first change, see events::chain): a call holds its chain's lock already, so counting
+-- never makes calls on other chains wait on one hot row.
 CREATE TABLE channel_daily (
     tenant_id     TEXT NOT NULL,
     day           INTEGER NOT NULL,
     channel       TEXT NOT NULL,
+    chain_key     TEXT NOT NULL,
     transactions  INTEGER NOT NULL,
-    PRIMARY KEY (tenant_id, day, channel)
+    PRIMARY KEY (tenant_id, day, channel, chain_key)
 ) WITHOUT ROWID;
 
 -- Customers with a session open on a channel that day.
@@ -19,13 +22,23 @@ CREATE TABLE channel_daily_users (
     PRIMARY KEY (tenant_id, day, channel, customer_id)
 ) WITHOUT ROWID;
 
--- Channels each journey was touched from that day.
-CREATE TABLE journey_daily_channels (
+-- The channel and day of each journey's last touch.
+CREATE TABLE journey_touches (
     tenant_id   TEXT NOT NULL,
-    day         INTEGER NOT NULL,
     journey_id  TEXT NOT NULL,
     channel     TEXT NOT NULL,
-    PRIMARY KEY (tenant_id, day, journey_id, channel)
+    day         INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, journey_id)
+) WITHOUT ROWID;
+
+-- Each time a journey was touched from another channel than the time before: the days of the
+-- two touches. A journey is cross-channel in a window when a switch lies wholly inside it.
+CREATE TABLE journey_switches (
+    tenant_id   TEXT NOT NULL,
+    from_day    INTEGER NOT NULL,
+    to_day      INTEGER NOT NULL,
+    journey_id  TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, from_day, to_day, journey_id)
 ) WITHOUT ROWID;
 
 -- Sessions not yet ended, by tenant and last activity (the open ones analytics adds).

@@ -3,11 +3,13 @@
 //!
 //! Three tables, each keyed by tenant and UTC day (days since 1970-01-01):
 //! - `channel_daily`: transactions per channel, one per API call that changed something,
-//!   counted by `events::record` for the call's first change;
+//!   counted by `events::record` for the call's first change (apart per chain, see
+//!   [`count_transaction`]);
 //! - `channel_daily_users`: the customers with a session open on a channel that day, written by
 //!   the sessions when one starts, is used or ends;
-//! - `journey_daily_channels`: the channels each journey was touched from that day, written by
-//!   `events::record` for every change of a call that concerns a journey.
+//! - `journey_switches`: each time a journey was touched from another channel than the time
+//!   before, with the days of both touches (`journey_touches` holds each journey's last), written
+//!   by `events::record` for every change of a call that concerns a journey.
 //!
 //! A change is made through the channel its call states (see `calls`), else through the
 //! channel of what it changes (a journey's, a session's); a change with neither counts as
@@ -41,43 +43,83 @@ pub fn counted_channel(channel: Option<&str>) -> &str {
     channel.unwrap_or(Channel::Api.as_lower())
 }
 
-/// Counts one transaction on `channel` on `day`.
-pub(crate) async fn count_transaction(
+/// Counts one transaction on `channel` on `day`, under the chain of the call's first change.
+///
+/// Counting under the chain keeps the counter off the tenant-wide hot path: the caller holds
+/// the chain's head lock already (`events::record` takes it first), so the only calls that wait
+/// for this row are calls that waited for that lock anyway, and the lock order is always chain
+/// first, counter second.
+pub async fn count_transaction(
     conn: &mut AnyConnection,
     tenant: &str,
     day: i64,
     channel: &str,
+    chain_key: &str,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO channel_daily (tenant_id, day, channel, transactions) VALUES ($1, $2, $3, 1)
-         ON CONFLICT (tenant_id, day, channel)
+        "INSERT INTO channel_daily (tenant_id, day, channel, chain_key, transactions)
+         VALUES ($1, $2, $3, $4, 1)
+         ON CONFLICT (tenant_id, day, channel, chain_key)
          DO UPDATE SET transactions = channel_daily.transactions + 1",
     )
     .bind(tenant)
     .bind(day)
     .bind(channel)
+    .bind(chain_key)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Notes that `journey` was touched from `channel` on `day`.
-pub(crate) async fn touch_journey(
+/// Notes that `journey` was touched from `channel` on `day`: a touch from another channel than
+/// the journey's last is a switch, kept with the days of both touches.
+///
+/// A journey was touched from two or more channels in a window exactly when one of its
+/// switches lies wholly inside the window: the touches inside a window are a run of
+/// consecutive touches, and a run holds two channels only where two neighbours differ. So the
+/// report counts switches, not touches. Touches of one journey are in order: every event about
+/// a journey also concerns its customer and takes the customer's chain lock first.
+pub async fn touch_journey(
     conn: &mut AnyConnection,
     tenant: &str,
     day: i64,
     journey: &str,
     channel: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO journey_daily_channels (tenant_id, day, journey_id, channel)
-         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    let last: Option<(String, i64)> = sqlx::query_as(
+        "SELECT channel, day FROM journey_touches WHERE tenant_id = $1 AND journey_id = $2",
     )
     .bind(tenant)
-    .bind(day)
+    .bind(journey)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some((last_channel, last_day)) = &last {
+        if last_channel == channel && *last_day == day {
+            return Ok(());
+        }
+        if last_channel != channel {
+            sqlx::query(
+                "INSERT INTO journey_switches (tenant_id, from_day, to_day, journey_id)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(tenant)
+            .bind(last_day)
+            .bind(day)
+            .bind(journey)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    sqlx::query(
+        "INSERT INTO journey_touches (tenant_id, journey_id, channel, day) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (tenant_id, journey_id)
+         DO UPDATE SET channel = excluded.channel, day = excluded.day",
+    )
+    .bind(tenant)
     .bind(journey)
     .bind(channel)
-    .execute(conn)
+    .bind(day)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }
@@ -124,7 +166,7 @@ pub struct Report {
 
 /// The report over whole UTC days `from_day..=to_day`. Sessions not yet ended count when their
 /// last activity lies in `open_from..=open_to` (ms): see `routes::Window`.
-pub(crate) async fn report(
+pub async fn report(
     conn: &mut AnyConnection,
     tenant: &str,
     from_day: i64,
@@ -161,11 +203,8 @@ pub(crate) async fn report(
     .fetch_all(&mut *conn)
     .await?;
     let cross_channel_journeys: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM (
-             SELECT journey_id FROM journey_daily_channels
-             WHERE tenant_id = $1 AND day >= $2 AND day <= $3
-             GROUP BY journey_id HAVING COUNT(DISTINCT channel) >= 2
-         ) crossed",
+        "SELECT COUNT(DISTINCT journey_id) FROM journey_switches
+         WHERE tenant_id = $1 AND from_day >= $2 AND to_day <= $3",
     )
     .bind(tenant)
     .bind(from_day)

@@ -93,15 +93,18 @@ impl Window {
         Ok(Window { from, to })
     }
 
-    /// The last activity of a session not yet ended that makes it open in the window, given
-    /// the idle timeout: it stays open from its last activity until it idles out (or now).
+    /// The last activity of sessions not yet ended that may be open on a day of the window
+    /// without a figure for that day: a session stays open from its last activity until it
+    /// idles out (or now), and the day of its last activity has its figure already, so only a
+    /// session whose last activity was before today can be open on a day with none.
     fn open_sessions(self, now: i64, idle_ms: i64) -> (i64, i64) {
         let start = self.from.saturating_mul(DAY_MS);
         let end = self.to.saturating_add(1).saturating_mul(DAY_MS) - 1;
+        let today = day_of(now).saturating_mul(DAY_MS);
         if start > now {
             return (1, 0);
         }
-        (start.saturating_sub(idle_ms), end.min(now))
+        (start.saturating_sub(idle_ms), end.min(today - 1))
     }
 }
 
@@ -206,8 +209,9 @@ mod tests {
             w.open_sessions(now, 1000),
             (10 * DAY_MS - 1000, 12 * DAY_MS - 1)
         );
-        // A window still running ends now; one wholly ahead matches nothing.
-        assert_eq!(w.open_sessions(11 * DAY_MS + 5, 0).1, 11 * DAY_MS + 5);
+        // A window that includes today: today's own activity has its figure already.
+        assert_eq!(w.open_sessions(11 * DAY_MS + 5, 0).1, 11 * DAY_MS - 1);
+        // A window wholly ahead matches nothing.
         let (lo, hi) = w.open_sessions(9 * DAY_MS, 0);
         assert!(lo > hi);
     }

@@ -195,7 +195,7 @@ pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(),
         let day = analytics::day_of(occurred_at);
         let channel = analytics::counted_channel(channel);
         if made.first {
-            analytics::count_transaction(conn, event.tenant_id, day, channel).await?;
+            analytics::count_transaction(conn, event.tenant_id, day, channel, &chain_key).await?;
         }
         for (_, journey) in entities.iter().filter(|(t, _)| *t == "journey") {
             analytics::touch_journey(conn, event.tenant_id, day, journey, channel).await?;

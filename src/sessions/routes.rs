@@ -191,18 +191,6 @@ async fn record(
     if let Some(other) = also {
         entities.push(("session", other));
     }
-    // The customer had a session open on its channel from its last activity until now (or
-    // its end): the days channel analytics counts it active.
-    let until = s.ended_at.unwrap_or_else(now_ms);
-    analytics::session_open(
-        tx,
-        tenant,
-        &s.customer_id,
-        &s.channel,
-        s.last_seen_at,
-        until,
-    )
-    .await?;
     events::record(
         tx,
         NewEvent {
@@ -215,6 +203,19 @@ async fn record(
             payload,
             entities,
         },
+    )
+    .await?;
+    // The customer had a session open on its channel from its last activity until now (or
+    // its end): the days channel analytics counts it active. After the event, so that the
+    // customer's chain lock is always taken first.
+    let until = s.ended_at.unwrap_or_else(now_ms);
+    analytics::session_open(
+        tx,
+        tenant,
+        &s.customer_id,
+        &s.channel,
+        s.last_seen_at,
+        until,
     )
     .await?;
     Ok(())

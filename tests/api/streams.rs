@@ -175,7 +175,8 @@ async fn an_idle_stream_carries_heartbeats() {
 
 #[tokio::test]
 async fn a_session_stream_follows_its_customer_and_closes_when_the_session_ends() {
-    let app = TestApp::spawn().await;
+    // Heartbeats every second: a stream still open would show one within three.
+    let app = TestApp::spawn_with(|c| c.stream_heartbeat_secs = 1).await;
     let web = start(&app, "ent_s", "WEB").await;
     let mut sse = Sse::open(&app, &format!("/api/v1/sessions/{web}/stream"), None).await;
     // Another device of the same customer: its events reach this session's stream.
