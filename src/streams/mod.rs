@@ -107,7 +107,8 @@ struct Cursor {
 }
 
 impl Cursor {
-    async fn poll(&mut self, app: &AppState) -> Result<(), StoreError> {
+    /// Reads what is new and wakes its streams; `true` if there may be more to read at once.
+    async fn poll(&mut self, app: &AppState) -> Result<bool, StoreError> {
         let pool = app.db.reader();
         let Some(seen) = self.seen else {
             let max: i64 =
@@ -117,7 +118,7 @@ impl Cursor {
             self.seen = Some(max);
             // Streams that read their chain before the loop started read it again.
             app.streams.wake_all();
-            return Ok(());
+            return Ok(false);
         };
         let gaps: Vec<i64> = self.gaps.keys().copied().take(100).collect();
         let mut sql = String::from("SELECT seq, tenant_id, chain_key FROM events WHERE seq > $1");
@@ -133,6 +134,7 @@ impl Cursor {
             q = q.bind(*g);
         }
         let rows = q.fetch_all(pool).await?;
+        let full = rows.len() == 1000;
         let now = Instant::now();
         let mut top = seen;
         for (seq, tenant, chain) in rows {
@@ -153,7 +155,7 @@ impl Cursor {
         self.seen = Some(top);
         self.gaps
             .retain(|_, since| now.duration_since(*since) < GAP_WAIT);
-        Ok(())
+        Ok(full)
     }
 }
 
@@ -162,8 +164,16 @@ pub async fn watch(app: AppState, mut stop: watch::Receiver<bool>) {
     let mut cursor = Cursor::default();
     loop {
         if app.streams.prune() {
-            if let Err(e) = cursor.poll(&app).await {
-                tracing::warn!(error = %e, "event stream watch failed; will retry");
+            // A full read (more than 1,000 new events) reads on at once, up to ten times.
+            for _ in 0..10 {
+                match cursor.poll(&app).await {
+                    Ok(true) => continue,
+                    Ok(false) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "event stream watch failed; will retry");
+                        break;
+                    }
+                }
             }
         } else {
             cursor = Cursor::default();
