@@ -128,9 +128,10 @@ async fn channel_activity(
     let window = Window::parse(&q, day_of(now)).map_err(ApiError::validation)?;
     let mut conn = app.db.reader().acquire().await?;
     let plan = crate::channels::require_omnichannel(&mut conn, &tenant.id).await?;
+    drop(conn);
     let (open_from, open_to) = window.open_sessions(now, crate::sessions::idle_ms(&app));
     let report = super::report(
-        &mut conn,
+        app.db.reader(),
         &tenant.id,
         window.from,
         window.to,

@@ -347,8 +347,7 @@ async fn cross_channel_journeys_are_exact_for_every_window_of_days() {
                 }
             }
             let want = channels.values().filter(|c| c.len() >= 2).count() as i64;
-            let mut conn = app.db.reader().acquire().await.unwrap();
-            let got = omnirail::analytics::report(&mut conn, &app.tenant, from, to, 1, 0)
+            let got = omnirail::analytics::report(app.db.reader(), &app.tenant, from, to, 1, 0)
                 .await
                 .unwrap();
             assert_eq!(got.cross_channel_journeys, want, "days {from}..={to}");
