@@ -31,7 +31,7 @@ trap cleanup EXIT
 # %F and %U the first and last day).
 QUERIES=(
 "SELECT channel, SUM(transactions) FROM channel_daily WHERE tenant_id = '%T' AND day >= %F AND day <= %U GROUP BY channel"
-"SELECT channel, COUNT(*) FROM (SELECT channel, customer_id FROM channel_daily_users WHERE tenant_id = '%T' AND day >= %F AND day <= %U UNION SELECT channel, customer_id FROM channel_sessions WHERE ended_at IS NULL AND tenant_id = '%T' AND last_seen_at >= 0 AND last_seen_at <= 1) active GROUP BY channel"
+"SELECT channel, COUNT(DISTINCT customer_id) FROM channel_daily_users WHERE tenant_id = '%T' AND day >= %F AND day <= %U GROUP BY channel"
 "SELECT COUNT(DISTINCT journey_id) FROM journey_switches WHERE tenant_id = '%T' AND from_day >= %F AND to_day <= %U"
 )
 

@@ -10,7 +10,9 @@
 //! `analytics_bench measure`: against a running server, sequential requests for the default
 //! window and for a whole year; prints the figures once, then p50/p99.
 
-use std::time::{Duration, Instant};
+mod support;
+
+use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use omnirail::analytics;
@@ -22,6 +24,8 @@ use omnirail::sessions::store::{SessionRow, insert_session};
 use omnirail::store::known::KnownIds;
 use omnirail::store::{Db, now_ms};
 use serde_json::{Value, json};
+
+use support::{get, percentiles};
 
 #[derive(Parser)]
 struct Args {
@@ -199,27 +203,6 @@ async fn seed(database_url: String, customers: usize) {
         .expect("key")
         .secret;
     println!("{key}");
-}
-
-async fn get(client: &reqwest::Client, url: &str, key: &str) -> (Duration, Value) {
-    let started = Instant::now();
-    let res = client
-        .get(url)
-        .header("x-api-key", key)
-        .send()
-        .await
-        .expect("request");
-    let status = res.status();
-    let body: Value = res.json().await.unwrap_or(Value::Null);
-    let took = started.elapsed();
-    assert!(status.is_success(), "{status}: {body}");
-    (took, body)
-}
-
-fn percentiles(mut v: Vec<Duration>) -> (f64, f64) {
-    v.sort();
-    let at = |p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0;
-    (at(0.50), at(0.99))
 }
 
 async fn measure(base: String, key: String, requests: usize) {

@@ -9,13 +9,17 @@
 //! `ent_big`'s timeline, a filtered page (`eventTypes` and a date range), and `verify` of its
 //! 100,000-event chain; prints p50/p99 and the worst `verify`.
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use omnirail::config::{Config, DatabaseUrl};
 use omnirail::events::{self, NewEvent};
 use omnirail::store::Db;
-use serde_json::{Value, json};
+use serde_json::json;
+
+use support::{get, ms, percentiles};
 
 #[derive(Parser)]
 struct Args {
@@ -147,31 +151,6 @@ async fn seed(database_url: String, big: usize, customers: usize, per_customer: 
         .expect("key")
         .secret;
     println!("{key}");
-}
-
-async fn get(client: &reqwest::Client, url: &str, key: &str) -> (Duration, Value) {
-    let started = Instant::now();
-    let res = client
-        .get(url)
-        .header("x-api-key", key)
-        .send()
-        .await
-        .expect("request");
-    let status = res.status();
-    let body: Value = res.json().await.unwrap_or(Value::Null);
-    let took = started.elapsed();
-    assert!(status.is_success(), "{status}: {body}");
-    (took, body)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn percentiles(mut v: Vec<Duration>) -> (f64, f64) {
-    v.sort();
-    let at = |p: f64| ms(v[((v.len() as f64 - 1.0) * p).round() as usize]);
-    (at(0.50), at(0.99))
 }
 
 async fn measure(base: String, key: String, requests: usize) {

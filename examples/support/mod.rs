@@ -1,0 +1,33 @@
+//! What the benchmark clients share: a timed GET and percentiles.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// One GET with the API key; its time and body. Panics on an error answer.
+pub async fn get(client: &reqwest::Client, url: &str, key: &str) -> (Duration, Value) {
+    let started = Instant::now();
+    let res = client
+        .get(url)
+        .header("x-api-key", key)
+        .send()
+        .await
+        .expect("request");
+    let status = res.status();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    let took = started.elapsed();
+    assert!(status.is_success(), "{status}: {body}");
+    (took, body)
+}
+
+/// Milliseconds.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// p50 and p99, in milliseconds.
+pub fn percentiles(mut v: Vec<Duration>) -> (f64, f64) {
+    v.sort();
+    let at = |p: f64| ms(v[((v.len() as f64 - 1.0) * p).round() as usize]);
+    (at(0.50), at(0.99))
+}
