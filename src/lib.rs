@@ -255,8 +255,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut state = AppState::new(db.clone(), config);
-    state.stopping = stopping.clone();
-    let workers = workers::spawn(state.clone(), stopping);
+    state.stopping = stopping;
+    let workers = workers::spawn(state.clone());
     let app = router(state);
     // Stopping ends the event streams and the workers at once: a stream never finishes on its
     // own, and graceful shutdown waits for every response to finish.

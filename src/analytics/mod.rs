@@ -19,6 +19,8 @@ mod routes;
 
 use std::collections::HashMap;
 
+use futures::TryFutureExt;
+
 use sqlx::{AnyConnection, AnyPool};
 use utoipa_axum::router::OpenApiRouter;
 
@@ -195,9 +197,7 @@ pub async fn report(
     .bind(to_day)
     .fetch_one(pool);
     let (transactions, users, cross_channel_journeys) =
-        tokio::try_join!(async { Ok(transactions.await?) }, users, async {
-            Ok::<_, StoreError>(crossed.await?)
-        })?;
+        tokio::try_join!(transactions.err_into(), users, crossed.err_into())?;
     let mut channels: HashMap<String, Figures> = HashMap::new();
     for (channel, n) in transactions {
         channels.entry(channel).or_default().transactions = n;

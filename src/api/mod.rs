@@ -344,6 +344,16 @@ pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+/// A JSON answer in the journey rail's envelope: `{"data": ...}`.
+pub fn data<T: Serialize>(status: StatusCode, data: T) -> Response {
+    json(status, &Data { data })
+}
+
+/// A JSON value the store keeps as text (a context, metadata); `{}` if it cannot be read.
+pub fn stored_json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::json!({}))
+}
+
 /// 404 for a path no route matches.
 pub async fn route_not_found(req: Request) -> ApiError {
     ApiError::new(

@@ -13,7 +13,7 @@ use super::model::{self, DelegationStatus, Scope};
 use super::store::{self, DelegationFilter, DelegationRow};
 use crate::AppState;
 use crate::api::{
-    ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, check_id, json, parse_filter, reject,
+    ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, check_id, data, parse_filter, reject,
 };
 use crate::auth::Tenant;
 use crate::directory;
@@ -409,7 +409,7 @@ async fn get_delegation(
     let v = views(&mut conn, &tenant.id, std::slice::from_ref(&row), now_ms())
         .await?
         .remove(0);
-    Ok(json(StatusCode::OK, &Data { data: v }))
+    Ok(data(StatusCode::OK, v))
 }
 
 /// Revoke a delegation at once.

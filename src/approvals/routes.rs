@@ -15,8 +15,8 @@ use super::model::{self, ApprovalState, ApprovalStatus, Attempt, Decision, Refus
 use super::store::{self, ApprovalFilter, ApprovalRow, ApproverRow, DecisionRow};
 use crate::AppState;
 use crate::api::{
-    ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, check_object, json, parse_filter,
-    reject,
+    ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, check_object, data, parse_filter,
+    reject, stored_json,
 };
 use crate::auth::Tenant;
 use crate::directory;
@@ -200,7 +200,7 @@ pub(super) async fn views(
                         }
                     })
                     .collect(),
-                approval_data: serde_json::from_str(&r.approval_data).unwrap_or_else(|_| json!({})),
+                approval_data: stored_json(&r.approval_data),
                 amount: r.money(),
                 expires_at: r.expires_at.map(to_rfc3339),
                 decisions: mine
@@ -467,7 +467,7 @@ async fn get_approval(
         .await?
         .ok_or_else(|| ApiError::not_found("Approval"))?;
     let v = view_of(&mut conn, &tenant.id, &row, now_ms()).await?;
-    Ok(json(StatusCode::OK, &Data { data: v }))
+    Ok(data(StatusCode::OK, v))
 }
 
 fn refusal(r: Refusal) -> ApiError {

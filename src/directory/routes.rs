@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use super::store::{self, Team, User};
 use crate::AppState;
 use crate::api::{
-    ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, json, put_status, reject,
+    ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, data, put_status, reject,
 };
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
@@ -216,12 +216,7 @@ async fn put_user(
             user = stored;
         }
     }
-    Ok(json(
-        put_status(created),
-        &Data {
-            data: UserView::from(user),
-        },
-    ))
+    Ok(data(put_status(created), UserView::from(user)))
 }
 
 /// Get a member of staff.
@@ -241,12 +236,7 @@ async fn get_user(
     let user = store::get_user(app.db.reader(), &tenant.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("User"))?;
-    Ok(json(
-        StatusCode::OK,
-        &Data {
-            data: UserView::from(user),
-        },
-    ))
+    Ok(data(StatusCode::OK, UserView::from(user)))
 }
 
 /// Query of `GET /users`.
@@ -341,12 +331,7 @@ async fn put_team(
     let stored = store::get_team(app.db.reader(), &tenant.id, &team.id)
         .await?
         .unwrap_or(team);
-    Ok(json(
-        put_status(created),
-        &Data {
-            data: TeamView::from(stored),
-        },
-    ))
+    Ok(data(put_status(created), TeamView::from(stored)))
 }
 
 /// Get a team and its members.
@@ -366,12 +351,7 @@ async fn get_team(
     let team = store::get_team(app.db.reader(), &tenant.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("Team"))?;
-    Ok(json(
-        StatusCode::OK,
-        &Data {
-            data: TeamView::from(team),
-        },
-    ))
+    Ok(data(StatusCode::OK, TeamView::from(team)))
 }
 
 #[cfg(test)]

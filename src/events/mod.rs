@@ -213,6 +213,12 @@ pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(),
     Ok(())
 }
 
+/// An event's name as the timeline and streams show it: without the `omni.` of webhook names
+/// (`journey.created`).
+pub fn shown_type(event_type: &str) -> &str {
+    event_type.strip_prefix("omni.").unwrap_or(event_type)
+}
+
 /// A stored event, as the tests read it (the API reads through `timeline`).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoredEvent {

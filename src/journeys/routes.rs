@@ -19,8 +19,8 @@ use super::model::{
 use super::store::{self, HistoryRow, JourneyFilter, JourneyRow, TemplateVersion};
 use crate::AppState;
 use crate::api::{
-    ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, check_id, check_object, json,
-    parse_filter, reject,
+    ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, check_id, check_object, data,
+    parse_filter, reject, stored_json,
 };
 use crate::approvals::{self, StepApproval, model::ApprovalStatus};
 use crate::auth::Tenant;
@@ -260,8 +260,7 @@ impl Loaded {
             outcome: r.outcome.clone(),
             completion_notes: notes.clone().filter(|_| status == JourneyStatus::Completed),
             cancellation_reason: notes.filter(|_| status == JourneyStatus::Cancelled),
-            context: with_context
-                .then(|| serde_json::from_str(&r.context).unwrap_or_else(|_| json!({}))),
+            context: with_context.then(|| stored_json(&r.context)),
             steps: None,
             created_at: to_rfc3339(r.created_at),
             updated_at: to_rfc3339(r.updated_at),
@@ -446,7 +445,7 @@ async fn open_step_approval(
     let (Some(id), Some(step)) = (&loaded.row.approval_id, loaded.steps().get(p.current)) else {
         return Ok(());
     };
-    let context: Value = serde_json::from_str(&loaded.row.context).unwrap_or_else(|_| json!({}));
+    let context: Value = stored_json(&loaded.row.context);
     approvals::open_for_step(
         conn,
         known,
@@ -863,7 +862,7 @@ async fn get_journey(
     let history = store::history(&mut conn, &loaded.row.id).await?;
     let mut view = loaded.view(true);
     view.steps = Some(steps_with_history(loaded.steps(), &history));
-    Ok(json(StatusCode::OK, &Data { data: view }))
+    Ok(data(StatusCode::OK, view))
 }
 
 fn steps_with_history(steps: &[StepDef], history: &[HistoryRow]) -> Vec<JourneyStep> {
@@ -893,7 +892,7 @@ fn steps_with_history(steps: &[StepDef], history: &[HistoryRow]) -> Vec<JourneyS
                 .filter(|h| h.step_index == i as i64)
                 .map(|h| StepAttempt {
                     outcome: StepOutcome::parse(&h.outcome).unwrap_or(StepOutcome::Passed),
-                    data: serde_json::from_str(&h.data).unwrap_or_else(|_| json!({})),
+                    data: stored_json(&h.data),
                     actor_id: h.actor_id.clone(),
                     at: to_rfc3339(h.occurred_at),
                 })

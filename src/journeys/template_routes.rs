@@ -16,7 +16,7 @@ use super::model::{
 };
 use super::store::{self, TemplateFilter, TemplateRow};
 use crate::AppState;
-use crate::api::{ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, json, parse_filter};
+use crate::api::{ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, data, parse_filter};
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::events::{self, NewEvent};
@@ -279,12 +279,7 @@ async fn get_template(
     let row = store::get_template(app.db.reader(), &tenant.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("Template"))?;
-    Ok(json(
-        StatusCode::OK,
-        &Data {
-            data: TemplateView::from_row(&row)?,
-        },
-    ))
+    Ok(data(StatusCode::OK, TemplateView::from_row(&row)?))
 }
 
 /// Change a template: its fields, its status (`draft`, `active`, `archived`) or its steps.

@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use super::store::{self, HandoffRow, SessionRow};
 use crate::AppState;
 use crate::analytics;
-use crate::api::{ApiJson, ApiPath, check_object, json, reject};
+use crate::api::{ApiJson, ApiPath, check_object, json, reject, stored_json};
 use crate::auth::Tenant;
 use crate::calls;
 use crate::channel::UpperChannel;
@@ -142,7 +142,7 @@ fn view(s: &SessionRow, timing: &Timing, now: i64) -> SessionView {
         customer_id: s.customer_id.clone(),
         channel: UpperChannel(s.channel.parse().unwrap_or(crate::channel::Channel::Web)),
         device_id: s.device_id.clone(),
-        context: serde_json::from_str(&s.context).unwrap_or_else(|_| json!({})),
+        context: stored_json(&s.context),
         status: if timing.ended(s, now) {
             "ended"
         } else {
@@ -594,7 +594,7 @@ async fn resume(
     let answer = ResumedView {
         session_id: session.id.clone(),
         customer_id: session.customer_id.clone(),
-        context: serde_json::from_str(&session.context).unwrap_or_else(|_| json!({})),
+        context: stored_json(&session.context),
         handoff_complete: true,
     };
     let summary = format!(

@@ -25,13 +25,15 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{Notify, watch};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
+use crate::api::stored_json;
 use crate::error::{ApiError, ApiResult, FieldError, StoreError};
+use crate::events;
 use crate::time::to_rfc3339;
 use crate::timeline::store::{LinkRow, chain_head, links_after};
 
@@ -214,16 +216,12 @@ impl StreamEvent {
             id: r.id,
             sequence: r.chain_seq,
             timestamp: to_rfc3339(r.occurred_at),
-            event_type: r
-                .event_type
-                .strip_prefix("omni.")
-                .unwrap_or(&r.event_type)
-                .to_owned(),
+            event_type: events::shown_type(&r.event_type).to_owned(),
             actor_id: r.actor_id,
             channel: r.channel,
             summary: r.summary,
-            metadata: serde_json::from_str(&r.metadata).unwrap_or_else(|_| json!({})),
-            payload: serde_json::from_str(&r.payload).unwrap_or_else(|_| json!({})),
+            metadata: stored_json(&r.metadata),
+            payload: stored_json(&r.payload),
         }
     }
 }

@@ -12,10 +12,11 @@ use utoipa_axum::routes;
 
 use super::store::{self, LinkRow, TimelineFilter};
 use crate::AppState;
-use crate::api::{ApiQuery, Data, PageRequest, Paginated, json};
+use crate::api::{ApiQuery, Data, PageRequest, Paginated, data, stored_json};
 use crate::auth::Tenant;
 use crate::directory;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
+use crate::events;
 use crate::events::chain::{self, Link, Verifier};
 use crate::time::{parse_rfc3339, to_rfc3339};
 
@@ -268,13 +269,9 @@ async fn timeline(
         .into_iter()
         .map(|r| TimelineItem {
             timestamp: to_rfc3339(r.occurred_at),
-            event_type: r
-                .event_type
-                .strip_prefix("omni.")
-                .unwrap_or(&r.event_type)
-                .to_owned(),
+            event_type: events::shown_type(&r.event_type).to_owned(),
             actor_name: r.actor_id.as_ref().and_then(|a| names.get(a).cloned()),
-            metadata: serde_json::from_str(&r.metadata).unwrap_or_else(|_| json!({})),
+            metadata: stored_json(&r.metadata),
             id: r.id,
             actor_id: r.actor_id,
             channel: r.channel,
@@ -403,7 +400,7 @@ async fn verify(
         broken_at: first_broken,
         chains,
     };
-    Ok(json(StatusCode::OK, &Data { data: v }))
+    Ok(data(StatusCode::OK, v))
 }
 
 /// One line of an export: a link of a chain, with every hashed field as stored.

@@ -18,8 +18,9 @@ use crate::streams;
 /// How often expired idempotency records are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 
-/// Starts the workers; the handle completes when all have stopped.
-pub fn spawn(state: AppState, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+/// Starts the workers; the handle completes when all have stopped, once `state.stopping` turns.
+pub fn spawn(state: AppState) -> JoinHandle<()> {
+    let stop = state.stopping.clone();
     let mut workers = tokio::task::JoinSet::new();
     if state.db.backend() == Backend::Postgres {
         let (keys, url, stop) = (
