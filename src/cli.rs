@@ -204,7 +204,7 @@ async fn serve(db: Db, config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(%addr, database = %config.database_url, "omnirail listening");
+    tracing::info!(%addr, database = %config.database_url, documents = %config.document_store, "omnirail listening");
     crate::serve(db.clone(), config, listener, shutdown_signal())
         .await
         .map_err(|e| e.to_string())?;

@@ -36,6 +36,13 @@ pub struct Config {
     pub handoff_ttl_secs: u64,
     /// Seconds between heartbeats on an idle event stream.
     pub stream_heartbeat_secs: u64,
+    /// Seconds an onboarding session (and every session token of it) stays valid.
+    pub onboarding_token_ttl_secs: u64,
+    /// Where uploaded documents are kept: a folder, or `s3://bucket[/prefix]` (credentials
+    /// from the standard `AWS_*` environment variables).
+    pub document_store: String,
+    /// Largest document accepted, in bytes; larger is 413.
+    pub max_document_bytes: usize,
 }
 
 impl Default for Config {
@@ -53,6 +60,9 @@ impl Default for Config {
             session_idle_timeout_secs: 1800,
             handoff_ttl_secs: 300,
             stream_heartbeat_secs: 15,
+            onboarding_token_ttl_secs: 24 * 3600,
+            document_store: "./omnirail-documents".into(),
+            max_document_bytes: 10 * 1024 * 1024,
         }
     }
 }
@@ -102,6 +112,9 @@ impl Config {
         }
         if self.max_body_bytes == 0 {
             return Err("max_body_bytes must be positive".into());
+        }
+        if self.max_document_bytes == 0 || self.onboarding_token_ttl_secs == 0 {
+            return Err("max_document_bytes and onboarding_token_ttl_secs must be positive".into());
         }
         Ok(())
     }

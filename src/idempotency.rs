@@ -39,6 +39,25 @@ pub struct IdempotencyKey {
     cutoff: i64,
 }
 
+/// Narrows the keys of a request to one principal within its tenant: a session token's
+/// keys are its onboarding's own, never shared with the tenant's API keys or other sessions.
+#[derive(Clone, Debug)]
+pub struct Scope(pub String);
+
+/// Room, beyond the largest document, for the other parts and boundaries of a multipart body.
+pub const MULTIPART_OVERHEAD: usize = 64 * 1024;
+
+fn is_multipart(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/")
+        })
+}
+
 /// Middleware for authenticated routes (after auth, which supplies the tenant).
 pub async fn middleware(
     State(state): State<AppState>,
@@ -65,8 +84,18 @@ pub async fn middleware(
     let Some(tenant) = req.extensions().get::<Tenant>().cloned() else {
         return Ok(next.run(req).await);
     };
+    let key = match req.extensions().get::<Scope>() {
+        Some(Scope(scope)) => format!("{scope}/{key}"),
+        None => key,
+    };
+    // Documents are sent as multipart bodies, larger than any JSON one.
+    let limit = if is_multipart(&req) {
+        state.config.max_document_bytes + MULTIPART_OVERHEAD
+    } else {
+        state.config.max_body_bytes
+    };
     let (mut parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, state.config.max_body_bytes)
+    let bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| payload_too_large())?;
     let mut hasher = Sha256::new();

@@ -21,6 +21,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod journeys;
 pub mod money;
+pub mod onboarding;
 pub mod openapi;
 pub mod sessions;
 pub mod store;
@@ -66,12 +67,16 @@ pub struct AppState {
     pub streams: Arc<streams::Hub>,
     /// Turns `true` when the process begins to shut down.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// Where uploaded onboarding documents are kept.
+    pub documents: onboarding::documents::Documents,
 }
 
 impl AppState {
-    /// A fresh state on `db`: empty caches.
-    pub fn new(db: Db, config: Config) -> Self {
-        Self {
+    /// A fresh state on `db`: empty caches, and the document store `config` names (an
+    /// unusable one is an error).
+    pub fn new(db: Db, config: Config) -> Result<Self, String> {
+        let documents = onboarding::documents::Documents::open(&config.document_store)?;
+        Ok(Self {
             db,
             config: Arc::new(config),
             versions: Arc::new(journeys::VersionCache::new(10_000)),
@@ -80,7 +85,8 @@ impl AppState {
             customers: Arc::new(store::known::KnownIds::new(100_000)),
             streams: Arc::default(),
             stopping: tokio::sync::watch::channel(false).1,
-        }
+            documents,
+        })
     }
 
     /// Whether the process is shutting down.
@@ -104,7 +110,8 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
             journeys::router()
                 .merge(directory::router())
                 .merge(approvals::router())
-                .merge(timeline::router()),
+                .merge(timeline::router())
+                .merge(onboarding::router()),
         )
         .nest(
             "/api/v1",
@@ -119,6 +126,7 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
         .layer(from_fn_with_state(state.clone(), auth::require_api_key));
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(omni)
+        .merge(onboarding::session::router(state))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
 }
@@ -254,7 +262,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    let mut state = AppState::new(db.clone(), config);
+    let mut state = AppState::new(db.clone(), config).map_err(std::io::Error::other)?;
     state.stopping = stopping;
     let workers = workers::spawn(state.clone());
     let app = router(state);

@@ -32,6 +32,8 @@ use crate::error::PROBLEM_JSON;
         (name = "Customers", description = "Customer records and the unified customer profile (seed 000: snake_case, no envelope)"),
         (name = "Channels", description = "Channels on or off within the tenant's plan (seed 000)"),
         (name = "Sessions", description = "Cross-channel sessions, handoff and resume (seed 000: snake_case, no envelope)"),
+        (name = "Onboarding", description = "Onboarding configurations, and the bank's view of onboardings, their data and documents"),
+        (name = "Onboarding sessions", description = "Seed 002: the customer-facing onboarding API, started with an API key and continued with a session token; every call carries `api-version: 1.0`"),
         (name = "Staff directory", description = "Users with their roles and teams: who may approve and assign"),
         (name = "Operations", description = "Health and readiness probes"),
     )
@@ -58,8 +60,20 @@ fn complete(doc: &mut utoipa::openapi::OpenApi) {
         ),
     );
 
+    components.add_security_scheme(
+        "sessionToken",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some(
+                    "Onboarding session token (`ost_...`) of `POST /omni/start` or `POST /omni/resume`",
+                ))
+                .build(),
+        ),
+    );
+
     for (path, item) in doc.paths.paths.iter_mut() {
-        let authenticated = path.starts_with("/api/");
+        let rail = Rail::of(path);
         for method in [
             HttpMethod::Get,
             HttpMethod::Post,
@@ -76,15 +90,86 @@ fn complete(doc: &mut utoipa::openapi::OpenApi) {
                 _ => None,
             };
             if let Some(op) = op {
-                complete_operation(op, &method, authenticated);
+                complete_operation(op, &method, rail);
             }
         }
     }
 }
 
-fn complete_operation(op: &mut Operation, method: &HttpMethod, authenticated: bool) {
+/// How an operation is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rail {
+    /// `/api/...`: a tenant API key.
+    Api,
+    /// `/omni/start`: a tenant API key, and `api-version`.
+    OmniStart,
+    /// The other `/omni/...` operations: a session token, and `api-version`.
+    OmniSession,
+    /// `/omni/resume`: the handoff token in the body is the credential; `api-version`.
+    OmniResume,
+    /// Probes.
+    Open,
+}
+
+impl Rail {
+    fn of(path: &str) -> Self {
+        match path {
+            p if p.starts_with("/api/") => Rail::Api,
+            "/omni/start" => Rail::OmniStart,
+            "/omni/resume" => Rail::OmniResume,
+            p if p.starts_with("/omni/") => Rail::OmniSession,
+            _ => Rail::Open,
+        }
+    }
+
+    fn takes_api_key(self) -> bool {
+        matches!(self, Rail::Api | Rail::OmniStart)
+    }
+}
+
+fn header_param(
+    name: &str,
+    required: bool,
+    description: &str,
+    schema: ObjectBuilder,
+) -> RefOr<utoipa::openapi::path::Parameter> {
+    RefOr::T(
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Header)
+            .required(if required {
+                Required::True
+            } else {
+                Required::False
+            })
+            .description(Some(description))
+            .schema(Some(schema))
+            .build(),
+    )
+}
+
+fn complete_operation(op: &mut Operation, method: &HttpMethod, rail: Rail) {
     let has_body = op.request_body.is_some();
-    if authenticated {
+    let multipart = matches!(&op.request_body, Some(RefOr::T(b))
+        if b.content.keys().any(|k| k.starts_with("multipart/")));
+    if matches!(rail, Rail::OmniStart | Rail::OmniSession | Rail::OmniResume) {
+        op.parameters
+            .get_or_insert_with(Vec::new)
+            .push(header_param(
+                "api-version",
+                true,
+                "Version of the onboarding API: `1.0`.",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["1.0"])),
+            ));
+        add_error(
+            op,
+            "400",
+            "No `api-version` header (`api_version_required`), or one other than `1.0` (`api_version_unsupported`), with `supportedVersions`",
+        );
+    }
+    if rail.takes_api_key() {
         op.security = Some(vec![
             SecurityRequirement::new("apiKey", Vec::<String>::new()),
             SecurityRequirement::new("bearer", Vec::<String>::new()),
@@ -99,45 +184,66 @@ fn complete_operation(op: &mut Operation, method: &HttpMethod, authenticated: bo
             "401",
             "No API key (`unauthenticated`), or an unknown or revoked one (`invalid_api_key`)",
         );
-        op.parameters.get_or_insert_with(Vec::new).push(RefOr::T(
-            ParameterBuilder::new()
-                .name("X-Omni-Channel")
-                .parameter_in(ParameterIn::Header)
-                .required(Required::False)
-                .description(Some(
-                    "The channel the call is made through, either case (`MOBILE_IOS`): its changes are \
-                     recorded and counted in channel analytics under it. A body's own `channel` wins. \
-                     One that names no channel is 422 `validation_failed`.",
-                ))
-                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
-                .build(),
-        ));
+        op.parameters
+            .get_or_insert_with(Vec::new)
+            .push(header_param(
+                "X-Omni-Channel",
+                false,
+                "The channel the call is made through, either case (`MOBILE_IOS`): its changes are \
+             recorded and counted in channel analytics under it. A body's own `channel` wins. \
+             One that names no channel is 422 `validation_failed`.",
+                ObjectBuilder::new().schema_type(Type::String),
+            ));
         add_error(
             op,
             "422",
             "An `X-Omni-Channel` header that names no channel (`validation_failed`)",
         );
     }
-    if matches!(method, HttpMethod::Post | HttpMethod::Patch) && authenticated {
-        op.parameters.get_or_insert_with(Vec::new).push(RefOr::T(
-            ParameterBuilder::new()
-                .name("Idempotency-Key")
-                .parameter_in(ParameterIn::Header)
-                .required(Required::False)
-                .description(Some(
-                    "Retrying with the same key and body replays the first answer and changes nothing; \
-                     the same key with another request is 422 `idempotency_key_reused`. Kept 24 h.",
-                ))
-                .schema(Some(ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).max_length(Some(255))))
-                .build(),
-        ));
+    if rail == Rail::OmniSession {
+        op.security = Some(vec![SecurityRequirement::new(
+            "sessionToken",
+            Vec::<String>::new(),
+        )]);
+        add_error(
+            op,
+            "401",
+            "No session token (`unauthenticated`), or an unknown one (`invalid_session_token`)",
+        );
+        add_error(op, "410", "The session has expired (`session_expired`)");
+    }
+    if matches!(method, HttpMethod::Post | HttpMethod::Patch)
+        && matches!(rail, Rail::Api | Rail::OmniStart | Rail::OmniSession)
+    {
+        op.parameters
+            .get_or_insert_with(Vec::new)
+            .push(header_param(
+                "Idempotency-Key",
+                false,
+                "Retrying with the same key and body replays the first answer and changes nothing; \
+             the same key with another request is 422 `idempotency_key_reused`. Kept 24 h.",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(255)),
+            ));
+        if rail == Rail::OmniSession {
+            add_error(
+                op,
+                "400",
+                "A bad `Idempotency-Key` (`invalid_idempotency_key`)",
+            );
+        }
         add_error(
             op,
             "422",
             "The `Idempotency-Key` was used for a different request (`idempotency_key_reused`)",
         );
     }
-    if has_body {
+    if has_body && !multipart && !rail.takes_api_key() {
+        add_error(op, "400", "Body not JSON (`malformed_json`)");
+    }
+    if has_body && !multipart {
         add_error(
             op,
             "413",
@@ -159,7 +265,7 @@ fn complete_operation(op: &mut Operation, method: &HttpMethod, authenticated: bo
         "500",
         "Unexpected failure (`internal_error`); the details are in the server log under the request id",
     );
-    if authenticated {
+    if rail != Rail::Open {
         add_error(
             op,
             "503",

@@ -3,6 +3,8 @@
 //! describes it is created with only its id ([`ensure_customer`]).
 
 mod routes;
+
+pub(crate) use routes::is_language_tag;
 pub mod store;
 
 use sqlx::AnyConnection;

@@ -140,7 +140,7 @@ fn view(c: CustomerRow) -> (Profile, Preferences, String, String, String) {
     )
 }
 
-fn is_language_tag(s: &str) -> bool {
+pub(crate) fn is_language_tag(s: &str) -> bool {
     language_tags::LanguageTag::parse(s).is_ok_and(|t| t.validate().is_ok())
 }
 

@@ -31,6 +31,7 @@ pub async fn customer_of(
 }
 
 pub use routes::on_approval_closed;
+pub(crate) use routes::{Advance, Loaded, advance_step, create, load, new_row};
 
 type VersionKey = (String, String, i64);
 

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::FieldError;
+use crate::onboarding::model::{FieldDef, check_field_defs};
 
 string_enum!(
     /// What kind of work a step is.
@@ -114,6 +115,11 @@ pub struct StepDef {
     /// precedence over `approvalRoleRequired`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvers: Vec<String>,
+    /// On `form` and `kyc_check` steps: the inputs the customer gives in an onboarding
+    /// session. A `kyc_check` step without them asks `firstName`, `lastName`, `dateOfBirth`,
+    /// `nationality` and `idNumber`; a `form` step without them takes any fields.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldDef>,
 }
 
 fn yes() -> bool {
@@ -240,6 +246,7 @@ pub fn validate_steps(steps: &[StepDef], errors: &mut Vec<FieldError>) {
                 ));
             }
         }
+        check_field_defs(&format!("steps[{i}]"), step, errors);
         if step.kind == StepType::Approval
             && step.approvers.is_empty()
             && step.approval_role_required.is_none()
@@ -417,6 +424,7 @@ mod tests {
             documents_required: vec![],
             approval_role_required: None,
             approvers: vec![],
+            fields: vec![],
         }
     }
 

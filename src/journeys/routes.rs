@@ -201,21 +201,21 @@ pub struct JourneyView {
 }
 
 /// A journey row with its template version.
-struct Loaded {
-    row: JourneyRow,
-    version: Arc<TemplateVersion>,
+pub(crate) struct Loaded {
+    pub(crate) row: JourneyRow,
+    pub(crate) version: Arc<TemplateVersion>,
 }
 
 impl Loaded {
-    fn status(&self) -> JourneyStatus {
+    pub(crate) fn status(&self) -> JourneyStatus {
         JourneyStatus::parse(&self.row.status).unwrap_or(JourneyStatus::Created)
     }
 
-    fn steps(&self) -> &[StepDef] {
+    pub(crate) fn steps(&self) -> &[StepDef] {
         &self.version.steps
     }
 
-    fn progress(&self) -> Progress {
+    pub(crate) fn progress(&self) -> Progress {
         Progress {
             status: self.status(),
             current: usize::try_from(self.row.current_step_index).unwrap_or(0),
@@ -223,7 +223,7 @@ impl Loaded {
         }
     }
 
-    fn view(&self, with_context: bool) -> JourneyView {
+    pub(crate) fn view(&self, with_context: bool) -> JourneyView {
         let r = &self.row;
         let p = self.progress();
         let status = p.status;
@@ -268,7 +268,7 @@ impl Loaded {
     }
 }
 
-async fn load(
+pub(crate) async fn load(
     app: &AppState,
     conn: &mut sqlx::AnyConnection,
     tenant: &str,
@@ -303,8 +303,8 @@ async fn template_version(
 }
 
 /// Why a journey could not start on `template_id`: it does not exist, or is not active.
-async fn template_refusal(app: &AppState, tenant: &Tenant, template_id: &str) -> ApiError {
-    match store::get_template(app.db.reader(), &tenant.id, template_id).await {
+async fn template_refusal(app: &AppState, tenant: &str, template_id: &str) -> ApiError {
+    match store::get_template(app.db.reader(), tenant, template_id).await {
         Ok(None) => ApiError::unprocessable(
             "unknown_template",
             format!("Template {template_id} does not exist"),
@@ -692,91 +692,116 @@ async fn create_journey(
         calls::state(channel);
     }
 
-    let now = now_ms();
-    let mut row = JourneyRow {
+    let mut row = new_row(
+        body.template_id,
+        body.customer_id,
+        body.channel.or_else(calls::stated).unwrap_or(Channel::Web),
+        body.context.unwrap_or_else(|| Value::Object(Map::new())),
+        now_ms(),
+    );
+    row.assignee_type = body
+        .assignee_id
+        .as_ref()
+        .map(|_| AssigneeType::User.as_str().to_owned());
+    row.assignee_id = body.assignee_id;
+    row.priority = body
+        .priority
+        .unwrap_or(Priority::Normal)
+        .as_str()
+        .to_owned();
+    row.due_at = due_at;
+    let mut tx = app.db.begin().await?;
+    let loaded = create(&app, &mut tx, &tenant.id, row, body.created_by.as_deref()).await?;
+    commit(&app, tx, idem, &loaded, StatusCode::CREATED).await
+}
+
+/// A new journey's row, `created` on its first step; the template version is set on insert.
+pub(crate) fn new_row(
+    template_id: String,
+    customer_id: String,
+    channel: Channel,
+    context: Value,
+    now: i64,
+) -> JourneyRow {
+    JourneyRow {
         id: new_id("jrn_"),
-        template_id: body.template_id,
+        template_id,
         template_version: 0,
-        customer_id: body.customer_id,
-        channel: body
-            .channel
-            .or_else(calls::stated)
-            .unwrap_or(Channel::Web)
-            .as_lower()
-            .to_owned(),
+        customer_id,
+        channel: channel.as_lower().to_owned(),
         status: JourneyStatus::Created.as_str().to_owned(),
         current_step_index: 0,
         current_step_status: StepStatus::Pending.as_str().to_owned(),
-        assignee_type: body
-            .assignee_id
-            .as_ref()
-            .map(|_| AssigneeType::User.as_str().to_owned()),
-        assignee_id: body.assignee_id,
-        priority: body
-            .priority
-            .unwrap_or(Priority::Normal)
-            .as_str()
-            .to_owned(),
-        due_at,
-        context: body
-            .context
-            .unwrap_or_else(|| Value::Object(Map::new()))
-            .to_string(),
+        assignee_type: None,
+        assignee_id: None,
+        priority: Priority::Normal.as_str().to_owned(),
+        due_at: None,
+        context: context.to_string(),
         outcome: None,
         notes: None,
         approval_id: None,
         row_version: 1,
         created_at: now,
         updated_at: now,
-    };
+    }
+}
+
+/// Creates the journey `row` on the current version of its template, which must be active,
+/// in the caller's transaction: its customer and users, its event, and the approval request
+/// of a first step that is an approval step.
+pub(crate) async fn create(
+    app: &AppState,
+    tx: &mut sqlx::AnyConnection,
+    tenant: &str,
+    mut row: JourneyRow,
+    created_by: Option<&str>,
+) -> ApiResult<Loaded> {
     // The template check and the insert are one statement: no concurrent archive slips between.
-    let mut tx = app.db.begin().await?;
-    let Some(version) = store::insert_journey_on_active_template(&mut tx, &tenant.id, &row).await?
+    let Some(version) = store::insert_journey_on_active_template(&mut *tx, tenant, &row).await?
     else {
-        drop(tx);
-        return Err(template_refusal(&app, &tenant, &row.template_id).await);
+        return Err(template_refusal(app, tenant, &row.template_id).await);
     };
     row.template_version = version;
-    let version = template_version(&app, &mut tx, &tenant.id, &row.template_id, version).await?;
+    let version = template_version(app, &mut *tx, tenant, &row.template_id, version).await?;
     let summary = format!("{} journey created", version.name);
     let metadata =
         json!({ "templateId": row.template_id, "templateVersion": row.template_version });
     let mut loaded = Loaded { row, version };
     let opens = prepare_step_approval(&mut loaded);
     if opens {
-        save(&mut tx, &tenant.id, &mut loaded).await?;
+        save(&mut *tx, tenant, &mut loaded).await?;
     }
-    let mut users: Vec<&str> = body.created_by.as_deref().into_iter().collect();
+    let now = loaded.row.created_at;
+    let mut users: Vec<&str> = created_by.into_iter().collect();
     users.extend(loaded.row.assignee_id.as_deref());
-    directory::ensure_users(&mut tx, &app.users, &tenant.id, &users, now).await?;
+    directory::ensure_users(&mut *tx, &app.users, tenant, &users, now).await?;
     customers::ensure_customer(
-        &mut tx,
+        &mut *tx,
         &app.customers,
-        &tenant.id,
+        tenant,
         &loaded.row.customer_id,
         now,
     )
     .await?;
-    let actor = body.created_by.as_deref();
     record_change(
-        &mut tx,
-        &tenant.id,
+        &mut *tx,
+        tenant,
         &loaded,
         Change {
             event_type: "omni.journey.created",
-            actor,
+            actor: created_by,
             summary,
             metadata,
         },
     )
     .await?;
     if opens {
-        let requester = actor
+        let requester = created_by
             .or(loaded.row.assignee_id.as_deref())
             .unwrap_or(approvals::SYSTEM_ACTOR);
-        open_step_approval(&mut tx, &app.users, &tenant.id, &loaded, requester).await?;
+        open_step_approval(&mut *tx, &app.users, tenant, &loaded, requester).await?;
     }
-    commit(&app, tx, idem, &loaded, StatusCode::CREATED).await
+    Ok(loaded)
 }
 
 /// Query of `GET /journeys`.
@@ -949,39 +974,59 @@ async fn advance_journey(
 
     let mut tx = app.db.begin().await?;
     let mut loaded = load(&app, &mut tx, &tenant.id, &id).await?;
-    let next = model::advance(
-        loaded.progress(),
-        loaded.steps(),
-        &body.completed_step_id,
-        outcome,
-    )
-    .map_err(refusal)?;
-    approval_gate(
-        &mut tx,
-        &tenant.id,
-        &loaded,
-        &body.completed_step_id,
-        outcome,
-    )
-    .await?;
     let actor = body.advanced_by.as_deref();
     if let Some(by) = actor {
         directory::ensure_users(&mut tx, &app.users, &tenant.id, &[by], now_ms()).await?;
     }
     let data = body.step_data.clone().unwrap_or_else(|| json!({}));
-    apply_step(
-        &mut tx,
-        &app.users,
-        &tenant.id,
-        &mut loaded,
-        next,
+    let step = Advance {
+        step_id: &body.completed_step_id,
         outcome,
         data,
         actor,
+    };
+    advance_step(&app, &mut tx, &tenant.id, &mut loaded, step).await?;
+    commit(&app, tx, idem, &loaded, StatusCode::OK).await
+}
+
+/// A step to advance: which, with what outcome and data, by whom.
+pub(crate) struct Advance<'a> {
+    pub(crate) step_id: &'a str,
+    pub(crate) outcome: StepOutcome,
+    pub(crate) data: Value,
+    pub(crate) actor: Option<&'a str>,
+}
+
+/// Advances `loaded` past its current step in the caller's transaction, under the same rules
+/// as `POST /journeys/{id}/advance`: the step must be current, and an approval step passes
+/// only by its approval.
+pub(crate) async fn advance_step(
+    app: &AppState,
+    conn: &mut sqlx::AnyConnection,
+    tenant: &str,
+    loaded: &mut Loaded,
+    step: Advance<'_>,
+) -> ApiResult<()> {
+    let next = model::advance(
+        loaded.progress(),
+        loaded.steps(),
+        step.step_id,
+        step.outcome,
+    )
+    .map_err(refusal)?;
+    approval_gate(conn, tenant, loaded, step.step_id, step.outcome).await?;
+    apply_step(
+        conn,
+        &app.users,
+        tenant,
+        loaded,
+        next,
+        step.outcome,
+        step.data,
+        step.actor,
         None,
     )
-    .await?;
-    commit(&app, tx, idem, &loaded, StatusCode::OK).await
+    .await
 }
 
 /// Assign or reassign the journey to a user or a team.

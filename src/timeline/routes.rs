@@ -28,7 +28,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The entity types a timeline is kept for.
-const ENTITY_TYPES: [&str; 5] = ["customer", "journey", "contract", "approval", "user"];
+const ENTITY_TYPES: [&str; 6] = [
+    "customer",
+    "journey",
+    "contract",
+    "approval",
+    "user",
+    "onboarding",
+];
 
 /// Query of `GET /timeline` (seed 001).
 #[derive(Debug, Deserialize, IntoParams)]
@@ -157,7 +164,7 @@ fn entity(id: Option<String>, kind: Option<String>) -> ApiResult<(String, &'stat
         .ok_or_else(|| {
             invalid(
                 "entityType",
-                "must be customer, journey, contract, approval or user",
+                "must be customer, journey, contract, approval, user or onboarding",
             )
         })?;
     Ok((id, kind))

@@ -370,9 +370,9 @@ async fn past_expires_at_a_request_reads_expired_at_once_and_the_sweep_records_i
     assert_eq!(res["currentStatus"], "expired");
 
     // Sweeps by this process and by a fresh one (as after a restart) record the expiry once.
-    let state = omnirail::AppState::new(app.db.clone(), app.config.clone());
+    let state = omnirail::AppState::new(app.db.clone(), app.config.clone()).unwrap();
     assert_eq!(omnirail::approvals::sweep_expired(&state).await.unwrap(), 1);
-    let restarted = omnirail::AppState::new(app.db.clone(), app.config.clone());
+    let restarted = omnirail::AppState::new(app.db.clone(), app.config.clone()).unwrap();
     assert_eq!(
         omnirail::approvals::sweep_expired(&restarted)
             .await
@@ -843,7 +843,7 @@ async fn an_expired_step_approval_fails_its_step_once() {
         )
         .await;
     assert_problem(s, &res, 409, "approval_required");
-    let state = omnirail::AppState::new(app.db.clone(), app.config.clone());
+    let state = omnirail::AppState::new(app.db.clone(), app.config.clone()).unwrap();
     assert_eq!(omnirail::approvals::sweep_expired(&state).await.unwrap(), 1);
     assert_eq!(omnirail::approvals::sweep_expired(&state).await.unwrap(), 0);
     let (_, j) = app.get(&format!("/api/v1/omni/journeys/{journey}")).await;

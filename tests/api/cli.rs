@@ -50,6 +50,11 @@ pub async fn serve(url: &str, port: u16) -> std::process::Child {
             url,
         ])
         .env_remove("OMNIRAIL_DATABASE_URL")
+        // Not the working directory: these servers upload nothing, and leave no folder here.
+        .env(
+            "OMNIRAIL_DOCUMENT_STORE",
+            std::env::temp_dir().join("omnirail-test-documents"),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

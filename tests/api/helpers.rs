@@ -128,8 +128,27 @@ pub struct TestApp {
     pub config: Config,
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
+    /// The folder the server keeps documents in, removed when dropped.
+    pub documents: TempDir,
     // Declared last: dropped after the server's pools.
     _database: TestDb,
+}
+
+/// A fresh temporary folder, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let dir = std::env::temp_dir().join(omnirail::ids::new_id("omnirail-docs-"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl TestApp {
@@ -139,9 +158,11 @@ impl TestApp {
 
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let test_db = TestDb::new().await;
+        let documents = TempDir::new();
         let mut config = Config {
             database_url: DatabaseUrl(test_db.url.clone()),
             listen: "127.0.0.1:0".into(),
+            document_store: documents.0.display().to_string(),
             ..Config::default()
         };
         adjust(&mut config);
@@ -173,6 +194,7 @@ impl TestApp {
             config,
             client: reqwest::Client::new(),
             shutdown: Some(tx),
+            documents,
             _database: test_db,
         }
     }
@@ -304,6 +326,10 @@ impl TestApp {
             "approvals" => "SELECT COUNT(*) FROM approvals",
             "approval_decisions" => "SELECT COUNT(*) FROM approval_decisions",
             "channel_sessions" => "SELECT COUNT(*) FROM channel_sessions",
+            "onboardings" => "SELECT COUNT(*) FROM onboardings",
+            "onboarding_tokens" => "SELECT COUNT(*) FROM onboarding_tokens",
+            "onboarding_documents" => "SELECT COUNT(*) FROM onboarding_documents",
+            "onboarding_configurations" => "SELECT COUNT(*) FROM onboarding_configurations",
             other => panic!("no count for {other}"),
         };
         sqlx::query_scalar(sql)

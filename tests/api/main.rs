@@ -11,6 +11,7 @@ mod directory;
 mod errors;
 mod helpers;
 mod journeys;
+mod onboarding;
 mod openapi;
 mod plumbing;
 mod sessions;

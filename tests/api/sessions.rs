@@ -232,7 +232,7 @@ async fn an_idle_session_reads_ended_and_its_end_is_recorded_once() {
     while ended(app.events_of("session", &web).await) == 0 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let state = omnirail::AppState::new(app.db.clone(), app.config.clone());
+    let state = omnirail::AppState::new(app.db.clone(), app.config.clone()).unwrap();
     assert_eq!(omnirail::sessions::sweep_idle(&state).await.unwrap(), 0);
     assert_eq!(ended(app.events_of("session", &web).await), 1);
     let (_, got) = app.get(&format!("/api/v1/sessions/{web}")).await;
