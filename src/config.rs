@@ -96,7 +96,11 @@ impl Config {
             fig = fig.merge(Toml::file(path));
         }
         fig = fig
-            .merge(Env::prefixed("OMNIRAIL_").ignore(&["test_database_url"]))
+            // `OMNIRAIL_TEST_*` belong to the test harness, not to the server.
+            .merge(
+                Env::prefixed("OMNIRAIL_")
+                    .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_")),
+            )
             .merge(Serialized::defaults(overrides));
         let config: Config = fig.extract().map_err(|e| e.to_string())?;
         config.check()?;

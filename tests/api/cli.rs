@@ -41,6 +41,11 @@ pub fn free_port() -> u16 {
 
 /// Starts `serve` on the database at `url` and returns it once it answers.
 pub async fn serve(url: &str, port: u16) -> std::process::Child {
+    serve_with_env(url, port, &[]).await
+}
+
+/// [`serve`], with more environment variables for the process.
+pub async fn serve_with_env(url: &str, port: u16, env: &[(&str, &str)]) -> std::process::Child {
     let mut child = Command::new(BIN)
         .args([
             "serve",
@@ -55,6 +60,7 @@ pub async fn serve(url: &str, port: u16) -> std::process::Child {
             "OMNIRAIL_DOCUMENT_STORE",
             std::env::temp_dir().join("omnirail-test-documents"),
         )
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

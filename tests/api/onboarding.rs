@@ -446,7 +446,10 @@ async fn a_whole_onboarding_from_start_to_staff_approval_and_completed() {
     .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["content-type"], "application/pdf");
-    assert_eq!(res.bytes().await.unwrap().as_ref(), license.as_slice());
+    assert!(
+        res.bytes().await.unwrap().as_ref() == license.as_slice(),
+        "the bytes differ"
+    );
 
     // Finish: read-only afterwards.
     let (s, session) = send(omni(&app, Method::POST, "/omni/finish", &token)).await;
@@ -515,7 +518,10 @@ async fn a_whole_onboarding_from_start_to_staff_approval_and_completed() {
         res.headers()["repr-digest"],
         format!("sha-256=:{digest}:").as_str()
     );
-    assert_eq!(res.bytes().await.unwrap().as_ref(), license.as_slice());
+    assert!(
+        res.bytes().await.unwrap().as_ref() == license.as_slice(),
+        "the bytes differ"
+    );
 
     // Listing, with its filters.
     let ids = |b: &Value| -> Vec<String> {
@@ -1178,4 +1184,131 @@ async fn concurrent_uploads_of_the_two_documents_complete_the_step_once() {
         j["data"]["steps"][1]["history"].as_array().unwrap().len(),
         1
     );
+}
+
+/// An S3-compatible server for one test: moto's, from PyPI (`OMNIRAIL_TEST_MOTO_SERVER` names
+/// its `moto_server`; `.ci/run` installs it). Stopped when dropped.
+struct S3Server {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl S3Server {
+    async fn start() -> Option<Self> {
+        let Ok(bin) = std::env::var("OMNIRAIL_TEST_MOTO_SERVER") else {
+            eprintln!("skipped: OMNIRAIL_TEST_MOTO_SERVER is not set (.ci/run sets it)");
+            return None;
+        };
+        let port = crate::cli::free_port();
+        let child = std::process::Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let server = S3Server {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if client.get(&server.endpoint).send().await.is_ok() {
+                return Some(server);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("moto_server did not come up");
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn documents_go_to_s3_compatible_storage_by_configuration() {
+    let Some(s3) = S3Server::start().await else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    configure(&app).await;
+    let client = reqwest::Client::new();
+    let (s, _) = send(client.put(format!("{}/omnirail-docs", s3.endpoint))).await;
+    assert!(s.is_success(), "bucket not created: {s}");
+
+    // A second node on the same database keeps its documents in the bucket.
+    let port = crate::cli::free_port();
+    let mut node = crate::cli::serve_with_env(
+        app.config.database_url.expose(),
+        port,
+        &[
+            ("OMNIRAIL_DOCUMENT_STORE", "s3://omnirail-docs/bank-a"),
+            ("AWS_ENDPOINT", &s3.endpoint),
+            ("AWS_ALLOW_HTTP", "true"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+        ],
+    )
+    .await;
+    let base = format!("http://127.0.0.1:{port}");
+    let (token, interview, _) = start(&app, "ent_customer_456").await;
+    let on_node = |method: Method, path: &str| {
+        client
+            .request(method, format!("{base}{path}"))
+            .header("api-version", "1.0")
+            .bearer_auth(&token)
+    };
+    let (s, b) = send(
+        on_node(Method::POST, "/omni/add/data")
+            .json(&json!({ "stepId": "step_kyc", "fields": KYC() })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let content = pdf(300_000);
+    let form = Form::new()
+        .text("stepId", "step_docs")
+        .text("documentType", "trade_license")
+        .part(
+            "file",
+            Part::bytes(content.clone()).file_name("license.pdf"),
+        );
+    let (s, b) = send(on_node(Method::POST, "/omni/add/document").multipart(form)).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let doc = b["document"]["id"].as_str().unwrap().to_owned();
+
+    // The object is in the bucket, under the configured prefix, and nowhere on local disk.
+    let listing = client
+        .get(format!(
+            "{}/omnirail-docs?list-type=2&prefix=bank-a/",
+            s3.endpoint
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let key = format!("bank-a/{}/{interview}/{doc}", app.tenant);
+    assert!(listing.contains(&key), "{listing}");
+    assert_eq!(std::fs::read_dir(&app.documents.0).unwrap().count(), 0);
+
+    // The bank reads it back through the node.
+    let res = client
+        .get(format!(
+            "{base}/api/v1/omni/onboarding/{interview}/documents/{doc}"
+        ))
+        .header("x-api-key", &app.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.bytes().await.unwrap().as_ref() == content.as_slice(),
+        "the bytes differ"
+    );
+    assert!(crate::cli::terminate(&mut node).success());
 }
