@@ -196,6 +196,8 @@ async fn execute(command: Command, config: Config) -> Result<(), String> {
 }
 
 async fn serve(db: Db, config: Config) -> Result<(), String> {
+    // A document store that cannot be opened stops the process before anything else happens.
+    crate::onboarding::documents::Documents::open(&config.document_store)?;
     if let Some((tenant, key)) = auth::bootstrap(&db).await.map_err(|e| e.to_string())? {
         println!("Created tenant {tenant} with its first API key (shown once; keep it):");
         println!("{}", key.secret);

@@ -1312,3 +1312,31 @@ async fn documents_go_to_s3_compatible_storage_by_configuration() {
     );
     assert!(crate::cli::terminate(&mut node).success());
 }
+
+#[tokio::test]
+async fn of_concurrent_resumes_of_one_handoff_exactly_one_wins() {
+    let app = TestApp::spawn().await;
+    configure(&app).await;
+    let (web, _, _) = start(&app, "ent_customer_456").await;
+    let (_, h) = send(omni(&app, Method::POST, "/omni/handoff", &web)).await;
+    let body =
+        json!({ "handoffToken": h["handoffToken"], "channel": "mobile_ios", "deviceId": "iphone" });
+    let tries = (0..20).map(|_| {
+        send(
+            app.client
+                .post(app.url("/omni/resume"))
+                .header("api-version", "1.0")
+                .json(&body),
+        )
+    });
+    let answers = futures::future::join_all(tries).await;
+    let won = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
+    assert_eq!(won, 1, "{answers:?}");
+    for (s, b) in answers.iter().filter(|(s, _)| *s != StatusCode::CREATED) {
+        assert_problem(*s, b, 409, "handoff_used");
+    }
+    assert_eq!(app.count("onboarding_tokens").await, 2);
+}
