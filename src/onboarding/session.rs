@@ -53,15 +53,19 @@ pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
         .layer(from_fn(calls::middleware))
         .layer(from_fn_with_state(state.clone(), idempotency::middleware))
         .layer(from_fn_with_state(state.clone(), auth::require_api_key));
-    let upload_limit = state.config.max_document_bytes + MULTIPART_OVERHEAD;
+    // Only the upload takes a body larger than `max_body_bytes`.
+    let upload = OpenApiRouter::new()
+        .routes(routes!(add_document))
+        .layer(DefaultBodyLimit::max(
+            state.config.max_document_bytes + MULTIPART_OVERHEAD,
+        ));
     let with_token = OpenApiRouter::new()
         .routes(routes!(get_session))
         .routes(routes!(get_document))
         .routes(routes!(add_data))
-        .routes(routes!(add_document))
         .routes(routes!(finish))
         .routes(routes!(handoff))
-        .layer(DefaultBodyLimit::max(upload_limit))
+        .merge(upload)
         .layer(from_fn_with_state(state.clone(), idempotency::middleware))
         .layer(from_fn_with_state(state.clone(), require_session_token));
     let resume = OpenApiRouter::new()

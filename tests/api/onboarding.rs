@@ -833,6 +833,11 @@ async fn uploads_are_bounded_and_known_by_content() {
     .await;
     assert_problem(s, &b, 415, "unsupported_media_type");
 
+    // A JSON body is bounded as everywhere else; only documents may be larger.
+    let big = json!({ "stepId": "step_docs", "fields": { "note": "x".repeat(2 * 1024 * 1024) } });
+    let (s, b) = send(omni(&app, Method::POST, "/omni/add/data", &token).json(&big)).await;
+    assert_problem(s, &b, 413, "payload_too_large");
+
     // Nothing of the refused uploads was kept, in the database or the store.
     assert_eq!(app.count("onboarding_documents").await, 0);
     assert_eq!(std::fs::read_dir(&app.documents.0).unwrap().count(), 0);
