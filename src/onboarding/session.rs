@@ -652,7 +652,6 @@ async fn pass_step(
         (status = 200, description = "The session after the data", body = OnboardingSession),
         (status = 403, description = "The step is done by staff (`step_not_customer_facing`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 409, description = "Not the current step (`step_not_current`, with `currentStepId`); the session is finished (`session_finished`); the journey is completed or cancelled (`onboarding_closed`); a concurrent change by staff (`concurrent_update`)", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 410, description = "The session has expired (`session_expired`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "Bad or unknown fields, each listed as `fields.<name>`; a step that is not a step of this onboarding, or a `document_upload` step (`validation_failed`)", body = ProblemDoc, content_type = "application/problem+json"),
     )
 )]
@@ -813,7 +812,6 @@ async fn read_upload(mut multipart: Multipart, max: usize) -> ApiResult<Upload> 
         (status = 400, description = "Unreadable multipart body (`invalid_multipart`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "The step is done by staff (`step_not_customer_facing`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 409, description = "Not the current step (`step_not_current`, with `currentStepId`); the session is finished (`session_finished`); the journey is completed or cancelled (`onboarding_closed`); a concurrent change by staff (`concurrent_update`)", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 410, description = "The session has expired (`session_expired`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 413, description = "The document is over 10 MiB (`document_too_large`, with `maxBytes`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 415, description = "Not multipart/form-data (`unsupported_media_type`); not a PDF, JPEG or PNG by content (`unsupported_document_type`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "Missing part, unknown step, a step that is not `document_upload`, a type the step does not ask for, an empty file (`validation_failed`); a name or part type that says another kind of file than the content (`document_type_mismatch`)", body = ProblemDoc, content_type = "application/problem+json"),
@@ -982,7 +980,6 @@ async fn add_document(
     responses(
         (status = 200, description = "The finished session", body = OnboardingSession),
         (status = 409, description = "Required customer steps are not done (`onboarding_incomplete`, with `pendingSteps`); already finished (`session_finished`); the journey is completed or cancelled (`onboarding_closed`)", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 410, description = "The session has expired (`session_expired`)", body = ProblemDoc, content_type = "application/problem+json"),
     )
 )]
 async fn finish(
@@ -1038,7 +1035,6 @@ async fn finish(
     responses(
         (status = 201, description = "Handoff token, shown once", body = OnboardingHandoff),
         (status = 409, description = "The session is finished (`session_finished`); the journey is completed or cancelled (`onboarding_closed`)", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 410, description = "The session has expired (`session_expired`)", body = ProblemDoc, content_type = "application/problem+json"),
     )
 )]
 async fn handoff(
@@ -1119,17 +1115,7 @@ async fn resume(
     let h = store::handoff_by_hash(&mut *tx, &hash)
         .await?
         .ok_or_else(|| ApiError::not_found("Handoff token"))?;
-    let refusal = |h: &HandoffRow| {
-        if h.used_at.is_some() {
-            ApiError::conflict("handoff_used", "This handoff token was already used")
-        } else {
-            ApiError::new(
-                StatusCode::GONE,
-                "handoff_expired",
-                "This handoff token has expired; create a new handoff",
-            )
-        }
-    };
+    let refusal = |h: &HandoffRow| crate::sessions::handoff_refusal(h.used_at.is_some());
     if h.used_at.is_some() || h.expires_at <= now {
         return Err(refusal(&h));
     }

@@ -2,6 +2,8 @@
 //! channel with a single-use token and resumed there with its context.
 
 mod routes;
+
+pub(crate) use routes::handoff_refusal;
 pub mod store;
 
 use sqlx::AnyConnection;

@@ -514,6 +514,20 @@ async fn create_handoff(
     idem.commit(&app.db, tx, StatusCode::CREATED, &answer).await
 }
 
+/// Why a handoff token cannot be resumed: it was used (409 `handoff_used`), or it has expired
+/// (410 `handoff_expired`).
+pub(crate) fn handoff_refusal(used: bool) -> ApiError {
+    if used {
+        ApiError::conflict("handoff_used", "This handoff token was already used")
+    } else {
+        ApiError::new(
+            StatusCode::GONE,
+            "handoff_expired",
+            "This handoff token has expired; create a new handoff",
+        )
+    }
+}
+
 /// Resume a handed-off session on its target channel.
 #[utoipa::path(
     post, path = "/sessions/resume", tag = "Sessions",
@@ -542,17 +556,7 @@ async fn resume(
     let handoff = store::handoff_by_hash(&mut *tx, &tenant.id, &sha256_hex(&body.handoff_token))
         .await?
         .ok_or_else(|| ApiError::not_found("Handoff token"))?;
-    let refusal = |h: &HandoffRow| {
-        if h.used_at.is_some() {
-            ApiError::conflict("handoff_used", "This handoff token was already used")
-        } else {
-            ApiError::new(
-                StatusCode::GONE,
-                "handoff_expired",
-                "This handoff token has expired; create a new handoff",
-            )
-        }
-    };
+    let refusal = |h: &HandoffRow| handoff_refusal(h.used_at.is_some());
     if handoff.used_at.is_some() || handoff.expires_at <= now {
         return Err(refusal(&handoff));
     }
