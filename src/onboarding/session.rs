@@ -38,7 +38,7 @@ use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::events::{self, NewEvent};
 use crate::idempotency::{self, Idem, MULTIPART_OVERHEAD, Scope};
 use crate::ids::{ID_RULE, is_external_id, new_id, new_secret, sha256_hex};
-use crate::journeys::model::{StepOutcome, StepType};
+use crate::journeys::model::{SLUG_RULE, StepDef, StepOutcome, StepType, is_slug};
 use crate::journeys::{self, Advance};
 use crate::store::{Tx, now_ms};
 use crate::time::to_rfc3339;
@@ -712,6 +712,39 @@ async fn add_data(
     idem.commit(&app.db, tx, StatusCode::OK, &view).await
 }
 
+/// The step a document for `step_id` of type `document_type` goes to: the current step, open
+/// to the customer, a `document_upload` step that asks for that type.
+fn upload_step(s: &Snapshot, step_id: &str, document_type: &str) -> ApiResult<StepDef> {
+    s.check_open()?;
+    let step = current_customer_step(s, step_id)?.clone();
+    if step.kind != StepType::DocumentUpload {
+        return Err(ApiError::invalid_field(
+            "stepId",
+            format!(
+                "{} is a {} step: send its data to POST /omni/add/data",
+                step.id,
+                step.kind.as_str()
+            ),
+        ));
+    }
+    let allowed = if step.documents_required.is_empty() {
+        is_slug(document_type)
+    } else {
+        step.documents_required.iter().any(|t| t == document_type)
+    };
+    if !allowed {
+        return Err(ApiError::invalid_field(
+            "documentType",
+            if step.documents_required.is_empty() {
+                SLUG_RULE.to_owned()
+            } else {
+                format!("must be one of: {}", step.documents_required.join(", "))
+            },
+        ));
+    }
+    Ok(step)
+}
+
 /// The parts of an upload.
 #[derive(Default)]
 struct Upload {
@@ -851,36 +884,15 @@ async fn add_document(
         return Err(ApiError::internal());
     };
 
-    let now = now_ms();
-    let mut tx = app.db.begin().await?;
-    let mut s = lock(&app, &mut tx, &token, now).await?;
-    s.check_open()?;
-    let step = current_customer_step(&s, &step_id)?.clone();
-    if step.kind != StepType::DocumentUpload {
-        return Err(ApiError::invalid_field(
-            "stepId",
-            format!(
-                "{} is a {} step: send its data to POST /omni/add/data",
-                step.id,
-                step.kind.as_str()
-            ),
-        ));
-    }
-    let allowed = if step.documents_required.is_empty() {
-        crate::journeys::model::is_slug(&document_type)
-    } else {
-        step.documents_required.contains(&document_type)
-    };
-    if !allowed {
-        return Err(ApiError::invalid_field(
-            "documentType",
-            if step.documents_required.is_empty() {
-                crate::journeys::model::SLUG_RULE.to_owned()
-            } else {
-                format!("must be one of: {}", step.documents_required.join(", "))
-            },
-        ));
-    }
+    // Checked first without the onboarding's lock, so that the file can be written to the
+    // store without holding a database transaction open; checked again under the lock.
+    let row = store::get_onboarding(app.db.reader(), &token.tenant_id, &token.onboarding_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Onboarding"))?;
+    let mut conn = app.db.reader().acquire().await?;
+    let before = Snapshot::read(&app, &mut conn, row).await?;
+    drop(conn);
+    upload_step(&before, &step_id, &document_type)?;
     let kind = FileKind::sniff(&bytes).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -903,25 +915,15 @@ async fn add_document(
         .with("claimedContentType", claimed.mime())
         .with("detectedContentType", kind.mime()));
     }
-    let doc = DocumentRow {
-        id: new_id("doc_"),
-        onboarding_id: s.row.id.clone(),
-        step_id: step.id.clone(),
-        document_type,
-        content_type: kind.mime().to_owned(),
-        size_bytes: bytes.len() as i64,
-        sha256: hex::encode(Sha256::digest(&bytes)),
-        file_name,
-        storage_key: String::new(),
-        created_at: now,
-    };
-    let doc = DocumentRow {
-        storage_key: format!("{}/{}/{}", s.row.tenant_id, s.row.id, doc.id),
-        ..doc
-    };
-    // Stored before the row that names it commits: a committed row always has its file.
+    let now = now_ms();
+    let id = new_id("doc_");
+    let storage_key = format!("{}/{}/{id}", before.row.tenant_id, before.row.id);
+    let size_bytes = bytes.len() as i64;
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    // Stored before the row that names it commits: a committed row always has its file. If the
+    // change is then refused, the object stays behind, named by no row.
     app.documents
-        .put(&doc.storage_key, bytes.into())
+        .put(&storage_key, bytes.into())
         .await
         .map_err(|e| {
             tracing::error!(error = %e, location = app.documents.location(), "document store write failed");
@@ -933,6 +935,22 @@ async fn add_document(
             err.retry_after = Some(5);
             err
         })?;
+
+    let mut tx = app.db.begin().await?;
+    let mut s = lock(&app, &mut tx, &token, now).await?;
+    let step = upload_step(&s, &step_id, &document_type)?;
+    let doc = DocumentRow {
+        id,
+        onboarding_id: s.row.id.clone(),
+        step_id: step.id.clone(),
+        document_type,
+        content_type: kind.mime().to_owned(),
+        size_bytes,
+        sha256,
+        file_name,
+        storage_key,
+        created_at: now,
+    };
     store::insert_document(&mut tx, &doc).await?;
     s.documents.push(doc.clone());
     s.row.status = OnboardingStatus::InProgress.as_str().to_owned();
