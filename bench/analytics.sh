@@ -15,17 +15,12 @@ PORT="${BENCH_PORT:-18183}"
 CUSTOMERS="${BENCH_CUSTOMERS:-20000}"
 
 cargo build --release --bin omnirail --example analytics_bench
-BIN=target/release/omnirail
 BENCH=target/release/examples/analytics_bench
-WORK=$(mktemp -d)
-SERVER=""
-PGDB="omnirail_analytics_bench_$$"
-cleanup() {
-    [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null || true
-    psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)" >/dev/null 2>&1 || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+NAME=analytics
+SEED_ARGS=(--customers "$CUSTOMERS")
+PLANS_TITLE="query plans (last 30 days)"
+# shellcheck source=bench/harness.sh
+source bench/harness.sh
 
 # The three queries as src/analytics/mod.rs writes them, with literal values (%T tenant,
 # %F and %U the first and last day).
@@ -34,28 +29,6 @@ QUERIES=(
 "SELECT channel, COUNT(DISTINCT customer_id) FROM channel_daily_users WHERE tenant_id = '%T' AND day >= %F AND day <= %U GROUP BY channel"
 "SELECT COUNT(DISTINCT journey_id) FROM journey_switches WHERE tenant_id = '%T' AND from_day >= %F AND to_day <= %U"
 )
-
-run() {
-    local label=$1 url=$2 plan=$3 settle=$4
-    echo
-    echo "=== $label"
-    "$BENCH" seed --database-url "$url" --customers "$CUSTOMERS" >"$WORK/key"
-    $settle
-    local key
-    key=$(tail -n 1 "$WORK/key")
-    "$BIN" serve --listen "127.0.0.1:$PORT" --database-url "$url" >"$WORK/out" 2>"$WORK/err" &
-    SERVER=$!
-    for _ in $(seq 1 100); do
-        curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break
-        sleep 0.1
-    done
-    "$BENCH" measure --base "http://127.0.0.1:$PORT" --key "$key"
-    kill -TERM "$SERVER"
-    wait "$SERVER" || true
-    SERVER=""
-    echo "--- query plans (last 30 days)"
-    $plan
-}
 
 literal() {
     local q=$1 t=$2 today
@@ -80,20 +53,4 @@ pg_plans() {
     done
 }
 
-# As in bench/timeline.sh: measured as the tables would stand after autovacuum.
-pg_settle() {
-    psql "$PG/$PGDB" -qc "VACUUM ANALYZE"
-}
-
-if [ "${BENCH_ONLY:-}" != postgres ]; then
-    run "SQLite (WAL, synchronous=FULL)" "sqlite://$WORK/analytics.db" sqlite_plans true
-fi
-if [ "${BENCH_ONLY:-}" = sqlite ]; then
-    exit 0
-fi
-if psql "$PG/postgres" -qc "CREATE DATABASE $PGDB" >/dev/null 2>&1; then
-    psql "$PG/$PGDB" -qc "SELECT 1" >/dev/null
-    run "PostgreSQL" "$PG/$PGDB" pg_plans pg_settle
-else
-    echo "PostgreSQL at $PG is not reachable: skipped"
-fi
+run_both

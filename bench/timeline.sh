@@ -16,17 +16,12 @@ BIG="${BENCH_BIG:-100000}"
 CUSTOMERS="${BENCH_CUSTOMERS:-9000}"
 
 cargo build --release --bin omnirail --example timeline_bench
-BIN=target/release/omnirail
 BENCH=target/release/examples/timeline_bench
-WORK=$(mktemp -d)
-SERVER=""
-PGDB="omnirail_timeline_bench_$$"
-cleanup() {
-    [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null || true
-    psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)" >/dev/null 2>&1 || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+NAME=timeline
+SEED_ARGS=(--big "$BIG" --customers "$CUSTOMERS")
+PLANS_TITLE="query plans"
+# shellcheck source=bench/harness.sh
+source bench/harness.sh
 
 # The page query as src/timeline/store.rs builds it, with literal values.
 PAGE="SELECT e.id FROM events e WHERE e.seq IN (SELECT x.event_seq FROM event_entities x
@@ -39,28 +34,6 @@ FILTERED="SELECT e.id FROM events e WHERE e.seq IN (SELECT x.event_seq FROM even
 # One of verify's pages (it reads the chain 2,000 links at a time by chain_seq).
 VERIFY="SELECT hash FROM events WHERE tenant_id = '%T' AND chain_key = 'customer:ent_big'
   AND chain_seq > 50000 ORDER BY chain_seq LIMIT 2000"
-
-run() {
-    local label=$1 url=$2 plan=$3 settle=$4
-    echo
-    echo "=== $label"
-    "$BENCH" seed --database-url "$url" --big "$BIG" --customers "$CUSTOMERS" >"$WORK/key"
-    $settle
-    local key
-    key=$(tail -n 1 "$WORK/key")
-    "$BIN" serve --listen "127.0.0.1:$PORT" --database-url "$url" >"$WORK/out" 2>"$WORK/err" &
-    SERVER=$!
-    for _ in $(seq 1 100); do
-        curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break
-        sleep 0.1
-    done
-    "$BENCH" measure --base "http://127.0.0.1:$PORT" --key "$key"
-    kill -TERM "$SERVER"
-    wait "$SERVER" || true
-    SERVER=""
-    echo "--- query plans"
-    $plan
-}
 
 sqlite_plans() {
     local db=$WORK/timeline.db t range from to
@@ -84,22 +57,4 @@ pg_plans() {
     done
 }
 
-# A million rows loaded in minutes are measured as they would stand after the hours or months
-# such a history takes to build: PostgreSQL's autovacuum would by then have set the visibility
-# map (so counts are index-only scans); here VACUUM does it at once. SQLite needs nothing.
-pg_settle() {
-    psql "$PG/$PGDB" -qc "VACUUM ANALYZE"
-}
-
-if [ "${BENCH_ONLY:-}" != postgres ]; then
-    run "SQLite (WAL, synchronous=FULL)" "sqlite://$WORK/timeline.db" sqlite_plans true
-fi
-if [ "${BENCH_ONLY:-}" = sqlite ]; then
-    exit 0
-fi
-if psql "$PG/postgres" -qc "CREATE DATABASE $PGDB" >/dev/null 2>&1; then
-    psql "$PG/$PGDB" -qc "SELECT 1" >/dev/null
-    run "PostgreSQL" "$PG/$PGDB" pg_plans pg_settle
-else
-    echo "PostgreSQL at $PG is not reachable: skipped"
-fi
+run_both

@@ -26,7 +26,6 @@ use self::model::{FieldDef, OnboardingStatus, fields_of, is_customer_facing};
 use self::store::{DocumentRow, OnboardingRow};
 use crate::AppState;
 use crate::api::stored_json;
-use crate::channel::Channel;
 use crate::error::{ApiError, ApiResult};
 use crate::journeys::model::{StepDef, StepOutcome, StepStatus, StepType, step_statuses};
 use crate::journeys::{self, Loaded};
@@ -254,10 +253,6 @@ impl Snapshot {
 
     pub(crate) fn document_views(&self) -> Vec<DocumentView> {
         self.documents.iter().map(DocumentView::from).collect()
-    }
-
-    pub(crate) fn channel(&self) -> Channel {
-        self.row.channel.parse().unwrap_or(Channel::Web)
     }
 
     /// 409 unless the customer may still change the onboarding: not finished, and its journey

@@ -13,8 +13,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::model::{OnboardingStatus, is_country};
-use super::store::{self, ConfigurationRow, DocumentRow};
+use super::model::{OnboardingStatus, is_country, shown_status};
+use super::store::{self, ConfigurationRow, DocumentRow, OnboardingRow};
 use super::{CurrentStepInputs, DocumentView, Snapshot, StepState};
 use crate::AppState;
 use crate::api::{
@@ -112,29 +112,40 @@ pub struct OnboardingView {
     pub finished_at: Option<String>,
 }
 
-pub(super) fn onboarding_view(s: &Snapshot, now: i64, full: bool) -> OnboardingView {
-    let r = &s.row;
+/// An onboarding as lists show it: from its row and its journey's status alone.
+fn summary(r: &OnboardingRow, journey_status: JourneyStatus, now: i64) -> OnboardingView {
     OnboardingView {
         interview_id: r.id.clone(),
         configuration_id: r.configuration_id.clone(),
         journey_id: r.journey_id.clone(),
-        journey_status: s.journey.status(),
+        journey_status,
         customer_id: r.customer_id.clone(),
         external_customer_id: r.external_customer_id.clone(),
         country_code: r.country_code.clone(),
         language: r.language.clone(),
         redirect_url: r.redirect_url.clone(),
         custom_fields: stored_json(&r.custom_fields),
-        channel: s.channel(),
-        status: s.status(now),
-        current_step: if full { s.current_inputs() } else { None },
-        steps: full.then(|| s.step_states(false)),
-        data: full.then(|| Value::Object(s.data())),
-        documents: full.then(|| s.document_views()),
+        channel: r.channel.parse().unwrap_or(Channel::Web),
+        status: shown_status(&r.status, journey_status.as_str(), r.expires_at, now),
+        current_step: None,
+        steps: None,
+        data: None,
+        documents: None,
         created_at: to_rfc3339(r.created_at),
         updated_at: to_rfc3339(r.updated_at),
         expires_at: to_rfc3339(r.expires_at),
         finished_at: r.finished_at.map(to_rfc3339),
+    }
+}
+
+/// An onboarding whole: with its current step, steps, data and documents.
+pub(super) fn onboarding_view(s: &Snapshot, now: i64) -> OnboardingView {
+    OnboardingView {
+        current_step: s.current_inputs(),
+        steps: Some(s.step_states(false)),
+        data: Some(Value::Object(s.data())),
+        documents: Some(s.document_views()),
+        ..summary(&s.row, s.journey.status(), now)
     }
 }
 
@@ -348,12 +359,13 @@ async fn list_onboardings(
         page.offset(),
     )
     .await?;
-    let mut conn = app.db.reader().acquire().await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let snapshot = Snapshot::read(&app, &mut conn, row).await?;
-        out.push(onboarding_view(&snapshot, now, false));
-    }
+    let out = rows
+        .iter()
+        .map(|r| {
+            let journey = JourneyStatus::parse(&r.journey_status).unwrap_or(JourneyStatus::Created);
+            summary(r, journey, now)
+        })
+        .collect();
     Ok(page.answer(out, total))
 }
 
@@ -376,10 +388,7 @@ async fn get_onboarding(
         .await?
         .ok_or_else(|| ApiError::not_found("Onboarding"))?;
     let snapshot = Snapshot::read(&app, &mut conn, row).await?;
-    Ok(data(
-        StatusCode::OK,
-        onboarding_view(&snapshot, now_ms(), true),
-    ))
+    Ok(data(StatusCode::OK, onboarding_view(&snapshot, now_ms())))
 }
 
 /// A document's content.
@@ -407,13 +416,8 @@ async fn get_document(
     tenant: Tenant,
     ApiPath((interview_id, document_id)): ApiPath<(String, String)>,
 ) -> ApiResult<Response> {
-    let row = store::get_onboarding(app.db.reader(), &tenant.id, &interview_id)
+    let doc = store::document(app.db.reader(), &tenant.id, &interview_id, &document_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("Onboarding"))?;
-    let doc = store::documents(app.db.reader(), &row.id)
-        .await?
-        .into_iter()
-        .find(|d| d.id == document_id)
         .ok_or_else(|| ApiError::not_found("Document"))?;
     document_response(&app, &doc).await
 }

@@ -38,7 +38,7 @@ use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::events::{self, NewEvent};
 use crate::idempotency::{self, Idem, MULTIPART_OVERHEAD, Scope};
 use crate::ids::{ID_RULE, is_external_id, new_id, new_secret, sha256_hex};
-use crate::journeys::model::{SLUG_RULE, StepDef, StepOutcome, StepType, is_slug};
+use crate::journeys::model::{SLUG_RULE, StepDef, StepOutcome, StepType, check_text, is_slug};
 use crate::journeys::{self, Advance};
 use crate::store::{Tx, now_ms};
 use crate::time::to_rfc3339;
@@ -498,7 +498,7 @@ async fn start(
     )
     .await?;
     let snapshot = Snapshot::read(&app, &mut tx, onboarding).await?;
-    let view = super::routes::onboarding_view(&snapshot, now, true);
+    let view = super::routes::onboarding_view(&snapshot, now);
     let summary = format!("Onboarding started on {}", channel.as_lower());
     let metadata = json!({
         "configurationId": config.id, "countryCode": snapshot.row.country_code,
@@ -563,11 +563,14 @@ async fn get_document(
     token: SessionToken,
     crate::api::ApiPath(document_id): crate::api::ApiPath<String>,
 ) -> ApiResult<Response> {
-    let doc = store::documents(app.db.reader(), &token.onboarding_id)
-        .await?
-        .into_iter()
-        .find(|d| d.id == document_id)
-        .ok_or_else(|| ApiError::not_found("Document"))?;
+    let doc = store::document(
+        app.db.reader(),
+        &token.tenant_id,
+        &token.onboarding_id,
+        &document_id,
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found("Document"))?;
     super::routes::document_response(&app, &doc).await
 }
 
@@ -662,9 +665,7 @@ async fn add_data(
     ApiJson(body): ApiJson<AddData>,
 ) -> ApiResult<Response> {
     let mut errors = Vec::new();
-    if body.step_id.is_empty() || body.step_id.len() > 64 {
-        errors.push(FieldError::new("stepId", "must be a step id"));
-    }
+    check_text(&mut errors, "stepId", &body.step_id, 64, true);
     let Value::Object(fields) = body.fields else {
         errors.push(FieldError::new("fields", "must be a JSON object"));
         return Err(ApiError::validation(errors));
@@ -1038,7 +1039,7 @@ async fn finish(
         "omni.onboarding.finished",
         "Onboarding finished by the customer".to_owned(),
         json!({ "nextStepId": next }),
-        serde_json::to_value(super::routes::onboarding_view(&s, now, true)).unwrap_or_default(),
+        serde_json::to_value(super::routes::onboarding_view(&s, now)).unwrap_or_default(),
     )
     .await?;
     let view = session_view(&s, token.channel, now);

@@ -104,8 +104,7 @@ pub struct OnboardingRow {
     pub updated_at: i64,
     pub expires_at: i64,
     pub finished_at: Option<i64>,
-    /// Not stored here: read from the journey.
-    #[sqlx(default)]
+    /// Not stored here: the journey's, as read with the onboarding.
     pub journey_status: String,
 }
 
@@ -402,16 +401,43 @@ pub async fn insert_document(conn: &mut AnyConnection, d: &DocumentRow) -> Resul
     Ok(())
 }
 
+macro_rules! document_columns {
+    () => {
+        "d.id, d.onboarding_id, d.step_id, d.document_type, d.content_type, d.size_bytes, \
+         d.sha256, d.file_name, d.storage_key, d.created_at"
+    };
+}
+
+/// One of an onboarding's documents, if the onboarding is the tenant's.
+pub async fn document(
+    pool: &AnyPool,
+    tenant: &str,
+    onboarding_id: &str,
+    id: &str,
+) -> Result<Option<DocumentRow>, StoreError> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        document_columns!(),
+        " FROM onboarding_documents d JOIN onboardings o ON o.id = d.onboarding_id
+         WHERE o.tenant_id = $1 AND d.onboarding_id = $2 AND d.id = $3"
+    ))
+    .bind(tenant)
+    .bind(onboarding_id)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
 /// An onboarding's documents, oldest first.
 pub async fn documents<'e, E: Executor<'e, Database = Any>>(
     conn: E,
     onboarding_id: &str,
 ) -> Result<Vec<DocumentRow>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT id, onboarding_id, step_id, document_type, content_type, size_bytes, sha256,
-             file_name, storage_key, created_at
-         FROM onboarding_documents WHERE onboarding_id = $1 ORDER BY created_at, id",
-    )
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        document_columns!(),
+        " FROM onboarding_documents d WHERE d.onboarding_id = $1 ORDER BY d.created_at, d.id"
+    ))
     .bind(onboarding_id)
     .fetch_all(conn)
     .await?)

@@ -701,18 +701,15 @@ async fn uploads_are_bounded_and_known_by_content() {
     let app = TestApp::spawn().await;
     configure(&app).await;
     let (token, _, _) = start(&app, "ent_customer_456").await;
+    // Sends a document to the document step.
+    let (app_ref, token_ref) = (&app, token.as_str());
+    let on_docs =
+        move |doc_type: &'static str, bytes: Vec<u8>, name: &'static str, mime: &'static str| {
+            upload(app_ref, token_ref, "step_docs", doc_type, bytes, name, mime)
+        };
 
     // Not yet the document step; a staff step; not a step at all.
-    let (s, b) = upload(
-        &app,
-        &token,
-        "step_docs",
-        "trade_license",
-        pdf(100),
-        "a.pdf",
-        "application/pdf",
-    )
-    .await;
+    let (s, b) = on_docs("trade_license", pdf(100), "a.pdf", "application/pdf").await;
     assert_problem(s, &b, 409, "step_not_current");
     assert_eq!(b["currentStepId"], "step_kyc");
     let (s, b) = upload(
@@ -736,10 +733,7 @@ async fn uploads_are_bounded_and_known_by_content() {
     assert_eq!(b["errors"][0]["field"], "stepId");
 
     let limit = 10 * 1024 * 1024;
-    let (s, b) = upload(
-        &app,
-        &token,
-        "step_docs",
+    let (s, b) = on_docs(
         "trade_license",
         pdf(limit + 1),
         "big.pdf",
@@ -747,10 +741,7 @@ async fn uploads_are_bounded_and_known_by_content() {
     )
     .await;
     assert_problem(s, &b, 413, "document_too_large");
-    let (s, b) = upload(
-        &app,
-        &token,
-        "step_docs",
+    let (s, b) = on_docs(
         "trade_license",
         png(),
         "license.pdf",
@@ -760,21 +751,9 @@ async fn uploads_are_bounded_and_known_by_content() {
     assert_problem(s, &b, 422, "document_type_mismatch");
     assert_eq!(b["detectedContentType"], "image/png");
     assert_eq!(b["claimedContentType"], "application/pdf");
-    let (s, b) = upload(
-        &app,
-        &token,
-        "step_docs",
-        "trade_license",
-        png(),
-        "license",
-        "application/pdf",
-    )
-    .await;
+    let (s, b) = on_docs("trade_license", png(), "license", "application/pdf").await;
     assert_problem(s, &b, 422, "document_type_mismatch");
-    let (s, b) = upload(
-        &app,
-        &token,
-        "step_docs",
+    let (s, b) = on_docs(
         "trade_license",
         b"GIF89a\x01\x00\x01\x00".to_vec(),
         "l.gif",
@@ -782,10 +761,7 @@ async fn uploads_are_bounded_and_known_by_content() {
     )
     .await;
     assert_problem(s, &b, 415, "unsupported_document_type");
-    let (s, b) = upload(
-        &app,
-        &token,
-        "step_docs",
+    let (s, b) = on_docs(
         "trade_license",
         b"just text".to_vec(),
         "l.pdf",
@@ -793,28 +769,10 @@ async fn uploads_are_bounded_and_known_by_content() {
     )
     .await;
     assert_problem(s, &b, 415, "unsupported_document_type");
-    let (s, b) = upload(
-        &app,
-        &token,
-        "step_docs",
-        "passport",
-        pdf(100),
-        "p.pdf",
-        "application/pdf",
-    )
-    .await;
+    let (s, b) = on_docs("passport", pdf(100), "p.pdf", "application/pdf").await;
     assert_problem(s, &b, 422, "validation_failed");
     assert_eq!(b["errors"][0]["field"], "documentType");
-    let (s, b) = upload(
-        &app,
-        &token,
-        "step_docs",
-        "trade_license",
-        vec![],
-        "e.pdf",
-        "application/pdf",
-    )
-    .await;
+    let (s, b) = on_docs("trade_license", vec![], "e.pdf", "application/pdf").await;
     assert_problem(s, &b, 422, "validation_failed");
     let (s, b) = send(
         omni(&app, Method::POST, "/omni/add/document", &token).multipart(
@@ -843,22 +801,10 @@ async fn uploads_are_bounded_and_known_by_content() {
     assert_eq!(std::fs::read_dir(&app.documents.0).unwrap().count(), 0);
 
     // Exactly the limit is accepted; a PNG sent without a type is known as a PNG.
-    let (s, b) = upload(
-        &app,
-        &token,
-        "step_docs",
-        "trade_license",
-        pdf(limit),
-        "big.pdf",
-        "application/pdf",
-    )
-    .await;
+    let (s, b) = on_docs("trade_license", pdf(limit), "big.pdf", "application/pdf").await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     assert_eq!(b["document"]["sizeBytes"], limit);
-    let (s, b) = upload(
-        &app,
-        &token,
-        "step_docs",
+    let (s, b) = on_docs(
         "financial_statements",
         png(),
         "scan",
