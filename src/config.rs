@@ -43,6 +43,18 @@ pub struct Config {
     pub document_store: String,
     /// Largest document accepted, in bytes; larger is 413.
     pub max_document_bytes: usize,
+    /// The URL at which providers reach this service (`https://omnirail.bank.example`); with
+    /// it, Twilio is asked for status callbacks, and deliveries can become `delivered`.
+    pub public_base_url: Option<String>,
+    /// Allow providers over plain SMTP or `http://` URLs (a local relay, a test server).
+    pub notification_allow_insecure_providers: bool,
+    /// Attempts per delivery before a transient failure becomes final.
+    pub notification_max_attempts: u32,
+    /// Wait before the second attempt, in milliseconds; doubled at each retry (with jitter,
+    /// at most an hour).
+    pub notification_retry_base_ms: u64,
+    /// Longest the delivery worker sleeps between looks for due deliveries, in milliseconds.
+    pub notification_poll_ms: u64,
 }
 
 impl Default for Config {
@@ -63,6 +75,11 @@ impl Default for Config {
             onboarding_token_ttl_secs: 24 * 3600,
             document_store: "./omnirail-documents".into(),
             max_document_bytes: 10 * 1024 * 1024,
+            public_base_url: None,
+            notification_allow_insecure_providers: false,
+            notification_max_attempts: 8,
+            notification_retry_base_ms: 5_000,
+            notification_poll_ms: 500,
         }
     }
 }
@@ -119,6 +136,16 @@ impl Config {
         }
         if self.max_document_bytes == 0 || self.onboarding_token_ttl_secs == 0 {
             return Err("max_document_bytes and onboarding_token_ttl_secs must be positive".into());
+        }
+        if self.notification_max_attempts == 0 || self.notification_retry_base_ms == 0 {
+            return Err(
+                "notification_max_attempts and notification_retry_base_ms must be positive".into(),
+            );
+        }
+        if let Some(url) = &self.public_base_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err("public_base_url must be an http(s) URL".into());
         }
         Ok(())
     }

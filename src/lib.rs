@@ -21,6 +21,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod journeys;
 pub mod money;
+pub mod notifications;
 pub mod onboarding;
 pub mod openapi;
 pub mod sessions;
@@ -69,6 +70,8 @@ pub struct AppState {
     pub stopping: tokio::sync::watch::Receiver<bool>,
     /// Where uploaded onboarding documents are kept.
     pub documents: onboarding::documents::Documents,
+    /// The notification providers' shared client and the delivery worker's wake-up.
+    pub notifier: Arc<notifications::Notifier>,
 }
 
 impl AppState {
@@ -76,6 +79,7 @@ impl AppState {
     /// unusable one is an error).
     pub fn new(db: Db, config: Config) -> Result<Self, String> {
         let documents = onboarding::documents::Documents::open(&config.document_store)?;
+        let notifier = Arc::new(notifications::Notifier::new()?);
         Ok(Self {
             db,
             config: Arc::new(config),
@@ -86,6 +90,7 @@ impl AppState {
             streams: Arc::default(),
             stopping: tokio::sync::watch::channel(false).1,
             documents,
+            notifier,
         })
     }
 
@@ -111,7 +116,9 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
                 .merge(directory::router())
                 .merge(approvals::router())
                 .merge(timeline::router())
-                .merge(onboarding::router()),
+                .merge(onboarding::router())
+                .merge(notifications::router())
+                .merge(streams::omni_router()),
         )
         .nest(
             "/api/v1",
@@ -119,7 +126,8 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
                 .merge(sessions::router())
                 .merge(channels::router())
                 .merge(analytics::router())
-                .merge(streams::router()),
+                .merge(streams::router())
+                .merge(notifications::devices::router()),
         )
         .layer(from_fn(calls::middleware))
         .layer(from_fn_with_state(state.clone(), idempotency::middleware))
@@ -127,6 +135,7 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(omni)
         .merge(onboarding::session::router(state))
+        .merge(notifications::providers::status_callbacks())
         .routes(routes!(healthz))
         .routes(routes!(readyz))
 }

@@ -20,6 +20,7 @@ use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::ids::ID_RULE;
 use crate::ids::is_external_id;
 use crate::journeys::model::check_text;
+use crate::notifications::model::QuietHours;
 use crate::sessions;
 use crate::store::now_ms;
 use crate::time::to_rfc3339;
@@ -83,6 +84,10 @@ pub struct Preferences {
     /// A BCP 47 language tag.
     #[schema(example = "en")]
     pub preferred_language: Option<String>,
+    /// A daily window, in the customer's time zone, in which only `critical` notifications
+    /// are sent; the rest wait for its end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_hours: Option<QuietHours>,
 }
 
 /// Body of `PUT /customers/{customer_id}`: the whole record, replacing what was there.
@@ -133,6 +138,7 @@ fn view(c: CustomerRow) -> (Profile, Preferences, String, String, String) {
         Preferences {
             notification_channel: c.notification_channel,
             preferred_language: c.preferred_language,
+            quiet_hours: c.quiet_hours.as_deref().and_then(|q| serde_json::from_str(q).ok()),
         },
         c.id,
         to_rfc3339(c.created_at),
@@ -152,7 +158,7 @@ pub(crate) fn is_language_tag(s: &str) -> bool {
     responses(
         (status = 200, description = "Customer replaced", body = CustomerView),
         (status = 201, description = "Customer created", body = CustomerView),
-        (status = 422, description = "Invalid id, email, phone (E.164), notification channel or language (BCP 47) (`validation_failed`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid id, email, phone (E.164), notification channel, language (BCP 47) or quiet hours (`validation_failed`)", body = ProblemDoc, content_type = "application/problem+json"),
     )
 )]
 async fn put_customer(
@@ -202,9 +208,22 @@ async fn put_customer(
             "must be a BCP 47 language tag such as en or ar-SA",
         ));
     }
+    if let Some(q) = &body.preferences.quiet_hours {
+        for (field, problem) in q.problems() {
+            errors.push(FieldError::new(
+                format!("preferences.quiet_hours.{field}"),
+                problem,
+            ));
+        }
+    }
     reject(errors)?;
 
     let now = now_ms();
+    let quiet_hours = body
+        .preferences
+        .quiet_hours
+        .as_ref()
+        .and_then(|q| serde_json::to_string(q).ok());
     let row = CustomerRow {
         id,
         name: body.profile.name,
@@ -212,6 +231,7 @@ async fn put_customer(
         phone: body.profile.phone,
         notification_channel: channel.map(|c| c.as_str().to_owned()),
         preferred_language: body.preferences.preferred_language,
+        quiet_hours,
         created_at: now,
         updated_at: now,
     };

@@ -13,6 +13,8 @@ pub struct CustomerRow {
     pub phone: Option<String>,
     pub notification_channel: Option<String>,
     pub preferred_language: Option<String>,
+    /// JSON of `notifications::model::QuietHours`.
+    pub quiet_hours: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -50,11 +52,12 @@ pub async fn put(
             .await?;
     sqlx::query(
         "INSERT INTO customers (tenant_id, id, name, email, phone, notification_channel,
-             preferred_language, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             preferred_language, quiet_hours, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (tenant_id, id) DO UPDATE SET name = excluded.name, email = excluded.email,
              phone = excluded.phone, notification_channel = excluded.notification_channel,
-             preferred_language = excluded.preferred_language, updated_at = excluded.updated_at",
+             preferred_language = excluded.preferred_language,
+             quiet_hours = excluded.quiet_hours, updated_at = excluded.updated_at",
     )
     .bind(tenant)
     .bind(&c.id)
@@ -63,6 +66,7 @@ pub async fn put(
     .bind(&c.phone)
     .bind(&c.notification_channel)
     .bind(&c.preferred_language)
+    .bind(&c.quiet_hours)
     .bind(c.created_at)
     .bind(c.updated_at)
     .execute(conn)
@@ -76,8 +80,8 @@ pub async fn get(
     id: &str,
 ) -> Result<Option<CustomerRow>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT id, name, email, phone, notification_channel, preferred_language, created_at,
-             updated_at
+        "SELECT id, name, email, phone, notification_channel, preferred_language, quiet_hours,
+             created_at, updated_at
          FROM customers WHERE tenant_id = $1 AND id = $2",
     )
     .bind(tenant)

@@ -17,6 +17,7 @@ use crate::calls;
 use crate::channel::Channel;
 use crate::error::StoreError;
 use crate::ids::new_id;
+use crate::notifications;
 use crate::store::now_ms;
 
 /// What concerns an event: `("journey", "jrn_...")`, `("customer", "ent_...")`.
@@ -102,8 +103,16 @@ const ENTITY_INSERT_3: &str = "INSERT INTO event_entities
      (tenant_id, event_seq, occurred_at, event_type, entity_type, entity_id)
      VALUES ($1, $2, $3, $4, $5, $6), ($1, $2, $3, $4, $7, $8), ($1, $2, $3, $4, $9, $10)";
 
-/// Records `event` inside the caller's transaction, as the next link of its chain.
+/// Records `event` inside the caller's transaction, as the next link of its chain, with the
+/// notifications the tenant's rules send for it (`notifications::rules`).
 pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(), StoreError> {
+    append(conn, &event).await?;
+    notifications::rules::on_event(conn, &event).await
+}
+
+/// Records `event` as [`record`] does, without applying notification rules: for the
+/// notifications' own events, which no rule is about.
+pub async fn append(conn: &mut AnyConnection, event: &NewEvent<'_>) -> Result<(), StoreError> {
     let id = new_id("evt_");
     let occurred_at = now_ms();
     let chain_key = chain::chain_key(&event.entities);
@@ -135,7 +144,7 @@ pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(),
         prev_hash: &prev_hash,
     });
     // One entity named twice (a user who is both decider and assignee, say) is indexed once.
-    let mut entities = event.entities;
+    let mut entities = event.entities.clone();
     entities.sort_unstable();
     entities.dedup();
     let (first, mut rest) = entities.split_at(entities.len().min(3));

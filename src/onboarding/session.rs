@@ -65,6 +65,7 @@ pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(add_data))
         .routes(routes!(finish))
         .routes(routes!(handoff))
+        .merge(crate::notifications::inbox())
         .merge(upload)
         .layer(from_fn_with_state(state.clone(), idempotency::middleware))
         .layer(from_fn_with_state(state.clone(), require_session_token));
@@ -572,6 +573,14 @@ async fn get_document(
     .await?
     .ok_or_else(|| ApiError::not_found("Document"))?;
     super::routes::document_response(&app, &doc).await
+}
+
+/// The customer the token's onboarding is for.
+pub(crate) async fn customer_of(app: &AppState, token: &SessionToken) -> ApiResult<String> {
+    store::get_onboarding(app.db.reader(), &token.tenant_id, &token.onboarding_id)
+        .await?
+        .map(|o| o.customer_id)
+        .ok_or_else(|| ApiError::not_found("Onboarding"))
 }
 
 /// Locks the token's onboarding for a change and reads it.

@@ -371,7 +371,7 @@ async fn session_stream(
         &app,
         streams::Follow {
             tenant: tenant.id,
-            customer: row.customer_id,
+            chain: format!("customer:{}", row.customer_id),
             session: Some(row.id),
             after,
         },

@@ -42,6 +42,11 @@ pub fn router() -> OpenApiRouter<AppState> {
     routes::router()
 }
 
+/// Routes under `/api/v1/omni`.
+pub fn omni_router() -> OpenApiRouter<AppState> {
+    routes::omni_router()
+}
+
 /// How often the watch loop reads new events while anyone streams.
 const POLL: Duration = Duration::from_millis(200);
 /// How long the loop keeps asking for a sequence number it skipped.
@@ -248,7 +253,8 @@ pub(crate) fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<i64>> {
 /// What a stream is following.
 pub(crate) struct Follow {
     pub tenant: String,
-    pub customer: String,
+    /// The chain followed: `customer:<id>`, or `user:<id>` for a staff user's notifications.
+    pub chain: String,
     /// A session stream ends after its session's `omni.session.ended`.
     pub session: Option<String>,
     /// The last link already sent (from `Last-Event-ID`); `None` sends only new events.
@@ -267,7 +273,7 @@ struct Stream {
 
 /// The SSE answer following `follow`.
 pub(crate) async fn open(app: &AppState, follow: Follow) -> ApiResult<Response> {
-    let chain = format!("customer:{}", follow.customer);
+    let chain = follow.chain.clone();
     // Subscribed before reading where the chain stands, so no link slips between the two.
     let wake = app.streams.subscribe(&follow.tenant, &chain);
     let after = match follow.after {

@@ -28,13 +28,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The entity types a timeline is kept for.
-const ENTITY_TYPES: [&str; 6] = [
+const ENTITY_TYPES: [&str; 7] = [
     "customer",
     "journey",
     "contract",
     "approval",
     "user",
     "onboarding",
+    "notification",
 ];
 
 /// Query of `GET /timeline` (seed 001).

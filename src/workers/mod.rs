@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use crate::AppState;
 use crate::approvals;
 use crate::idempotency;
+use crate::notifications;
 use crate::sessions;
 use crate::store::Backend;
 use crate::streams;
@@ -33,6 +34,7 @@ pub fn spawn(state: AppState) -> JoinHandle<()> {
     workers.spawn(sweep_expired_approvals(state.clone(), stop.clone()));
     workers.spawn(sweep_idle_sessions(state.clone(), stop.clone()));
     workers.spawn(streams::watch(state.clone(), stop.clone()));
+    workers.spawn(notifications::worker::run(state.clone(), stop.clone()));
     workers.spawn(purge_idempotency_keys(state, stop));
     tokio::spawn(async move { while workers.join_next().await.is_some() {} })
 }

@@ -1,0 +1,491 @@
+//! Notification rules: which events notify whom, on which channels, with which template.
+//!
+//! A rule is applied in the transaction that records its event ([`on_event`], called by
+//! `events::record`), so the notification exists exactly when the change does. Only events
+//! whose recipients can be named from the event are notifiable; each names the recipients it
+//! offers (`assignee`, `customer`, `approvers`, `requester`). Two rules hold for a tenant
+//! until it puts its own: a journey assigned notifies its assignee in-app, and an approval
+//! requested notifies its approvers in-app and by email.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sqlx::AnyConnection;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::model::{NotifyChannel, Priority, RecipientType};
+use super::store::{self, RuleRow};
+use super::templates::{CODE_RULE, is_code};
+use super::{NewNotification, OnRenderError};
+use crate::AppState;
+use crate::api::{ApiJson, ApiPath, Data, data, put_status, reject};
+use crate::approvals::SYSTEM_ACTOR;
+use crate::auth::Tenant;
+use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
+use crate::events::NewEvent;
+use crate::store::now_ms;
+use crate::time::to_rfc3339;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_rules))
+        .routes(routes!(put_rule, get_rule))
+}
+
+/// Whom a rule notifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecipientRole {
+    /// The journey's assignee: the user, or every member of the team.
+    Assignee,
+    /// The customer the event concerns.
+    Customer,
+    /// The approval's approvers.
+    Approvers,
+    /// Who requested the approval.
+    Requester,
+}
+
+/// The events rules can be set for, with the recipients each can name.
+pub const NOTIFIABLE: &[(&str, &[RecipientRole])] = &[
+    (
+        "omni.journey.assigned",
+        &[RecipientRole::Assignee, RecipientRole::Customer],
+    ),
+    (
+        "omni.journey.advanced",
+        &[RecipientRole::Assignee, RecipientRole::Customer],
+    ),
+    (
+        "omni.journey.completed",
+        &[RecipientRole::Assignee, RecipientRole::Customer],
+    ),
+    (
+        "omni.journey.cancelled",
+        &[RecipientRole::Assignee, RecipientRole::Customer],
+    ),
+    (
+        "omni.approval.requested",
+        &[RecipientRole::Approvers, RecipientRole::Requester],
+    ),
+    (
+        "omni.approval.approved",
+        &[RecipientRole::Approvers, RecipientRole::Requester],
+    ),
+    (
+        "omni.approval.rejected",
+        &[RecipientRole::Approvers, RecipientRole::Requester],
+    ),
+];
+
+pub fn offered(event_type: &str) -> Option<&'static [RecipientRole]> {
+    NOTIFIABLE
+        .iter()
+        .find(|(t, _)| *t == event_type)
+        .map(|(_, r)| *r)
+}
+
+/// A rule as stored or as Omnirail's default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub recipients: Vec<RecipientRole>,
+    pub channels: Vec<NotifyChannel>,
+    pub template_code: String,
+    pub priority: Priority,
+    pub enabled: bool,
+}
+
+/// Omnirail's rule for `event_type` when the tenant has set none.
+pub fn default_rule(event_type: &str) -> Option<Rule> {
+    match event_type {
+        "omni.journey.assigned" => Some(Rule {
+            recipients: vec![RecipientRole::Assignee],
+            channels: vec![NotifyChannel::InApp],
+            template_code: "JOURNEY_ASSIGNED".into(),
+            priority: Priority::Normal,
+            enabled: true,
+        }),
+        "omni.approval.requested" => Some(Rule {
+            recipients: vec![RecipientRole::Approvers],
+            channels: vec![NotifyChannel::InApp, NotifyChannel::Email],
+            template_code: "APPROVAL_REQUESTED".into(),
+            priority: Priority::Normal,
+            enabled: true,
+        }),
+        _ => None,
+    }
+}
+
+fn rule_of(row: &RuleRow) -> Option<Rule> {
+    Some(Rule {
+        recipients: serde_json::from_str(&row.recipients).ok()?,
+        channels: serde_json::from_str(&row.channels).ok()?,
+        template_code: row.template_code.clone(),
+        priority: Priority::parse(&row.priority)?,
+        enabled: row.enabled != 0,
+    })
+}
+
+/// Whom `role` names in `event`: `(id, type)` pairs.
+async fn resolve(
+    conn: &mut AnyConnection,
+    event: &NewEvent<'_>,
+    role: RecipientRole,
+) -> Result<Vec<(String, RecipientType)>, crate::error::StoreError> {
+    let m = &event.metadata;
+    let p = &event.payload;
+    let text = |v: &Value| v.as_str().map(str::to_owned);
+    let users = |ids: Vec<String>| -> Vec<(String, RecipientType)> {
+        ids.into_iter()
+            .filter(|id| id != SYSTEM_ACTOR)
+            .map(|id| (id, RecipientType::User))
+            .collect()
+    };
+    Ok(match role {
+        RecipientRole::Customer => event
+            .entities
+            .iter()
+            .filter(|(t, _)| *t == "customer")
+            .map(|(_, id)| ((*id).to_owned(), RecipientType::Customer))
+            .collect(),
+        RecipientRole::Assignee => {
+            if m["notifyAssignee"] == Value::Bool(false) {
+                return Ok(Vec::new());
+            }
+            let id = text(&m["assigneeId"]).or_else(|| text(&p["assigneeId"]));
+            let kind = text(&m["assigneeType"]).or_else(|| text(&p["assigneeType"]));
+            match (id, kind.as_deref()) {
+                (Some(team), Some("team")) => {
+                    let members: Vec<String> = sqlx::query_scalar(
+                        "SELECT user_id FROM team_members WHERE tenant_id = $1 AND team_id = $2
+                         ORDER BY user_id",
+                    )
+                    .bind(event.tenant_id)
+                    .bind(&team)
+                    .fetch_all(conn)
+                    .await?;
+                    users(members)
+                }
+                (Some(user), _) => users(vec![user]),
+                (None, _) => Vec::new(),
+            }
+        }
+        RecipientRole::Approvers => {
+            let from_metadata: Vec<String> = m["approvers"]
+                .as_array()
+                .map(|a| a.iter().filter_map(text).collect())
+                .unwrap_or_default();
+            let ids = if from_metadata.is_empty() {
+                p["approvers"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|x| text(&x["userId"])).collect())
+                    .unwrap_or_default()
+            } else {
+                from_metadata
+            };
+            users(ids)
+        }
+        RecipientRole::Requester => users(text(&p["requestedBy"]).into_iter().collect()),
+    })
+}
+
+/// Applies the tenant's rule (or the default) for `event`, in the caller's transaction: one
+/// notification per recipient. A template that cannot be rendered is recorded as failed
+/// deliveries, never an error that would undo the change.
+pub async fn on_event(
+    conn: &mut AnyConnection,
+    event: &NewEvent<'_>,
+) -> Result<(), crate::error::StoreError> {
+    if offered(event.event_type).is_none() {
+        return Ok(());
+    }
+    let stored = store::get_rule(conn, event.tenant_id, event.event_type).await?;
+    let rule = match stored {
+        Some(row) => rule_of(&row),
+        None => default_rule(event.event_type),
+    };
+    let Some(rule) = rule.filter(|r| r.enabled) else {
+        return Ok(());
+    };
+    let mut recipients: Vec<(String, RecipientType)> = Vec::new();
+    for role in &rule.recipients {
+        for r in resolve(conn, event, *role).await? {
+            if !recipients.contains(&r) {
+                recipients.push(r);
+            }
+        }
+    }
+    if recipients.is_empty() {
+        return Ok(());
+    }
+    // In one order, so two transactions never take two recipients' chain locks crosswise.
+    recipients.sort_by(|a, b| (a.1.as_str(), &a.0).cmp(&(b.1.as_str(), &b.0)));
+    let mut data = serde_json::Map::new();
+    if let Value::Object(p) = &event.payload {
+        data.extend(p.clone());
+    }
+    if let Value::Object(m) = &event.metadata {
+        data.extend(m.clone());
+    }
+    for (kind, id) in &event.entities {
+        data.entry(format!("{kind}Id"))
+            .or_insert_with(|| Value::String((*id).to_owned()));
+    }
+    data.insert("eventType".into(), json!(event.event_type));
+    data.insert("summary".into(), json!(event.summary));
+    let data = Value::Object(data);
+    for (id, kind) in recipients {
+        let made = super::create(
+            conn,
+            None,
+            event.tenant_id,
+            NewNotification {
+                recipient_id: &id,
+                recipient_type: kind,
+                channels: Some(rule.channels.clone()),
+                template_code: &rule.template_code,
+                template_data: data.clone(),
+                priority: rule.priority,
+                schedule_at: None,
+                actor_id: event.actor_id,
+                source_event: Some(event.event_type),
+            },
+            OnRenderError::RecordFailed,
+        )
+        .await;
+        if let Err(e) = made {
+            // Only the database can fail here; the event's transaction fails with it.
+            tracing::warn!(code = e.code, detail = %e.detail, "a notification rule could not be applied");
+            return Err(crate::error::StoreError::Corrupt(format!(
+                "notification rule for {} failed: {}",
+                event.event_type, e.detail
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Body of `PUT /notification-rules/{eventType}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PutRule {
+    /// Whom to notify; each must be one the event offers.
+    pub recipients: Vec<RecipientRole>,
+    pub channels: Vec<NotifyChannel>,
+    #[schema(example = "JOURNEY_ASSIGNED")]
+    pub template_code: String,
+    /// Default `normal`.
+    pub priority: Option<Priority>,
+    /// Default `true`; `false` turns the event's notifications off (defaults included).
+    pub enabled: Option<bool>,
+}
+
+/// A notification rule.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleView {
+    #[schema(example = "omni.journey.assigned")]
+    pub event_type: String,
+    pub recipients: Vec<RecipientRole>,
+    pub channels: Vec<NotifyChannel>,
+    pub template_code: String,
+    pub priority: Priority,
+    pub enabled: bool,
+    /// `default` (Omnirail's, until the tenant puts its own) or `tenant`.
+    pub source: &'static str,
+    /// The recipients this event can name.
+    pub offered_recipients: Vec<RecipientRole>,
+    pub updated_at: Option<String>,
+}
+
+fn rule_view(event_type: &str, rule: Rule, source: &'static str, updated: Option<i64>) -> RuleView {
+    RuleView {
+        event_type: event_type.to_owned(),
+        recipients: rule.recipients,
+        channels: rule.channels,
+        template_code: rule.template_code,
+        priority: rule.priority,
+        enabled: rule.enabled,
+        source,
+        offered_recipients: offered(event_type).unwrap_or_default().to_vec(),
+        updated_at: updated.map(to_rfc3339),
+    }
+}
+
+fn notifiable(event_type: &str) -> ApiResult<&'static [RecipientRole]> {
+    offered(event_type).ok_or_else(|| {
+        ApiError::unprocessable(
+            "event_type_not_notifiable",
+            format!(
+                "No rule can be set for {event_type}; notifiable events: {}",
+                NOTIFIABLE
+                    .iter()
+                    .map(|(t, _)| *t)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+        .with("field", "eventType")
+    })
+}
+
+/// Set which event notifies whom, on which channels, with which template.
+#[utoipa::path(
+    put, path = "/notification-rules/{eventType}", tag = "Notifications",
+    params(("eventType" = String, Path, description = "A notifiable event: `omni.journey.assigned`, `omni.approval.requested`, ...")),
+    request_body = PutRule,
+    responses(
+        (status = 200, description = "Replaced", body = Data<RuleView>),
+        (status = 201, description = "Created", body = Data<RuleView>),
+        (status = 422, description = "An event no rule can be set for (`event_type_not_notifiable`); a recipient the event does not offer, no channels, a bad template code (`validation_failed`); a template that does not exist (`unknown_template`)", body = ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
+async fn put_rule(
+    State(app): State<AppState>,
+    tenant: Tenant,
+    ApiPath(event_type): ApiPath<String>,
+    ApiJson(body): ApiJson<PutRule>,
+) -> ApiResult<Response> {
+    let offered = notifiable(&event_type)?;
+    let mut errors = Vec::new();
+    if body.recipients.is_empty() {
+        errors.push(FieldError::new("recipients", "must name at least one"));
+    }
+    for (i, r) in body.recipients.iter().enumerate() {
+        if !offered.contains(r) {
+            errors.push(FieldError::new(
+                format!("recipients[{i}]"),
+                format!("is not a recipient {event_type} can name"),
+            ));
+        }
+    }
+    if body.channels.is_empty() {
+        errors.push(FieldError::new("channels", "must name at least one channel"));
+    }
+    if !is_code(&body.template_code) {
+        errors.push(FieldError::new("templateCode", CODE_RULE));
+    }
+    reject(errors)?;
+    let mut recipients = body.recipients;
+    recipients.sort();
+    recipients.dedup();
+    let mut channels = body.channels;
+    channels.sort();
+    channels.dedup();
+    let mut conn = app.db.reader().acquire().await?;
+    if super::templates::find(&mut conn, &tenant.id, &body.template_code)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::unprocessable(
+            "unknown_template",
+            format!("No notification template {}", body.template_code),
+        )
+        .with("field", "templateCode"));
+    }
+    drop(conn);
+    let now = now_ms();
+    let rule = Rule {
+        recipients,
+        channels,
+        template_code: body.template_code,
+        priority: body.priority.unwrap_or_default(),
+        enabled: body.enabled.unwrap_or(true),
+    };
+    let row = RuleRow {
+        event_type: event_type.clone(),
+        recipients: serde_json::to_string(&rule.recipients).map_err(|_| ApiError::internal())?,
+        channels: serde_json::to_string(&rule.channels).map_err(|_| ApiError::internal())?,
+        template_code: rule.template_code.clone(),
+        priority: rule.priority.as_str().to_owned(),
+        enabled: i64::from(rule.enabled),
+        created_at: now,
+        updated_at: now,
+    };
+    let mut tx = app.db.begin().await?;
+    let created = store::put_rule(&mut tx, &tenant.id, &row).await?;
+    tx.commit().await?;
+    Ok(data(
+        put_status(created),
+        rule_view(&event_type, rule, "tenant", Some(now)),
+    ))
+}
+
+/// Get the rule of an event: the tenant's, else Omnirail's default.
+#[utoipa::path(
+    get, path = "/notification-rules/{eventType}", tag = "Notifications",
+    params(("eventType" = String, Path, description = "A notifiable event")),
+    responses(
+        (status = 200, description = "The rule", body = Data<RuleView>),
+        (status = 404, description = "No rule and no default for this event (`not_found`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "An event no rule can be set for (`event_type_not_notifiable`)", body = ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
+async fn get_rule(
+    State(app): State<AppState>,
+    tenant: Tenant,
+    ApiPath(event_type): ApiPath<String>,
+) -> ApiResult<Response> {
+    notifiable(&event_type)?;
+    let mut conn = app.db.reader().acquire().await?;
+    let v = match store::get_rule(&mut conn, &tenant.id, &event_type).await? {
+        Some(row) => rule_view(
+            &event_type,
+            rule_of(&row).ok_or_else(ApiError::internal)?,
+            "tenant",
+            Some(row.updated_at),
+        ),
+        None => rule_view(
+            &event_type,
+            default_rule(&event_type).ok_or_else(|| ApiError::not_found("Notification rule"))?,
+            "default",
+            None,
+        ),
+    };
+    Ok(data(StatusCode::OK, v))
+}
+
+/// List the rules in force: the tenant's and the defaults it has not replaced.
+#[utoipa::path(
+    get, path = "/notification-rules", tag = "Notifications",
+    responses((status = 200, description = "The rules, by event type", body = Data<Vec<RuleView>>))
+)]
+async fn list_rules(State(app): State<AppState>, tenant: Tenant) -> ApiResult<Response> {
+    let rows = store::list_rules(app.db.reader(), &tenant.id).await?;
+    let mut out = Vec::new();
+    for (event_type, _) in NOTIFIABLE {
+        if let Some(row) = rows.iter().find(|r| r.event_type == *event_type) {
+            let rule = rule_of(row).ok_or_else(ApiError::internal)?;
+            out.push(rule_view(event_type, rule, "tenant", Some(row.updated_at)));
+        } else if let Some(rule) = default_rule(event_type) {
+            out.push(rule_view(event_type, rule, "default", None));
+        }
+    }
+    Ok(data(StatusCode::OK, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_issues_two() {
+        let a = default_rule("omni.journey.assigned").unwrap();
+        assert_eq!(a.recipients, [RecipientRole::Assignee]);
+        assert_eq!(a.channels, [NotifyChannel::InApp]);
+        let r = default_rule("omni.approval.requested").unwrap();
+        assert_eq!(r.recipients, [RecipientRole::Approvers]);
+        assert_eq!(r.channels, [NotifyChannel::InApp, NotifyChannel::Email]);
+        assert_eq!(default_rule("omni.journey.created"), None);
+        // Every default is for a notifiable event and names only recipients it offers.
+        for (event_type, offered) in NOTIFIABLE {
+            if let Some(rule) = default_rule(event_type) {
+                assert!(rule.recipients.iter().all(|r| offered.contains(r)));
+            }
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! The delivery worker: runs in every `serve` process.
+//!
+//! It claims due deliveries with a lease (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so processes
+//! never take the same row; SQLite: one writer), sends them outside any transaction, then
+//! writes each outcome under the notification's row lock with its event. A process that dies
+//! mid-send leaves its lease to run out; the delivery is then taken again, so a message can be
+//! sent twice in that case but never lost (at-least-once, as every provider API here is).
+//!
+//! The worker wakes when this process creates a notification, and otherwise at the earliest
+//! due time it knows of, at most `notification_poll_ms` apart, so `scheduleAt` is honoured to
+//! the second and one node sees what another scheduled.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::watch;
+
+use super::model::{AfterFailure, Attempt, NotifyChannel, Priority, QuietHours, after_failure};
+use super::providers::{ProviderSettings, STATUS_PATH_TWILIO};
+use super::store::{self, DeliveryUpdate, DueRow};
+use super::templates::{EmailContent, SmsContent, TitleBody};
+use super::{after_delivery_change, recipient};
+use crate::AppState;
+use crate::error::{ApiError, StoreError};
+use crate::store::{Backend, now_ms};
+
+/// Deliveries claimed at once.
+const BATCH: i64 = 64;
+/// Sent at the same time by one process.
+const PARALLEL: usize = 16;
+/// How long a claim lasts: longer than any one send (15 s HTTP, 15 s per SMTP step).
+const LEASE_MS: i64 = 120_000;
+
+/// Runs until `stop`.
+pub async fn run(app: AppState, mut stop: watch::Receiver<bool>) {
+    let poll = Duration::from_millis(app.config.notification_poll_ms.max(10));
+    loop {
+        let mut idle = poll;
+        match tick(&app).await {
+            Ok(true) => idle = Duration::ZERO,
+            Ok(false) => {
+                if let Ok(Some(next)) = store::next_due(app.db.reader()).await {
+                    let wait = u64::try_from(next - now_ms()).unwrap_or(0);
+                    idle = idle.min(Duration::from_millis(wait));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(code = e.code, detail = %e.detail, "notification delivery failed; will retry")
+            }
+        }
+        if idle.is_zero() {
+            if app.is_stopping() {
+                return;
+            }
+            continue;
+        }
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = app.notifier.wake.notified() => {}
+            _ = tokio::time::sleep(idle) => {}
+        }
+    }
+}
+
+/// Claims and sends one batch; `true` if it was full (there may be more due now).
+async fn tick(app: &AppState) -> Result<bool, ApiError> {
+    let now = now_ms();
+    let mut tx = app.db.begin().await?;
+    let due = store::claim_due(
+        &mut tx,
+        app.db.backend() == Backend::Postgres,
+        now,
+        LEASE_MS,
+        BATCH,
+    )
+    .await?;
+    tx.commit().await?;
+    let full = due.len() as i64 == BATCH;
+    let results: Vec<Result<(), ApiError>> = futures::stream::iter(due)
+        .map(|d| deliver(app, d))
+        .buffer_unordered(PARALLEL)
+        .collect()
+        .await;
+    for r in results {
+        if let Err(e) = r {
+            tracing::warn!(code = e.code, detail = %e.detail, "a delivery could not be recorded; its lease will run out and it will be tried again");
+        }
+    }
+    Ok(full)
+}
+
+/// One claimed delivery: held for quiet hours, or attempted and its outcome recorded.
+async fn deliver(app: &AppState, d: DueRow) -> Result<(), ApiError> {
+    let channel = NotifyChannel::parse(&d.channel).unwrap_or(NotifyChannel::InApp);
+    let who = {
+        let mut conn = app.db.reader().acquire().await?;
+        recipient(&mut conn, &d.tenant_id, &d.recipient_id, &d.recipient_type).await?
+    };
+    let now = now_ms();
+    if Priority::parse(&d.priority) != Some(Priority::Critical)
+        && let Some(until) = who
+            .quiet_hours
+            .as_deref()
+            .and_then(|q| serde_json::from_str::<QuietHours>(q).ok())
+            .and_then(|q| q.hold_until(now))
+    {
+        let mut tx = app.db.begin().await?;
+        store::hold(&mut tx, &d.id, until, now).await?;
+        tx.commit().await?;
+        return Ok(());
+    }
+    let (provider, attempt) = attempt(app, &d, channel, &who).await;
+    record_outcome(app, &d, channel, provider, attempt).await
+}
+
+/// Sends through the tenant's provider; the provider's name and what became of it.
+async fn attempt(
+    app: &AppState,
+    d: &DueRow,
+    channel: NotifyChannel,
+    who: &super::Recipient,
+) -> (Option<&'static str>, Attempt) {
+    if channel == NotifyChannel::InApp {
+        // The inbox is the notification itself: stored is delivered.
+        return (Some("omnirail"), Attempt::Accepted { message_id: None });
+    }
+    let settings = match store::get_provider(app.db.reader(), &d.tenant_id, channel.as_str()).await
+    {
+        Ok(Some(row)) => serde_json::from_str::<ProviderSettings>(&row.settings).ok(),
+        Ok(None) => None,
+        Err(e) => {
+            return (
+                None,
+                Attempt::Transient {
+                    error: format!("cannot read the provider: {e}"),
+                },
+            );
+        }
+    };
+    let Some(settings) = settings else {
+        return (
+            None,
+            Attempt::Permanent {
+                code: "provider_not_configured",
+                error: format!("No {} provider is configured", channel.as_str()),
+            },
+        );
+    };
+    let kind = Some(settings.kind());
+    let bad_content = || Attempt::Permanent {
+        code: "invalid_message",
+        error: "the rendered content does not fit the channel".into(),
+    };
+    let attempt = match settings {
+        ProviderSettings::Smtp(smtp) => {
+            let Some(to) = who.email.as_deref() else {
+                return (kind, missing("no_email_address", "email address"));
+            };
+            match serde_json::from_str::<EmailContent>(&d.content) {
+                Ok(content) => smtp.send(&d.id, to, &content).await,
+                Err(_) => bad_content(),
+            }
+        }
+        ProviderSettings::Twilio(twilio) => {
+            let Some(to) = who.phone.as_deref() else {
+                return (kind, missing("no_phone_number", "phone number"));
+            };
+            let callback = app
+                .config
+                .public_base_url
+                .as_deref()
+                .map(|base| super::providers::join(base, STATUS_PATH_TWILIO));
+            match serde_json::from_str::<SmsContent>(&d.content) {
+                Ok(content) => {
+                    twilio
+                        .send(&app.notifier.http, to, &content.text, callback.as_deref())
+                        .await
+                }
+                Err(_) => bad_content(),
+            }
+        }
+        ProviderSettings::Fcm(fcm) => {
+            let tokens: Vec<String> = if d.recipient_type == "customer" {
+                match store::devices(app.db.reader(), &d.tenant_id, &d.recipient_id).await {
+                    Ok(devices) => devices.into_iter().map(|x| x.push_token).collect(),
+                    Err(e) => {
+                        return (
+                            kind,
+                            Attempt::Transient {
+                                error: format!("cannot read the devices: {e}"),
+                            },
+                        );
+                    }
+                }
+            } else {
+                Vec::new()
+            };
+            if tokens.is_empty() {
+                return (
+                    kind,
+                    missing("no_push_device", "registered device for push"),
+                );
+            }
+            let Ok(content) = serde_json::from_str::<TitleBody>(&d.content) else {
+                return (kind, bad_content());
+            };
+            let data = [("notificationId", d.notification_id.as_str())];
+            let (attempt, gone) = fcm
+                .send(
+                    &app.notifier.http,
+                    &app.notifier.fcm_tokens,
+                    &tokens,
+                    &content,
+                    &data,
+                )
+                .await;
+            forget_tokens(app, d, &gone).await;
+            attempt
+        }
+    };
+    (kind, attempt)
+}
+
+fn missing(code: &'static str, what: &str) -> Attempt {
+    Attempt::Permanent {
+        code,
+        error: format!("The recipient's record has no {what}"),
+    }
+}
+
+async fn forget_tokens(app: &AppState, d: &DueRow, tokens: &[String]) {
+    for token in tokens {
+        let forgotten = async {
+            let mut tx = app.db.begin().await?;
+            store::forget_push_token(&mut tx, &d.tenant_id, &d.recipient_id, token).await?;
+            tx.commit().await.map_err(StoreError::from)
+        };
+        if let Err(e) = forgotten.await {
+            tracing::warn!(error = %e, "an unregistered push token could not be forgotten");
+        }
+    }
+}
+
+/// Writes an attempt's outcome, with its event, under the notification's lock.
+async fn record_outcome(
+    app: &AppState,
+    d: &DueRow,
+    channel: NotifyChannel,
+    provider: Option<&str>,
+    attempt: Attempt,
+) -> Result<(), ApiError> {
+    let now = now_ms();
+    let attempts = d.attempts + 1;
+    let update = match &attempt {
+        Attempt::Accepted { message_id } => DeliveryUpdate {
+            status: if channel == NotifyChannel::InApp {
+                "delivered"
+            } else {
+                "sent"
+            },
+            provider,
+            provider_message_id: message_id.as_deref(),
+            attempts,
+            error_code: None,
+            last_error: None,
+            next_attempt_at: None,
+        },
+        Attempt::Permanent { code, error } => DeliveryUpdate {
+            status: "failed",
+            provider,
+            provider_message_id: None,
+            attempts,
+            error_code: Some(code),
+            last_error: Some(error),
+            next_attempt_at: None,
+        },
+        Attempt::Transient { error } => {
+            let max = app.config.notification_max_attempts;
+            let base = app.config.notification_retry_base_ms;
+            let tries = u32::try_from(attempts).unwrap_or(u32::MAX);
+            match after_failure(tries, max, base, rand::random::<f64>()) {
+                AfterFailure::RetryInMs(wait) => DeliveryUpdate {
+                    status: "pending",
+                    provider,
+                    provider_message_id: None,
+                    attempts,
+                    error_code: Some("provider_unavailable"),
+                    last_error: Some(error),
+                    next_attempt_at: Some(now + i64::try_from(wait).unwrap_or(i64::MAX / 2)),
+                },
+                AfterFailure::GiveUp => DeliveryUpdate {
+                    status: "failed",
+                    provider,
+                    provider_message_id: None,
+                    attempts,
+                    error_code: Some("provider_unavailable"),
+                    last_error: Some(error),
+                    next_attempt_at: None,
+                },
+            }
+        }
+    };
+    let mut tx = app.db.begin().await?;
+    if store::lock_notification(&mut tx, &d.tenant_id, &d.notification_id, now)
+        .await?
+        .is_none()
+    {
+        return Ok(());
+    }
+    // Cancelled (or taken again after a lost lease) meanwhile: this outcome is not ours to write.
+    if !store::finish_attempt(&mut tx, &d.id, &update, now).await? {
+        return Ok(());
+    }
+    after_delivery_change(&mut tx, &d.tenant_id, &d.notification_id, &d.id, now).await?;
+    tx.commit().await?;
+    Ok(())
+}
