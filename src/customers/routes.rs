@@ -138,7 +138,10 @@ fn view(c: CustomerRow) -> (Profile, Preferences, String, String, String) {
         Preferences {
             notification_channel: c.notification_channel,
             preferred_language: c.preferred_language,
-            quiet_hours: c.quiet_hours.as_deref().and_then(|q| serde_json::from_str(q).ok()),
+            quiet_hours: c
+                .quiet_hours
+                .as_deref()
+                .and_then(|q| serde_json::from_str(q).ok()),
         },
         c.id,
         to_rfc3339(c.created_at),

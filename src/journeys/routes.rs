@@ -95,9 +95,9 @@ pub struct AssignJourney {
     /// Default `user`.
     pub assignee_type: Option<AssigneeType>,
     pub reason: Option<String>,
-    /// Recorded on the event, for the notifications to come.
-    #[serde(default)]
-    pub notify_assignee: bool,
+    /// Default `true`: the tenant's rule for `omni.journey.assigned` notifies the assignee
+    /// (by default in-app). `false` sends nothing for this assignment.
+    pub notify_assignee: Option<bool>,
     /// Who made the assignment (recorded as the event's actor). When given, their authority
     /// to reassign is checked.
     pub assigned_by: Option<String>,
@@ -1086,7 +1086,7 @@ async fn assign_journey(
         "assigneeType": assignee_type.as_str(),
         "previousAssigneeId": previous,
         "reason": body.reason,
-        "notifyAssignee": body.notify_assignee,
+        "notifyAssignee": body.notify_assignee.unwrap_or(true),
     });
     let actor = body.assigned_by.as_deref();
     finish(

@@ -129,8 +129,7 @@ async fn put_device(
         updated_at: now,
     };
     let mut tx = app.db.begin().await?;
-    customers::ensure_customer(&mut tx, &app.customers, &tenant.id, &row.customer_id, now)
-        .await?;
+    customers::ensure_customer(&mut tx, &app.customers, &tenant.id, &row.customer_id, now).await?;
     let created = store::put_device(&mut tx, &tenant.id, &row).await?;
     tx.commit().await?;
     let stored = store::devices(app.db.reader(), &tenant.id, &row.customer_id)

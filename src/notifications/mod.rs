@@ -35,8 +35,8 @@ use crate::directory;
 use crate::error::{ApiError, ApiResult};
 use crate::events::{self, NewEvent};
 use crate::ids::new_id;
-use crate::store::now_ms;
 use crate::store::known::KnownIds;
+use crate::store::now_ms;
 use crate::time::to_rfc3339;
 
 pub use routes::{InboxItem, inbox, inbox_item};
@@ -229,7 +229,7 @@ pub enum OnRenderError {
 }
 
 /// What is known of a recipient for sending.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, sqlx::FromRow)]
 pub(crate) struct Recipient {
     pub email: Option<String>,
     pub phone: Option<String>,
@@ -238,44 +238,32 @@ pub(crate) struct Recipient {
     pub quiet_hours: Option<String>,
 }
 
+/// The recipient's contact data and preferences; staff users have only contact data.
 pub(crate) async fn recipient(
     conn: &mut AnyConnection,
     tenant: &str,
     id: &str,
     kind: &str,
 ) -> ApiResult<Recipient> {
-    if kind == "user" {
-        let row: Option<(Option<String>, Option<String>)> =
-            sqlx::query_as("SELECT email, phone FROM users WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant)
-                .bind(id)
-                .fetch_optional(conn)
-                .await?;
-        let (email, phone) = row.unwrap_or_default();
-        return Ok(Recipient {
-            email,
-            phone,
-            ..Default::default()
-        });
-    }
-    let row: Option<(Option<String>, Option<String>, Option<String>, Option<String>, Option<String>)> =
-        sqlx::query_as(
-            "SELECT email, phone, notification_channel, preferred_language, quiet_hours
-             FROM customers WHERE tenant_id = $1 AND id = $2",
-        )
+    let sql = if kind == "user" {
+        "SELECT email, phone, CAST(NULL AS TEXT) AS preferred_channel,
+             CAST(NULL AS TEXT) AS language, CAST(NULL AS TEXT) AS quiet_hours
+         FROM users WHERE tenant_id = $1 AND id = $2"
+    } else {
+        "SELECT email, phone, notification_channel AS preferred_channel,
+             preferred_language AS language, quiet_hours
+         FROM customers WHERE tenant_id = $1 AND id = $2"
+    };
+    let row: Option<Recipient> = sqlx::query_as(sql)
         .bind(tenant)
         .bind(id)
         .fetch_optional(conn)
         .await?;
-    let (email, phone, preferred_channel, language, quiet_hours) = row.unwrap_or_default();
-    Ok(Recipient {
-        email,
-        phone,
-        preferred_channel,
-        language,
-        quiet_hours,
-    })
+    Ok(row.unwrap_or_default())
 }
+
+/// One channel's rendered content, or why it could not be rendered (code, detail).
+type Rendered = Result<Value, (&'static str, String)>;
 
 /// Creates a notification in the caller's transaction: the recipient exists afterwards (made
 /// with only its id if new; `known` is `(users, customers)`, or `None` when the caller knows
@@ -292,8 +280,7 @@ pub async fn create(
     match (new.recipient_type, known) {
         (_, None) => {}
         (RecipientType::Customer, Some((_, customers_known))) => {
-            customers::ensure_customer(conn, customers_known, tenant, new.recipient_id, now)
-                .await?
+            customers::ensure_customer(conn, customers_known, tenant, new.recipient_id, now).await?
         }
         (RecipientType::User, Some((users, _))) => {
             directory::ensure_users(conn, users, tenant, &[new.recipient_id], now).await?
@@ -313,7 +300,7 @@ pub async fn create(
     let language = template
         .as_ref()
         .map_or_else(|| "en".to_owned(), |t| t.language(who.language.as_deref()));
-    let mut rendered: Vec<(NotifyChannel, Result<Value, (&'static str, String)>)> = Vec::new();
+    let mut rendered: Vec<(NotifyChannel, Rendered)> = Vec::new();
     for channel in &channels {
         let outcome = match &template {
             None if on_error == OnRenderError::Refuse => {

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// A way of reaching a recipient.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum NotifyChannel {
     Push,
@@ -218,7 +220,10 @@ impl QuietHours {
             out.push(("end", "must differ from start"));
         }
         if self.tz().is_none() {
-            out.push(("timezone", "must be an IANA time zone, such as Europe/London"));
+            out.push((
+                "timezone",
+                "must be an IANA time zone, such as Europe/London",
+            ));
         }
         out
     }
@@ -233,7 +238,10 @@ impl QuietHours {
     /// If `now_ms` falls in the quiet window, when the window ends (UTC milliseconds).
     pub fn hold_until(&self, now_ms: i64) -> Option<i64> {
         let (start, end, tz) = (parse_hhmm(&self.start)?, parse_hhmm(&self.end)?, self.tz()?);
-        let now = Utc.timestamp_millis_opt(now_ms).single()?.with_timezone(&tz);
+        let now = Utc
+            .timestamp_millis_opt(now_ms)
+            .single()?
+            .with_timezone(&tz);
         let minute = now.time().hour() * 60 + now.time().minute();
         let inside = if start < end {
             minute >= start && minute < end
@@ -250,12 +258,11 @@ impl QuietHours {
         }
         let end_time = NaiveTime::from_hms_opt(end / 60, end % 60, 0)?;
         let local = day.and_time(end_time);
-        // A local time that a clock change skips ends the window at the first valid instant.
-        let at = tz
-            .from_local_datetime(&local)
-            .earliest()
-            .or_else(|| tz.from_local_datetime(&(local + chrono::Duration::hours(1))).earliest())?;
-        Some(at.timestamp_millis())
+        // A local time that a clock change skips ends the window at the first valid minute.
+        (0..=180)
+            .map(|m| local + chrono::Duration::minutes(m))
+            .find_map(|t| tz.from_local_datetime(&t).earliest())
+            .map(|at| at.timestamp_millis())
     }
 }
 
@@ -374,7 +381,11 @@ mod tests {
 
     #[test]
     fn quiet_hours_problems_are_named() {
-        assert!(quiet("22:00", "07:00", Some("Europe/London")).problems().is_empty());
+        assert!(
+            quiet("22:00", "07:00", Some("Europe/London"))
+                .problems()
+                .is_empty()
+        );
         let p = quiet("25:00", "7:00", Some("Mars/Base")).problems();
         let fields: Vec<_> = p.iter().map(|(f, _)| *f).collect();
         assert_eq!(fields, ["start", "end", "timezone"]);
@@ -394,8 +405,14 @@ mod tests {
 
     #[test]
     fn channel_names_and_preferences() {
-        assert_eq!(NotifyChannel::from_preference("IN_APP"), Some(NotifyChannel::InApp));
-        assert_eq!(NotifyChannel::from_preference("push"), Some(NotifyChannel::Push));
+        assert_eq!(
+            NotifyChannel::from_preference("IN_APP"),
+            Some(NotifyChannel::InApp)
+        );
+        assert_eq!(
+            NotifyChannel::from_preference("push"),
+            Some(NotifyChannel::Push)
+        );
         assert_eq!(NotifyChannel::parse("PUSH"), None);
         assert_eq!(Priority::parse("critical"), Some(Priority::Critical));
     }

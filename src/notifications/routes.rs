@@ -97,7 +97,10 @@ async fn create_notification(
     }
     if let Some(channels) = &body.channels {
         if channels.is_empty() {
-            errors.push(FieldError::new("channels", "must name at least one channel"));
+            errors.push(FieldError::new(
+                "channels",
+                "must name at least one channel",
+            ));
         }
         let mut seen = channels.clone();
         seen.sort();
@@ -239,14 +242,9 @@ async fn list_notifications(
         read,
     };
     let mut conn = app.db.reader().acquire().await?;
-    let (rows, total) = store::list_notifications(
-        &mut conn,
-        &tenant.id,
-        &filter,
-        page.limit(),
-        page.offset(),
-    )
-    .await?;
+    let (rows, total) =
+        store::list_notifications(&mut conn, &tenant.id, &filter, page.limit(), page.offset())
+            .await?;
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     let deliveries = store::deliveries_of(&mut conn, &tenant.id, &ids).await?;
     let data = rows.iter().map(|r| view(r, &deliveries)).collect();
@@ -326,15 +324,15 @@ async fn cancel_notification(
         .await?
         .ok_or_else(|| ApiError::not_found("Notification"))?;
     let deliveries = store::deliveries_of(&mut tx, &tenant.id, &[&id]).await?;
-    let untouched = deliveries.iter().all(|d| {
-        d.status == "pending" && d.attempts == 0 && d.lease_until.is_none_or(|l| l < now)
-    });
+    let untouched = deliveries
+        .iter()
+        .all(|d| d.status == "pending" && d.attempts == 0 && d.lease_until.is_none_or(|l| l < now));
     if n.cancelled_at.is_some() || !untouched {
         return Err(ApiError::conflict(
             "notification_not_cancellable",
             "Only a notification not yet attempted on any channel can be cancelled",
         )
-        .with("status", n.status));
+        .with("notificationStatus", n.status));
     }
     store::cancel(&mut tx, &id, now).await?;
     store::refresh_status(&mut tx, &id, now).await?;

@@ -364,7 +364,10 @@ async fn put_rule(
         }
     }
     if body.channels.is_empty() {
-        errors.push(FieldError::new("channels", "must name at least one channel"));
+        errors.push(FieldError::new(
+            "channels",
+            "must name at least one channel",
+        ));
     }
     if !is_code(&body.template_code) {
         errors.push(FieldError::new("templateCode", CODE_RULE));

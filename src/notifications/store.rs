@@ -105,7 +105,11 @@ pub async fn list_providers(ex: &AnyPool, tenant: &str) -> Result<Vec<ProviderRo
 }
 
 /// Creates or replaces; `true` if it was new.
-pub async fn put_provider(conn: &mut AnyConnection, tenant: &str, p: &ProviderRow) -> Result<bool, StoreError> {
+pub async fn put_provider(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    p: &ProviderRow,
+) -> Result<bool, StoreError> {
     let created: Option<i64> = sqlx::query_scalar(
         "INSERT INTO notification_providers
              (tenant_id, channel, kind, settings, created_at, updated_at)
@@ -125,12 +129,17 @@ pub async fn put_provider(conn: &mut AnyConnection, tenant: &str, p: &ProviderRo
 }
 
 /// `true` if there was one.
-pub async fn delete_provider(conn: &mut AnyConnection, tenant: &str, channel: &str) -> Result<bool, StoreError> {
-    let done = sqlx::query("DELETE FROM notification_providers WHERE tenant_id = $1 AND channel = $2")
-        .bind(tenant)
-        .bind(channel)
-        .execute(conn)
-        .await?;
+pub async fn delete_provider(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    channel: &str,
+) -> Result<bool, StoreError> {
+    let done =
+        sqlx::query("DELETE FROM notification_providers WHERE tenant_id = $1 AND channel = $2")
+            .bind(tenant)
+            .bind(channel)
+            .execute(conn)
+            .await?;
     Ok(done.rows_affected() > 0)
 }
 
@@ -174,7 +183,11 @@ pub async fn list_rules(ex: &AnyPool, tenant: &str) -> Result<Vec<RuleRow>, Stor
 }
 
 /// Creates or replaces; `true` if it was new.
-pub async fn put_rule(conn: &mut AnyConnection, tenant: &str, r: &RuleRow) -> Result<bool, StoreError> {
+pub async fn put_rule(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    r: &RuleRow,
+) -> Result<bool, StoreError> {
     let created: Option<i64> = sqlx::query_scalar(
         "INSERT INTO notification_rules (tenant_id, event_type, recipients, channels,
              template_code, priority, enabled, created_at, updated_at)
@@ -392,7 +405,9 @@ pub async fn get_notification(
     tenant: &str,
     id: &str,
 ) -> Result<Option<NotificationRow>, StoreError> {
-    let sql = format!("SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE tenant_id = $1 AND id = $2");
+    let sql = format!(
+        "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE tenant_id = $1 AND id = $2"
+    );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(tenant)
         .bind(id)
@@ -545,11 +560,7 @@ pub async fn refresh_status(
     Ok(status.to_owned())
 }
 
-pub async fn mark_read(
-    conn: &mut AnyConnection,
-    id: &str,
-    now: i64,
-) -> Result<(), StoreError> {
+pub async fn mark_read(conn: &mut AnyConnection, id: &str, now: i64) -> Result<(), StoreError> {
     sqlx::query("UPDATE notifications SET read_at = $2, updated_at = $2 WHERE id = $1")
         .bind(id)
         .bind(now)
@@ -602,7 +613,11 @@ pub async fn claim_due(
     limit: i64,
 ) -> Result<Vec<DueRow>, StoreError> {
     // PostgreSQL: concurrent workers skip each other's rows. SQLite has one writer at a time.
-    let lock = if postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+    let lock = if postgres {
+        " FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
     let sql = format!(
         "UPDATE notification_deliveries SET lease_until = $2 WHERE id IN (
              SELECT id FROM notification_deliveries
@@ -646,7 +661,12 @@ pub async fn next_due(pool: &AnyPool) -> Result<Option<i64>, StoreError> {
 
 /// Puts a claimed delivery back to wait until `until` without counting an attempt (quiet
 /// hours).
-pub async fn hold(conn: &mut AnyConnection, id: &str, until: i64, now: i64) -> Result<(), StoreError> {
+pub async fn hold(
+    conn: &mut AnyConnection,
+    id: &str,
+    until: i64,
+    now: i64,
+) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE notification_deliveries SET next_attempt_at = $2, lease_until = NULL,
              updated_at = $3 WHERE id = $1 AND status = 'pending'",

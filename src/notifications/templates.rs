@@ -226,7 +226,9 @@ impl RenderError {
             Self::Missing(names) => {
                 e.errors = names
                     .iter()
-                    .map(|n| FieldError::new(format!("templateData.{n}"), "is used by the template"))
+                    .map(|n| {
+                        FieldError::new(format!("templateData.{n}"), "is used by the template")
+                    })
                     .collect();
             }
             Self::NoContent(channel) => {
@@ -277,23 +279,44 @@ pub fn render(
                 out.insert(part.to_owned(), Value::String(text));
             }
             Err(e) if e.kind() == ErrorKind::UndefinedError => {
-                let given = data.as_object();
-                let missing: BTreeSet<String> = compiled
-                    .undeclared_variables(false)
-                    .into_iter()
-                    .filter(|v| given.is_none_or(|d| !d.contains_key(v)))
-                    .collect();
+                let missing = needed(&compiled, data);
                 // A top-level variable missing is named; a missing attribute of one that is
                 // there is described with its place.
                 if missing.is_empty() {
                     return Err(RenderError::Failed(describe(&e, part)));
                 }
-                return Err(RenderError::Missing(missing.into_iter().collect()));
+                return Err(RenderError::Missing(missing));
             }
             Err(e) => return Err(RenderError::Failed(describe(&e, part))),
         }
     }
     Ok(Value::Object(out))
+}
+
+/// The variables `template` uses, `data` lacks, and rendering cannot do without: each absent
+/// one is tried alone, with the others given, since a template may test whether a variable is
+/// defined (`{% if dueDate is defined %}`) and do without it.
+fn needed(template: &minijinja::Template<'_, '_>, data: &Value) -> Vec<String> {
+    let given = data.as_object().cloned().unwrap_or_default();
+    let absent: BTreeSet<String> = template
+        .undeclared_variables(false)
+        .into_iter()
+        .filter(|v| !given.contains_key(v))
+        .collect();
+    absent
+        .iter()
+        .filter(|v| {
+            let mut trial = given.clone();
+            for other in absent.iter().filter(|o| o != v) {
+                trial.insert(other.clone(), Value::String(String::new()));
+            }
+            let ctx = minijinja::Value::from(minijinja::value::Serde(Value::Object(trial)));
+            template
+                .render(ctx)
+                .is_err_and(|e| e.kind() == ErrorKind::UndefinedError)
+        })
+        .cloned()
+        .collect()
 }
 
 fn describe(e: &minijinja::Error, part: &str) -> String {
@@ -320,7 +343,10 @@ fn check(body: &PutTemplate) -> Vec<FieldError> {
         ));
     }
     if body.content.is_empty() {
-        errors.push(FieldError::new("content", "must have at least one language"));
+        errors.push(FieldError::new(
+            "content",
+            "must have at least one language",
+        ));
     }
     if body.content.len() > 50 {
         errors.push(FieldError::new("content", "must have at most 50 languages"));
@@ -457,7 +483,9 @@ fn check_code(code: &str) -> ApiResult<()> {
     if is_code(code) {
         Ok(())
     } else {
-        Err(ApiError::validation(vec![FieldError::new("code", CODE_RULE)]))
+        Err(ApiError::validation(vec![FieldError::new(
+            "code", CODE_RULE,
+        )]))
     }
 }
 
@@ -586,7 +614,9 @@ mod tests {
     fn a_runaway_template_runs_out_of_fuel() {
         let mut t = builtin("JOURNEY_ASSIGNED").unwrap();
         t.content.get_mut("en").unwrap().sms = Some(SmsContent {
-            text: "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}".into(),
+            text:
+                "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}"
+                    .into(),
         });
         assert!(matches!(
             render(&t, "en", NotifyChannel::Sms, &json!({})),

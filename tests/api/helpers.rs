@@ -159,10 +159,13 @@ impl TestApp {
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let test_db = TestDb::new().await;
         let documents = TempDir::new();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
         let mut config = Config {
             database_url: DatabaseUrl(test_db.url.clone()),
             listen: "127.0.0.1:0".into(),
             document_store: documents.0.display().to_string(),
+            public_base_url: Some(base.clone()),
             ..Config::default()
         };
         adjust(&mut config);
@@ -174,8 +177,6 @@ impl TestApp {
             .await
             .unwrap()
             .secret;
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
         let server_db = db.clone();
         let server_config = config.clone();
@@ -330,6 +331,8 @@ impl TestApp {
             "onboarding_tokens" => "SELECT COUNT(*) FROM onboarding_tokens",
             "onboarding_documents" => "SELECT COUNT(*) FROM onboarding_documents",
             "onboarding_configurations" => "SELECT COUNT(*) FROM onboarding_configurations",
+            "notifications" => "SELECT COUNT(*) FROM notifications",
+            "notification_deliveries" => "SELECT COUNT(*) FROM notification_deliveries",
             other => panic!("no count for {other}"),
         };
         sqlx::query_scalar(sql)

@@ -211,9 +211,8 @@ async fn provider_status(
     if provider != "twilio" {
         return Err(ApiError::not_found("Provider"));
     }
-    let params: Vec<(String, String)> = serde_urlencoded::from_bytes(&form).map_err(|_| {
-        ApiError::bad_request("invalid_callback", "The body must be form-encoded")
-    })?;
+    let params: Vec<(String, String)> = serde_urlencoded::from_bytes(&form)
+        .map_err(|_| ApiError::bad_request("invalid_callback", "The body must be form-encoded"))?;
     let param = |name: &str| {
         params
             .iter()

@@ -71,10 +71,9 @@ impl TwilioSettings {
             errors.push(FieldError::new("authToken", "must be given"));
         }
         match (&self.from, &self.messaging_service_sid) {
-            (None, None) => errors.push(FieldError::new(
-                "from",
-                "give from or messagingServiceSid",
-            )),
+            (None, None) => {
+                errors.push(FieldError::new("from", "give from or messagingServiceSid"))
+            }
             (Some(from), _) if !is_e164(from) => {
                 errors.push(FieldError::new("from", "must be an E.164 number"))
             }
