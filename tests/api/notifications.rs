@@ -681,7 +681,7 @@ async fn default_rules_notify_assignees_and_approvers() {
         format!("Journey {journey} has been assigned to you: Workload.")
     );
     let n = wait_for(&app, n["id"].as_str().unwrap(), settled).await;
-    assert_eq!(n["status"], "delivered");
+    assert_eq!(n["status"], "delivered", "{n}");
 
     let (status, body) = app
         .post(
