@@ -770,3 +770,144 @@ async fn notifications_are_the_tenants_own() {
     .await;
     assert_eq!(list["pagination"]["total"], 0);
 }
+
+#[tokio::test]
+async fn in_app_reaches_the_live_streams_and_the_customers_own_inbox() {
+    let app = app().await;
+    crate::onboarding::configure(&app).await;
+    let (status, started) = send(
+        app.req(Method::POST, "/omni/start")
+            .header("api-version", "1.0")
+            .json(&json!({"countryCode": "ALL", "configurationId": "cfg_sme"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    let customer = started["customerId"].as_str().unwrap().to_owned();
+    let token = started["token"].as_str().unwrap().to_owned();
+
+    // The customer's stream and a staff user's stream carry their in-app notifications.
+    let mut customer_stream =
+        crate::streams::Sse::open(&app, &format!("/api/v1/customers/{customer}/stream"), None)
+            .await;
+    app.put("/api/v1/omni/users/usr_rm_009", &json!({"name": "Sara"}))
+        .await;
+    let mut user_stream =
+        crate::streams::Sse::open(&app, "/api/v1/omni/users/usr_rm_009/stream", None).await;
+    let for_customer = notify(&app, in_app(&customer)).await;
+    let mut for_user = in_app("usr_rm_009");
+    for_user["recipientType"] = json!("user");
+    let for_user = notify(&app, for_user).await;
+    for (stream, n) in [
+        (&mut customer_stream, &for_customer),
+        (&mut user_stream, &for_user),
+    ] {
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            let frame = stream.event().await.expect("an event on the stream");
+            let data = frame.data.unwrap();
+            if data["payload"]["id"] == n["id"] {
+                seen.push(data["eventType"].as_str().unwrap().to_owned());
+            }
+        }
+        assert_eq!(seen, ["notification.created", "notification.delivered"]);
+    }
+
+    // The session token reads the customer's inbox, and only theirs.
+    let omni = |method: Method, path: &str| {
+        app.client
+            .request(method, app.url(path))
+            .header("api-version", "1.0")
+            .bearer_auth(&token)
+    };
+    let (status, inbox) = send(omni(Method::GET, "/omni/notifications")).await;
+    assert_eq!(status, StatusCode::OK, "{inbox}");
+    assert_eq!(inbox["pagination"]["total"], 1);
+    let item = &inbox["data"][0];
+    assert_eq!(item["id"], for_customer["id"]);
+    assert_eq!(item["title"], "Action needed: Document Collection");
+    assert_eq!(item["read"], false);
+    let path = format!("/omni/notifications/{}/read", item["id"].as_str().unwrap());
+    let (status, read) = send(omni(Method::POST, &path)).await;
+    assert_eq!(status, StatusCode::OK, "{read}");
+    assert_eq!(read["read"], true);
+    let (_, unread) = send(omni(Method::GET, "/omni/notifications?read=false")).await;
+    assert_eq!(unread["pagination"]["total"], 0);
+    let other = format!(
+        "/omni/notifications/{}/read",
+        for_user["id"].as_str().unwrap()
+    );
+    let (status, body) = send(omni(Method::POST, &other)).await;
+    assert_problem(status, &body, 404, "not_found");
+    // An API key does not open the inbox.
+    let (status, _) = send(
+        app.req(Method::GET, "/omni/notifications")
+            .header("api-version", "1.0"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, n) = app
+        .get(&format!(
+            "/api/v1/omni/notifications/{}",
+            for_customer["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(n["data"]["read"], true);
+}
+
+#[tokio::test]
+async fn a_schedule_survives_a_restart() {
+    let db = crate::helpers::TestDb::new().await;
+    let config = omnirail::config::Config {
+        database_url: omnirail::config::DatabaseUrl(db.url.clone()),
+        ..Default::default()
+    };
+    let store = omnirail::store::Db::open(&config).await.unwrap();
+    let tenant = omnirail::auth::create_tenant(&store, "Bank").await.unwrap();
+    let key = omnirail::auth::create_key(&store, &tenant, None)
+        .await
+        .unwrap()
+        .secret;
+    let client = reqwest::Client::new();
+    let port = crate::cli::free_port();
+    let mut first = crate::cli::serve(&db.url, port).await;
+    let schedule_at = at(2_500);
+    let mut body = in_app("cust_sched");
+    body["scheduleAt"] = json!(schedule_at);
+    let (status, created) = send(
+        client
+            .post(format!("http://127.0.0.1:{port}/api/v1/omni/notifications"))
+            .header("x-api-key", &key)
+            .json(&body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["data"]["id"].as_str().unwrap().to_owned();
+    // The process dies before the notification is due, and nothing runs when it falls due.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    let port = crate::cli::free_port();
+    let mut second = crate::cli::serve(&db.url, port).await;
+    let get = || {
+        client
+            .get(format!(
+                "http://127.0.0.1:{port}/api/v1/omni/notifications/{id}"
+            ))
+            .header("x-api-key", &key)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let n = loop {
+        let (_, n) = send(get()).await;
+        if n["data"]["status"] == "delivered" || std::time::Instant::now() > deadline {
+            break n["data"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    crate::cli::terminate(&mut second);
+    assert_eq!(n["status"], "delivered", "{n}");
+    let delivered =
+        omnirail::time::parse_rfc3339(delivery(&n, "in_app")["deliveredAt"].as_str().unwrap())
+            .unwrap();
+    assert!(delivered >= omnirail::time::parse_rfc3339(&schedule_at).unwrap());
+    assert_eq!(n["scheduleAt"], schedule_at);
+}

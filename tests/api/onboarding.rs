@@ -28,7 +28,7 @@ fn png() -> Vec<u8> {
 
 /// The seed's template, the credit analyst who approves its last step, and a configuration
 /// serving every country; returns the configuration's id.
-async fn configure(app: &TestApp) -> String {
+pub async fn configure(app: &TestApp) -> String {
     let (s, body) = app.post("/api/v1/omni/templates", &seed_template()).await;
     assert_eq!(s, StatusCode::CREATED, "{body}");
     app.seed_credit_analyst().await;

@@ -8,20 +8,20 @@ use crate::helpers::{TestApp, assert_problem, send};
 
 /// One Server-Sent Events frame.
 #[derive(Debug, Default)]
-struct Frame {
-    id: Option<String>,
-    data: Option<Value>,
-    comments: Vec<String>,
+pub struct Frame {
+    pub id: Option<String>,
+    pub data: Option<Value>,
+    pub comments: Vec<String>,
 }
 
 /// Reads frames off a streaming answer.
-struct Sse {
+pub struct Sse {
     res: reqwest::Response,
     buf: String,
 }
 
 impl Sse {
-    async fn open(app: &TestApp, path: &str, last_event_id: Option<&str>) -> Self {
+    pub async fn open(app: &TestApp, path: &str, last_event_id: Option<&str>) -> Self {
         let mut req = app.req(Method::GET, path);
         if let Some(id) = last_event_id {
             req = req.header("last-event-id", id);
@@ -62,7 +62,7 @@ impl Sse {
     }
 
     /// The next event (heartbeats skipped), within 5 s.
-    async fn event(&mut self) -> Option<Frame> {
+    pub async fn event(&mut self) -> Option<Frame> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
