@@ -45,6 +45,8 @@ async fn every_seed_endpoint_is_documented_with_its_errors() {
         ("/api/v1/omni/journeys/{id}/assign", "post"),
         ("/api/v1/omni/journeys/{id}/complete", "post"),
         ("/api/v1/omni/journeys/{id}/cancel", "post"),
+        ("/api/v1/omni/notifications", "post"),
+        ("/api/v1/omni/notifications", "get"),
     ] {
         let op = &paths[path][method];
         assert!(op.is_object(), "{method} {path} is missing");
