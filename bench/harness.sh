@@ -1,12 +1,13 @@
-# The harness bench/timeline.sh and bench/analytics.sh share: for SQLite, then PostgreSQL,
+# The harness bench/timeline.sh, bench/analytics.sh and bench/notifications.sh share: for SQLite, then PostgreSQL,
 # seed a fresh database with the benchmark's example binary, serve it with the release
 # `omnirail`, measure over HTTP, and print the query plans.
 #
 # The sourcing script sets NAME (the database's name), PG, PORT, BENCH (its example binary),
-# SEED_ARGS (an array, the seed's own arguments) and PLANS_TITLE, defines sqlite_plans and
-# pg_plans, then calls run_both. Sourced after `cargo build --release`.
+# SEED_ARGS (an array, the seed's own arguments), optionally MEASURE_ARGS, and PLANS_TITLE,
+# defines sqlite_plans and pg_plans, then calls run_both. Sourced after `cargo build --release`.
 
 BIN=target/release/omnirail
+MEASURE_ARGS=("${MEASURE_ARGS[@]+"${MEASURE_ARGS[@]}"}")
 WORK=$(mktemp -d)
 SERVER=""
 PGDB="omnirail_${NAME}_bench_$$"
@@ -31,7 +32,7 @@ run() {
         curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break
         sleep 0.1
     done
-    "$BENCH" measure --base "http://127.0.0.1:$PORT" --key "$key"
+    "$BENCH" measure --base "http://127.0.0.1:$PORT" --key "$key" "${MEASURE_ARGS[@]}"
     kill -TERM "$SERVER"
     wait "$SERVER" || true
     SERVER=""
