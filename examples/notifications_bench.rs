@@ -19,7 +19,7 @@ use omnirail::config::{Config, DatabaseUrl};
 use omnirail::store::Db;
 use serde_json::{Value, json};
 
-use support::{ms, percentiles};
+use support::{get, ms, percentiles};
 
 #[derive(Parser)]
 struct Args {
@@ -73,6 +73,9 @@ async fn main() {
         } => {
             accepted(&base, &key, clients, requests).await;
             end_to_end(&base, &key, samples).await;
+            let url = format!("{base}/api/v1/omni/notifications?perPage=1");
+            let (_, page) = get(&reqwest::Client::new(), &url, &key).await;
+            println!("stored: {} notifications", page["pagination"]["total"]);
         }
     }
 }
