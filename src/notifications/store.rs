@@ -650,11 +650,14 @@ pub async fn claim_due(
     Ok(q.fetch_all(conn).await?)
 }
 
-/// When the next delivery falls due, if any is waiting.
-pub async fn next_due(pool: &AnyPool) -> Result<Option<i64>, StoreError> {
+/// When the next delivery no worker holds falls due, if any is waiting. (A held one is due
+/// again at the latest when its lease ends; the worker's polling covers that.)
+pub async fn next_due(pool: &AnyPool, now: i64) -> Result<Option<i64>, StoreError> {
     Ok(sqlx::query_scalar(
-        "SELECT MIN(next_attempt_at) FROM notification_deliveries WHERE next_attempt_at IS NOT NULL",
+        "SELECT MIN(next_attempt_at) FROM notification_deliveries
+         WHERE next_attempt_at IS NOT NULL AND (lease_until IS NULL OR lease_until < $1)",
     )
+    .bind(now)
     .fetch_one(pool)
     .await?)
 }

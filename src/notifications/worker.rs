@@ -31,17 +31,22 @@ const PARALLEL: usize = 16;
 /// How long a claim lasts: longer than any one send (15 s HTTP, 15 s per SMTP step).
 const LEASE_MS: i64 = 120_000;
 
+/// The shortest sleep between looks, so a due time just passed never makes the loop spin.
+const MIN_IDLE: Duration = Duration::from_millis(10);
+
 /// Runs until `stop`.
 pub async fn run(app: AppState, mut stop: watch::Receiver<bool>) {
     let poll = Duration::from_millis(app.config.notification_poll_ms.max(10));
     loop {
         let mut idle = poll;
         match tick(&app).await {
+            // A full batch: more may be due now.
             Ok(true) => idle = Duration::ZERO,
             Ok(false) => {
-                if let Ok(Some(next)) = store::next_due(app.db.reader()).await {
-                    let wait = u64::try_from(next - now_ms()).unwrap_or(0);
-                    idle = idle.min(Duration::from_millis(wait));
+                let now = now_ms();
+                if let Ok(Some(next)) = store::next_due(app.db.reader(), now).await {
+                    let wait = u64::try_from(next - now).unwrap_or(0);
+                    idle = idle.min(Duration::from_millis(wait)).max(MIN_IDLE);
                 }
             }
             Err(e) => {
