@@ -107,6 +107,9 @@ enum Rail {
     OmniSession,
     /// `/omni/resume`: the handoff token in the body is the credential; `api-version`.
     OmniResume,
+    /// A provider's signed report (`/api/v1/omni/notifications/providers/...`): no API key,
+    /// the provider's signature is the credential.
+    ProviderCallback,
     /// Probes.
     Open,
 }
@@ -114,6 +117,7 @@ enum Rail {
 impl Rail {
     fn of(path: &str) -> Self {
         match path {
+            p if p.starts_with("/api/v1/omni/notifications/providers/") => Rail::ProviderCallback,
             p if p.starts_with("/api/") => Rail::Api,
             "/omni/start" => Rail::OmniStart,
             "/omni/resume" => Rail::OmniResume,
@@ -199,6 +203,9 @@ fn complete_operation(op: &mut Operation, method: &HttpMethod, rail: Rail) {
             "422",
             "An `X-Omni-Channel` header that names no channel (`validation_failed`)",
         );
+    }
+    if rail == Rail::ProviderCallback {
+        op.security = Some(Vec::new());
     }
     if rail == Rail::OmniSession {
         op.security = Some(vec![SecurityRequirement::new(
