@@ -268,14 +268,14 @@ type Rendered = Result<Value, (&'static str, String)>;
 /// Creates a notification in the caller's transaction: the recipient exists afterwards (made
 /// with only its id if new; `known` is `(users, customers)`, or `None` when the caller knows
 /// the recipient exists), every channel is rendered, and `omni.notification.created` is
-/// recorded. Returns its id. The caller wakes the worker after commit.
+/// recorded. Returns it as it stands. The caller wakes the worker after commit.
 pub async fn create(
     conn: &mut AnyConnection,
     known: Option<(&KnownIds, &KnownIds)>,
     tenant: &str,
     new: NewNotification<'_>,
     on_error: OnRenderError,
-) -> ApiResult<String> {
+) -> ApiResult<NotificationView> {
     let now = now_ms();
     match (new.recipient_type, known) {
         (_, None) => {}
@@ -328,7 +328,7 @@ pub async fn create(
         rendered.push((*channel, outcome));
     }
     let due = new.schedule_at.unwrap_or(now).max(now);
-    let deliveries: Vec<DeliveryRow> = rendered
+    let mut deliveries: Vec<DeliveryRow> = rendered
         .into_iter()
         .map(|(channel, outcome)| {
             let (status, content, error_code, last_error, next, failed_at) = match outcome {
@@ -364,6 +364,8 @@ pub async fn create(
             }
         })
         .collect();
+    // In the order the store reads them back: by channel name.
+    deliveries.sort_by(|a, b| a.channel.cmp(&b.channel));
     let statuses: Vec<DeliveryStatus> = deliveries
         .iter()
         .filter_map(|d| DeliveryStatus::parse(&d.status))
@@ -417,7 +419,7 @@ pub async fn create(
     for d in deliveries.iter().filter(|d| d.status == "failed") {
         record_delivery(conn, &row, d, &v).await?;
     }
-    Ok(id)
+    Ok(v)
 }
 
 /// Records one of the notification's events on its recipient's timeline.
@@ -498,21 +500,34 @@ async fn record_delivery(
     .await
 }
 
-/// After a delivery changed under the notification's lock: the notification's status from
-/// its deliveries, and the delivery's event if it reached a final state.
+/// After its deliveries changed under the lock the caller holds on `n` (as `lock_notification`
+/// answered it): the notification's status derived again from its deliveries and stored, and
+/// the notification as it now stands, with its deliveries' rows.
+pub(crate) async fn refresh(
+    conn: &mut AnyConnection,
+    n: &mut NotificationRow,
+    now: i64,
+) -> ApiResult<(NotificationView, Vec<DeliveryRow>)> {
+    let deliveries = store::deliveries_of(conn, &n.tenant_id, &[&n.id]).await?;
+    let statuses: Vec<DeliveryStatus> = deliveries
+        .iter()
+        .filter_map(|d| DeliveryStatus::parse(&d.status))
+        .collect();
+    n.status = model::derive_status(&statuses).as_str().to_owned();
+    n.updated_at = now;
+    store::set_status(conn, &n.id, &n.status, now).await?;
+    Ok((view(n, &deliveries), deliveries))
+}
+
+/// After a delivery changed under the lock the caller holds on `n`: the notification's status,
+/// and the delivery's event if it reached a final state.
 pub(crate) async fn after_delivery_change(
     conn: &mut AnyConnection,
-    tenant: &str,
-    notification_id: &str,
+    mut n: NotificationRow,
     delivery_id: &str,
     now: i64,
 ) -> ApiResult<()> {
-    store::refresh_status(conn, notification_id, now).await?;
-    let n = store::get_notification(conn, tenant, notification_id)
-        .await?
-        .ok_or_else(ApiError::internal)?;
-    let deliveries = store::deliveries_of(conn, tenant, &[notification_id]).await?;
-    let v = view(&n, &deliveries);
+    let (v, deliveries) = refresh(conn, &mut n, now).await?;
     if let Some(d) = deliveries.iter().find(|d| d.id == delivery_id) {
         record_delivery(conn, &n, d, &v).await?;
     }
@@ -535,12 +550,10 @@ pub async fn apply_report(
 ) -> ApiResult<()> {
     let now = now_ms();
     let mut tx = app.db.begin().await?;
-    if store::lock_notification(&mut tx, &d.tenant_id, &d.notification_id, now)
-        .await?
-        .is_none()
-    {
+    let Some(n) = store::lock_notification(&mut tx, &d.tenant_id, &d.notification_id, now).await?
+    else {
         return Ok(());
-    }
+    };
     let changed = match report {
         DeliveryReport::Delivered => {
             store::report(&mut tx, &d.id, "delivered", None, None, now).await?
@@ -550,7 +563,7 @@ pub async fn apply_report(
         }
     };
     if changed {
-        after_delivery_change(&mut tx, &d.tenant_id, &d.notification_id, &d.id, now).await?;
+        after_delivery_change(&mut tx, n, &d.id, now).await?;
         tx.commit().await?;
     }
     Ok(())
@@ -565,15 +578,13 @@ pub(crate) async fn mark_read(
     actor: Option<&str>,
 ) -> ApiResult<Option<NotificationView>> {
     let now = now_ms();
-    let Some(n) = store::lock_notification(conn, tenant, id, now).await? else {
+    let Some(mut n) = store::lock_notification(conn, tenant, id, now).await? else {
         return Ok(None);
     };
+    let deliveries = store::deliveries_of(conn, tenant, &[id]).await?;
     if n.read_at.is_none() {
         store::mark_read(conn, id, now).await?;
-        let n = store::get_notification(conn, tenant, id)
-            .await?
-            .ok_or_else(ApiError::internal)?;
-        let deliveries = store::deliveries_of(conn, tenant, &[id]).await?;
+        n.read_at = Some(now);
         let v = view(&n, &deliveries);
         record(
             conn,
@@ -585,6 +596,7 @@ pub(crate) async fn mark_read(
             &v,
         )
         .await?;
+        return Ok(Some(v));
     }
-    load_view(conn, tenant, id).await
+    Ok(Some(view(&n, &deliveries)))
 }

@@ -146,7 +146,7 @@ async fn create_notification(
     };
     reject(errors)?;
     let mut tx = app.db.begin().await?;
-    let id = super::create(
+    let v = super::create(
         &mut tx,
         Some((&app.users, &app.customers)),
         &tenant.id,
@@ -164,9 +164,6 @@ async fn create_notification(
         OnRenderError::Refuse,
     )
     .await?;
-    let v = load_view(&mut tx, &tenant.id, &id)
-        .await?
-        .ok_or_else(ApiError::internal)?;
     let answer = idem
         .commit(&app.db, tx, StatusCode::CREATED, &Data { data: v })
         .await;
@@ -241,14 +238,23 @@ async fn list_notifications(
         status: status.map(DeliveryStatus::as_str),
         read,
     };
+    let (data, total) = views_page(&app, &tenant.id, &filter, &page).await?;
+    Ok(page.answer(data, total))
+}
+
+/// A page of notifications as the API shows them, and how many match in all.
+async fn views_page(
+    app: &AppState,
+    tenant: &str,
+    filter: &NotificationFilter<'_>,
+    page: &PageRequest,
+) -> ApiResult<(Vec<NotificationView>, i64)> {
     let mut conn = app.db.reader().acquire().await?;
     let (rows, total) =
-        store::list_notifications(&mut conn, &tenant.id, &filter, page.limit(), page.offset())
-            .await?;
+        store::list_notifications(&mut conn, tenant, filter, page.limit(), page.offset()).await?;
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    let deliveries = store::deliveries_of(&mut conn, &tenant.id, &ids).await?;
-    let data = rows.iter().map(|r| view(r, &deliveries)).collect();
-    Ok(page.answer(data, total))
+    let deliveries = store::deliveries_of(&mut conn, tenant, &ids).await?;
+    Ok((rows.iter().map(|r| view(r, &deliveries)).collect(), total))
 }
 
 /// Get a notification with one delivery per channel.
@@ -320,7 +326,7 @@ async fn cancel_notification(
 ) -> ApiResult<Response> {
     let now = now_ms();
     let mut tx = app.db.begin().await?;
-    let n = store::lock_notification(&mut tx, &tenant.id, &id, now)
+    let mut n = store::lock_notification(&mut tx, &tenant.id, &id, now)
         .await?
         .ok_or_else(|| ApiError::not_found("Notification"))?;
     let deliveries = store::deliveries_of(&mut tx, &tenant.id, &[&id]).await?;
@@ -335,19 +341,14 @@ async fn cancel_notification(
         .with("notificationStatus", n.status));
     }
     store::cancel(&mut tx, &id, now).await?;
-    store::refresh_status(&mut tx, &id, now).await?;
-    let v = load_view(&mut tx, &tenant.id, &id)
-        .await?
-        .ok_or_else(ApiError::internal)?;
-    let cancelled = store::get_notification(&mut tx, &tenant.id, &id)
-        .await?
-        .ok_or_else(ApiError::internal)?;
+    n.cancelled_at = Some(now);
+    let (v, _) = super::refresh(&mut tx, &mut n, now).await?;
     super::record(
         &mut tx,
-        &cancelled,
+        &n,
         "omni.notification.cancelled",
         None,
-        format!("Notification {} cancelled", cancelled.template_code),
+        format!("Notification {} cancelled", n.template_code),
         serde_json::json!({"notificationId": id}),
         &v,
     )
@@ -430,21 +431,8 @@ async fn list_inbox(
         status: Some(DeliveryStatus::Delivered.as_str()),
         read,
     };
-    let mut conn = app.db.reader().acquire().await?;
-    let (rows, total) = store::list_notifications(
-        &mut conn,
-        &token.tenant_id,
-        &filter,
-        page.limit(),
-        page.offset(),
-    )
-    .await?;
-    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    let deliveries = store::deliveries_of(&mut conn, &token.tenant_id, &ids).await?;
-    let items = rows
-        .iter()
-        .filter_map(|r| inbox_item(&view(r, &deliveries)))
-        .collect();
+    let (views, total) = views_page(&app, &token.tenant_id, &filter, &page).await?;
+    let items = views.iter().filter_map(inbox_item).collect();
     Ok(page.answer(items, total))
 }
 
@@ -469,22 +457,13 @@ async fn read_inbox(
 ) -> ApiResult<Response> {
     let customer = crate::onboarding::session::customer_of(&app, &token).await?;
     let mut tx = app.db.begin().await?;
-    let own = store::get_notification(&mut tx, &token.tenant_id, &id)
+    // Not the customer's, or not in the inbox: 404, and the transaction (the read with it) is
+    // dropped uncommitted.
+    let item = super::mark_read(&mut tx, &token.tenant_id, &id, Some(&customer))
         .await?
-        .filter(|n| n.recipient_type == "customer" && n.recipient_id == customer);
-    let in_inbox = match own {
-        Some(n) => {
-            let deliveries = store::deliveries_of(&mut tx, &token.tenant_id, &[&id]).await?;
-            inbox_item(&view(&n, &deliveries)).is_some()
-        }
-        None => false,
-    };
-    if !in_inbox {
-        return Err(ApiError::not_found("Notification"));
-    }
-    let v = super::mark_read(&mut tx, &token.tenant_id, &id, Some(&customer))
-        .await?
-        .ok_or_else(ApiError::internal)?;
-    let item = inbox_item(&v).ok_or_else(ApiError::internal)?;
+        .filter(|v| v.recipient_type == RecipientType::Customer && v.recipient_id == customer)
+        .as_ref()
+        .and_then(inbox_item)
+        .ok_or_else(|| ApiError::not_found("Notification"))?;
     idem.commit(&app.db, tx, StatusCode::OK, &item).await
 }

@@ -534,30 +534,21 @@ pub async fn list_notifications<'a>(
     Ok((rows, total))
 }
 
-/// Sets the notification's status from its deliveries' (see `model::derive_status`). The
-/// caller holds the notification's lock.
-pub async fn refresh_status(
+/// Stores the notification's status (derived from its deliveries by the caller, who holds
+/// its lock).
+pub async fn set_status(
     conn: &mut AnyConnection,
     id: &str,
+    status: &str,
     now: i64,
-) -> Result<String, StoreError> {
-    let statuses: Vec<String> =
-        sqlx::query_scalar("SELECT status FROM notification_deliveries WHERE notification_id = $1")
-            .bind(id)
-            .fetch_all(&mut *conn)
-            .await?;
-    let parsed: Vec<_> = statuses
-        .iter()
-        .filter_map(|s| super::model::DeliveryStatus::parse(s))
-        .collect();
-    let status = super::model::derive_status(&parsed).as_str();
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE notifications SET status = $2, updated_at = $3 WHERE id = $1")
         .bind(id)
         .bind(status)
         .bind(now)
         .execute(conn)
         .await?;
-    Ok(status.to_owned())
+    Ok(())
 }
 
 pub async fn mark_read(conn: &mut AnyConnection, id: &str, now: i64) -> Result<(), StoreError> {

@@ -306,17 +306,15 @@ async fn record_outcome(
         }
     };
     let mut tx = app.db.begin().await?;
-    if store::lock_notification(&mut tx, &d.tenant_id, &d.notification_id, now)
-        .await?
-        .is_none()
-    {
+    let Some(n) = store::lock_notification(&mut tx, &d.tenant_id, &d.notification_id, now).await?
+    else {
         return Ok(());
-    }
+    };
     // Cancelled (or taken again after a lost lease) meanwhile: this outcome is not ours to write.
     if !store::finish_attempt(&mut tx, &d.id, &update, now).await? {
         return Ok(());
     }
-    after_delivery_change(&mut tx, &d.tenant_id, &d.notification_id, &d.id, now).await?;
+    after_delivery_change(&mut tx, n, &d.id, now).await?;
     tx.commit().await?;
     Ok(())
 }
