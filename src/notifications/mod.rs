@@ -178,7 +178,13 @@ pub(crate) fn view(n: &NotificationRow, all: &[DeliveryRow]) -> NotificationView
         language: n.language.clone(),
         priority: Priority::parse(&n.priority).unwrap_or_default(),
         schedule_at: n.schedule_at.map(to_rfc3339),
-        status: DeliveryStatus::parse(&n.status).unwrap_or(DeliveryStatus::Pending),
+        // From the deliveries shown, not the stored column (kept for the list filter): two
+        // reads outside one snapshot must not show a status its deliveries contradict.
+        status: if deliveries.is_empty() {
+            DeliveryStatus::parse(&n.status).unwrap_or(DeliveryStatus::Pending)
+        } else {
+            model::derive_status(&deliveries.iter().map(|d| d.status).collect::<Vec<_>>())
+        },
         read: n.read_at.is_some(),
         read_at: n.read_at.map(to_rfc3339),
         cancelled_at: n.cancelled_at.map(to_rfc3339),
