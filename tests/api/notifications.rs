@@ -59,10 +59,37 @@ async fn notify(app: &TestApp, body: Value) -> Value {
 }
 
 fn in_app(recipient: &str) -> Value {
+    on(recipient, json!(["in_app"]))
+}
+
+/// The built-in step template for `recipient` on `channels`.
+fn on(recipient: &str, channels: Value) -> Value {
     json!({
-        "recipientId": recipient, "channels": ["in_app"], "templateCode": "JOURNEY_STEP_REQUIRED",
+        "recipientId": recipient, "channels": channels, "templateCode": "JOURNEY_STEP_REQUIRED",
         "templateData": {"stepName": "Document Collection"},
     })
+}
+
+/// A server whose SMS goes to a Twilio stand-in answering `plan` first, and `customer` with a
+/// phone number.
+async fn with_twilio(plan: &[u16], customer: &str) -> (TestApp, providers::Provider) {
+    let app = app().await;
+    let twilio = providers::twilio().await;
+    twilio.fail_with(plan);
+    let (status, body) = app
+        .put(
+            "/api/v1/omni/notification-providers/sms",
+            &providers::twilio_settings(&twilio),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    put_customer(
+        &app,
+        customer,
+        json!({"profile": {"phone": "+966501234567"}}),
+    )
+    .await;
+    (app, twilio)
 }
 
 #[tokio::test]
@@ -190,8 +217,7 @@ async fn sms_through_twilio_then_a_signed_status_callback_marks_it_delivered() {
         json!({"profile": {"phone": "+966501234567"}}),
     )
     .await;
-    let mut body = in_app("cust_sms");
-    body["channels"] = json!(["sms"]);
+    let body = on("cust_sms", json!(["sms"]));
     let n = notify(&app, body).await;
     let id = n["id"].as_str().unwrap();
     let n = wait_for(&app, id, settled).await;
@@ -248,22 +274,8 @@ async fn sms_through_twilio_then_a_signed_status_callback_marks_it_delivered() {
 
 #[tokio::test]
 async fn a_provider_that_fails_twice_then_succeeds_is_retried() {
-    let app = app().await;
-    let twilio = providers::twilio().await;
-    twilio.fail_with(&[503, 503]);
-    app.put(
-        "/api/v1/omni/notification-providers/sms",
-        &providers::twilio_settings(&twilio),
-    )
-    .await;
-    put_customer(
-        &app,
-        "cust_retry",
-        json!({"profile": {"phone": "+966501234567"}}),
-    )
-    .await;
-    let mut body = in_app("cust_retry");
-    body["channels"] = json!(["sms"]);
+    let (app, twilio) = with_twilio(&[503, 503], "cust_retry").await;
+    let body = on("cust_retry", json!(["sms"]));
     let n = notify(&app, body).await;
     let n = wait_for(&app, n["id"].as_str().unwrap(), settled).await;
     let d = delivery(&n, "sms");
@@ -276,22 +288,8 @@ async fn a_provider_that_fails_twice_then_succeeds_is_retried() {
 
 #[tokio::test]
 async fn a_permanent_failure_is_not_retried_and_a_dead_provider_gives_up() {
-    let app = app().await;
-    let twilio = providers::twilio().await;
-    twilio.fail_with(&[400]);
-    app.put(
-        "/api/v1/omni/notification-providers/sms",
-        &providers::twilio_settings(&twilio),
-    )
-    .await;
-    put_customer(
-        &app,
-        "cust_bad",
-        json!({"profile": {"phone": "+966501234567"}}),
-    )
-    .await;
-    let mut body = in_app("cust_bad");
-    body["channels"] = json!(["sms"]);
+    let (app, twilio) = with_twilio(&[400], "cust_bad").await;
+    let body = on("cust_bad", json!(["sms"]));
     let n = notify(&app, body.clone()).await;
     let n = wait_for(&app, n["id"].as_str().unwrap(), settled).await;
     let d = delivery(&n, "sms");
@@ -315,8 +313,7 @@ async fn a_permanent_failure_is_not_retried_and_a_dead_provider_gives_up() {
 
     // Missing contact data fails that delivery with its reason.
     put_customer(&app, "cust_nophone", json!({})).await;
-    let mut body = in_app("cust_nophone");
-    body["channels"] = json!(["sms", "in_app"]);
+    let body = on("cust_nophone", json!(["sms", "in_app"]));
     let n = notify(&app, body).await;
     let n = wait_for(&app, n["id"].as_str().unwrap(), settled).await;
     assert_eq!(delivery(&n, "sms")["errorCode"], "no_phone_number");
@@ -345,8 +342,7 @@ async fn push_goes_through_fcm_to_each_registered_device() {
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
-    let mut body = in_app("cust_push");
-    body["channels"] = json!(["push"]);
+    let body = on("cust_push", json!(["push"]));
     let n = notify(&app, body).await;
     let n = wait_for(&app, n["id"].as_str().unwrap(), settled).await;
     let d = delivery(&n, "push");
@@ -374,8 +370,7 @@ async fn push_goes_through_fcm_to_each_registered_device() {
         .collect();
     assert_eq!(ids, ["iphone"]);
     // A customer without devices: no_push_device.
-    let mut body = in_app("cust_nodevice");
-    body["channels"] = json!(["push"]);
+    let body = on("cust_nodevice", json!(["push"]));
     let n = notify(&app, body).await;
     let n = wait_for(&app, n["id"].as_str().unwrap(), settled).await;
     assert_eq!(delivery(&n, "push")["errorCode"], "no_push_device");
