@@ -28,6 +28,8 @@ struct Call {
     /// Whether the call has recorded a change, and the channel that change was made through.
     counted: Cell<bool>,
     resolved: Cell<Option<Channel>>,
+    /// Whether the call wrote webhook messages, to wake the delivery worker once it answers.
+    webhooks: Cell<bool>,
 }
 
 /// Runs the call in its scope; an `X-Omni-Channel` that names no channel is 422.
@@ -49,8 +51,24 @@ pub async fn within<F: Future>(stated: Option<Channel>, work: F) -> F::Output {
         stated: Cell::new(stated),
         counted: Cell::new(false),
         resolved: Cell::new(None),
+        webhooks: Cell::new(false),
     };
-    CALL.scope(call, work).await
+    let (output, call) = CALL
+        .scope(call, async {
+            let output = work.await;
+            (output, CALL.with(|c| c.webhooks.get()))
+        })
+        .await;
+    // The call's transaction has committed (or rolled back) by the time it answers.
+    if call {
+        crate::webhooks::wake();
+    }
+    output
+}
+
+/// Notes that the call wrote webhook messages; outside a call, the worker's polling finds them.
+pub(crate) fn wrote_webhooks() {
+    let _ = CALL.try_with(|call| call.webhooks.set(true));
 }
 
 fn invalid(message: String) -> ApiError {

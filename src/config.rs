@@ -55,6 +55,58 @@ pub struct Config {
     pub notification_retry_base_ms: u64,
     /// Longest the delivery worker sleeps between looks for due deliveries, in milliseconds.
     pub notification_poll_ms: u64,
+    /// Webhook delivery: the `[webhooks]` table of the file, `OMNIRAIL_WEBHOOKS__*` variables.
+    pub webhooks: WebhookConfig,
+}
+
+/// How webhooks are delivered.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Accept `http://` endpoint URLs (a local receiver, a test); otherwise only `https://`.
+    pub allow_http: bool,
+    /// Deliver to loopback, private, link-local and metadata addresses (tests, a bank's own
+    /// network); otherwise such targets are refused when set and at every attempt.
+    pub allow_private_targets: bool,
+    /// Waits after each failed attempt, in milliseconds; after the last, the message is
+    /// `failed`. Default 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (eight attempts in all).
+    pub retry_schedule_ms: Vec<u64>,
+    /// An attempt not answered 2xx within this many milliseconds has failed.
+    pub timeout_ms: u64,
+    /// An endpoint whose every attempt has failed for this many seconds is disabled.
+    pub disable_after_secs: u64,
+    /// Seconds both the old and the new secret sign messages after a rotation.
+    pub rotation_overlap_secs: u64,
+    /// Attempts one process has in flight at once, over all endpoints; 0 runs no delivery
+    /// worker in this process (an API-only node).
+    pub max_in_flight: usize,
+    /// Attempts one process has in flight at once to one endpoint.
+    pub max_in_flight_per_endpoint: usize,
+    /// How long a claimed message is held by the process that claimed it, in milliseconds;
+    /// a process that dies leaves its messages to the others after this.
+    pub lease_ms: u64,
+    /// Longest the worker sleeps between looks for due messages, in milliseconds.
+    pub poll_ms: u64,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            allow_http: false,
+            allow_private_targets: false,
+            retry_schedule_ms: [5, 300, 1_800, 7_200, 18_000, 36_000, 36_000]
+                .iter()
+                .map(|s| s * 1_000)
+                .collect(),
+            timeout_ms: 15_000,
+            disable_after_secs: 5 * 24 * 3600,
+            rotation_overlap_secs: 24 * 3600,
+            max_in_flight: 128,
+            max_in_flight_per_endpoint: 8,
+            lease_ms: 60_000,
+            poll_ms: 500,
+        }
+    }
 }
 
 impl Default for Config {
@@ -80,6 +132,7 @@ impl Default for Config {
             notification_max_attempts: 8,
             notification_retry_base_ms: 5_000,
             notification_poll_ms: 500,
+            webhooks: WebhookConfig::default(),
         }
     }
 }
@@ -116,7 +169,8 @@ impl Config {
             // `OMNIRAIL_TEST_*` belong to the test harness, not to the server.
             .merge(
                 Env::prefixed("OMNIRAIL_")
-                    .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_")),
+                    .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_"))
+                    .split("__"),
             )
             .merge(Serialized::defaults(overrides));
         let config: Config = fig.extract().map_err(|e| e.to_string())?;
@@ -140,6 +194,14 @@ impl Config {
         if self.notification_max_attempts == 0 || self.notification_retry_base_ms == 0 {
             return Err(
                 "notification_max_attempts and notification_retry_base_ms must be positive".into(),
+            );
+        }
+        let w = &self.webhooks;
+        if w.timeout_ms == 0 || w.lease_ms <= w.timeout_ms || w.max_in_flight_per_endpoint == 0 {
+            return Err(
+                "webhooks: timeout_ms and max_in_flight_per_endpoint must be positive, \
+                        and lease_ms longer than timeout_ms"
+                    .into(),
             );
         }
         if let Some(url) = &self.public_base_url

@@ -29,6 +29,7 @@ pub mod store;
 pub mod streams;
 pub mod time;
 pub mod timeline;
+pub mod webhooks;
 pub mod workers;
 
 use std::future::Future;
@@ -118,6 +119,7 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
                 .merge(timeline::router())
                 .merge(onboarding::router())
                 .merge(notifications::router())
+                .merge(webhooks::router())
                 .merge(streams::omni_router()),
         )
         .nest(

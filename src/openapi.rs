@@ -35,6 +35,7 @@ use crate::error::PROBLEM_JSON;
         (name = "Onboarding", description = "Onboarding configurations, and the bank's view of onboardings, their data and documents"),
         (name = "Onboarding sessions", description = "Seed 002: the customer-facing onboarding API, started with an API key and continued with a session token; every call carries `api-version: 1.0`"),
         (name = "Staff directory", description = "Users with their roles and teams: who may approve and assign"),
+        (name = "Webhooks", description = "Signed messages (Standard Webhooks) for every event, to the tenant's endpoints: delivery with retries, attempts, replay and statistics"),
         (name = "Operations", description = "Health and readiness probes"),
     )
 )]

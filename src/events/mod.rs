@@ -4,8 +4,8 @@
 //! chain ([`chain`]), and one row per entity it concerns (the journey, the customer, ...), so
 //! the timeline can be read per entity through an index. It takes the caller's open
 //! transaction: the event commits with the change or not at all. The webhook outbox rows for
-//! the event belong in this same function, so that no caller can record a change without its
-//! messages.
+//! the event are written here too (`webhooks::enqueue`), so that no caller can record a change
+//! without its messages.
 
 use serde_json::Value;
 use sqlx::AnyConnection;
@@ -19,6 +19,7 @@ use crate::error::StoreError;
 use crate::ids::new_id;
 use crate::notifications;
 use crate::store::now_ms;
+use crate::webhooks;
 
 /// What concerns an event: `("journey", "jrn_...")`, `("customer", "ent_...")`.
 pub type EntityRef<'a> = (&'static str, &'a str);
@@ -209,6 +210,9 @@ pub async fn append(conn: &mut AnyConnection, event: &NewEvent<'_>) -> Result<()
         for (_, journey) in entities.iter().filter(|(t, _)| *t == "journey") {
             analytics::touch_journey(conn, event.tenant_id, day, journey, channel).await?;
         }
+    }
+    if webhooks::enqueue(conn, event.tenant_id, seq, event.event_type, occurred_at).await? {
+        calls::wrote_webhooks();
     }
     if !postgres {
         sqlx::query(CHAIN_ADVANCE)

@@ -15,6 +15,7 @@ use crate::notifications;
 use crate::sessions;
 use crate::store::Backend;
 use crate::streams;
+use crate::webhooks;
 
 /// How often expired idempotency records are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
@@ -35,6 +36,7 @@ pub fn spawn(state: AppState) -> JoinHandle<()> {
     workers.spawn(sweep_idle_sessions(state.clone(), stop.clone()));
     workers.spawn(streams::watch(state.clone(), stop.clone()));
     workers.spawn(notifications::worker::run(state.clone(), stop.clone()));
+    workers.spawn(webhooks::worker::run(state.clone(), stop.clone()));
     workers.spawn(purge_idempotency_keys(state, stop));
     tokio::spawn(async move { while workers.join_next().await.is_some() {} })
 }

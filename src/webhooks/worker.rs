@@ -1,0 +1,426 @@
+//! The delivery worker: runs in every `serve` process (unless `webhooks.max_in_flight` is 0).
+//!
+//! One loop claims due messages and starts one task per message; the tasks send and hand
+//! their outcomes to a recorder, which writes them in batches (one transaction, one commit,
+//! for many attempts). A process has at most `max_in_flight` attempts going, and at most
+//! `max_in_flight_per_endpoint` to one endpoint: the claim leaves out endpoints at their limit,
+//! so a slow or dead endpoint holds only its own share and never delays the others.
+//!
+//! A claim is a lease (`webhooks.lease_ms`, longer than any attempt): if the process dies, its
+//! messages fall due again when the lease runs out and another process (or this one,
+//! restarted) takes them. An outcome is written only while its claim still holds, so a lease
+//! that ran out is never overwritten by a late answer.
+
+use std::collections::HashMap;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::Url;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use super::model::{self, MessageStatus, Secret};
+use super::store::{self, AttemptRow, DeliveryRow, MessageUpdate};
+use super::{WAKE, guard};
+use crate::AppState;
+use crate::config::WebhookConfig;
+use crate::error::StoreError;
+use crate::events::{self, NewEvent};
+use crate::ids::new_id;
+use crate::store::now_ms;
+
+/// Outcomes written in one transaction at most.
+const RECORD_BATCH: usize = 256;
+
+/// The shortest sleep between looks, so a due time just passed never makes the loop spin.
+const MIN_IDLE: Duration = Duration::from_millis(5);
+
+/// The client that sends webhooks: no redirects followed (a redirect is a failure), no proxy
+/// from the environment, the attempt's timeout, and the guarded resolver unless private
+/// targets are allowed.
+pub fn client(cfg: &WebhookConfig) -> reqwest::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(Duration::from_millis(cfg.timeout_ms))
+        .connect_timeout(Duration::from_millis(cfg.timeout_ms.min(10_000)))
+        .user_agent(concat!("Omnirail-Webhooks/", env!("CARGO_PKG_VERSION")))
+        .pool_max_idle_per_host(cfg.max_in_flight_per_endpoint);
+    if !cfg.allow_private_targets {
+        builder = builder.dns_resolver(guard::GuardedResolver);
+    }
+    builder.build()
+}
+
+/// Runs until `stop`, then lets the attempts in flight finish (within their timeout).
+pub async fn run(app: AppState, mut stop: watch::Receiver<bool>) {
+    let cfg = app.config.webhooks.clone();
+    if cfg.max_in_flight == 0 {
+        return;
+    }
+    let http = match client(&cfg) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "webhook client could not be built; no webhooks are delivered by this process");
+            return;
+        }
+    };
+    let ctx = Arc::new(Ctx { http, cfg });
+    let (done, outcomes) = mpsc::unbounded_channel::<Outcome>();
+    let recorder = tokio::spawn(record_loop(app.clone(), outcomes));
+    let poll = Duration::from_millis(ctx.cfg.poll_ms.max(10));
+    let mut tasks: JoinSet<String> = JoinSet::new();
+    let mut per_endpoint: HashMap<String, usize> = HashMap::new();
+    // Claim again once a quarter of the budget is free (or nothing is in flight), not after
+    // every single attempt.
+    let threshold = (ctx.cfg.max_in_flight / 4).max(1);
+    loop {
+        let mut notified = pin!(WAKE.notified());
+        notified.as_mut().enable();
+        while let Some(res) = tasks.try_join_next() {
+            release(&mut per_endpoint, res);
+        }
+        let free = ctx.cfg.max_in_flight - tasks.len();
+        let mut idle = poll;
+        let claiming = free >= threshold || tasks.is_empty();
+        if claiming {
+            match claim(&app, &ctx, free, &per_endpoint).await {
+                Ok((rows, more)) => {
+                    for d in rows {
+                        *per_endpoint.entry(d.endpoint_id.clone()).or_default() += 1;
+                        let (ctx, done) = (ctx.clone(), done.clone());
+                        tasks.spawn(async move {
+                            let endpoint = d.endpoint_id.clone();
+                            let outcome = attempt(&ctx, d).await;
+                            let _ = done.send(outcome);
+                            endpoint
+                        });
+                    }
+                    if more {
+                        idle = Duration::ZERO;
+                    } else {
+                        let now = now_ms();
+                        if let Ok(Some(next)) = store::next_due(app.db.reader(), now).await {
+                            let wait = u64::try_from(next - now).unwrap_or(0);
+                            idle = idle.min(Duration::from_millis(wait)).max(MIN_IDLE);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "webhook claim failed; will retry"),
+            }
+        }
+        if idle.is_zero() && !app.is_stopping() {
+            continue;
+        }
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = &mut notified => {}
+            Some(res) = tasks.join_next(), if !claiming => release(&mut per_endpoint, res),
+            _ = tokio::time::sleep(idle) => {}
+        }
+        if app.is_stopping() {
+            break;
+        }
+    }
+    // Attempts under way finish and are recorded; unclaimed messages wait for the next start
+    // or another process.
+    let grace = Duration::from_millis(ctx.cfg.timeout_ms + 1_000);
+    let _ = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+    drop(done);
+    let _ = recorder.await;
+}
+
+struct Ctx {
+    http: reqwest::Client,
+    cfg: WebhookConfig,
+}
+
+fn release(per_endpoint: &mut HashMap<String, usize>, res: Result<String, tokio::task::JoinError>) {
+    let Ok(endpoint) = res else { return };
+    if let Some(n) = per_endpoint.get_mut(&endpoint) {
+        *n -= 1;
+        if *n == 0 {
+            per_endpoint.remove(&endpoint);
+        }
+    }
+}
+
+/// Claims up to `free` due messages, at most the per-endpoint limit less what is in flight
+/// for each endpoint; `true` with them if more may be due at once.
+async fn claim(
+    app: &AppState,
+    ctx: &Ctx,
+    free: usize,
+    per_endpoint: &HashMap<String, usize>,
+) -> Result<(Vec<DeliveryRow>, bool), StoreError> {
+    let limit = ctx.cfg.max_in_flight_per_endpoint;
+    let busy: Vec<String> = per_endpoint
+        .iter()
+        .filter(|(_, n)| **n >= limit)
+        .map(|(e, _)| e.clone())
+        .collect();
+    let now = now_ms();
+    let asked = i64::try_from(free).unwrap_or(i64::MAX);
+    let candidates = store::due_candidates(app.db.reader(), now, &busy, asked).await?;
+    let full = candidates.len() == free;
+    let mut taking: HashMap<&str, usize> = HashMap::new();
+    let mut ids = Vec::new();
+    for (id, endpoint) in &candidates {
+        let n = taking.entry(endpoint).or_default();
+        if *n + per_endpoint.get(endpoint).copied().unwrap_or(0) < limit {
+            *n += 1;
+            ids.push(id.clone());
+        }
+    }
+    if ids.is_empty() {
+        return Ok((Vec::new(), false));
+    }
+    let lease_until = now + i64::try_from(ctx.cfg.lease_ms).unwrap_or(i64::MAX / 4);
+    let mut tx = app.db.begin().await?;
+    let claimed = store::claim(&mut tx, &ids, now, lease_until).await?;
+    tx.commit().await?;
+    let rows = store::deliveries(app.db.reader(), &claimed).await?;
+    Ok((rows, full))
+}
+
+/// What one attempt came to.
+struct Outcome {
+    delivery: DeliveryRow,
+    attempt: AttemptRow,
+}
+
+/// Sends one message once and reports what happened; never fails.
+async fn attempt(ctx: &Ctx, d: DeliveryRow) -> Outcome {
+    let started = Instant::now();
+    let attempted_at = now_ms();
+    let result = send(ctx, &d, attempted_at).await;
+    let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let (succeeded, status_code, response_body, error) = match result {
+        Ok((status, body)) => {
+            let ok = (200..300).contains(&status);
+            let error = (!ok).then(|| {
+                if (300..400).contains(&status) {
+                    format!("HTTP {status}: redirects are not followed")
+                } else {
+                    format!("HTTP {status}")
+                }
+            });
+            (ok, Some(i64::from(status)), Some(body), error)
+        }
+        Err(e) => (false, None, None, Some(e)),
+    };
+    Outcome {
+        attempt: AttemptRow {
+            id: new_id("atm_"),
+            message_id: d.id.clone(),
+            endpoint_id: d.endpoint_id.clone(),
+            attempted_at,
+            succeeded: i64::from(succeeded),
+            status_code,
+            duration_ms,
+            response_body,
+            error,
+        },
+        delivery: d,
+    }
+}
+
+/// The POST itself: the answer's status and the first 4 KiB of its body, or why there was
+/// none.
+async fn send(ctx: &Ctx, d: &DeliveryRow, now: i64) -> Result<(u16, String), String> {
+    let url = Url::parse(&d.url).map_err(|_| "the endpoint URL cannot be read".to_owned())?;
+    if !ctx.cfg.allow_private_targets && guard::refused_literal(&url) {
+        return Err(format!("target refused: the URL {}", guard::REFUSED));
+    }
+    let current = Secret::parse(&d.secret).ok_or("the endpoint secret cannot be read")?;
+    let previous = d
+        .previous_secret
+        .as_deref()
+        .filter(|_| d.previous_secret_until.is_some_and(|until| until > now))
+        .and_then(Secret::parse);
+    let mut secrets = vec![&current];
+    secrets.extend(previous.as_ref());
+    let body = super::body(&d.event_type, d.occurred_at, &d.payload);
+    let timestamp = now.div_euclid(1000);
+    let signature = model::signature_header(&secrets, &d.id, timestamp, body.as_bytes());
+    let response = ctx
+        .http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", &d.id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .header("omnirail-event-id", &d.event_id)
+        .header("omnirail-event-type", &d.event_type)
+        .body(body)
+        .send()
+        .await
+        .map_err(describe)?;
+    let status = response.status().as_u16();
+    let mut response = response;
+    let mut kept = Vec::new();
+    while kept.len() < model::MAX_RESPONSE_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
+            Ok(None) => break,
+            // The status is the answer; a body cut short does not change it.
+            Err(_) => break,
+        }
+    }
+    Ok((
+        status,
+        model::truncate_response(&String::from_utf8_lossy(&kept)),
+    ))
+}
+
+fn describe(e: reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        detail = format!("{detail}: {s}");
+        source = s.source();
+    }
+    format!("{what}: {detail}")
+}
+
+async fn record_loop(app: AppState, mut outcomes: mpsc::UnboundedReceiver<Outcome>) {
+    while let Some(first) = outcomes.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < RECORD_BATCH {
+            match outcomes.try_recv() {
+                Ok(o) => batch.push(o),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = record(&app, &batch).await {
+            tracing::warn!(error = %e, n = batch.len(), "webhook outcomes could not be recorded; their leases will run out and they will be sent again");
+        }
+    }
+}
+
+/// Writes a batch of outcomes in one transaction: each attempt, each message's new state,
+/// each endpoint's failing run; and disables the endpoints that have failed for too long.
+async fn record(app: &AppState, batch: &[Outcome]) -> Result<(), StoreError> {
+    let cfg = &app.config.webhooks;
+    let now = now_ms();
+    let mut tx = app.db.begin().await?;
+    let mut failed_endpoints: Vec<&str> = Vec::new();
+    for o in batch {
+        let d = &o.delivery;
+        store::insert_attempt(&mut tx, &o.attempt).await?;
+        let succeeded = o.attempt.succeeded == 1;
+        let failures = if succeeded {
+            d.failures
+        } else {
+            d.failures + 1
+        };
+        let retry = (!succeeded)
+            .then(|| {
+                model::retry_after(
+                    u64::try_from(failures).unwrap_or(u64::MAX),
+                    &cfg.retry_schedule_ms,
+                )
+            })
+            .flatten();
+        let status = match (succeeded, retry) {
+            (true, _) => MessageStatus::Delivered,
+            (false, Some(_)) => MessageStatus::Pending,
+            (false, None) => MessageStatus::Failed,
+        };
+        let next_attempt_at = retry.map(|wait| now + i64::try_from(wait).unwrap_or(i64::MAX / 4));
+        store::finish_attempt(
+            &mut tx,
+            &MessageUpdate {
+                id: &d.id,
+                lease_until: d.lease_until,
+                status: status.as_str(),
+                failures,
+                next_attempt_at,
+                status_code: o.attempt.status_code,
+                error: o.attempt.error.as_deref(),
+                now,
+            },
+        )
+        .await?;
+        store::note_outcome(&mut tx, &d.endpoint_id, succeeded, now).await?;
+        if succeeded {
+            failed_endpoints.retain(|e| *e != d.endpoint_id);
+        } else if !failed_endpoints.contains(&d.endpoint_id.as_str()) {
+            failed_endpoints.push(&d.endpoint_id);
+        }
+    }
+    let disable_after =
+        i64::try_from(cfg.disable_after_secs.saturating_mul(1000)).unwrap_or(i64::MAX / 4);
+    let mut disabled = false;
+    for (tenant, id, url, since) in
+        store::failing_since_before(&mut tx, &failed_endpoints, now - disable_after).await?
+    {
+        if !model::should_disable(Some(since), now, disable_after) {
+            continue;
+        }
+        disable(&mut tx, &tenant, &id, &url, since, now).await?;
+        disabled = true;
+    }
+    tx.commit().await?;
+    if disabled {
+        super::wake();
+    }
+    Ok(())
+}
+
+/// Disables an endpoint that has failed without a success since `since`, parks its pending
+/// messages, and records `omni.webhook.endpoint_disabled`.
+async fn disable(
+    tx: &mut sqlx::AnyConnection,
+    tenant: &str,
+    id: &str,
+    url: &str,
+    since: i64,
+    now: i64,
+) -> Result<(), StoreError> {
+    let Some(mut e) = store::get_endpoint(tx, tenant, id, true).await? else {
+        return Ok(());
+    };
+    let reason = format!(
+        "every attempt failed from {} to {}",
+        crate::time::to_rfc3339(since),
+        crate::time::to_rfc3339(now)
+    );
+    e.enabled = 0;
+    e.disabled_reason = Some(reason.clone());
+    e.updated_at = now;
+    store::update_endpoint(tx, tenant, &e).await?;
+    store::park_messages(tx, id, true, now).await?;
+    tracing::warn!(
+        endpoint = id,
+        "webhook endpoint disabled after failing continuously"
+    );
+    events::record(
+        tx,
+        NewEvent {
+            tenant_id: tenant,
+            event_type: "omni.webhook.endpoint_disabled",
+            actor_id: None,
+            channel: None,
+            summary: format!("Webhook endpoint disabled: {reason}"),
+            metadata: serde_json::json!({ "endpointId": id, "failingSince": crate::time::to_rfc3339(since) }),
+            payload: serde_json::json!({
+                "endpointId": id,
+                "url": url,
+                "reason": reason,
+                "failingSince": crate::time::to_rfc3339(since),
+                "disabledAt": crate::time::to_rfc3339(now),
+            }),
+            entities: vec![("webhook_endpoint", id)],
+        },
+    )
+    .await
+}
