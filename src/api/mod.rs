@@ -134,6 +134,23 @@ pub fn parse_filter<T: DeserializeOwned>(
         })
 }
 
+/// Parses an optional boolean query parameter; anything but `true` or `false` is 422.
+pub fn parse_bool(name: &str, raw: Option<&str>) -> Result<Option<bool>, ApiError> {
+    match raw {
+        None => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(other) => {
+            let mut e = ApiError::unprocessable(
+                "invalid_query_parameter",
+                format!("{name} must be true or false, not {other}"),
+            );
+            e.errors = vec![FieldError::new(name, "must be true or false")];
+            Err(e)
+        }
+    }
+}
+
 /// A JSON body, deserialized with the path of any offending field.
 ///
 /// - body larger than the limit: 413 `payload_too_large`

@@ -16,7 +16,8 @@ use super::templates::{CODE_RULE, is_code};
 use super::{NewNotification, NotificationView, OnRenderError, load_view, view};
 use crate::AppState;
 use crate::api::{
-    ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, data, parse_filter, reject,
+    ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, data, parse_bool, parse_filter,
+    reject,
 };
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
@@ -194,22 +195,6 @@ pub struct NotificationQuery {
     /// Items per page (default 50, max 200).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     per_page: Option<String>,
-}
-
-fn parse_bool(name: &str, raw: Option<&str>) -> ApiResult<Option<bool>> {
-    match raw {
-        None => Ok(None),
-        Some("true") => Ok(Some(true)),
-        Some("false") => Ok(Some(false)),
-        Some(other) => {
-            let mut e = ApiError::unprocessable(
-                "invalid_query_parameter",
-                format!("{name} must be true or false, not {other}"),
-            );
-            e.errors = vec![FieldError::new(name, "must be true or false")];
-            Err(e)
-        }
-    }
 }
 
 /// List notifications, newest first, each with its deliveries.

@@ -16,7 +16,8 @@ use super::model::{self, EVENT_TYPES, MessageStatus, SECRET_RULE, Secret};
 use super::store::{self, AttemptRow, EndpointRow, MessageRow};
 use crate::AppState;
 use crate::api::{
-    ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, data, parse_filter, reject,
+    ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, data, parse_bool, parse_filter,
+    reject,
 };
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
@@ -225,7 +226,7 @@ async fn list_endpoints(
     ApiQuery(q): ApiQuery<EndpointQuery>,
 ) -> ApiResult<Response> {
     let page = PageRequest::parse(q.page.as_deref(), q.per_page.as_deref(), 20, 100)?;
-    let enabled: Option<bool> = parse_filter("enabled", q.enabled.as_deref())?;
+    let enabled = parse_bool("enabled", q.enabled.as_deref())?;
     let (rows, total) = store::list_endpoints(
         app.db.reader(),
         &tenant.id,

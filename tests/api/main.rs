@@ -20,3 +20,4 @@ mod sessions;
 mod streams;
 mod templates;
 mod timeline;
+mod webhooks;
