@@ -79,7 +79,6 @@ pub struct CreateNotification {
 #[utoipa::path(
     post, path = "/notifications", tag = "Notifications",
     request_body = CreateNotification,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same key and body")),
     responses(
         (status = 201, description = "Created; its deliveries are pending", body = Data<NotificationView>),
         (status = 422, description = "A bad field (`validation_failed`); no such template (`unknown_template`); a variable missing from templateData (`template_variable_missing`, each as `templateData.<name>`); no content for a channel (`template_channel_missing`); a template that fails to render (`template_render_failed`); a reused Idempotency-Key (`idempotency_key_reused`)", body = ProblemDoc, content_type = "application/problem+json"),
@@ -268,7 +267,6 @@ async fn get_notification(
     post, path = "/notifications/{id}/read", tag = "Notifications",
     params(
         ("id" = String, Path, description = "Notification id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same key and body"),
     ),
     responses(
         (status = 200, description = "The notification, read", body = Data<NotificationView>),
@@ -295,7 +293,6 @@ async fn read_notification(
     post, path = "/notifications/{id}/cancel", tag = "Notifications",
     params(
         ("id" = String, Path, description = "Notification id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same key and body"),
     ),
     responses(
         (status = 200, description = "Cancelled: every delivery is `cancelled`", body = Data<NotificationView>),
@@ -426,7 +423,6 @@ async fn list_inbox(
     post, path = "/omni/notifications/{id}/read", tag = "Onboarding sessions",
     params(
         ("id" = String, Path, description = "A notification in this customer's inbox"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same key and body"),
     ),
     security(("sessionToken" = [])),
     responses(

@@ -137,7 +137,6 @@ fn check_endpoint_fields(
 #[utoipa::path(
     post, path = "/webhooks/endpoints", tag = "Webhooks",
     request_body = CreateEndpoint,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same key and body")),
     responses(
         (status = 201, description = "Created, with `secret`", body = Data<EndpointView>),
         (status = 422, description = "A bad field, each named (`validation_failed`): a URL that is not https, carries credentials, or points to a loopback, private, link-local or metadata address; an unknown event type; a malformed secret. A reused Idempotency-Key (`idempotency_key_reused`)", body = ProblemDoc, content_type = "application/problem+json"),
@@ -270,8 +269,7 @@ async fn get_endpoint(
 /// sends them.
 #[utoipa::path(
     patch, path = "/webhooks/endpoints/{id}", tag = "Webhooks",
-    params(("id" = String, Path, description = "Endpoint id (`ep_...`)"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same key and body")),
+    params(("id" = String, Path, description = "Endpoint id (`ep_...`)")),
     request_body = UpdateEndpoint,
     responses(
         (status = 200, description = "Changed", body = Data<EndpointView>),
@@ -375,8 +373,7 @@ pub struct RotatedSecret {
 /// Rotate an endpoint's signing secret: for the next 24 hours messages are signed with both.
 #[utoipa::path(
     post, path = "/webhooks/endpoints/{id}/rotate-secret", tag = "Webhooks",
-    params(("id" = String, Path, description = "Endpoint id (`ep_...`)"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same key and body")),
+    params(("id" = String, Path, description = "Endpoint id (`ep_...`)")),
     request_body(content = Option<RotateSecret>, description = "May be empty"),
     responses(
         (status = 200, description = "Rotated", body = Data<RotatedSecret>),
@@ -601,8 +598,7 @@ async fn list_attempts(
 /// Send a message again now, with a fresh retry schedule, whatever its status.
 #[utoipa::path(
     post, path = "/webhooks/messages/{id}/retry", tag = "Webhooks",
-    params(("id" = String, Path, description = "Message id (`msg_...`)"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same key and body")),
+    params(("id" = String, Path, description = "Message id (`msg_...`)")),
     responses(
         (status = 202, description = "Due now", body = Data<MessageView>),
         (status = 404, description = "No such message for this tenant (`not_found`)", body = ProblemDoc, content_type = "application/problem+json"),
@@ -672,8 +668,7 @@ pub struct Replayed {
 /// Send again every failed message of an endpoint since an instant.
 #[utoipa::path(
     post, path = "/webhooks/endpoints/{id}/replay", tag = "Webhooks",
-    params(("id" = String, Path, description = "Endpoint id (`ep_...`)"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same key and body")),
+    params(("id" = String, Path, description = "Endpoint id (`ep_...`)")),
     request_body = Replay,
     responses(
         (status = 202, description = "The failed messages are due now", body = Data<Replayed>),

@@ -93,3 +93,46 @@ async fn every_seed_endpoint_is_documented_with_its_errors() {
         assert!(journey.get(field).is_some(), "JourneyView lacks {field}");
     }
 }
+
+#[tokio::test]
+async fn webhook_operations_are_documented_and_no_parameter_is_listed_twice() {
+    let doc = served_document().await;
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/v1/omni/webhooks/endpoints", "post"),
+        ("/api/v1/omni/webhooks/endpoints", "get"),
+        ("/api/v1/omni/webhooks/endpoints/{id}", "get"),
+        ("/api/v1/omni/webhooks/endpoints/{id}", "patch"),
+        ("/api/v1/omni/webhooks/endpoints/{id}", "delete"),
+        ("/api/v1/omni/webhooks/endpoints/{id}/rotate-secret", "post"),
+        ("/api/v1/omni/webhooks/endpoints/{id}/messages", "get"),
+        ("/api/v1/omni/webhooks/endpoints/{id}/replay", "post"),
+        ("/api/v1/omni/webhooks/endpoints/{id}/stats", "get"),
+        ("/api/v1/omni/webhooks/messages/{id}", "get"),
+        ("/api/v1/omni/webhooks/messages/{id}/attempts", "get"),
+        ("/api/v1/omni/webhooks/messages/{id}/retry", "post"),
+        ("/api/v1/omni/webhooks/event-types", "get"),
+    ] {
+        let op = &paths[path][method];
+        assert!(op.is_object(), "{method} {path} is missing");
+        if path.contains("{id}") {
+            assert!(
+                op["responses"].get("404").is_some(),
+                "{method} {path} lacks 404"
+            );
+        }
+    }
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let mut seen = std::collections::HashSet::new();
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let key = (p["name"].to_string(), p["in"].to_string());
+                assert!(
+                    seen.insert(key),
+                    "{method} {path} lists {} twice",
+                    p["name"]
+                );
+            }
+        }
+    }
+}

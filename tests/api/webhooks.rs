@@ -737,7 +737,10 @@ async fn endpoints_are_managed_validated_and_kept_to_their_tenant() {
             json!({ "url": rx.url, "eventTypes": "omni.journey.*" }),
             "eventTypes",
         ),
-        (json!({ "url": rx.url, "event_types": ["omni.journey.*"] }), "event_types"),
+        (
+            json!({ "url": rx.url, "event_types": ["omni.journey.*"] }),
+            "event_types",
+        ),
     ] {
         let (s, res) = app.post("/api/v1/omni/webhooks/endpoints", &body).await;
         assert_problem(s, &res, 422, "validation_failed");
