@@ -858,7 +858,7 @@ async fn endpoints_are_managed_validated_and_kept_to_their_tenant() {
 async fn create_journeys(bases: &[String], key: &str, n: usize) -> usize {
     use futures::StreamExt;
     let client = reqwest::Client::new();
-    let made = futures::stream::iter(0..n)
+    futures::stream::iter(0..n)
         .map(|i| {
             let req = client
                 .post(format!("{}/api/v1/omni/journeys", bases[i % bases.len()]))
@@ -869,8 +869,7 @@ async fn create_journeys(bases: &[String], key: &str, n: usize) -> usize {
         .buffer_unordered(16)
         .filter(|ok| std::future::ready(*ok))
         .count()
-        .await;
-    made
+        .await
 }
 
 /// A tenant with the seed template and an endpoint at `url`, on the database at `db_url`,
