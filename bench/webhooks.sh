@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Webhooks benchmark: builds release, then on SQLite and on PostgreSQL
-# 1. seeds a tenant with BENCH_ENDPOINTS endpoints (default 4), all at a local receiver;
+# 1. seeds a tenant with BENCH_ENDPOINTS endpoints (default 8), all at a local receiver;
 # 2. builds a backlog of BENCH_EVENTS journeys (default 5,000) through a server that delivers
 #    nothing (webhooks.max_in_flight = 0, an API-only node): events x endpoints messages;
 # 3. starts the receiver and a delivering server, and measures how fast the backlog drains
-#    (deliveries/s), then 32 clients creating journeys for BENCH_SECONDS (default 15) with
-#    every message's latency from its event's commit to its arrival (p50/p99).
+#    (deliveries/s), then journeys created at BENCH_RATE per second (default 250, so 2,000
+#    deliveries/s with 8 endpoints) for BENCH_SECONDS (default 15), with every message's
+#    latency from its event's commit to its arrival (p50/p99).
 #
 #   bash bench/webhooks.sh
 #   BENCH_ONLY=postgres bash bench/webhooks.sh      # or sqlite
@@ -15,7 +16,8 @@ cd "$(dirname "$0")/.."
 PG="${BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
 PORT="${BENCH_PORT:-18185}"
 RPORT="${BENCH_RECEIVER_PORT:-18186}"
-ENDPOINTS="${BENCH_ENDPOINTS:-4}"
+ENDPOINTS="${BENCH_ENDPOINTS:-8}"
+RATE="${BENCH_RATE:-250}"
 EVENTS="${BENCH_EVENTS:-5000}"
 SECONDS_STEADY="${BENCH_SECONDS:-15}"
 
@@ -70,7 +72,7 @@ run() {
     # The backlog: every journey's event and the template's, for every endpoint.
     local backlog=$(( (EVENTS + 1) * ENDPOINTS ))
     "$BENCH" measure --listen "127.0.0.1:$RPORT" --base "$base" --key "$key" \
-        --backlog "$backlog" --endpoints "$ENDPOINTS" --seconds "$SECONDS_STEADY" &
+        --backlog "$backlog" --endpoints "$ENDPOINTS" --rate "$RATE" --seconds "$SECONDS_STEADY" &
     MEASURE=$!
     sleep 0.5
     serve "$url"

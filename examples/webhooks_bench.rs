@@ -10,9 +10,9 @@
 //! `webhooks_bench measure`: runs the receiver, then against a server that delivers,
 //! - drain: the time from the first to the last of the backlog's messages arriving, as
 //!   deliveries per second;
-//! - steady: `clients` clients creating journeys for `seconds`, every message's latency from
-//!   its event's commit (the body's `timestamp`) to its arrival, p50/p99, and deliveries per
-//!   second.
+//! - steady: journeys created at `rate` per second (an open loop, as independent clients
+//!   would) for `seconds`, every message's latency from its event's commit (the body's
+//!   `timestamp`) to its arrival, p50/p99, and deliveries per second.
 
 #[allow(dead_code)] // its timed GET serves the other benchmarks
 mod support;
@@ -66,10 +66,11 @@ enum Cmd {
         /// Messages waiting when the delivering server starts.
         #[arg(long)]
         backlog: usize,
-        #[arg(long, default_value_t = 4)]
+        #[arg(long, default_value_t = 8)]
         endpoints: usize,
-        #[arg(long, default_value_t = 32)]
-        clients: usize,
+        /// Journeys created per second in the steady phase.
+        #[arg(long, default_value_t = 250.0)]
+        rate: f64,
         #[arg(long, default_value_t = 15)]
         seconds: u64,
     },
@@ -111,9 +112,9 @@ async fn main() {
             key,
             backlog,
             endpoints,
-            clients,
+            rate,
             seconds,
-        } => measure(&listen, &base, &key, backlog, endpoints, clients, seconds).await,
+        } => measure(&listen, &base, &key, backlog, endpoints, rate, seconds).await,
     }
 }
 
@@ -212,7 +213,7 @@ async fn measure(
     key: &str,
     backlog: usize,
     endpoints: usize,
-    clients: usize,
+    rate: f64,
     seconds: u64,
 ) {
     let arrivals = Arc::new(Arrivals::default());
@@ -242,12 +243,27 @@ async fn measure(
         );
     }
 
-    // Steady: journeys created for `seconds`, each event's messages timed from its commit.
+    // Steady: journeys created at `rate` per second for `seconds`, each event's messages timed
+    // from its commit.
     let before = arrivals.got.lock().unwrap().len();
     let client = reqwest::Client::new();
     let started = Instant::now();
     let until = started + Duration::from_secs(seconds);
-    let made = create_journeys(&client, base, key, clients, None, Some(until)).await;
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    let mut requests = tokio::task::JoinSet::new();
+    let body = json!({ "templateId": "tmpl_bench", "customerId": "ent_bench", "channel": "web" });
+    while Instant::now() < until {
+        ticker.tick().await;
+        let req = client
+            .post(format!("{base}/api/v1/omni/journeys"))
+            .header("x-api-key", key)
+            .json(&body);
+        requests.spawn(async move { req.send().await.is_ok_and(|r| r.status().is_success()) });
+    }
+    let mut made = 0;
+    while let Some(ok) = requests.join_next().await {
+        made += usize::from(ok.unwrap_or(false));
+    }
     let want = before + made * endpoints;
     let complete = wait_for(&arrivals, want, Duration::from_secs(60)).await;
     let got = arrivals.got.lock().unwrap();
@@ -255,9 +271,8 @@ async fn measure(
     let last = steady.last().map_or(started, |a| a.0);
     let (p50, p99) = percentiles(steady.iter().map(|a| a.1).collect());
     println!(
-        "steady: {made} journeys in {seconds} s ({:.0}/s), {} of {} messages arrived{}; \
+        "steady: {made} journeys in {seconds} s (offered {rate:.0}/s), {} of {} messages arrived{}; \
          {:.0} deliveries/s; commit to receipt p50 {p50:.1} ms, p99 {p99:.1} ms",
-        made as f64 / seconds as f64,
         steady.len(),
         made * endpoints,
         if complete { "" } else { " (some missing)" },

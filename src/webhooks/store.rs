@@ -329,11 +329,13 @@ pub struct AttemptRow {
     pub error: Option<String>,
 }
 
+/// Logs an attempt, unless its message is gone (its endpoint was deleted meanwhile).
 pub async fn insert_attempt(conn: &mut AnyConnection, a: &AttemptRow) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO webhook_attempts (id, message_id, endpoint_id, attempted_at, succeeded,
              status_code, duration_ms, response_body, error)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
+         WHERE EXISTS (SELECT 1 FROM webhook_messages WHERE id = $2)",
     )
     .bind(&a.id)
     .bind(&a.message_id)

@@ -2,22 +2,23 @@
 //!
 //! One loop claims due messages and starts one task per message; the tasks send and hand
 //! their outcomes to a recorder, which writes them in batches (one transaction, one commit,
-//! for many attempts). A process has at most `max_in_flight` attempts going, and at most
-//! `max_in_flight_per_endpoint` to one endpoint: the claim leaves out endpoints at their limit,
-//! so a slow or dead endpoint holds only its own share and never delays the others.
+//! for many attempts). A process holds at most `max_in_flight` claimed messages, and sends at
+//! most `max_in_flight_per_endpoint` to one endpoint at once; it holds at most twice that of
+//! one endpoint, and the claim leaves out endpoints holding that much, so a slow or dead
+//! endpoint holds only its own share and never delays the others.
 //!
 //! A claim is a lease (`webhooks.lease_ms`, longer than any attempt): if the process dies, its
 //! messages fall due again when the lease runs out and another process (or this one,
 //! restarted) takes them. An outcome is written only while its claim still holds, so a lease
 //! that ran out is never overwritten by a late answer.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::Url;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::model::{self, MessageStatus, Secret};
@@ -71,35 +72,44 @@ pub async fn run(app: AppState, mut stop: watch::Receiver<bool>) {
     let recorder = tokio::spawn(record_loop(app.clone(), outcomes));
     let poll = Duration::from_millis(ctx.cfg.poll_ms.max(10));
     let mut tasks: JoinSet<String> = JoinSet::new();
-    let mut per_endpoint: HashMap<String, usize> = HashMap::new();
-    // Claim again once a quarter of the budget is free (or nothing is in flight), not after
-    // every single attempt.
+    let mut held = Held::new(ctx.cfg.max_in_flight_per_endpoint);
+    // Claim again once a quarter of the budget is free (or nothing is held), not after every
+    // single attempt: each claim is a write transaction.
     let threshold = (ctx.cfg.max_in_flight / 4).max(1);
     loop {
         let mut notified = pin!(WAKE.notified());
         notified.as_mut().enable();
         while let Some(res) = tasks.try_join_next() {
-            release(&mut per_endpoint, res);
+            held.release(res);
         }
         let free = ctx.cfg.max_in_flight - tasks.len();
         let mut idle = poll;
-        let claiming = free >= threshold || tasks.is_empty();
-        if claiming {
-            match claim(&app, &ctx, free, &per_endpoint).await {
-                Ok((rows, more)) => {
-                    for d in rows {
-                        *per_endpoint.entry(d.endpoint_id.clone()).or_default() += 1;
+        // Whether a finished attempt is what the loop waits for: it frees room to claim.
+        let mut await_task = !tasks.is_empty();
+        if free >= threshold || tasks.is_empty() {
+            match claim(&app, &ctx, free, &held).await {
+                Ok(claimed) => {
+                    for d in claimed.rows {
+                        let sending = held.take(&d.endpoint_id);
                         let (ctx, done) = (ctx.clone(), done.clone());
                         tasks.spawn(async move {
+                            // At most `max_in_flight_per_endpoint` of an endpoint's messages are
+                            // sent at once; the rest of its share waits here, claimed.
+                            let _turn = sending.acquire_owned().await;
                             let endpoint = d.endpoint_id.clone();
                             let outcome = attempt(&ctx, d).await;
                             let _ = done.send(outcome);
                             endpoint
                         });
                     }
-                    if more {
+                    if claimed.more {
                         idle = Duration::ZERO;
+                    } else if claimed.blocked {
+                        // Everything due belongs to endpoints holding their share: a finished
+                        // attempt, not time, makes room.
+                        await_task = true;
                     } else {
+                        await_task = false;
                         let now = now_ms();
                         if let Ok(Some(next)) = store::next_due(app.db.reader(), now).await {
                             let wait = u64::try_from(next - now).unwrap_or(0);
@@ -116,15 +126,15 @@ pub async fn run(app: AppState, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = stop.changed() => break,
             _ = &mut notified => {}
-            Some(res) = tasks.join_next(), if !claiming => release(&mut per_endpoint, res),
+            Some(res) = tasks.join_next(), if await_task => held.release(res),
             _ = tokio::time::sleep(idle) => {}
         }
         if app.is_stopping() {
             break;
         }
     }
-    // Attempts under way finish and are recorded; unclaimed messages wait for the next start
-    // or another process.
+    // Attempts under way finish and are recorded; what was claimed and not yet sent is sent
+    // too if there is time, else it falls due again when its lease runs out.
     let grace = Duration::from_millis(ctx.cfg.timeout_ms + 1_000);
     let _ = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
     drop(done);
@@ -136,52 +146,106 @@ struct Ctx {
     cfg: WebhookConfig,
 }
 
-fn release(per_endpoint: &mut HashMap<String, usize>, res: Result<String, tokio::task::JoinError>) {
-    let Ok(endpoint) = res else { return };
-    if let Some(n) = per_endpoint.get_mut(&endpoint) {
-        *n -= 1;
-        if *n == 0 {
-            per_endpoint.remove(&endpoint);
+/// What this process holds per endpoint: messages claimed and not yet recorded, and the
+/// permits that let `per_endpoint` of them be sent at once.
+struct Held {
+    per_endpoint: usize,
+    endpoints: HashMap<String, (usize, Arc<Semaphore>)>,
+}
+
+impl Held {
+    fn new(per_endpoint: usize) -> Self {
+        Self {
+            per_endpoint,
+            endpoints: HashMap::new(),
+        }
+    }
+
+    /// Most messages of one endpoint held at once: twice what may be sent at once, so the
+    /// next ones are ready when a send finishes, and a slow endpoint's queue stays short
+    /// enough to be sent within the lease.
+    fn share(&self) -> usize {
+        self.per_endpoint * 2
+    }
+
+    fn count(&self, endpoint: &str) -> usize {
+        self.endpoints.get(endpoint).map_or(0, |(n, _)| *n)
+    }
+
+    /// Endpoints holding their whole share.
+    fn full(&self) -> Vec<String> {
+        self.endpoints
+            .iter()
+            .filter(|(_, (n, _))| *n >= self.share())
+            .map(|(e, _)| e.clone())
+            .collect()
+    }
+
+    /// Holds one more message of `endpoint`; the permits its sends take turns on.
+    fn take(&mut self, endpoint: &str) -> Arc<Semaphore> {
+        let per_endpoint = self.per_endpoint;
+        let entry = self
+            .endpoints
+            .entry(endpoint.to_owned())
+            .or_insert_with(|| (0, Arc::new(Semaphore::new(per_endpoint))));
+        entry.0 += 1;
+        entry.1.clone()
+    }
+
+    fn release(&mut self, res: Result<String, tokio::task::JoinError>) {
+        let Ok(endpoint) = res else { return };
+        if let Some((n, _)) = self.endpoints.get_mut(&endpoint) {
+            *n -= 1;
+            if *n == 0 {
+                self.endpoints.remove(&endpoint);
+            }
         }
     }
 }
 
-/// Claims up to `free` due messages, at most the per-endpoint limit less what is in flight
-/// for each endpoint; `true` with them if more may be due at once.
-async fn claim(
-    app: &AppState,
-    ctx: &Ctx,
-    free: usize,
-    per_endpoint: &HashMap<String, usize>,
-) -> Result<(Vec<DeliveryRow>, bool), StoreError> {
-    let limit = ctx.cfg.max_in_flight_per_endpoint;
-    let busy: Vec<String> = per_endpoint
-        .iter()
-        .filter(|(_, n)| **n >= limit)
-        .map(|(e, _)| e.clone())
-        .collect();
+/// What one claim took.
+struct Claimed {
+    rows: Vec<DeliveryRow>,
+    /// More may be due at once.
+    more: bool,
+    /// Nothing was due but for endpoints holding their whole share.
+    blocked: bool,
+}
+
+/// Claims up to `free` due messages, each endpoint's up to its share less what is held.
+async fn claim(app: &AppState, ctx: &Ctx, free: usize, held: &Held) -> Result<Claimed, StoreError> {
+    let full = held.full();
     let now = now_ms();
     let asked = i64::try_from(free).unwrap_or(i64::MAX);
-    let candidates = store::due_candidates(app.db.reader(), now, &busy, asked).await?;
-    let full = candidates.len() == free;
+    let candidates = store::due_candidates(app.db.reader(), now, &full, asked).await?;
+    let more = candidates.len() == free;
+    let blocked = candidates.is_empty() && !full.is_empty();
     let mut taking: HashMap<&str, usize> = HashMap::new();
     let mut ids = Vec::new();
     for (id, endpoint) in &candidates {
         let n = taking.entry(endpoint).or_default();
-        if *n + per_endpoint.get(endpoint).copied().unwrap_or(0) < limit {
+        if *n + held.count(endpoint) < held.share() {
             *n += 1;
             ids.push(id.clone());
         }
     }
     if ids.is_empty() {
-        return Ok((Vec::new(), false));
+        return Ok(Claimed {
+            rows: Vec::new(),
+            more: false,
+            blocked,
+        });
     }
     let lease_until = now + i64::try_from(ctx.cfg.lease_ms).unwrap_or(i64::MAX / 4);
     let mut tx = app.db.begin().await?;
     let claimed = store::claim(&mut tx, &ids, now, lease_until).await?;
     tx.commit().await?;
     let rows = store::deliveries(app.db.reader(), &claimed).await?;
-    Ok((rows, full))
+    Ok(Claimed {
+        rows,
+        more,
+        blocked,
+    })
 }
 
 /// What one attempt came to.
@@ -301,7 +365,14 @@ async fn record_loop(app: AppState, mut outcomes: mpsc::UnboundedReceiver<Outcom
             }
         }
         if let Err(e) = record(&app, &batch).await {
-            tracing::warn!(error = %e, n = batch.len(), "webhook outcomes could not be recorded; their leases will run out and they will be sent again");
+            // One outcome that cannot be written must not cost the others theirs: each again
+            // on its own.
+            tracing::warn!(error = %e, n = batch.len(), "webhook outcomes could not be recorded together; recording each alone");
+            for o in &batch {
+                if let Err(e) = record(&app, std::slice::from_ref(o)).await {
+                    tracing::warn!(error = %e, message = %o.delivery.id, "a webhook outcome could not be recorded; its lease will run out and it will be sent again");
+                }
+            }
         }
     }
 }
@@ -312,7 +383,9 @@ async fn record(app: &AppState, batch: &[Outcome]) -> Result<(), StoreError> {
     let cfg = &app.config.webhooks;
     let now = now_ms();
     let mut tx = app.db.begin().await?;
-    let mut failed_endpoints: Vec<&str> = Vec::new();
+    // Per endpoint, whether any of the batch's attempts to it succeeded. Endpoints are written
+    // in id order, so two processes' recorders never lock them in opposite orders.
+    let mut endpoints: BTreeMap<&str, bool> = BTreeMap::new();
     for o in batch {
         let d = &o.delivery;
         store::insert_attempt(&mut tx, &o.attempt).await?;
@@ -350,13 +423,16 @@ async fn record(app: &AppState, batch: &[Outcome]) -> Result<(), StoreError> {
             },
         )
         .await?;
-        store::note_outcome(&mut tx, &d.endpoint_id, succeeded, now).await?;
-        if succeeded {
-            failed_endpoints.retain(|e| *e != d.endpoint_id);
-        } else if !failed_endpoints.contains(&d.endpoint_id.as_str()) {
-            failed_endpoints.push(&d.endpoint_id);
-        }
+        *endpoints.entry(&d.endpoint_id).or_default() |= succeeded;
     }
+    for (endpoint, succeeded) in &endpoints {
+        store::note_outcome(&mut tx, endpoint, *succeeded, now).await?;
+    }
+    let failed_endpoints: Vec<&str> = endpoints
+        .iter()
+        .filter(|(_, succeeded)| !**succeeded)
+        .map(|(e, _)| *e)
+        .collect();
     let disable_after =
         i64::try_from(cfg.disable_after_secs.saturating_mul(1000)).unwrap_or(i64::MAX / 4);
     let mut disabled = false;

@@ -900,13 +900,16 @@ async fn prepared_tenant(db_url: &str, url: &str) -> String {
     key
 }
 
-const WORKER_ENV: [(&str, &str); 5] = [
-    ("OMNIRAIL_WEBHOOKS__ALLOW_HTTP", "true"),
-    ("OMNIRAIL_WEBHOOKS__ALLOW_PRIVATE_TARGETS", "true"),
-    ("OMNIRAIL_WEBHOOKS__LEASE_MS", "3000"),
-    ("OMNIRAIL_WEBHOOKS__TIMEOUT_MS", "2000"),
-    ("OMNIRAIL_WEBHOOKS__POLL_MS", "50"),
-];
+/// A delivering `serve` for the receivers on 127.0.0.1, holding what it claims `lease_ms`.
+fn worker_env(lease_ms: &'static str) -> [(&'static str, &'static str); 5] {
+    [
+        ("OMNIRAIL_WEBHOOKS__ALLOW_HTTP", "true"),
+        ("OMNIRAIL_WEBHOOKS__ALLOW_PRIVATE_TARGETS", "true"),
+        ("OMNIRAIL_WEBHOOKS__LEASE_MS", lease_ms),
+        ("OMNIRAIL_WEBHOOKS__TIMEOUT_MS", "2000"),
+        ("OMNIRAIL_WEBHOOKS__POLL_MS", "50"),
+    ]
+}
 
 async fn delivered_count(db_url: &str) -> (i64, i64) {
     let config = omnirail::config::Config {
@@ -932,7 +935,7 @@ async fn a_server_killed_with_1000_messages_in_flight_loses_none() {
     rx.delay(5);
     let key = prepared_tenant(&db.url, &rx.url).await;
     let port = crate::cli::free_port();
-    let mut first = crate::cli::serve_with_env(&db.url, port, &WORKER_ENV).await;
+    let mut first = crate::cli::serve_with_env(&db.url, port, &worker_env("3000")).await;
     let base = format!("http://127.0.0.1:{port}");
     let (s, _) = send(
         reqwest::Client::new()
@@ -954,7 +957,7 @@ async fn a_server_killed_with_1000_messages_in_flight_loses_none() {
         "all were delivered before the kill: {at_kill}"
     );
     let port = crate::cli::free_port();
-    let mut second = crate::cli::serve_with_env(&db.url, port, &WORKER_ENV).await;
+    let mut second = crate::cli::serve_with_env(&db.url, port, &worker_env("3000")).await;
     let got = rx
         .wait(90, |g| {
             g.iter()
@@ -984,8 +987,10 @@ async fn two_processes_share_1000_messages_and_send_each_once() {
     let rx = Receiver::start().await;
     let key = prepared_tenant(&db.url, &rx.url).await;
     let ports = [crate::cli::free_port(), crate::cli::free_port()];
-    let mut a = crate::cli::serve_with_env(&db.url, ports[0], &WORKER_ENV).await;
-    let mut b = crate::cli::serve_with_env(&db.url, ports[1], &WORKER_ENV).await;
+    // A lease longer than the run: only two processes claiming one message could send it twice.
+    let env = worker_env("120000");
+    let mut a = crate::cli::serve_with_env(&db.url, ports[0], &env).await;
+    let mut b = crate::cli::serve_with_env(&db.url, ports[1], &env).await;
     let bases: Vec<String> = ports
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}"))
