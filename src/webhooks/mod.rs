@@ -48,16 +48,20 @@ pub async fn enqueue(
     event_type: &str,
     now: i64,
 ) -> Result<bool, StoreError> {
-    let endpoints = store::enabled_endpoints(conn, tenant).await?;
-    let mut wrote = false;
-    for (endpoint, patterns) in endpoints {
-        let patterns: Vec<String> = serde_json::from_str(&patterns).unwrap_or_default();
-        if model::subscribes(&patterns, event_type) {
-            store::insert_message(conn, tenant, &endpoint, event_seq, event_type, now).await?;
-            wrote = true;
-        }
+    let subscribed: Vec<String> = store::enabled_endpoints(conn, tenant)
+        .await?
+        .into_iter()
+        .filter(|(_, patterns)| {
+            let patterns: Vec<String> = serde_json::from_str(patterns).unwrap_or_default();
+            model::subscribes(&patterns, event_type)
+        })
+        .map(|(endpoint, _)| endpoint)
+        .collect();
+    if subscribed.is_empty() {
+        return Ok(false);
     }
-    Ok(wrote)
+    store::insert_messages(conn, tenant, &subscribed, event_seq, event_type, now).await?;
+    Ok(true)
 }
 
 /// The body of a message: `{"type", "timestamp", "data"}`, built from the stored event, so

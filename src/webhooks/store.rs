@@ -190,28 +190,40 @@ pub async fn enabled_endpoints(
     .await?)
 }
 
-/// One message, due at once.
-pub async fn insert_message(
+/// The messages of one event, one per endpoint, due at once.
+pub async fn insert_messages(
     conn: &mut AnyConnection,
     tenant: &str,
-    endpoint: &str,
+    endpoints: &[String],
     event_seq: i64,
     event_type: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO webhook_messages (id, tenant_id, endpoint_id, event_seq, event_type, status,
-             attempts, failures, next_attempt_at, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, 'pending', 0, 0, $6, $6, $6)",
-    )
-    .bind(crate::ids::new_id("msg_"))
-    .bind(tenant)
-    .bind(endpoint)
-    .bind(event_seq)
-    .bind(event_type)
-    .bind(now)
-    .execute(conn)
-    .await?;
+    for chunk in endpoints.chunks(100) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|r| {
+                format!(
+                    "(${}, $1, ${}, $2, $3, 'pending', 0, 0, $4, $4, $4)",
+                    5 + 2 * r,
+                    6 + 2 * r
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO webhook_messages (id, tenant_id, endpoint_id, event_seq, event_type,
+                 status, attempts, failures, next_attempt_at, created_at, updated_at) VALUES {}",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant)
+            .bind(event_seq)
+            .bind(event_type)
+            .bind(now);
+        for endpoint in chunk {
+            q = q.bind(crate::ids::new_id("msg_")).bind(endpoint);
+        }
+        q.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
@@ -227,8 +239,10 @@ pub async fn due_candidates(
          WHERE next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < $1)",
     );
     if !busy.is_empty() {
-        let list: Vec<String> = (0..busy.len()).map(|i| format!("${}", i + 3)).collect();
-        sql.push_str(&format!(" AND endpoint_id NOT IN ({})", list.join(", ")));
+        sql.push_str(&format!(
+            " AND endpoint_id NOT IN ({})",
+            placeholders(3, busy.len(), 1)
+        ));
     }
     sql.push_str(" ORDER BY next_attempt_at LIMIT $2");
     // Only placeholders are added to the statement; every value is bound.
@@ -257,14 +271,13 @@ pub async fn claim(
     } else {
         ""
     };
-    let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 3)).collect();
     let sql = format!(
         "UPDATE webhook_messages SET lease_until = $2 WHERE id IN (
              SELECT id FROM webhook_messages
              WHERE id IN ({}) AND next_attempt_at <= $1
                AND (lease_until IS NULL OR lease_until < $1){lock})
          RETURNING id",
-        list.join(", ")
+        placeholders(3, ids.len(), 1)
     );
     let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind(now)
@@ -297,7 +310,6 @@ pub async fn deliveries(pool: &AnyPool, ids: &[String]) -> Result<Vec<DeliveryRo
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 1)).collect();
     let sql = format!(
         "SELECT m.id, m.tenant_id, m.endpoint_id, m.failures, m.lease_until, e.url, e.secret,
              e.previous_secret, e.previous_secret_until, v.id AS event_id, v.event_type,
@@ -306,7 +318,7 @@ pub async fn deliveries(pool: &AnyPool, ids: &[String]) -> Result<Vec<DeliveryRo
          JOIN webhook_endpoints e ON e.id = m.endpoint_id
          JOIN events v ON v.seq = m.event_seq
          WHERE m.id IN ({})",
-        list.join(", ")
+        placeholders(1, ids.len(), 1)
     );
     let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
     for id in ids {
@@ -329,30 +341,74 @@ pub struct AttemptRow {
     pub error: Option<String>,
 }
 
-/// Logs an attempt, unless its message is gone (its endpoint was deleted meanwhile).
-pub async fn insert_attempt(conn: &mut AnyConnection, a: &AttemptRow) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO webhook_attempts (id, message_id, endpoint_id, attempted_at, succeeded,
-             status_code, duration_ms, response_body, error)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
-         WHERE EXISTS (SELECT 1 FROM webhook_messages WHERE id = $2)",
-    )
-    .bind(&a.id)
-    .bind(&a.message_id)
-    .bind(&a.endpoint_id)
-    .bind(a.attempted_at)
-    .bind(a.succeeded)
-    .bind(a.status_code)
-    .bind(a.duration_ms)
-    .bind(&a.response_body)
-    .bind(&a.error)
-    .execute(conn)
-    .await?;
+/// Logs attempts, but those whose message is gone (its endpoint was deleted meanwhile).
+pub async fn insert_attempts(
+    conn: &mut AnyConnection,
+    attempts: &[&AttemptRow],
+) -> Result<(), StoreError> {
+    let ids: Vec<&str> = attempts.iter().map(|a| a.message_id.as_str()).collect();
+    let mut present: Vec<String> = Vec::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT id FROM webhook_messages WHERE id IN ({})",
+            placeholders(1, chunk.len(), 1)
+        );
+        let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        present.extend(q.fetch_all(&mut *conn).await?);
+    }
+    let kept: Vec<&&AttemptRow> = attempts
+        .iter()
+        .filter(|a| present.contains(&a.message_id))
+        .collect();
+    // Nine values a row; fifty rows a statement stays well inside both databases' limits.
+    for chunk in kept.chunks(50) {
+        let sql = format!(
+            "INSERT INTO webhook_attempts (id, message_id, endpoint_id, attempted_at, succeeded,
+                 status_code, duration_ms, response_body, error) VALUES {}",
+            placeholders(1, chunk.len(), 9)
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for a in chunk {
+            q = q
+                .bind(&a.id)
+                .bind(&a.message_id)
+                .bind(&a.endpoint_id)
+                .bind(a.attempted_at)
+                .bind(a.succeeded)
+                .bind(a.status_code)
+                .bind(a.duration_ms)
+                .bind(&a.response_body)
+                .bind(&a.error);
+        }
+        q.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
+/// `rows` groups of `width` placeholders from `$first`: `($1, $2), ($3, $4)`; with width 1,
+/// a plain list: `$1, $2`. Only placeholders go into a statement; every value is bound.
+fn placeholders(first: usize, rows: usize, width: usize) -> String {
+    let groups: Vec<String> = (0..rows)
+        .map(|r| {
+            let names: Vec<String> = (0..width)
+                .map(|c| format!("${}", first + r * width + c))
+                .collect();
+            if width == 1 {
+                names.concat()
+            } else {
+                format!("({})", names.join(", "))
+            }
+        })
+        .collect();
+    groups.join(", ")
+}
+
 /// A message's state after an attempt, written only while the claim that made the attempt
-/// still holds it (`lease_until` unchanged); `false` if it no longer does.
+/// still holds it (`lease_until` unchanged): a message claimed again, retried by hand or
+/// deleted meanwhile is left as it is.
 #[derive(Debug, Clone)]
 pub struct MessageUpdate<'a> {
     pub id: &'a str,
@@ -365,29 +421,77 @@ pub struct MessageUpdate<'a> {
     pub now: i64,
 }
 
-pub async fn finish_attempt(
+pub async fn finish_attempts(
     conn: &mut AnyConnection,
-    u: &MessageUpdate<'_>,
-) -> Result<bool, StoreError> {
-    let done = sqlx::query(
-        "UPDATE webhook_messages SET status = $3, attempts = attempts + 1, failures = $4,
-             next_attempt_at = $5, lease_until = NULL, last_status_code = $6, last_error = $7,
-             updated_at = $8,
-             delivered_at = CASE WHEN $3 = 'delivered' THEN $8 ELSE delivered_at END,
-             failed_at = CASE WHEN $3 = 'failed' THEN $8 ELSE failed_at END
-         WHERE id = $1 AND lease_until = $2",
-    )
-    .bind(u.id)
-    .bind(u.lease_until)
-    .bind(u.status)
-    .bind(u.failures)
-    .bind(u.next_attempt_at)
-    .bind(u.status_code)
-    .bind(u.error)
-    .bind(u.now)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() > 0)
+    updates: &[MessageUpdate<'_>],
+) -> Result<(), StoreError> {
+    if conn.backend_name() == "PostgreSQL" {
+        // One statement for many messages: a round trip each would bound the worker.
+        for chunk in updates.chunks(100) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|r| {
+                    let p = |c: usize| 2 + r * 7 + c;
+                    format!(
+                        "(CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS TEXT), \
+                         CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS BIGINT), \
+                         CAST(${} AS TEXT))",
+                        p(0),
+                        p(1),
+                        p(2),
+                        p(3),
+                        p(4),
+                        p(5),
+                        p(6)
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "UPDATE webhook_messages AS m SET status = v.status, attempts = m.attempts + 1,
+                     failures = v.failures, next_attempt_at = v.next_at, lease_until = NULL,
+                     last_status_code = v.code, last_error = v.error, updated_at = $1,
+                     delivered_at = CASE WHEN v.status = 'delivered' THEN $1 ELSE m.delivered_at END,
+                     failed_at = CASE WHEN v.status = 'failed' THEN $1 ELSE m.failed_at END
+                 FROM (VALUES {}) AS v(id, lease, status, failures, next_at, code, error)
+                 WHERE m.id = v.id AND m.lease_until = v.lease",
+                rows.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(chunk[0].now);
+            for u in chunk {
+                q = q
+                    .bind(u.id)
+                    .bind(u.lease_until)
+                    .bind(u.status)
+                    .bind(u.failures)
+                    .bind(u.next_attempt_at)
+                    .bind(u.status_code)
+                    .bind(u.error);
+            }
+            q.execute(&mut *conn).await?;
+        }
+        return Ok(());
+    }
+    // SQLite runs in the process: a statement a message costs no round trip.
+    for u in updates {
+        sqlx::query(
+            "UPDATE webhook_messages SET status = $3, attempts = attempts + 1, failures = $4,
+                 next_attempt_at = $5, lease_until = NULL, last_status_code = $6, last_error = $7,
+                 updated_at = $8,
+                 delivered_at = CASE WHEN $3 = 'delivered' THEN $8 ELSE delivered_at END,
+                 failed_at = CASE WHEN $3 = 'failed' THEN $8 ELSE failed_at END
+             WHERE id = $1 AND lease_until = $2",
+        )
+        .bind(u.id)
+        .bind(u.lease_until)
+        .bind(u.status)
+        .bind(u.failures)
+        .bind(u.next_attempt_at)
+        .bind(u.status_code)
+        .bind(u.error)
+        .bind(u.now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Notes an endpoint's success (its failing run ends) or failure (one begins, if none has).
@@ -420,11 +524,10 @@ pub async fn failing_since_before(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
     let sql = format!(
         "SELECT tenant_id, id, url, failing_since FROM webhook_endpoints
          WHERE enabled = 1 AND failing_since <= $1 AND id IN ({})",
-        list.join(", ")
+        placeholders(2, ids.len(), 1)
     );
     let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(cutoff);
     for id in ids {
@@ -593,4 +696,16 @@ pub async fn message_counts(
     .bind(endpoint)
     .fetch_all(pool)
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::placeholders;
+
+    #[test]
+    fn placeholders_number_rows_and_lists() {
+        assert_eq!(placeholders(3, 2, 1), "$3, $4");
+        assert_eq!(placeholders(1, 2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(placeholders(1, 0, 2), "");
+    }
 }
