@@ -37,9 +37,11 @@ const RECORD_BATCH: usize = 256;
 /// The shortest sleep between looks, so a due time just passed never makes the loop spin.
 const MIN_IDLE: Duration = Duration::from_millis(5);
 
-/// How long the recorder, and the claim after a wake-up, wait for more of the same: each is a
-/// write transaction (an fsync on SQLite), better shared by many messages than paid by each.
-const GATHER: Duration = Duration::from_millis(5);
+/// How long the recorder waits for more outcomes, and a woken claim for more messages, before
+/// its write transaction: one commit (an fsync on SQLite) is better shared by many messages
+/// than paid by each. Small beside the second a message may take from commit to receipt.
+const GATHER_OUTCOMES: Duration = Duration::from_millis(10);
+const GATHER_MESSAGES: Duration = Duration::from_millis(25);
 
 /// The client that sends webhooks: no redirects followed (a redirect is a failure), no proxy
 /// from the environment, the attempt's timeout, and the guarded resolver unless private
@@ -51,7 +53,9 @@ pub fn client(cfg: &WebhookConfig) -> reqwest::Result<reqwest::Client> {
         .timeout(Duration::from_millis(cfg.timeout_ms))
         .connect_timeout(Duration::from_millis(cfg.timeout_ms.min(10_000)))
         .user_agent(concat!("Omnirail-Webhooks/", env!("CARGO_PKG_VERSION")))
-        .pool_max_idle_per_host(cfg.max_in_flight_per_endpoint);
+        // Several endpoints may share a host (a bank's gateway): keep a connection for every
+        // attempt that may be in flight, so none pays for a new one.
+        .pool_max_idle_per_host(cfg.max_in_flight);
     if !cfg.allow_private_targets {
         builder = builder.dns_resolver(guard::GuardedResolver);
     }
@@ -129,7 +133,7 @@ pub async fn run(app: AppState, mut stop: watch::Receiver<bool>) {
         }
         tokio::select! {
             _ = stop.changed() => break,
-            _ = &mut notified => tokio::time::sleep(GATHER).await,
+            _ = &mut notified => tokio::time::sleep(GATHER_MESSAGES).await,
             Some(res) = tasks.join_next(), if await_task => held.release(res),
             _ = tokio::time::sleep(idle) => {}
         }
@@ -362,7 +366,7 @@ fn describe(e: reqwest::Error) -> String {
 async fn record_loop(app: AppState, mut outcomes: mpsc::UnboundedReceiver<Outcome>) {
     while let Some(first) = outcomes.recv().await {
         // A moment for the attempts finishing alongside: one commit for many.
-        tokio::time::sleep(GATHER).await;
+        tokio::time::sleep(GATHER_OUTCOMES).await;
         let mut batch = vec![first];
         while batch.len() < RECORD_BATCH {
             match outcomes.try_recv() {
