@@ -77,10 +77,12 @@ pub struct WebhookConfig {
     pub disable_after_secs: u64,
     /// Seconds both the old and the new secret sign messages after a rotation.
     pub rotation_overlap_secs: u64,
-    /// Attempts one process has in flight at once, over all endpoints; 0 runs no delivery
-    /// worker in this process (an API-only node).
+    /// Messages one process holds at once (being sent, or claimed and waiting for their
+    /// endpoint's turn), over all endpoints; 0 runs no delivery worker in this process (an
+    /// API-only node).
     pub max_in_flight: usize,
-    /// Attempts one process has in flight at once to one endpoint.
+    /// Attempts one process sends at once to one endpoint (it holds at most twice as many of
+    /// that endpoint's messages).
     pub max_in_flight_per_endpoint: usize,
     /// How long a claimed message is held by the process that claimed it, in milliseconds;
     /// a process that dies leaves its messages to the others after this.
@@ -101,8 +103,8 @@ impl Default for WebhookConfig {
             timeout_ms: 15_000,
             disable_after_secs: 5 * 24 * 3600,
             rotation_overlap_secs: 24 * 3600,
-            max_in_flight: 128,
-            max_in_flight_per_endpoint: 8,
+            max_in_flight: 256,
+            max_in_flight_per_endpoint: 16,
             lease_ms: 60_000,
             poll_ms: 500,
         }
