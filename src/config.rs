@@ -84,8 +84,9 @@ pub struct WebhookConfig {
     /// Attempts one process sends at once to one endpoint (it holds at most twice as many of
     /// that endpoint's messages).
     pub max_in_flight_per_endpoint: usize,
-    /// How long a claimed message is held by the process that claimed it, in milliseconds;
-    /// a process that dies leaves its messages to the others after this.
+    /// How long a claimed message is held by the process that claimed it, in milliseconds
+    /// (more than three times `timeout_ms`); a process that dies leaves its messages to the
+    /// others after this.
     pub lease_ms: u64,
     /// Longest the worker sleeps between looks for due messages, in milliseconds.
     pub poll_ms: u64,
@@ -199,10 +200,14 @@ impl Config {
             );
         }
         let w = &self.webhooks;
-        if w.timeout_ms == 0 || w.lease_ms <= w.timeout_ms || w.max_in_flight_per_endpoint == 0 {
+        // A claimed message may wait for two rounds of its endpoint's sends before its own.
+        if w.timeout_ms == 0
+            || w.lease_ms <= w.timeout_ms.saturating_mul(3)
+            || w.max_in_flight_per_endpoint == 0
+        {
             return Err(
                 "webhooks: timeout_ms and max_in_flight_per_endpoint must be positive, \
-                        and lease_ms longer than timeout_ms"
+                        and lease_ms longer than three times timeout_ms"
                     .into(),
             );
         }
@@ -301,6 +306,30 @@ mod tests {
             assert_eq!(c.log_level, "debug");
             assert_eq!(c.max_body_bytes, 10);
             assert_eq!(c.database_url.expose(), "sqlite://x.db");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's own Jail error type
+    fn webhook_settings_come_from_a_table_and_double_underscore_variables() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "omni.toml",
+                "[webhooks]\nallow_http = true\nretry_schedule_ms = [10, 20]\n",
+            )?;
+            jail.set_env("OMNIRAIL_WEBHOOKS__MAX_IN_FLIGHT", "0");
+            jail.set_env("OMNIRAIL_DB_MAX_CONNECTIONS", "4");
+            let c = Config::load(Some(Path::new("omni.toml")), &Overrides::default()).unwrap();
+            assert!(c.webhooks.allow_http);
+            assert!(!c.webhooks.allow_private_targets);
+            assert_eq!(c.webhooks.retry_schedule_ms, [10, 20]);
+            assert_eq!(c.webhooks.max_in_flight, 0);
+            assert_eq!(c.webhooks.timeout_ms, 15_000);
+            assert_eq!(c.db_max_connections, 4);
+            jail.set_env("OMNIRAIL_WEBHOOKS__LEASE_MS", "1000");
+            let err = Config::load(None, &Overrides::default()).unwrap_err();
+            assert!(err.contains("lease_ms"), "{err}");
             Ok(())
         });
     }

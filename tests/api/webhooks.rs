@@ -620,6 +620,39 @@ async fn an_endpoint_failing_continuously_is_disabled_and_that_is_an_event() {
 }
 
 #[tokio::test]
+async fn a_slow_endpoint_never_delays_another() {
+    let app = TestApp::spawn_with(|c| {
+        c.webhooks.allow_http = true;
+        c.webhooks.allow_private_targets = true;
+        c.webhooks.max_in_flight = 8;
+        c.webhooks.max_in_flight_per_endpoint = 2;
+        c.webhooks.poll_ms = 50;
+    })
+    .await;
+    let slow = Receiver::start().await;
+    slow.delay(3_000);
+    let fast = Receiver::start().await;
+    endpoint(&app, &slow.url, json!(["omni.journey.created"])).await;
+    endpoint(&app, &fast.url, json!(["omni.journey.created"])).await;
+    app.seed_journey().await;
+    for _ in 0..19 {
+        let (s, body) = app
+            .post("/api/v1/omni/journeys", &crate::helpers::seed_journey())
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+    }
+    // The slow endpoint takes 3 s an answer, two at a time: its 20 messages need 30 s. The
+    // fast one's arrive meanwhile, all of them, while the slow one has had its first few.
+    let got = fast.wait(10, |g| g.len() >= 20).await;
+    assert_eq!(got.len(), 20);
+    let slow_got = slow.got().len();
+    assert!(
+        slow_got <= 6,
+        "the slow endpoint was sent {slow_got} at once"
+    );
+}
+
+#[tokio::test]
 async fn targets_inside_the_network_are_refused_when_set_and_when_sent() {
     let app = TestApp::spawn().await;
     for (url, why) in [
@@ -906,7 +939,7 @@ fn worker_env(lease_ms: &'static str) -> [(&'static str, &'static str); 5] {
         ("OMNIRAIL_WEBHOOKS__ALLOW_HTTP", "true"),
         ("OMNIRAIL_WEBHOOKS__ALLOW_PRIVATE_TARGETS", "true"),
         ("OMNIRAIL_WEBHOOKS__LEASE_MS", lease_ms),
-        ("OMNIRAIL_WEBHOOKS__TIMEOUT_MS", "2000"),
+        ("OMNIRAIL_WEBHOOKS__TIMEOUT_MS", "900"),
         ("OMNIRAIL_WEBHOOKS__POLL_MS", "50"),
     ]
 }
