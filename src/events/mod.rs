@@ -8,7 +8,7 @@
 //! without its messages.
 
 use serde_json::Value;
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Row};
 
 pub mod chain;
 
@@ -47,7 +47,9 @@ pub struct NewEvent<'a> {
 // entity's event count and the new head are written. PostgreSQL writes those in one statement
 // (data-modifying CTEs);
 // SQLite has no such CTE, so there they are separate statements. Up to three entities go in the
-// event's statement; more are rare and go three at a time.
+// event's statement; more are rare and go three at a time. PostgreSQL's statement also answers
+// the tenant's enabled webhook endpoints, which the outbox needs next: one round trip less per
+// event.
 const CHAIN_HEAD: &str = "INSERT INTO event_chains (tenant_id, chain_key, length, head_hash) \
      VALUES ($1, $2, 0, $3) ON CONFLICT (tenant_id, chain_key) \
      DO UPDATE SET length = event_chains.length RETURNING length, head_hash";
@@ -71,9 +73,11 @@ macro_rules! pg_with_entities {
              WHERE tenant_id = $2 AND chain_key = $10), n AS (INSERT INTO entity_event_counts \
              (tenant_id, entity_type, entity_id, events) SELECT $2, v.t, v.i, 1 FROM v \
              ON CONFLICT (tenant_id, entity_type, entity_id) \
-             DO UPDATE SET events = entity_event_counts.events + 1) INSERT INTO event_entities \
-             (tenant_id, event_seq, occurred_at, event_type, entity_type, entity_id) \
-             SELECT $2, e.seq, $4, $3, v.t, v.i FROM e, v RETURNING event_seq"
+             DO UPDATE SET events = entity_event_counts.events + 1), x AS (INSERT INTO \
+             event_entities (tenant_id, event_seq, occurred_at, event_type, entity_type, entity_id) \
+             SELECT $2, e.seq, $4, $3, v.t, v.i FROM e, v RETURNING event_seq) \
+             SELECT x.event_seq, (SELECT CAST(json_agg(json_build_array(w.id, w.event_types)) \
+             AS TEXT) FROM webhook_endpoints w WHERE w.tenant_id = $2 AND w.enabled = 1) FROM x"
         )
     };
 }
@@ -156,7 +160,7 @@ pub async fn append(conn: &mut AnyConnection, event: &NewEvent<'_>) -> Result<()
         (true, _) => PG_EVENT_WITH_3,
         (false, _) => EVENT_INSERT,
     };
-    let mut q = sqlx::query_scalar(sql)
+    let mut q = sqlx::query(sql)
         .bind(&id)
         .bind(event.tenant_id)
         .bind(event.event_type)
@@ -177,10 +181,17 @@ pub async fn append(conn: &mut AnyConnection, event: &NewEvent<'_>) -> Result<()
     } else {
         rest = &entities;
     }
-    let seqs: Vec<i64> = q.fetch_all(&mut *conn).await?;
-    let seq = *seqs
+    let rows = q.fetch_all(&mut *conn).await?;
+    let first_row = rows
         .first()
         .ok_or_else(|| StoreError::Corrupt("event insert returned no sequence".into()))?;
+    let seq: i64 = first_row.try_get(0)?;
+    let endpoints = if postgres {
+        let listed: Option<String> = first_row.try_get(1)?;
+        Some(webhooks::endpoints_from_json(listed.as_deref())?)
+    } else {
+        None
+    };
     while !rest.is_empty() {
         let (sql, count_sql, n) = match rest.len() {
             1 => (ENTITY_INSERT_1, COUNT_UPSERT_1, 1),
@@ -211,7 +222,16 @@ pub async fn append(conn: &mut AnyConnection, event: &NewEvent<'_>) -> Result<()
             analytics::touch_journey(conn, event.tenant_id, day, journey, channel).await?;
         }
     }
-    if webhooks::enqueue(conn, event.tenant_id, seq, event.event_type, occurred_at).await? {
+    if webhooks::enqueue(
+        conn,
+        event.tenant_id,
+        seq,
+        event.event_type,
+        occurred_at,
+        endpoints,
+    )
+    .await?
+    {
         calls::wrote_webhooks();
     }
     if !postgres {

@@ -40,16 +40,22 @@ pub fn wake() {
 }
 
 /// Writes the messages of one event, in the event's transaction: one per enabled endpoint of
-/// the tenant that subscribes to `event_type`. `true` if it wrote any.
+/// the tenant that subscribes to `event_type`. `endpoints`, the tenant's enabled endpoints
+/// with their patterns, when the caller has read them already (in the same transaction).
+/// `true` if it wrote any.
 pub async fn enqueue(
     conn: &mut AnyConnection,
     tenant: &str,
     event_seq: i64,
     event_type: &str,
     now: i64,
+    endpoints: Option<Vec<(String, String)>>,
 ) -> Result<bool, StoreError> {
-    let subscribed: Vec<String> = store::enabled_endpoints(conn, tenant)
-        .await?
+    let endpoints = match endpoints {
+        Some(known) => known,
+        None => store::enabled_endpoints(conn, tenant).await?,
+    };
+    let subscribed: Vec<String> = endpoints
         .into_iter()
         .filter(|(_, patterns)| {
             let patterns: Vec<String> = serde_json::from_str(patterns).unwrap_or_default();
@@ -62,6 +68,17 @@ pub async fn enqueue(
     }
     store::insert_messages(conn, tenant, &subscribed, event_seq, event_type, now).await?;
     Ok(true)
+}
+
+/// The endpoints PostgreSQL's event statement lists: a JSON array of `[id, patterns]`, or
+/// nothing when the tenant has none. A list that cannot be read fails the change rather than
+/// lose its messages.
+pub fn endpoints_from_json(listed: Option<&str>) -> Result<Vec<(String, String)>, StoreError> {
+    let Some(text) = listed else {
+        return Ok(Vec::new());
+    };
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Corrupt(format!("webhook endpoints could not be read: {e}")))
 }
 
 /// The body of a message: `{"type", "timestamp", "data"}`, built from the stored event, so
@@ -78,4 +95,36 @@ pub fn body(event_type: &str, occurred_at: i64, payload: &str) -> String {
         serde_json::Value::from(crate::time::to_rfc3339(occurred_at)),
         data
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listed_endpoints_are_read_or_the_change_fails() {
+        assert!(endpoints_from_json(None).unwrap().is_empty());
+        let listed = r#"[["ep_1", "[\"omni.journey.*\"]"], ["ep_2", "[]"]]"#;
+        assert_eq!(
+            endpoints_from_json(Some(listed)).unwrap(),
+            [
+                ("ep_1".to_owned(), r#"["omni.journey.*"]"#.to_owned()),
+                ("ep_2".to_owned(), "[]".to_owned())
+            ]
+        );
+        assert!(endpoints_from_json(Some("[[1]]")).is_err());
+    }
+
+    #[test]
+    fn the_body_is_type_timestamp_and_data() {
+        let body = body(
+            "omni.journey.created",
+            1_705_314_600_123,
+            r#"{"id":"jrn_1"}"#,
+        );
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["type"], "omni.journey.created");
+        assert_eq!(v["timestamp"], "2024-01-15T10:30:00.123Z");
+        assert_eq!(v["data"]["id"], "jrn_1");
+    }
 }
