@@ -53,14 +53,14 @@ pub async fn within<F: Future>(stated: Option<Channel>, work: F) -> F::Output {
         resolved: Cell::new(None),
         webhooks: Cell::new(false),
     };
-    let (output, call) = CALL
+    let (output, wrote) = CALL
         .scope(call, async {
             let output = work.await;
             (output, CALL.with(|c| c.webhooks.get()))
         })
         .await;
     // The call's transaction has committed (or rolled back) by the time it answers.
-    if call {
+    if wrote {
         crate::webhooks::wake();
     }
     output

@@ -46,7 +46,7 @@ const GATHER_MESSAGES: Duration = Duration::from_millis(25);
 /// The client that sends webhooks: no redirects followed (a redirect is a failure), no proxy
 /// from the environment, the attempt's timeout, and the guarded resolver unless private
 /// targets are allowed.
-pub fn client(cfg: &WebhookConfig) -> reqwest::Result<reqwest::Client> {
+fn client(cfg: &WebhookConfig) -> reqwest::Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
