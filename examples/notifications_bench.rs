@@ -15,8 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use omnirail::config::{Config, DatabaseUrl};
-use omnirail::store::Db;
 use serde_json::{Value, json};
 
 use support::{get, ms, percentiles};
@@ -51,18 +49,8 @@ enum Cmd {
 async fn main() {
     match Args::parse().command {
         Cmd::Seed { database_url } => {
-            let config = Config {
-                database_url: DatabaseUrl(database_url),
-                ..Config::default()
-            };
-            let db = Db::open(&config).await.expect("open");
-            let tenant = omnirail::auth::create_tenant(&db, "Bench Bank")
-                .await
-                .unwrap();
-            let key = omnirail::auth::create_key(&db, &tenant, Some("bench"))
-                .await
-                .unwrap();
-            println!("{}", key.secret);
+            let (_, _, key) = support::bench_tenant(database_url).await;
+            println!("{key}");
         }
         Cmd::Measure {
             base,

@@ -14,7 +14,6 @@
 //!   would) for `seconds`, every message's latency from its event's commit (the body's
 //!   `timestamp`) to its arrival, p50/p99, and deliveries per second.
 
-#[allow(dead_code)] // its timed GET serves the other benchmarks
 mod support;
 
 use std::sync::{Arc, Mutex};
@@ -24,8 +23,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
-use omnirail::config::{Config, DatabaseUrl};
-use omnirail::store::Db;
 use serde_json::{Value, json};
 
 use support::percentiles;
@@ -119,17 +116,7 @@ async fn main() {
 }
 
 async fn seed(database_url: String, receiver: &str, endpoints: usize) {
-    let config = Config {
-        database_url: DatabaseUrl(database_url),
-        ..Config::default()
-    };
-    let db = Db::open(&config).await.expect("open");
-    let tenant = omnirail::auth::create_tenant(&db, "Bench Bank")
-        .await
-        .unwrap();
-    let key = omnirail::auth::create_key(&db, &tenant, Some("bench"))
-        .await
-        .unwrap();
+    let (db, tenant, key) = support::bench_tenant(database_url).await;
     for _ in 0..endpoints {
         sqlx::query(
             "INSERT INTO webhook_endpoints (id, tenant_id, url, event_types, enabled, secret,
@@ -143,7 +130,7 @@ async fn seed(database_url: String, receiver: &str, endpoints: usize) {
         .await
         .unwrap();
     }
-    println!("{}", key.secret);
+    println!("{key}");
 }
 
 fn template() -> Value {

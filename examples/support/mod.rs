@@ -1,8 +1,29 @@
-//! What the benchmark clients share: a timed GET and percentiles.
+//! What the benchmark clients share: a tenant and key to seed, a timed GET and percentiles.
+//! Each benchmark uses the parts it needs.
+#![allow(dead_code)]
 
 use std::time::{Duration, Instant};
 
+use omnirail::config::{Config, DatabaseUrl};
+use omnirail::store::Db;
 use serde_json::Value;
+
+/// Opens (and migrates) the database at `database_url` and creates a tenant with an API key:
+/// the database, the tenant's id and the key.
+pub async fn bench_tenant(database_url: String) -> (Db, String, String) {
+    let config = Config {
+        database_url: DatabaseUrl(database_url),
+        ..Config::default()
+    };
+    let db = Db::open(&config).await.expect("open");
+    let tenant = omnirail::auth::create_tenant(&db, "Bench Bank")
+        .await
+        .unwrap();
+    let key = omnirail::auth::create_key(&db, &tenant, Some("bench"))
+        .await
+        .unwrap();
+    (db, tenant, key.secret)
+}
 
 /// One GET with the API key; its time and body. Panics on an error answer.
 pub async fn get(client: &reqwest::Client, url: &str, key: &str) -> (Duration, Value) {

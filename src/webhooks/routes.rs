@@ -614,7 +614,7 @@ async fn retry_message(
 ) -> ApiResult<Response> {
     let now = now_ms();
     let mut tx = app.db.begin().await?;
-    let m = store::get_message(&mut tx, &tenant.id, &id)
+    let mut m = store::get_message(&mut tx, &tenant.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("Webhook message"))?;
     let endpoint = store::get_endpoint(&mut tx, &tenant.id, &m.endpoint_id, true)
@@ -624,9 +624,9 @@ async fn retry_message(
         return Err(disabled(&endpoint.id));
     }
     store::retry_message(&mut tx, &tenant.id, &id, now).await?;
-    let m = store::get_message(&mut tx, &tenant.id, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Webhook message"))?;
+    m.status = MessageStatus::Pending.as_str().to_owned();
+    m.next_attempt_at = Some(now);
+    m.updated_at = now;
     let answer = idem
         .commit(
             &app.db,

@@ -515,21 +515,20 @@ pub async fn note_outcome(
     Ok(())
 }
 
-/// Enabled endpoints among `ids` failing since `cutoff` or earlier: `(tenant, id, url)`.
-pub async fn failing_since_before(
+/// Enabled endpoints among `ids` in a failing run: `(tenant, id, url, failing_since)`.
+pub async fn failing(
     conn: &mut AnyConnection,
     ids: &[&str],
-    cutoff: i64,
 ) -> Result<Vec<(String, String, String, i64)>, StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let sql = format!(
         "SELECT tenant_id, id, url, failing_since FROM webhook_endpoints
-         WHERE enabled = 1 AND failing_since <= $1 AND id IN ({})",
-        placeholders(2, ids.len(), 1)
+         WHERE enabled = 1 AND failing_since IS NOT NULL AND id IN ({})",
+        placeholders(1, ids.len(), 1)
     );
-    let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(cutoff);
+    let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
     for id in ids {
         q = q.bind(*id);
     }
@@ -628,15 +627,15 @@ pub async fn attempts_of(pool: &AnyPool, message: &str) -> Result<Vec<AttemptRow
     .await?)
 }
 
-/// Makes a message due now with a fresh retry schedule, whatever its state; `false` if the
-/// tenant has no such message.
+/// Makes a message due now (`pending`, `next_attempt_at = now`, `updated_at = now`) with a
+/// fresh retry schedule, whatever its state.
 pub async fn retry_message(
     conn: &mut AnyConnection,
     tenant: &str,
     id: &str,
     now: i64,
-) -> Result<bool, StoreError> {
-    let done = sqlx::query(
+) -> Result<(), StoreError> {
+    sqlx::query(
         "UPDATE webhook_messages SET status = 'pending', failures = 0, next_attempt_at = $3,
              lease_until = NULL, updated_at = $3
          WHERE tenant_id = $1 AND id = $2",
@@ -646,7 +645,7 @@ pub async fn retry_message(
     .bind(now)
     .execute(conn)
     .await?;
-    Ok(done.rows_affected() > 0)
+    Ok(())
 }
 
 /// Makes every failed message of an endpoint created at or after `since` due now; how many.

@@ -444,9 +444,7 @@ async fn record(app: &AppState, batch: &[Outcome]) -> Result<(), StoreError> {
     let disable_after =
         i64::try_from(cfg.disable_after_secs.saturating_mul(1000)).unwrap_or(i64::MAX / 4);
     let mut disabled = false;
-    for (tenant, id, url, since) in
-        store::failing_since_before(&mut tx, &failed_endpoints, now - disable_after).await?
-    {
+    for (tenant, id, url, since) in store::failing(&mut tx, &failed_endpoints).await? {
         if !model::should_disable(Some(since), now, disable_after) {
             continue;
         }

@@ -87,6 +87,27 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// The database with its schema, as `serve` opens it: for a test that runs the binary.
+    pub async fn open(&self) -> Db {
+        let config = Config {
+            database_url: DatabaseUrl(self.url.clone()),
+            ..Config::default()
+        };
+        Db::open(&config).await.expect("open test database")
+    }
+}
+
+/// A new tenant and an API key of it: `(tenant id, key)`.
+pub async fn tenant_with_key(db: &Db, name: &str) -> (String, String) {
+    let tenant = omnirail::auth::create_tenant(db, name).await.unwrap();
+    let key = omnirail::auth::create_key(db, &tenant, Some("test"))
+        .await
+        .unwrap()
+        .secret;
+    (tenant, key)
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         match &self.cleanup {
@@ -170,13 +191,7 @@ impl TestApp {
         };
         adjust(&mut config);
         let db = Db::open(&config).await.expect("open test database");
-        let tenant = omnirail::auth::create_tenant(&db, "Test Bank")
-            .await
-            .unwrap();
-        let key = omnirail::auth::create_key(&db, &tenant, Some("test"))
-            .await
-            .unwrap()
-            .secret;
+        let (tenant, key) = tenant_with_key(&db, "Test Bank").await;
         let (tx, rx) = oneshot::channel::<()>();
         let server_db = db.clone();
         let server_config = config.clone();

@@ -852,16 +852,7 @@ async fn in_app_reaches_the_live_streams_and_the_customers_own_inbox() {
 #[tokio::test]
 async fn a_schedule_survives_a_restart() {
     let db = crate::helpers::TestDb::new().await;
-    let config = omnirail::config::Config {
-        database_url: omnirail::config::DatabaseUrl(db.url.clone()),
-        ..Default::default()
-    };
-    let store = omnirail::store::Db::open(&config).await.unwrap();
-    let tenant = omnirail::auth::create_tenant(&store, "Bank").await.unwrap();
-    let key = omnirail::auth::create_key(&store, &tenant, None)
-        .await
-        .unwrap()
-        .secret;
+    let (_, key) = crate::helpers::tenant_with_key(&db.open().await, "Bank").await;
     let client = reqwest::Client::new();
     let port = crate::cli::free_port();
     let mut first = crate::cli::serve(&db.url, port).await;

@@ -905,19 +905,11 @@ async fn create_journeys(bases: &[String], key: &str, n: usize) -> usize {
         .await
 }
 
-/// A tenant with the seed template and an endpoint at `url`, on the database at `db_url`,
-/// set up through its own short-lived server; returns the key.
-async fn prepared_tenant(db_url: &str, url: &str) -> String {
-    let config = omnirail::config::Config {
-        database_url: omnirail::config::DatabaseUrl(db_url.to_owned()),
-        ..Default::default()
-    };
-    let store = omnirail::store::Db::open(&config).await.unwrap();
-    let tenant = omnirail::auth::create_tenant(&store, "Bank").await.unwrap();
-    let key = omnirail::auth::create_key(&store, &tenant, None)
-        .await
-        .unwrap()
-        .secret;
+/// A tenant on `db` with an endpoint at `url` subscribed to journey creations, written
+/// directly (no server runs yet); returns the tenant's key.
+async fn prepared_tenant(db: &crate::helpers::TestDb, url: &str) -> String {
+    let store = db.open().await;
+    let (tenant, key) = crate::helpers::tenant_with_key(&store, "Bank").await;
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     sqlx::query(
         "INSERT INTO webhook_endpoints (id, tenant_id, url, event_types, enabled, secret,
@@ -944,12 +936,9 @@ fn worker_env(lease_ms: &'static str) -> [(&'static str, &'static str); 5] {
     ]
 }
 
-async fn delivered_count(db_url: &str) -> (i64, i64) {
-    let config = omnirail::config::Config {
-        database_url: omnirail::config::DatabaseUrl(db_url.to_owned()),
-        ..Default::default()
-    };
-    let store = omnirail::store::Db::connect(&config).await.unwrap();
+/// Messages in all, and delivered.
+async fn delivered_count(db: &crate::helpers::TestDb) -> (i64, i64) {
+    let store = db.open().await;
     let counts: (i64, i64) = sqlx::query_as(
         "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN status = 'delivered' THEN 1 ELSE 0 END), 0) AS BIGINT)
          FROM webhook_messages",
@@ -968,7 +957,7 @@ async fn a_server_killed_with_1000_messages_in_flight_loses_none() {
     // A receiver taking 250 ms an answer, 16 at a time: at most 64 messages a second, so the
     // 1,000 committed messages are still being sent when the server dies.
     rx.delay(250);
-    let key = prepared_tenant(&db.url, &rx.url).await;
+    let key = prepared_tenant(&db, &rx.url).await;
     let port = crate::cli::free_port();
     let mut first = crate::cli::serve_with_env(&db.url, port, &worker_env("3000")).await;
     let base = format!("http://127.0.0.1:{port}");
@@ -1008,7 +997,7 @@ async fn a_server_killed_with_1000_messages_in_flight_loses_none() {
     assert_eq!(ids.len(), 1000, "every message delivered at least once");
     let deadline = Instant::now() + Duration::from_secs(10);
     let (all, delivered) = loop {
-        let c = delivered_count(&db.url).await;
+        let c = delivered_count(&db).await;
         if c.0 == c.1 || Instant::now() > deadline {
             break c;
         }
@@ -1022,7 +1011,7 @@ async fn a_server_killed_with_1000_messages_in_flight_loses_none() {
 async fn two_processes_share_1000_messages_and_send_each_once() {
     let db = crate::helpers::TestDb::new().await;
     let rx = Receiver::start().await;
-    let key = prepared_tenant(&db.url, &rx.url).await;
+    let key = prepared_tenant(&db, &rx.url).await;
     let ports = [crate::cli::free_port(), crate::cli::free_port()];
     // A lease longer than the run: only two processes claiming one message could send it twice.
     let env = worker_env("120000");
