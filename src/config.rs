@@ -57,6 +57,45 @@ pub struct Config {
     pub notification_poll_ms: u64,
     /// Webhook delivery: the `[webhooks]` table of the file, `OMNIRAIL_WEBHOOKS__*` variables.
     pub webhooks: WebhookConfig,
+    /// Bounds on what one client may hold or ask: the `[limits]` table, `OMNIRAIL_LIMITS__*`.
+    pub limits: LimitsConfig,
+}
+
+/// Bounds that keep one client from exhausting the server.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Requests per second one API key may make, sustained; more is 429 `rate_limited` with
+    /// `Retry-After`. 0 (the default) sets no limit.
+    pub rate_per_second: u32,
+    /// Requests one API key may make at once above the sustained rate; 0 means as many as
+    /// `rate_per_second`.
+    pub rate_burst: u32,
+    /// Seconds a request may take, from its head to its answer's head (streams then run on);
+    /// longer is 503 `request_timeout` and changes nothing.
+    pub request_timeout_secs: u64,
+    /// Seconds a connection may take to send a request's head, or stay idle between
+    /// requests; then it is closed (slow clients cannot hold connections).
+    pub header_read_timeout_secs: u64,
+    /// Largest request head (request line and headers) in bytes, at least 4096; larger is 431
+    /// `headers_too_large`. A head over twice this is refused by the HTTP layer before it is
+    /// read whole: 431 without a body, and the connection closed.
+    pub max_header_bytes: usize,
+    /// Most connections open at once; further clients wait in the listen queue.
+    pub max_connections: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            rate_per_second: 0,
+            rate_burst: 0,
+            request_timeout_secs: 30,
+            header_read_timeout_secs: 10,
+            max_header_bytes: 16 * 1024,
+            max_connections: 10_000,
+        }
+    }
 }
 
 /// How webhooks are delivered.
@@ -136,6 +175,7 @@ impl Default for Config {
             notification_retry_base_ms: 5_000,
             notification_poll_ms: 500,
             webhooks: WebhookConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -208,6 +248,18 @@ impl Config {
             return Err(
                 "webhooks: timeout_ms and max_in_flight_per_endpoint must be positive, \
                         and lease_ms longer than three times timeout_ms"
+                    .into(),
+            );
+        }
+        let l = &self.limits;
+        if l.request_timeout_secs == 0
+            || l.header_read_timeout_secs == 0
+            || l.max_header_bytes < 4096
+            || l.max_connections == 0
+        {
+            return Err(
+                "limits: request_timeout_secs, header_read_timeout_secs and max_connections \
+                 must be positive, and max_header_bytes at least 4096"
                     .into(),
             );
         }

@@ -237,6 +237,16 @@ impl From<sqlx::Error> for ApiError {
                         "The request refers to an object that does not exist",
                     );
                 }
+                _ if is_busy(db.code().as_deref()) => {
+                    let mut err = ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "database_busy",
+                        "A conflicting write held the data this request needed; nothing was \
+                         changed, retry shortly",
+                    );
+                    err.retry_after = Some(1);
+                    return err;
+                }
                 _ => {}
             },
             sqlx::Error::PoolTimedOut => {
@@ -255,6 +265,17 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// Whether a database error code says a lock could not be had, which a retry can cure:
+/// SQLite's `SQLITE_BUSY` and `SQLITE_LOCKED` (with their extended codes), PostgreSQL's
+/// serialization failure, deadlock, and lock or statement time-outs.
+fn is_busy(code: Option<&str>) -> bool {
+    match code {
+        Some("40001" | "40P01" | "55P03" | "57014") => true,
+        Some(n) => n.parse::<u32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6)),
+        None => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,6 +289,17 @@ mod tests {
         assert_eq!(p.type_, "urn:omnirail:problem:validation_failed");
         assert_eq!(p.detail, "name: is required");
         assert_eq!(p.errors.unwrap()[0].field, "name");
+    }
+
+    #[test]
+    fn lock_conflicts_are_busy_and_other_errors_not() {
+        for code in ["5", "6", "517", "773", "40001", "40P01", "55P03"] {
+            assert!(is_busy(Some(code)), "{code}");
+        }
+        for code in ["19", "2067", "23505", "42P01"] {
+            assert!(!is_busy(Some(code)), "{code}");
+        }
+        assert!(!is_busy(None));
     }
 
     #[test]

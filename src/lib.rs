@@ -20,10 +20,12 @@ pub mod events;
 pub mod idempotency;
 pub mod ids;
 pub mod journeys;
+pub mod limits;
 pub mod money;
 pub mod notifications;
 pub mod onboarding;
 pub mod openapi;
+pub mod server;
 pub mod sessions;
 pub mod store;
 pub mod streams;
@@ -73,6 +75,8 @@ pub struct AppState {
     pub documents: onboarding::documents::Documents,
     /// The notification providers' shared client and the delivery worker's wake-up.
     pub notifier: Arc<notifications::Notifier>,
+    /// Requests per API key, when `limits.rate_per_second` sets a limit.
+    pub rate_limits: Option<Arc<limits::RateLimits>>,
 }
 
 impl AppState {
@@ -81,6 +85,7 @@ impl AppState {
     pub fn new(db: Db, config: Config) -> Result<Self, String> {
         let documents = onboarding::documents::Documents::open(&config.document_store)?;
         let notifier = Arc::new(notifications::Notifier::new()?);
+        let rate_limits = limits::RateLimits::from_config(&config.limits).map(Arc::new);
         Ok(Self {
             db,
             config: Arc::new(config),
@@ -92,6 +97,7 @@ impl AppState {
             stopping: tokio::sync::watch::channel(false).1,
             documents,
             notifier,
+            rate_limits,
         })
     }
 
@@ -151,6 +157,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(api::route_not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(from_fn_with_state(state.clone(), limits::request_timeout))
+        .layer(from_fn_with_state(state.clone(), limits::header_bounds))
         .layer(map_response(problem_safety_net))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("handler panicked");
@@ -276,15 +284,24 @@ pub async fn serve(
     let mut state = AppState::new(db.clone(), config).map_err(std::io::Error::other)?;
     state.stopping = stopping;
     let workers = workers::spawn(state.clone());
+    if let Some(limits) = state.rate_limits.clone() {
+        let mut stopping = state.stopping.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            while tokio::select! { _ = every.tick() => true, _ = stopping.changed() => false } {
+                limits.forget_idle();
+            }
+        });
+    }
+    let limits = state.config.limits.clone();
     let app = router(state);
     // Stopping ends the event streams and the workers at once: a stream never finishes on its
     // own, and graceful shutdown waits for every response to finish.
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stop.send(true);
-        })
-        .await?;
+    server::run(listener, app, &limits, async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    })
+    .await?;
     let _ = tokio::time::timeout(Duration::from_secs(10), workers).await;
     Ok(())
 }

@@ -157,6 +157,8 @@ fn complete_operation(op: &mut Operation, method: &HttpMethod, rail: Rail) {
     let has_body = op.request_body.is_some();
     let multipart = matches!(&op.request_body, Some(RefOr::T(b))
         if b.content.keys().any(|k| k.starts_with("multipart/")));
+    let json_body = matches!(&op.request_body, Some(RefOr::T(b))
+        if b.content.keys().any(|k| k == "application/json"));
     if matches!(rail, Rail::OmniStart | Rail::OmniSession | Rail::OmniResume) {
         op.parameters
             .get_or_insert_with(Vec::new)
@@ -251,6 +253,20 @@ fn complete_operation(op: &mut Operation, method: &HttpMethod, rail: Rail) {
     if has_body && !multipart && !rail.takes_api_key() {
         add_error(op, "400", "Body not JSON (`malformed_json`)");
     }
+    if json_body {
+        add_error(
+            op,
+            "400",
+            "Body nesting arrays and objects more than 32 deep (`json_too_deep`)",
+        );
+    }
+    if rail.takes_api_key() {
+        add_error(
+            op,
+            "429",
+            "Over the API key's request rate, when `limits.rate_per_second` sets one (`rate_limited`), with `Retry-After`",
+        );
+    }
     if has_body && !multipart {
         add_error(
             op,
@@ -277,9 +293,19 @@ fn complete_operation(op: &mut Operation, method: &HttpMethod, rail: Rail) {
         add_error(
             op,
             "503",
-            "Database saturated (`overloaded`), with `Retry-After`",
+            "Database saturated (`overloaded`), or a conflicting write holding a lock (`database_busy`), with `Retry-After`",
         );
     }
+    add_error(
+        op,
+        "431",
+        "Request line and headers over `limits.max_header_bytes`, 16 KiB by default (`headers_too_large`)",
+    );
+    add_error(
+        op,
+        "503",
+        "Not answered within `limits.request_timeout_secs`, 30 s by default (`request_timeout`), with `Retry-After`; nothing was changed",
+    );
 }
 
 /// Documents an error answer; a status documented already gains this description too.

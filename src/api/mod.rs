@@ -215,6 +215,12 @@ fn is_json(ct: &HeaderValue) -> bool {
 /// The syntax is checked in full first, so a body with trailing garbage is malformed (400)
 /// even when its first value also lacks a field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if nesting_exceeds(bytes, MAX_JSON_DEPTH) {
+        return Err(ApiError::bad_request(
+            "json_too_deep",
+            format!("The body nests arrays and objects more than {MAX_JSON_DEPTH} deep"),
+        ));
+    }
     if contains_nul_escape(bytes) {
         return Err(ApiError::invalid_field(
             "body",
@@ -237,6 +243,39 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = err.path().to_string();
         ApiError::validation(vec![shape_error(&path, &err.into_inner().to_string())])
     })
+}
+
+/// Deepest nesting of arrays and objects a JSON body may have: far beyond any document of the
+/// API, and it keeps parsing, storing and rendering a body bounded.
+pub const MAX_JSON_DEPTH: usize = 32;
+
+/// Whether a JSON text nests arrays and objects more than `max` deep; brackets inside strings
+/// do not count. Runs before parsing, so a hostile body costs one pass over its bytes.
+fn nesting_exceeds(bytes: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Whether a JSON text holds a NUL character, which can only appear escaped (`\u0000`):
@@ -405,6 +444,17 @@ mod tests {
     struct Step {
         id: String,
         order: u32,
+    }
+
+    #[test]
+    fn nesting_is_counted_outside_strings_only() {
+        let nested = |n: usize| format!("{{\"a\":{}1{}}}", "[".repeat(n - 1), "]".repeat(n - 1));
+        assert!(!nesting_exceeds(nested(32).as_bytes(), 32));
+        assert!(nesting_exceeds(nested(33).as_bytes(), 32));
+        let brackets_in_text = format!("{{\"a\":\"{}\\\"{}\"}}", "[".repeat(100), "{".repeat(100));
+        assert!(!nesting_exceeds(brackets_in_text.as_bytes(), 32));
+        let err = parse_json::<serde_json::Value>(nested(33).as_bytes()).unwrap_err();
+        assert_eq!(err.code, "json_too_deep");
     }
 
     #[test]

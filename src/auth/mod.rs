@@ -37,7 +37,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Tenant {
     }
 }
 
-/// Middleware for every `/api/v1` route: resolves the API key or answers 401.
+/// Middleware for every `/api/v1` route: resolves the API key or answers 401, then counts the
+/// request against the key's rate (`limits`), over which it answers 429.
 pub async fn require_api_key(
     State(state): State<AppState>,
     mut req: Request,
@@ -55,6 +56,11 @@ pub async fn require_api_key(
             tenant
         }
     };
+    if let Some(limits) = &state.rate_limits {
+        limits
+            .check(&tenant.key_id)
+            .map_err(crate::limits::rate_limited)?;
+    }
     req.extensions_mut().insert(tenant);
     Ok(next.run(req).await)
 }

@@ -1,0 +1,154 @@
+//! Bounds on what one client may ask of the server: a request rate per API key, the size of a
+//! request's head, and a time limit on every request. The bounds on connections and on heads
+//! while they are read are the HTTP server's (`server`); the body and JSON depth bounds are
+//! the extractors' (`api`).
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+
+use crate::AppState;
+use crate::config::LimitsConfig;
+use crate::error::ApiError;
+
+/// Requests per API key, as a generic cell rate (a token bucket refilled continuously).
+pub struct RateLimits {
+    limiter: DefaultKeyedRateLimiter<String>,
+    clock: DefaultClock,
+}
+
+impl std::fmt::Debug for RateLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimits").finish_non_exhaustive()
+    }
+}
+
+impl RateLimits {
+    /// The limiter the configuration asks for, or none when the rate is 0.
+    pub fn from_config(config: &LimitsConfig) -> Option<Self> {
+        let rate = NonZeroU32::new(config.rate_per_second)?;
+        let burst = NonZeroU32::new(config.rate_burst).unwrap_or(rate);
+        let clock = DefaultClock::default();
+        let limiter = DefaultKeyedRateLimiter::dashmap_with_clock(
+            Quota::per_second(rate).allow_burst(burst),
+            clock.clone(),
+        );
+        Some(Self { limiter, clock })
+    }
+
+    /// Counts one request of `key_id`; a request over the limit is refused with the wait, in
+    /// whole seconds (at least one), before the key may ask again.
+    pub fn check(&self, key_id: &str) -> Result<(), u64> {
+        match self.limiter.check_key(&key_id.to_owned()) {
+            Ok(()) => Ok(()),
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(self.clock.now());
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                Err(secs.max(1))
+            }
+        }
+    }
+
+    /// Forgets keys whose bucket is full again, so memory follows the keys in use.
+    pub fn forget_idle(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+}
+
+/// The answer to a request over its key's rate.
+pub fn rate_limited(retry_after: u64) -> ApiError {
+    let mut err = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("This API key has made too many requests; retry in {retry_after} s"),
+    );
+    err.retry_after = Some(retry_after);
+    err
+}
+
+/// Middleware for every route: a request whose head (request line and headers, counted as
+/// sent) is over `max_header_bytes` is 431 `headers_too_large`.
+pub async fn header_bounds(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = state.config.limits.max_header_bytes;
+    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
+    let head = req.headers().iter().fold(line, |n, (name, value)| {
+        n + name.as_str().len() + value.len() + 4
+    });
+    if head > limit {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!("The request line and headers take {head} bytes; at most {limit} are accepted"),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// Middleware for every route: a request not answered within `request_timeout_secs` is
+/// abandoned (its transaction rolls back, so it changes nothing) and answered 503
+/// `request_timeout`. The limit ends when the answer's head is ready: an event stream's body
+/// runs on.
+pub async fn request_timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = Duration::from_secs(state.config.limits.request_timeout_secs);
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => {
+            tracing::warn!(limit_secs = limit.as_secs(), "request timed out");
+            let mut err = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "request_timeout",
+                format!(
+                    "The request was not answered within {} s and was abandoned; retry it with the same Idempotency-Key",
+                    limit.as_secs()
+                ),
+            );
+            err.retry_after = Some(1);
+            err.into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(rate: u32, burst: u32) -> RateLimits {
+        RateLimits::from_config(&LimitsConfig {
+            rate_per_second: rate,
+            rate_burst: burst,
+            ..LimitsConfig::default()
+        })
+        .expect("a limit")
+    }
+
+    #[test]
+    fn no_rate_means_no_limiter() {
+        assert!(RateLimits::from_config(&LimitsConfig::default()).is_none());
+    }
+
+    #[test]
+    fn burst_then_refusal_with_a_wait_of_at_least_a_second() {
+        let l = limits(1, 3);
+        for _ in 0..3 {
+            assert_eq!(l.check("key_a"), Ok(()));
+        }
+        let wait = l.check("key_a").unwrap_err();
+        assert!((1..=2).contains(&wait), "wait {wait}");
+    }
+
+    #[test]
+    fn keys_are_counted_apart() {
+        let l = limits(1, 1);
+        assert_eq!(l.check("key_a"), Ok(()));
+        assert!(l.check("key_a").is_err());
+        assert_eq!(l.check("key_b"), Ok(()));
+    }
+}

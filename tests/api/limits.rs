@@ -1,0 +1,264 @@
+//! Resource bounds: the rate per API key, the request's head and JSON depth, the time limit of
+//! a request, a saturated database pool, and slow clients holding connections.
+
+use std::time::Duration;
+
+use omnirail::store::Backend;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::*;
+
+fn retry_after(res: &reqwest::Response) -> u64 {
+    res.headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no Retry-After in {:?}", res.headers()))
+}
+
+#[tokio::test]
+async fn a_key_over_its_rate_gets_429_with_retry_after_and_changes_nothing() {
+    let app = TestApp::spawn_with(|c| {
+        c.limits.rate_per_second = 1;
+        c.limits.rate_burst = 3;
+    })
+    .await;
+    for _ in 0..3 {
+        let (s, body) = app.get("/api/v1/omni/templates").await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+    }
+    let res = app
+        .req(Method::POST, "/api/v1/omni/templates")
+        .json(&seed_template())
+        .send()
+        .await
+        .unwrap();
+    let wait = retry_after(&res);
+    assert!((1..=2).contains(&wait), "Retry-After {wait}");
+    let (s, body) = (res.status(), res.json::<Value>().await.unwrap());
+    assert_problem(s, &body, 429, "rate_limited");
+    assert_eq!(
+        app.count("journey_templates").await,
+        0,
+        "the refused create"
+    );
+
+    // Another key of the same tenant has its own allowance.
+    let db = app.db.clone();
+    let other = omnirail::auth::create_key(&db, &app.tenant, Some("second"))
+        .await
+        .unwrap()
+        .secret;
+    let res = app
+        .client
+        .get(app.url("/api/v1/omni/templates"))
+        .header("x-api-key", other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // The allowance comes back at the stated rate.
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    let (s, body) = app.post("/api/v1/omni/templates", &seed_template()).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+}
+
+#[tokio::test]
+async fn without_a_configured_rate_nothing_is_limited() {
+    let app = TestApp::spawn().await;
+    for _ in 0..50 {
+        let (s, _) = app.get("/api/v1/omni/templates").await;
+        assert_eq!(s, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn json_nested_too_deep_is_400_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    app.post("/api/v1/omni/templates", &seed_template()).await;
+    let mut context = json!("leaf");
+    for _ in 0..40 {
+        context = json!({ "a": context });
+    }
+    let mut body = seed_journey();
+    body["context"] = context;
+    let (s, res) = app.post("/api/v1/omni/journeys", &body).await;
+    assert_problem(s, &res, 400, "json_too_deep");
+    assert_eq!(app.count("journeys").await, 0);
+
+    // Thirty levels are a body like any other.
+    let mut context = json!("leaf");
+    for _ in 0..30 {
+        context = json!({ "a": context });
+    }
+    body["context"] = context;
+    let (s, res) = app.post("/api/v1/omni/journeys", &body).await;
+    assert_eq!(s, StatusCode::CREATED, "{res}");
+}
+
+#[tokio::test]
+async fn a_request_head_over_the_bound_is_431() {
+    let app = TestApp::spawn_with(|c| c.limits.max_header_bytes = 8192).await;
+    // Over the bound: problem details.
+    let res = app
+        .req(Method::GET, "/api/v1/omni/templates")
+        .header("x-padding", "a".repeat(10_000))
+        .send()
+        .await
+        .unwrap();
+    let (s, body) = (res.status(), res.json::<Value>().await.unwrap());
+    assert_problem(s, &body, 431, "headers_too_large");
+
+    // Over twice the bound: refused while it is read, the connection closed.
+    let res = app
+        .req(Method::GET, "/api/v1/omni/templates")
+        .header("x-padding", "a".repeat(40_000))
+        .send()
+        .await;
+    if let Ok(res) = res {
+        assert_eq!(res.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    }
+    // More than 100 headers.
+    let mut req = app.req(Method::GET, "/api/v1/omni/templates");
+    for i in 0..120 {
+        req = req.header(format!("x-h{i}"), "v");
+    }
+    if let Ok(res) = req.send().await {
+        assert_eq!(res.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    }
+    // The server is unharmed.
+    let (s, _) = app.get("/api/v1/omni/templates").await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+/// Holds the journeys table against writes from another connection until dropped: on SQLite
+/// the database's write lock (`BEGIN IMMEDIATE`), on PostgreSQL a table lock.
+async fn hold_journeys(app: &TestApp) -> omnirail::store::Tx {
+    let mut tx = app.db.begin().await.unwrap();
+    if app.db.backend() == Backend::Postgres {
+        sqlx::query("LOCK TABLE journeys IN EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    tx
+}
+
+#[tokio::test]
+async fn a_request_past_its_time_limit_is_503_and_changes_nothing() {
+    let app = TestApp::spawn_with(|c| c.limits.request_timeout_secs = 1).await;
+    app.post("/api/v1/omni/templates", &seed_template()).await;
+    let lock = hold_journeys(&app).await;
+    let res = app
+        .req(Method::POST, "/api/v1/omni/journeys")
+        .json(&seed_journey())
+        .send()
+        .await
+        .unwrap();
+    assert!(retry_after(&res) >= 1);
+    let (s, body) = (res.status(), res.json::<Value>().await.unwrap());
+    assert_problem(s, &body, 503, "request_timeout");
+    lock.rollback().await.unwrap();
+    // The abandoned request left nothing, and the server goes on.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.count("journeys").await, 0);
+    let (s, body) = app.post("/api/v1/omni/journeys", &seed_journey()).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    assert_eq!(app.count("journeys").await, 1);
+}
+
+#[tokio::test]
+async fn a_saturated_pool_answers_503_overloaded_instead_of_queueing() {
+    let app = TestApp::spawn_with(|c| {
+        c.db_max_connections = 2;
+        c.db_acquire_timeout_secs = 1;
+    })
+    .await;
+    app.post("/api/v1/omni/templates", &seed_template()).await;
+    let lock = hold_journeys(&app).await;
+    let mut calls = Vec::new();
+    for n in 0..5 {
+        let mut body = seed_journey();
+        body["customerId"] = json!(format!("ent_customer_{n}"));
+        let req = app.req(Method::POST, "/api/v1/omni/journeys").json(&body);
+        calls.push(tokio::spawn(async move {
+            let res = req.send().await.unwrap();
+            let wait = res.headers().get("retry-after").cloned();
+            (res.status(), wait, res.json::<Value>().await.unwrap())
+        }));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The first calls hold the connections, waiting for the lock; the rest find none.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    lock.rollback().await.unwrap();
+    let mut created = 0;
+    let mut overloaded = 0;
+    for call in calls {
+        let (s, wait, body) = call.await.unwrap();
+        match s {
+            StatusCode::CREATED => created += 1,
+            _ => {
+                assert_problem(s, &body, 503, "overloaded");
+                assert!(wait.is_some(), "Retry-After on {body}");
+                overloaded += 1;
+            }
+        }
+    }
+    assert!(overloaded >= 1, "no call was refused");
+    assert_eq!(
+        app.count("journeys").await,
+        created,
+        "only answered creates"
+    );
+}
+
+/// Opens a connection that sends a request head one byte at a time and never finishes it.
+async fn slow_client(addr: String) -> Duration {
+    let started = std::time::Instant::now();
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let head = b"GET /healthz HTTP/1.1\r\nHost: omnirail\r\nX-Slow: ";
+    stream.write_all(head).await.unwrap();
+    let mut buf = [0u8; 256];
+    loop {
+        tokio::select! {
+            read = stream.read(&mut buf) => {
+                // Closed by the server (or answered 408): either way the slot is freed.
+                let _ = read;
+                return started.elapsed();
+            }
+            () = tokio::time::sleep(Duration::from_millis(200)) => {
+                if stream.write_all(b"a").await.is_err() {
+                    return started.elapsed();
+                }
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "never closed");
+    }
+}
+
+#[tokio::test]
+async fn slow_clients_cannot_hold_every_connection() {
+    let app = TestApp::spawn_with(|c| {
+        c.limits.header_read_timeout_secs = 1;
+        c.limits.max_connections = 40;
+    })
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let slow: Vec<_> = (0..40)
+        .map(|_| tokio::spawn(slow_client(addr.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every slot is taken by a slow client; this request waits for the head timeout to free
+    // one, then is served.
+    let res = tokio::time::timeout(Duration::from_secs(20), app.get("/api/v1/omni/templates"))
+        .await
+        .expect("a normal request is served while slow clients keep sending");
+    assert_eq!(res.0, StatusCode::OK);
+    for client in slow {
+        client.await.unwrap();
+    }
+}

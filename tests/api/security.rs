@@ -1,0 +1,120 @@
+//! Claims of docs/security.md that no other test already proves.
+
+use std::process::{Command, Stdio};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::cli::{free_port, terminate};
+use crate::helpers::{TestDb, send, tenant_with_key};
+
+/// Runs `serve` at debug level with the log in a file, makes requests carrying every kind of
+/// secret (an API key in both headers, a wrong key, a webhook secret of the client's and one
+/// generated, a handoff token), and reads the whole log: none of them is in it.
+#[tokio::test]
+async fn secrets_never_reach_the_log_even_at_debug_level() {
+    let db = TestDb::new().await;
+    let (_, key) = tenant_with_key(&db.open().await, "Log Bank").await;
+    let log_path = std::env::temp_dir().join(omnirail::ids::new_id("omnirail-log-"));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_omnirail"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--database-url", &db.url])
+        .env_remove("OMNIRAIL_DATABASE_URL")
+        .env("OMNIRAIL_LOG_LEVEL", "debug")
+        .env(
+            "OMNIRAIL_DOCUMENT_STORE",
+            std::env::temp_dir().join("omnirail-test-documents"),
+        )
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start serve");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client.get(format!("{base}/readyz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let wrong_key = "omk_this-key-is-wrong-and-secret-0123456789abcdef";
+    let (s, _) = send(
+        client
+            .get(format!("{base}/api/v1/omni/templates"))
+            .header("x-api-key", wrong_key),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = send(
+        client
+            .get(format!("{base}/api/v1/omni/templates"))
+            .bearer_auth(&key),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let own_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let mut secrets: Vec<String> = vec![key.clone(), wrong_key.into(), own_secret.into()];
+    for body in [
+        json!({ "url": "https://hooks.bank.example/a", "secret": own_secret }),
+        json!({ "url": "https://hooks.bank.example/b" }),
+    ] {
+        let (s, res) = send(
+            client
+                .post(format!("{base}/api/v1/omni/webhooks/endpoints"))
+                .header("x-api-key", &key)
+                .json(&body),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{res}");
+        secrets.push(res["data"]["secret"].as_str().unwrap().to_owned());
+    }
+    let (s, session) = send(
+        client
+            .post(format!("{base}/api/v1/sessions"))
+            .header("x-api-key", &key)
+            .json(&json!({ "customer_id": "ent_log_001", "channel": "WEB", "device_id": "d1" })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{session}");
+    let source = session["session_id"]
+        .as_str()
+        .or_else(|| session["data"]["session_id"].as_str())
+        .unwrap_or_else(|| panic!("no session id in {session}"))
+        .to_owned();
+    let (s, handoff) = send(
+        client
+            .post(format!("{base}/api/v1/sessions/handoff"))
+            .header("x-api-key", &key)
+            .json(&json!({ "source_session_id": source, "target_channel": "MOBILE_IOS" })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{handoff}");
+    let token = find_string(&handoff, "handoff_token").expect("a handoff token");
+    secrets.push(token);
+
+    assert!(terminate(&mut child).success());
+    let logged = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    assert!(
+        logged.contains("/api/v1/omni/webhooks/endpoints"),
+        "the log holds the requests: {logged}"
+    );
+    for secret in &secrets {
+        assert!(!logged.contains(secret.as_str()), "{secret} is in the log");
+    }
+}
+
+/// The first string under `name` anywhere in `value`.
+fn find_string(value: &Value, name: &str) -> Option<String> {
+    match value {
+        Value::Object(map) => map.iter().find_map(|(k, v)| match v {
+            Value::String(s) if k == name => Some(s.clone()),
+            _ => find_string(v, name),
+        }),
+        Value::Array(items) => items.iter().find_map(|v| find_string(v, name)),
+        _ => None,
+    }
+}
