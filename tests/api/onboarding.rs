@@ -52,7 +52,7 @@ fn start_req(app: &TestApp, body: &Value) -> RequestBuilder {
 }
 
 /// Starts an onboarding for `customer`; returns (token, interviewId, journeyId).
-async fn start(app: &TestApp, customer: &str) -> (String, String, String) {
+pub async fn start(app: &TestApp, customer: &str) -> (String, String, String) {
     let (s, body) = send(start_req(
         app,
         &json!({ "countryCode": "ALL", "configurationId": "cfg_sme", "externalCustomerId": customer }),

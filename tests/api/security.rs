@@ -5,8 +5,10 @@ use std::process::{Command, Stdio};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use omnirail::store::Backend;
+
 use crate::cli::{free_port, terminate};
-use crate::helpers::{TestDb, send, tenant_with_key};
+use crate::helpers::{TestApp, TestDb, send, tenant_with_key};
 
 /// Runs `serve` at debug level with the log in a file, makes requests carrying every kind of
 /// secret (an API key in both headers, a wrong key, a webhook secret of the client's and one
@@ -116,5 +118,77 @@ fn find_string(value: &Value, name: &str) -> Option<String> {
         }),
         Value::Array(items) => items.iter().find_map(|v| find_string(v, name)),
         _ => None,
+    }
+}
+
+/// Every text the database holds, as one string per row: on SQLite the database file and its
+/// write-ahead log as bytes, on PostgreSQL every row of every table of the test's database.
+async fn everything_stored(app: &TestApp) -> String {
+    if app.db.backend() == Backend::Sqlite {
+        let file = app
+            .config
+            .database_url
+            .expose()
+            .trim_start_matches("sqlite://")
+            .split('?')
+            .next()
+            .unwrap()
+            .to_owned();
+        let mut all = Vec::new();
+        for path in [file.clone(), format!("{file}-wal")] {
+            all.extend(std::fs::read(path).unwrap_or_default());
+        }
+        return String::from_utf8_lossy(&all).into_owned();
+    }
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema()",
+    )
+    .fetch_all(app.db.reader())
+    .await
+    .unwrap();
+    let mut all = String::new();
+    for table in tables {
+        let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT t::text FROM \"{table}\" t"
+        )))
+        .fetch_all(app.db.reader())
+        .await
+        .unwrap();
+        all.extend(rows.into_iter().map(|r| r + "\n"));
+    }
+    all
+}
+
+/// API keys, handoff tokens and onboarding session tokens are kept as SHA-256 digests only:
+/// nothing a reader of the database (or of a backup) finds would let them act.
+#[tokio::test]
+async fn keys_and_tokens_are_stored_only_as_digests() {
+    let app = TestApp::spawn().await;
+    crate::onboarding::configure(&app).await;
+    let (onboarding_token, _, _) = crate::onboarding::start(&app, "ent_digest_001").await;
+    let (s, session) = app
+        .post(
+            "/api/v1/sessions",
+            &json!({ "customer_id": "ent_digest_002", "channel": "WEB", "device_id": "d1" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{session}");
+    let (s, handoff) = app
+        .post(
+            "/api/v1/sessions/handoff",
+            &json!({ "source_session_id": session["session_id"], "target_channel": "MOBILE_IOS" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{handoff}");
+    let handoff_token = find_string(&handoff, "handoff_token").expect("a handoff token");
+    let stored = everything_stored(&app).await;
+    assert!(stored.contains("ent_digest_002"), "the scan sees the data");
+    for secret in [&app.key, &onboarding_token, &handoff_token] {
+        assert!(
+            !stored.contains(secret.as_str()),
+            "{secret} is stored as is"
+        );
+        let digest = omnirail::ids::sha256_hex(secret);
+        assert!(stored.contains(&digest), "{secret}'s digest is stored");
     }
 }
