@@ -255,11 +255,11 @@ impl Config {
         if l.request_timeout_secs == 0
             || l.header_read_timeout_secs == 0
             || l.max_header_bytes < 4096
-            || l.max_connections == 0
+            || !(1..=1_000_000).contains(&l.max_connections)
         {
             return Err(
-                "limits: request_timeout_secs, header_read_timeout_secs and max_connections \
-                 must be positive, and max_header_bytes at least 4096"
+                "limits: request_timeout_secs and header_read_timeout_secs must be positive, \
+                 max_connections between 1 and 1,000,000, and max_header_bytes at least 4096"
                     .into(),
             );
         }
@@ -382,6 +382,36 @@ mod tests {
             jail.set_env("OMNIRAIL_WEBHOOKS__LEASE_MS", "1000");
             let err = Config::load(None, &Overrides::default()).unwrap_err();
             assert!(err.contains("lease_ms"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's own Jail error type
+    fn limits_come_from_their_table_and_are_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "omni.toml",
+                "[limits]
+rate_per_second = 50
+",
+            )?;
+            jail.set_env("OMNIRAIL_LIMITS__REQUEST_TIMEOUT_SECS", "5");
+            let c = Config::load(Some(Path::new("omni.toml")), &Overrides::default()).unwrap();
+            assert_eq!(c.limits.rate_per_second, 50);
+            assert_eq!(c.limits.rate_burst, 0);
+            assert_eq!(c.limits.request_timeout_secs, 5);
+            assert_eq!(c.limits.max_header_bytes, 16 * 1024);
+            for (key, value) in [
+                ("OMNIRAIL_LIMITS__MAX_HEADER_BYTES", "100"),
+                ("OMNIRAIL_LIMITS__MAX_CONNECTIONS", "0"),
+                ("OMNIRAIL_LIMITS__REQUEST_TIMEOUT_SECS", "0"),
+            ] {
+                jail.set_env(key, value);
+                let err = Config::load(None, &Overrides::default()).unwrap_err();
+                assert!(err.starts_with("limits:"), "{key}: {err}");
+                jail.clear_env();
+            }
             Ok(())
         });
     }

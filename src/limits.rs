@@ -77,7 +77,8 @@ pub fn rate_limited(retry_after: u64) -> ApiError {
 /// sent) is over `max_header_bytes` is 431 `headers_too_large`.
 pub async fn header_bounds(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let limit = state.config.limits.max_header_bytes;
-    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
+    let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len());
+    let line = req.method().as_str().len() + target + 12;
     let head = req.headers().iter().fold(line, |n, (name, value)| {
         n + name.as_str().len() + value.len() + 4
     });

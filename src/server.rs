@@ -47,7 +47,6 @@ pub async fn run(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(hard_cap).unwrap_or(u32::MAX));
-    let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -73,7 +72,6 @@ pub async fn run(
             app.clone()
                 .map_request(|req: hyper::Request<Incoming>| req.map(axum::body::Body::new)),
         );
-        let builder = builder.clone();
         let conn = graceful.watch(
             builder
                 .serve_connection(TokioIo::new(stream), service)
