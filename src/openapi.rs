@@ -344,5 +344,62 @@ fn add_error(op: &mut Operation, status: &str, description: &str) {
 /// The complete document.
 pub fn document(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     complete(&mut doc);
+    if let Some(components) = doc.components.as_mut() {
+        inline_strict_variants(&mut components.schemas);
+    }
     doc
+}
+
+type SchemaMap = std::collections::BTreeMap<String, RefOr<utoipa::openapi::schema::Schema>>;
+
+/// utoipa writes a variant of an internally tagged enum (`#[serde(tag = "type")]`) as
+/// `allOf: [{$ref: Variant}, {type: {enum: [...]}}]`. When the variant's struct refuses unknown
+/// fields (`additionalProperties: false`), no value satisfies both: the tag is unknown to the
+/// struct. Such a variant is written out whole instead: the struct's schema, with the tag among
+/// its properties.
+fn inline_strict_variants(schemas: &mut SchemaMap) {
+    use utoipa::openapi::schema::{AdditionalProperties, Schema};
+    let strict = |name: &str, schemas: &SchemaMap| match schemas.get(name) {
+        Some(RefOr::T(Schema::Object(o)))
+            if matches!(
+                o.additional_properties.as_deref(),
+                Some(AdditionalProperties::FreeForm(false))
+            ) =>
+        {
+            Some(o.clone())
+        }
+        _ => None,
+    };
+    let names: Vec<String> = schemas.keys().cloned().collect();
+    for name in names {
+        let Some(RefOr::T(Schema::OneOf(one_of))) = schemas.get(&name) else {
+            continue;
+        };
+        let mut one_of = one_of.clone();
+        let mut changed = false;
+        for item in &mut one_of.items {
+            let RefOr::T(Schema::AllOf(all_of)) = item else {
+                continue;
+            };
+            let [RefOr::Ref(target), RefOr::T(Schema::Object(tag))] = all_of.items.as_slice()
+            else {
+                continue;
+            };
+            let target = target
+                .ref_location
+                .trim_start_matches("#/components/schemas/");
+            let Some(mut whole) = strict(target, schemas) else {
+                continue;
+            };
+            for (key, value) in &tag.properties {
+                whole.properties.insert(key.clone(), value.clone());
+            }
+            whole.required.extend(tag.required.iter().cloned());
+            *item = RefOr::T(Schema::Object(whole));
+            changed = true;
+        }
+        if changed {
+            schemas.insert(name, RefOr::T(Schema::OneOf(one_of)));
+        }
+    }
 }

@@ -112,6 +112,7 @@ pub struct CustomerView {
 
 /// A channel's activity for one customer.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CustomerChannelActivity)]
 pub struct ChannelActivity {
     pub last_active: String,
     pub sessions: i64,

@@ -127,6 +127,7 @@ pub struct PutTemplate {
 /// A notification template.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = NotificationTemplateView)]
 pub struct TemplateView {
     #[schema(example = "JOURNEY_STEP_REQUIRED")]
     pub code: String,

@@ -255,6 +255,7 @@ pub(super) async fn record_ended(
     request_body = StartSession,
     responses(
         (status = 201, description = "Session opened", body = SessionView),
+        (status = 403, description = "The Starter plan has no omnichannel features (`plan_not_included`), or the channel is not enabled for the tenant (`channel_disabled`, with `channel`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 409, description = "A session with the given `session_id` exists (`session_exists`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields (`validation_failed`)", body = ProblemDoc, content_type = "application/problem+json"),
     )
@@ -440,6 +441,7 @@ async fn end_session(
     request_body = CreateHandoff,
     responses(
         (status = 201, description = "Handoff token, shown once", body = HandoffView),
+        (status = 403, description = "The Starter plan has no omnichannel features (`plan_not_included`), or the channel is not enabled for the tenant (`channel_disabled`, with `channel`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such source session in this tenant (`not_found`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 409, description = "The source session has ended (`session_ended`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields (`validation_failed`)", body = ProblemDoc, content_type = "application/problem+json"),
@@ -534,6 +536,7 @@ pub(crate) fn handoff_refusal(used: bool) -> ApiError {
     request_body = Resume,
     responses(
         (status = 200, description = "The new session on the target channel", body = ResumedView),
+        (status = 403, description = "The Starter plan has no omnichannel features (`plan_not_included`), or the channel is not enabled for the tenant (`channel_disabled`, with `channel`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such handoff token in this tenant (`not_found`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 409, description = "The token was already used (`handoff_used`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 410, description = "The token has expired (`handoff_expired`)", body = ProblemDoc, content_type = "application/problem+json"),

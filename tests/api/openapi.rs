@@ -136,3 +136,42 @@ async fn webhook_operations_are_documented_and_no_parameter_is_listed_twice() {
         }
     }
 }
+
+/// No schema is impossible to satisfy: an `allOf` that adds properties to a schema refusing
+/// unknown ones (`additionalProperties: false`) accepts no value at all, and a client
+/// generator or a fuzzer (Schemathesis) cannot build a request from it.
+#[tokio::test]
+async fn no_schema_adds_properties_to_one_that_refuses_them() {
+    let doc = served_document().await;
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let strict = |r: &Value| {
+        r["$ref"]
+            .as_str()
+            .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            .is_some_and(|name| schemas[name]["additionalProperties"] == Value::Bool(false))
+    };
+    let mut stack = vec![(String::from("#"), &doc)];
+    while let Some((at, value)) = stack.pop() {
+        if let Some(all_of) = value["allOf"].as_array() {
+            let adds = all_of.iter().any(|s| s["properties"].is_object());
+            assert!(
+                !(adds && all_of.iter().any(strict)),
+                "{at}: allOf adds properties to a schema with additionalProperties false"
+            );
+        }
+        match value {
+            Value::Object(map) => {
+                stack.extend(map.iter().map(|(k, v)| (format!("{at}/{k}"), v)));
+            }
+            Value::Array(items) => {
+                stack.extend(
+                    items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| (format!("{at}/{i}"), v)),
+                );
+            }
+            _ => {}
+        }
+    }
+}
