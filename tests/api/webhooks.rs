@@ -21,6 +21,8 @@ pub struct Received {
     pub timestamp: String,
     pub signature: String,
     pub body: String,
+    /// When it arrived.
+    pub at: Instant,
 }
 
 impl Received {
@@ -108,6 +110,7 @@ async fn receive(
         timestamp: header("webhook-timestamp"),
         signature: header("webhook-signature"),
         body: String::from_utf8_lossy(&body).into_owned(),
+        at: Instant::now(),
     });
     let delay = inbox.delay_ms.load(std::sync::atomic::Ordering::Relaxed);
     if delay > 0 {
@@ -926,7 +929,7 @@ async fn prepared_tenant(db: &crate::helpers::TestDb, url: &str) -> String {
 }
 
 /// A delivering `serve` for the receivers on 127.0.0.1, holding what it claims `lease_ms`.
-fn worker_env(lease_ms: &'static str) -> [(&'static str, &'static str); 5] {
+pub fn worker_env(lease_ms: &'static str) -> [(&'static str, &'static str); 5] {
     [
         ("OMNIRAIL_WEBHOOKS__ALLOW_HTTP", "true"),
         ("OMNIRAIL_WEBHOOKS__ALLOW_PRIVATE_TARGETS", "true"),
