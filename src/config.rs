@@ -72,7 +72,7 @@ pub struct LimitsConfig {
     /// `rate_per_second`.
     pub rate_burst: u32,
     /// Seconds a request may take, from its head to its answer's head (streams then run on);
-    /// longer is 503 `request_timeout` and changes nothing.
+    /// longer is 503 `request_timeout`, and what it had not committed is rolled back.
     pub request_timeout_secs: u64,
     /// Seconds a connection may take to send a request's head, or stay idle between
     /// requests; then it is closed (slow clients cannot hold connections).

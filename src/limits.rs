@@ -94,7 +94,7 @@ pub async fn header_bounds(State(state): State<AppState>, req: Request, next: Ne
 }
 
 /// Middleware for every route: a request not answered within `request_timeout_secs` is
-/// abandoned (its transaction rolls back, so it changes nothing) and answered 503
+/// abandoned (a transaction it had not committed rolls back) and answered 503
 /// `request_timeout`. The limit ends when the answer's head is ready: an event stream's body
 /// runs on.
 pub async fn request_timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
