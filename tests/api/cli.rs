@@ -46,6 +46,16 @@ pub async fn serve(url: &str, port: u16) -> std::process::Child {
 
 /// [`serve`], with more environment variables for the process.
 pub async fn serve_with_env(url: &str, port: u16, env: &[(&str, &str)]) -> std::process::Child {
+    serve_logging_to(url, port, env, Stdio::null()).await
+}
+
+/// [`serve_with_env`], writing its log (stderr) to `log`.
+pub async fn serve_logging_to(
+    url: &str,
+    port: u16,
+    env: &[(&str, &str)],
+    log: impl Into<Stdio>,
+) -> std::process::Child {
     let mut child = Command::new(BIN)
         .args([
             "serve",
@@ -62,7 +72,7 @@ pub async fn serve_with_env(url: &str, port: u16, env: &[(&str, &str)]) -> std::
         )
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("start serve");
     let client = reqwest::Client::new();
