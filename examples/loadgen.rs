@@ -7,13 +7,12 @@
 //! `loadgen baseline`: the raw database baseline: single-row durable insert transactions per
 //! second through Omnirail's own store (same pools, pragmas and durability as the server).
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use omnirail::config::{Config, DatabaseUrl};
-use omnirail::store::Db;
 use serde_json::{Value, json};
 
 #[derive(Parser)]
@@ -197,46 +196,7 @@ async fn journeys(base: String, key: String, clients: usize, seconds: u64) {
 }
 
 async fn baseline(database_url: String, clients: usize, seconds: u64) {
-    let config = Config {
-        database_url: DatabaseUrl(database_url),
-        ..Config::default()
-    };
-    let db = Db::connect(&config).await.expect("connect");
-    let mut tx = db.begin().await.unwrap();
-    sqlx::query("CREATE TABLE IF NOT EXISTS bench_raw (id TEXT PRIMARY KEY, payload TEXT NOT NULL, created_at BIGINT NOT NULL)")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    let db = Arc::new(db);
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let db = db.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                let mut tx = db.begin().await.unwrap();
-                sqlx::query("INSERT INTO bench_raw (id, payload, created_at) VALUES ($1, $2, $3)")
-                    .bind(omnirail::ids::new_id("raw_"))
-                    .bind("{\"productType\":\"murabaha\"}")
-                    .bind(omnirail::store::now_ms())
-                    .execute(&mut *tx)
-                    .await
-                    .unwrap();
-                tx.commit().await.unwrap();
-                lat.push(t.elapsed());
-            }
-            lat
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    let secs = started.elapsed().as_secs_f64();
+    let (secs, all) = support::raw_inserts(database_url, clients, seconds).await;
     println!(
         "raw baseline: baseline_tps={:.1}/s ({} inserts, {clients} clients, {secs:.1} s)",
         all.len() as f64 / secs,

@@ -55,6 +55,10 @@ pub struct Config {
     pub notification_retry_base_ms: u64,
     /// Longest the delivery worker sleeps between looks for due deliveries, in milliseconds.
     pub notification_poll_ms: u64,
+    /// How long a process holds the deliveries it claims, in milliseconds: a process that dies
+    /// mid-send leaves them to another once this runs out. Shorter than a send can take (15 s
+    /// per HTTP call or SMTP step), a slow send may be taken again and sent twice.
+    pub notification_lease_ms: u64,
     /// Webhook delivery: the `[webhooks]` table of the file, `OMNIRAIL_WEBHOOKS__*` variables.
     pub webhooks: WebhookConfig,
     /// Bounds on what one client may hold or ask: the `[limits]` table, `OMNIRAIL_LIMITS__*`.
@@ -174,6 +178,7 @@ impl Default for Config {
             notification_max_attempts: 8,
             notification_retry_base_ms: 5_000,
             notification_poll_ms: 500,
+            notification_lease_ms: 120_000,
             webhooks: WebhookConfig::default(),
             limits: LimitsConfig::default(),
         }
@@ -238,6 +243,9 @@ impl Config {
             return Err(
                 "notification_max_attempts and notification_retry_base_ms must be positive".into(),
             );
+        }
+        if self.notification_lease_ms < 1_000 {
+            return Err("notification_lease_ms must be at least 1000".into());
         }
         let w = &self.webhooks;
         // A claimed message may wait for two rounds of its endpoint's sends before its own.

@@ -2,6 +2,7 @@
 //! Each benchmark uses the parts it needs.
 #![allow(dead_code)]
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use omnirail::config::{Config, DatabaseUrl};
@@ -51,4 +52,57 @@ pub fn percentiles(mut v: Vec<Duration>) -> (f64, f64) {
     v.sort();
     let at = |p: f64| ms(v[((v.len() as f64 - 1.0) * p).round() as usize]);
     (at(0.50), at(0.99))
+}
+
+/// The raw database baseline: `clients` tasks doing single-row durable insert transactions
+/// through Omnirail's own store (same pools, pragmas and durability as the server) for
+/// `seconds`, on a fresh database of the kind `database_url` names. The seconds it took and
+/// every transaction's latency.
+pub async fn raw_inserts(
+    database_url: String,
+    clients: usize,
+    seconds: u64,
+) -> (f64, Vec<Duration>) {
+    let config = Config {
+        database_url: DatabaseUrl(database_url),
+        ..Config::default()
+    };
+    let db = Db::connect(&config).await.expect("connect");
+    let mut tx = db.begin().await.unwrap();
+    sqlx::query("CREATE TABLE IF NOT EXISTS bench_raw (id TEXT PRIMARY KEY, payload TEXT NOT NULL, created_at BIGINT NOT NULL)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let db = Arc::new(db);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let mut tx = db.begin().await.unwrap();
+                sqlx::query("INSERT INTO bench_raw (id, payload, created_at) VALUES ($1, $2, $3)")
+                    .bind(omnirail::ids::new_id("raw_"))
+                    .bind("{\"productType\":\"murabaha\"}")
+                    .bind(omnirail::store::now_ms())
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let secs = started.elapsed().as_secs_f64();
+    db.close().await;
+    (secs, all)
 }

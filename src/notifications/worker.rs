@@ -28,8 +28,6 @@ use crate::store::{Backend, now_ms};
 const BATCH: i64 = 64;
 /// Sent at the same time by one process.
 const PARALLEL: usize = 16;
-/// How long a claim lasts: longer than any one send (15 s HTTP, 15 s per SMTP step).
-const LEASE_MS: i64 = 120_000;
 
 /// The shortest sleep between looks, so a due time just passed never makes the loop spin.
 const MIN_IDLE: Duration = Duration::from_millis(10);
@@ -75,7 +73,7 @@ async fn tick(app: &AppState) -> Result<bool, ApiError> {
         &mut tx,
         app.db.backend() == Backend::Postgres,
         now,
-        LEASE_MS,
+        i64::try_from(app.config.notification_lease_ms).unwrap_or(i64::MAX),
         BATCH,
     )
     .await?;

@@ -9,6 +9,12 @@ use crate::helpers::{TestDb, eventually, send};
 
 const BIN: &str = env!("CARGO_BIN_EXE_omnirail");
 
+/// The binary `serve` starts: this build's, or the one `OMNIRAIL_TEST_SERVER_BIN` names (CI
+/// points it at the release build, so the crash tests kill what a bank runs).
+fn server_bin() -> String {
+    std::env::var("OMNIRAIL_TEST_SERVER_BIN").unwrap_or_else(|_| BIN.to_owned())
+}
+
 fn omnirail(db: &TestDb, args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
@@ -56,7 +62,7 @@ pub async fn serve_logging_to(
     env: &[(&str, &str)],
     log: impl Into<Stdio>,
 ) -> std::process::Child {
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(server_bin())
         .args([
             "serve",
             "--listen",
