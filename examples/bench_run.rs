@@ -517,11 +517,17 @@ async fn webhooks(api: &Arc<Api>, args: &RunArgs, pid: u32) -> Row {
         .expect("bind receiver");
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut endpoints = Vec::new();
     for _ in 0..args.endpoints {
-        let body = json!({ "url": url, "description": "bench receiver" });
-        api.post("/api/v1/omni/webhooks/endpoints", &body)
+        // Only journey creations: the journey's other events (its assignment, the
+        // notification that tells of it) would add messages the phase does not count.
+        let body = json!({ "url": url, "description": "bench receiver",
+                           "eventTypes": ["omni.journey.created"] });
+        let (_, made) = api
+            .post("/api/v1/omni/webhooks/endpoints", &body)
             .await
             .expect("register a webhook endpoint");
+        endpoints.push(id_of(&made, "/data/id").expect("endpoint id"));
     }
     // Messages of the registrations' own events arrive first; they are not counted.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -552,6 +558,13 @@ async fn webhooks(api: &Arc<Api>, args: &RunArgs, pid: u32) -> Row {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let peak_rss_mb = rss_mb(pid, "VmHWM");
+    // The phases after this one measure without webhooks, as those before it did.
+    for id in endpoints {
+        let url = format!("{}/api/v1/omni/webhooks/endpoints/{id}", api.base);
+        api.send(api.client.patch(url).json(&json!({ "enabled": false })))
+            .await
+            .expect("disable a webhook endpoint");
+    }
     let got = arrivals.got.lock().unwrap();
     let steady = &got[before.min(got.len())..];
     let missing = want.saturating_sub(got.len());
@@ -644,8 +657,11 @@ async fn run(args: RunArgs) {
     let port = free_port();
     let server = serve(&args, port);
     let pid = server.pid();
+    // Idle connections are let go before the server closes them (after 10 s idle), so no
+    // request goes out on a connection being closed.
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.clients)
+        .pool_idle_timeout(Duration::from_secs(5))
         .build()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");

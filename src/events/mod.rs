@@ -49,7 +49,9 @@ pub struct NewEvent<'a> {
 // SQLite has no such CTE, so there they are separate statements. Up to three entities go in the
 // event's statement; more are rare and go three at a time. PostgreSQL's statement also answers
 // the tenant's enabled webhook endpoints, which the outbox needs next: one round trip less per
-// event.
+// event. They are read `FOR KEY SHARE` (as the messages' foreign key would lock them anyway),
+// so an endpoint being deleted is waited for and then left out, never written a message it
+// cannot have.
 const CHAIN_HEAD: &str = "INSERT INTO event_chains (tenant_id, chain_key, length, head_hash) \
      VALUES ($1, $2, 0, $3) ON CONFLICT (tenant_id, chain_key) \
      DO UPDATE SET length = event_chains.length RETURNING length, head_hash";
@@ -77,7 +79,8 @@ macro_rules! pg_with_entities {
              event_entities (tenant_id, event_seq, occurred_at, event_type, entity_type, entity_id) \
              SELECT $2, e.seq, $4, $3, v.t, v.i FROM e, v RETURNING event_seq) \
              SELECT x.event_seq, (SELECT CAST(json_agg(json_build_array(w.id, w.event_types)) \
-             AS TEXT) FROM webhook_endpoints w WHERE w.tenant_id = $2 AND w.enabled = 1) FROM x"
+             AS TEXT) FROM (SELECT id, event_types FROM webhook_endpoints \
+             WHERE tenant_id = $2 AND enabled = 1 FOR KEY SHARE) w) FROM x"
         )
     };
 }

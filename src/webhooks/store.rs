@@ -153,19 +153,36 @@ pub async fn park_messages(
 }
 
 /// Removes an endpoint with its messages and attempts; `true` if there was one.
+///
+/// On PostgreSQL other transactions may be adding rows that point at them meanwhile: an
+/// event's messages for the endpoint, a worker's attempts for its messages. Both read what
+/// they point at with `FOR KEY SHARE` first (`events`, [`insert_attempts`]), so locking the
+/// endpoint and then its messages here waits for those already under way, and those that come
+/// after find them gone and add nothing; each DELETE then sees every row committed before it.
 pub async fn delete_endpoint(
     conn: &mut AnyConnection,
     tenant: &str,
     id: &str,
 ) -> Result<bool, StoreError> {
-    let found: Option<String> =
-        sqlx::query_scalar("SELECT id FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant)
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
+    let lock = if conn.backend_name() == "PostgreSQL" {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    let sql = format!("SELECT id FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2{lock}");
+    let found: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
     if found.is_none() {
         return Ok(false);
+    }
+    if !lock.is_empty() {
+        sqlx::query("SELECT id FROM webhook_messages WHERE endpoint_id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
     }
     for sql in [
         "DELETE FROM webhook_attempts WHERE endpoint_id = $1",
@@ -177,17 +194,25 @@ pub async fn delete_endpoint(
     Ok(true)
 }
 
-/// The tenant's enabled endpoints with their patterns, for the outbox.
+/// The tenant's enabled endpoints with their patterns, for the outbox; on PostgreSQL read
+/// `FOR KEY SHARE`, so none is deleted before its messages are written (see
+/// [`delete_endpoint`]).
 pub async fn enabled_endpoints(
     conn: &mut AnyConnection,
     tenant: &str,
 ) -> Result<Vec<(String, String)>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT id, event_types FROM webhook_endpoints WHERE tenant_id = $1 AND enabled = 1",
-    )
-    .bind(tenant)
-    .fetch_all(conn)
-    .await?)
+    let lock = if conn.backend_name() == "PostgreSQL" {
+        " FOR KEY SHARE"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT id, event_types FROM webhook_endpoints WHERE tenant_id = $1 AND enabled = 1{lock}"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .fetch_all(conn)
+        .await?)
 }
 
 /// The messages of one event, one per endpoint, due at once.
@@ -341,16 +366,23 @@ pub struct AttemptRow {
     pub error: Option<String>,
 }
 
-/// Logs attempts, but those whose message is gone (its endpoint was deleted meanwhile).
+/// Logs attempts, but those whose message is gone (its endpoint was deleted meanwhile). On
+/// PostgreSQL the messages are read `FOR KEY SHARE`, so an endpoint's deletion cannot remove
+/// them between this read and the insert (see [`delete_endpoint`]).
 pub async fn insert_attempts(
     conn: &mut AnyConnection,
     attempts: &[&AttemptRow],
 ) -> Result<(), StoreError> {
     let ids: Vec<&str> = attempts.iter().map(|a| a.message_id.as_str()).collect();
+    let lock = if conn.backend_name() == "PostgreSQL" {
+        " FOR KEY SHARE"
+    } else {
+        ""
+    };
     let mut present: Vec<String> = Vec::new();
     for chunk in ids.chunks(500) {
         let sql = format!(
-            "SELECT id FROM webhook_messages WHERE id IN ({})",
+            "SELECT id FROM webhook_messages WHERE id IN ({}){lock}",
             placeholders(1, chunk.len(), 1)
         );
         let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));

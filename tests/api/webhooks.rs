@@ -890,6 +890,69 @@ async fn endpoints_are_managed_validated_and_kept_to_their_tenant() {
     assert_eq!(rx.got().len(), 1);
 }
 
+#[tokio::test]
+async fn an_endpoint_deleted_while_events_and_deliveries_flow_goes_whole_and_fails_no_event() {
+    let app = app().await;
+    let rx = Receiver::start().await;
+    let ep = endpoint(&app, &rx.url, json!([])).await;
+    let id = ep["id"].as_str().unwrap().to_owned();
+    app.seed_journey().await;
+    // Eight clients create journeys (each event a message for the endpoint, sent and recorded
+    // at once) until the endpoint is gone.
+    let deleted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let (req, deleted) = (
+            app.req(Method::POST, "/api/v1/omni/journeys"),
+            deleted.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            let mut answers = Vec::new();
+            let mut after = 0;
+            while after < 5 {
+                let r = req
+                    .try_clone()
+                    .unwrap()
+                    .json(&crate::helpers::seed_journey());
+                answers.push(send(r).await);
+                after += usize::from(deleted.load(std::sync::atomic::Ordering::Relaxed));
+            }
+            answers
+        }));
+    }
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while rx.got().len() < 20 && std::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (s, b) = send(app.req(
+        Method::DELETE,
+        &format!("/api/v1/omni/webhooks/endpoints/{id}"),
+    ))
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    deleted.store(true, std::sync::atomic::Ordering::Relaxed);
+    for c in clients {
+        for (s, b) in c.await.unwrap() {
+            assert_eq!(
+                s,
+                StatusCode::CREATED,
+                "a journey created while the endpoint went: {b}"
+            );
+        }
+    }
+    // Nothing of the endpoint is left, and nothing new points at it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for table in ["webhook_messages", "webhook_attempts"] {
+        let sql = format!("SELECT COUNT(*) FROM {table} WHERE endpoint_id = $1");
+        let left: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(&id)
+            .fetch_one(app.db.reader())
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "{table} of the deleted endpoint");
+    }
+}
+
 /// Creates `n` journeys through `bases` in turn, 16 at a time; returns how many were made.
 async fn create_journeys(bases: &[String], key: &str, n: usize) -> usize {
     use futures::StreamExt;
