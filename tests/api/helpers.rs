@@ -376,15 +376,37 @@ impl Drop for TestApp {
     }
 }
 
-/// Sends and reads the body as JSON (or `null` when it is empty or not JSON).
+/// Sends and reads the body as JSON (or `null` when it is empty or not JSON). With
+/// `OMNIRAIL_TEST_RESPONSE_LOG` set, also appends what was asked and answered to that file, one
+/// JSON line each, for `.ci/error-coverage`.
 pub async fn send(req: RequestBuilder) -> (StatusCode, Value) {
-    let res = req.send().await.expect("request sent");
+    let (client, req) = req.build_split();
+    let req = req.expect("request built");
+    let (method, path) = (req.method().to_string(), req.url().path().to_owned());
+    let res = client.execute(req).await.expect("request sent");
     let status = res.status();
     let bytes = res.bytes().await.unwrap_or_default();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    log_response(&method, &path, status, &body);
+    (status, body)
+}
+
+/// With `OMNIRAIL_TEST_RESPONSE_LOG` set, appends an answer to that file (one JSON line, in
+/// one write, so lines from tests running at once never mix).
+fn log_response(method: &str, path: &str, status: StatusCode, body: &Value) {
+    use std::io::Write;
+    let Ok(log) = std::env::var("OMNIRAIL_TEST_RESPONSE_LOG") else {
+        return;
+    };
+    let line =
+        json!({ "method": method, "path": path, "status": status.as_u16(), "code": body["code"] });
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("open the response log");
+    file.write_all(format!("{line}\n").as_bytes())
+        .expect("write the response log");
 }
 
 /// Sends `make()` until it answers `want` (at most 5 s): for effects that reach other
@@ -405,6 +427,9 @@ pub async fn eventually(
 
 /// Asserts a problem-details answer with the given status and code.
 pub fn assert_problem(status: StatusCode, body: &Value, want_status: u16, want_code: &str) {
+    // Logged without its operation: the errors of the layers every route shares count as
+    // reached wherever a test saw them, however it sent the request.
+    log_response("", "", status, body);
     assert_eq!(status.as_u16(), want_status, "{body}");
     assert_eq!(body["code"], want_code, "{body}");
     assert_eq!(body["status"], want_status, "{body}");
