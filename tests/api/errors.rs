@@ -354,3 +354,93 @@ async fn every_lookup_of_an_unknown_id_is_404_not_found() {
     }
     assert!(checked >= 30, "only {checked} operations checked");
 }
+
+/// Refusals that no scenario test meets on the way, each as the document states it.
+#[tokio::test]
+async fn documented_refusals_off_the_main_paths() {
+    let app = TestApp::spawn().await;
+    let an_hour_ago = crate::helpers::at(-3_600_000);
+    for (method, path, body, status, code) in [
+        (
+            Method::PATCH,
+            "/api/v1/omni/webhooks/endpoints/ep_unknown",
+            json!({ "enabled": false }),
+            404,
+            "not_found",
+        ),
+        (
+            Method::POST,
+            "/api/v1/omni/webhooks/endpoints/ep_unknown/replay",
+            json!({ "since": an_hour_ago }),
+            404,
+            "not_found",
+        ),
+        (
+            Method::POST,
+            "/api/v1/omni/delegations/del_unknown/revoke",
+            json!({}),
+            404,
+            "not_found",
+        ),
+        (
+            Method::POST,
+            "/api/v1/sessions/handoff",
+            json!({ "source_session_id": "ses_unknown", "target_channel": "MOBILE_IOS",
+                    "context": {} }),
+            404,
+            "not_found",
+        ),
+        (
+            Method::PUT,
+            "/api/v1/omni/notification-rules/omni.journey.assigned",
+            json!({ "recipients": ["assignee"], "channels": ["in_app"],
+                    "templateCode": "NO_SUCH_TEMPLATE" }),
+            422,
+            "unknown_template",
+        ),
+        (
+            Method::GET,
+            "/api/v1/omni/notification-rules/omni.journey.created",
+            Value::Null,
+            422,
+            "event_type_not_notifiable",
+        ),
+        (
+            Method::GET,
+            "/api/v1/omni/timeline/export?entityType=customer",
+            Value::Null,
+            400,
+            "missing_query_parameter",
+        ),
+    ] {
+        let mut req = app.req(method.clone(), path);
+        if !body.is_null() {
+            req = req.json(&body);
+        }
+        let (s, b) = send(req).await;
+        assert_eq!(
+            (s.as_u16(), b["code"].as_str()),
+            (status, Some(code)),
+            "{method} {path}: {b}"
+        );
+    }
+
+    // A replay asked of a disabled endpoint.
+    let (s, ep) = app
+        .post(
+            "/api/v1/omni/webhooks/endpoints",
+            &json!({ "url": "https://hooks.bank.example/omnirail" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{ep}");
+    let path = format!(
+        "/api/v1/omni/webhooks/endpoints/{}",
+        ep["data"]["id"].as_str().unwrap()
+    );
+    let (s, _) = app.patch(&path, &json!({ "enabled": false })).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, b) = app
+        .post(&format!("{path}/replay"), &json!({ "since": an_hour_ago }))
+        .await;
+    assert_problem(s, &b, 409, "endpoint_disabled");
+}
