@@ -23,18 +23,16 @@ mod support;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::State;
 use axum::http::StatusCode;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use support::percentiles;
+use support::{Arrivals, percentiles};
 
 #[derive(Parser)]
 struct Args {
@@ -487,36 +485,8 @@ async fn open_loop(api: &Arc<Api>, rate: f64, seconds: u64) -> SweepPoint {
     }
 }
 
-/// Webhook arrivals at the receiver: when, and how long after the event's commit.
-#[derive(Default)]
-struct Arrivals {
-    got: Mutex<Vec<(Instant, Duration)>>,
-}
-
-async fn receive(State(arrivals): State<Arc<Arrivals>>, body: Bytes) -> &'static str {
-    let now = Instant::now();
-    let committed = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
-        v["timestamp"]
-            .as_str()
-            .and_then(omnirail::time::parse_rfc3339)
-    });
-    let latency = committed
-        .map(|t| (omnirail::store::now_ms() - t).max(0))
-        .map_or(Duration::ZERO, |ms| Duration::from_millis(ms as u64));
-    arrivals.got.lock().unwrap().push((now, latency));
-    "ok"
-}
-
 async fn webhooks(api: &Arc<Api>, args: &RunArgs, pid: u32) -> Row {
-    let arrivals = Arc::new(Arrivals::default());
-    let app = axum::Router::new()
-        .route("/hook", axum::routing::post(receive))
-        .with_state(arrivals.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind receiver");
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (url, arrivals) = Arrivals::start("127.0.0.1:0").await;
     let mut endpoints = Vec::new();
     for _ in 0..args.endpoints {
         // Only journey creations: the journey's other events (its assignment, the
@@ -553,10 +523,7 @@ async fn webhooks(api: &Arc<Api>, args: &RunArgs, pid: u32) -> Row {
         }
     }
     let want = before + made * args.endpoints;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while arrivals.got.lock().unwrap().len() < want && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    arrivals.wait_for(want, Duration::from_secs(120)).await;
     let peak_rss_mb = rss_mb(pid, "VmHWM");
     // The phases after this one measure without webhooks, as those before it did.
     for id in endpoints {

@@ -16,16 +16,13 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State;
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use support::percentiles;
+use support::{Arrivals, percentiles};
 
 #[derive(Parser)]
 struct Args {
@@ -163,37 +160,6 @@ async fn create_journeys(
         .await
 }
 
-/// Arrival time and latency from the event's commit, per message.
-#[derive(Default)]
-struct Arrivals {
-    got: Mutex<Vec<(Instant, Duration)>>,
-}
-
-async fn receive(State(arrivals): State<Arc<Arrivals>>, body: Bytes) -> &'static str {
-    let now = Instant::now();
-    let sent_at = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
-        v["timestamp"]
-            .as_str()
-            .and_then(omnirail::time::parse_rfc3339)
-    });
-    let latency = sent_at
-        .map(|t| (omnirail::store::now_ms() - t).max(0))
-        .map_or(Duration::ZERO, |ms| Duration::from_millis(ms as u64));
-    arrivals.got.lock().unwrap().push((now, latency));
-    "ok"
-}
-
-async fn wait_for(arrivals: &Arrivals, n: usize, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while arrivals.got.lock().unwrap().len() < n {
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    true
-}
-
 async fn measure(
     listen: &str,
     base: &str,
@@ -203,17 +169,10 @@ async fn measure(
     rate: f64,
     seconds: u64,
 ) {
-    let arrivals = Arc::new(Arrivals::default());
-    let app = axum::Router::new()
-        .route("/hook", axum::routing::post(receive))
-        .with_state(arrivals.clone());
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .expect("bind receiver");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (_, arrivals) = Arrivals::start(listen).await;
 
     // Drain: the delivering server starts after the receiver listens.
-    if !wait_for(&arrivals, backlog, Duration::from_secs(600)).await {
+    if !arrivals.wait_for(backlog, Duration::from_secs(600)).await {
         println!(
             "drain: only {} of {backlog} arrived",
             arrivals.got.lock().unwrap().len()
@@ -252,7 +211,7 @@ async fn measure(
         made += usize::from(ok.unwrap_or(false));
     }
     let want = before + made * endpoints;
-    let complete = wait_for(&arrivals, want, Duration::from_secs(60)).await;
+    let complete = arrivals.wait_for(want, Duration::from_secs(60)).await;
     let got = arrivals.got.lock().unwrap();
     let steady: Vec<(Instant, Duration)> = got[before..].to_vec();
     let last = steady.last().map_or(started, |a| a.0);

@@ -2,8 +2,11 @@
 //! Each benchmark uses the parts it needs.
 #![allow(dead_code)]
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
 
 use omnirail::config::{Config, DatabaseUrl};
 use omnirail::store::Db;
@@ -105,4 +108,54 @@ pub async fn raw_inserts(
     let secs = started.elapsed().as_secs_f64();
     db.close().await;
     (secs, all)
+}
+
+/// Webhook messages received: when each arrived, and how long after its event's commit (the
+/// body's `timestamp`).
+#[derive(Default)]
+pub struct Arrivals {
+    pub got: Mutex<Vec<(Instant, Duration)>>,
+}
+
+impl Arrivals {
+    /// Starts a receiver at `listen` (`127.0.0.1:0` for any free port): its URL and what it
+    /// receives.
+    pub async fn start(listen: &str) -> (String, Arc<Self>) {
+        let arrivals = Arc::new(Self::default());
+        let app = axum::Router::new()
+            .route("/hook", axum::routing::post(receive))
+            .with_state(arrivals.clone());
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .expect("bind receiver");
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, arrivals)
+    }
+
+    /// Waits until `n` messages have arrived, at most `limit`; whether they did.
+    pub async fn wait_for(&self, n: usize, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while self.got.lock().unwrap().len() < n {
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+}
+
+async fn receive(State(arrivals): State<Arc<Arrivals>>, body: Bytes) -> &'static str {
+    let now = Instant::now();
+    let committed = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
+        v["timestamp"]
+            .as_str()
+            .and_then(omnirail::time::parse_rfc3339)
+    });
+    let latency = committed
+        .map(|t| (omnirail::store::now_ms() - t).max(0))
+        .map_or(Duration::ZERO, |ms| Duration::from_millis(ms as u64));
+    arrivals.got.lock().unwrap().push((now, latency));
+    "ok"
 }

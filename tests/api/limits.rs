@@ -157,6 +157,19 @@ async fn hold_journeys(app: &TestApp) -> omnirail::store::Tx {
     tx
 }
 
+/// A journey create answered 503 `code` with a `Retry-After`.
+async fn create_refused_503(app: &TestApp, code: &str) {
+    let res = app
+        .req(Method::POST, "/api/v1/omni/journeys")
+        .json(&seed_journey())
+        .send()
+        .await
+        .unwrap();
+    assert!(retry_after(&res) >= 1);
+    let (s, body) = (res.status(), res.json::<Value>().await.unwrap());
+    assert_problem(s, &body, 503, code);
+}
+
 #[tokio::test]
 async fn a_write_lock_held_past_the_database_wait_is_503_database_busy() {
     let app = TestApp::spawn().await;
@@ -172,15 +185,7 @@ async fn a_write_lock_held_past_the_database_wait_is_503_database_busy() {
     // longer than the server's busy_timeout (5 s).
     let other = omnirail::store::Db::connect(&app.config).await.unwrap();
     let lock = other.begin().await.unwrap();
-    let res = app
-        .req(Method::POST, "/api/v1/omni/journeys")
-        .json(&seed_journey())
-        .send()
-        .await
-        .unwrap();
-    assert!(retry_after(&res) >= 1);
-    let (s, body) = (res.status(), res.json::<Value>().await.unwrap());
-    assert_problem(s, &body, 503, "database_busy");
+    create_refused_503(&app, "database_busy").await;
     lock.rollback().await.unwrap();
     other.close().await;
     assert_eq!(app.count("journeys").await, 0);
@@ -193,15 +198,7 @@ async fn a_request_past_its_time_limit_is_503_and_changes_nothing() {
     let app = TestApp::spawn_with(|c| c.limits.request_timeout_secs = 1).await;
     app.post("/api/v1/omni/templates", &seed_template()).await;
     let lock = hold_journeys(&app).await;
-    let res = app
-        .req(Method::POST, "/api/v1/omni/journeys")
-        .json(&seed_journey())
-        .send()
-        .await
-        .unwrap();
-    assert!(retry_after(&res) >= 1);
-    let (s, body) = (res.status(), res.json::<Value>().await.unwrap());
-    assert_problem(s, &body, 503, "request_timeout");
+    create_refused_503(&app, "request_timeout").await;
     lock.rollback().await.unwrap();
     // The abandoned request left nothing, and the server goes on.
     tokio::time::sleep(Duration::from_millis(500)).await;
