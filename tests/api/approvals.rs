@@ -329,7 +329,7 @@ async fn a_deputy_decides_only_within_an_active_delegation_of_enough_authority()
 #[tokio::test]
 async fn after_valid_to_a_deputy_has_no_authority() {
     let app = TestApp::spawn().await;
-    delegate(
+    let del = delegate(
         &app,
         "usr_boss",
         "usr_deputy",
@@ -345,6 +345,14 @@ async fn after_valid_to_a_deputy_has_no_authority() {
     )
     .await;
     assert_problem(s, &res, 403, "delegation_expired");
+    // Nor can an expired delegation be revoked: it has already ended.
+    let (s, res) = app
+        .post(
+            &format!("/api/v1/omni/delegations/{del}/revoke"),
+            &json!({}),
+        )
+        .await;
+    assert_problem(s, &res, 409, "delegation_expired");
 }
 
 #[tokio::test]
@@ -720,6 +728,24 @@ async fn reaching_an_approval_step_nobody_can_approve_is_409_and_changes_nothing
     assert_eq!(res["stepId"], "step_credit");
     assert_eq!(app.event_count().await, events);
     assert_eq!(app.count("approvals").await, 0);
+    // A journey that would start on such a step is not created either.
+    let mut first = crate::helpers::seed_template();
+    first["id"] = json!("tmpl_credit_first");
+    first["steps"] = json!([{ "id": "step_credit", "name": "Credit Assessment",
+        "type": "approval", "order": 1, "approvalRoleRequired": "credit_analyst" }]);
+    let (s, t) = app.post("/api/v1/omni/templates", &first).await;
+    assert_eq!(s, StatusCode::CREATED, "{t}");
+    let mut body = crate::helpers::seed_journey();
+    body["templateId"] = json!("tmpl_credit_first");
+    let journeys = app.count("journeys").await;
+    let (s, res) = app.post("/api/v1/omni/journeys", &body).await;
+    assert_problem(s, &res, 409, "no_eligible_approvers");
+    assert_eq!(app.count("journeys").await, journeys);
+    assert_eq!(
+        app.event_count().await,
+        events + 1,
+        "the template's event only"
+    );
     let (_, j) = app.get(&format!("/api/v1/omni/journeys/{id}")).await;
     assert_eq!(j["data"]["currentStep"]["id"], "step_docs");
 

@@ -37,6 +37,15 @@ async fn enterprise_has_every_channel_and_a_disabled_one_refuses_sessions() {
         .as_str()
         .unwrap()
         .to_owned();
+    // A handoff made while the phone channel was on cannot be resumed once it is off.
+    let (_, h) = app
+        .post(
+            "/api/v1/sessions/handoff",
+            &json!({ "source_session_id": web, "target_channel": "MOBILE_IOS" }),
+        )
+        .await;
+    let resume = json!({ "handoff_token": h["handoff_token"], "channel": "MOBILE_IOS",
+                         "device_id": "d2" });
     let (s, c) = app
         .put("/api/v1/channels/mobile_ios", &json!({ "enabled": false }))
         .await;
@@ -51,6 +60,8 @@ async fn enterprise_has_every_channel_and_a_disabled_one_refuses_sessions() {
             &json!({ "source_session_id": web, "target_channel": "MOBILE_IOS" }),
         )
         .await;
+    assert_problem(s, &b, 403, "channel_disabled");
+    let (s, b) = app.post("/api/v1/sessions/resume", &resume).await;
     assert_problem(s, &b, 403, "channel_disabled");
     app.put("/api/v1/channels/MOBILE_IOS", &json!({ "enabled": true }))
         .await;
@@ -82,19 +93,29 @@ async fn plans_gate_channels() {
     assert_problem(s, &b, 403, "channel_disabled");
     app.put("/api/v1/channels/WEB", &json!({ "enabled": true }))
         .await;
-    let (s, _) = session(&app, "WEB").await;
+    let (s, web) = session(&app, "WEB").await;
     assert_eq!(
         s,
         StatusCode::CREATED,
         "custom plans choose channels one by one"
     );
+    app.put("/api/v1/channels/MOBILE_IOS", &json!({ "enabled": true }))
+        .await;
+    let handoff = json!({ "source_session_id": web["session_id"], "target_channel": "MOBILE_IOS" });
+    let (s, h) = app.post("/api/v1/sessions/handoff", &handoff).await;
+    assert_eq!(s, StatusCode::CREATED, "{h}");
+    let resume = json!({ "handoff_token": h["handoff_token"], "channel": "MOBILE_IOS",
+                         "device_id": "d2" });
 
+    // The starter plan has no sessions at all.
     app.set_plan("starter").await;
     for (s, b) in [
         app.get("/api/v1/channels").await,
         session(&app, "WEB").await,
         app.put("/api/v1/channels/WEB", &json!({ "enabled": true }))
             .await,
+        app.post("/api/v1/sessions/handoff", &handoff).await,
+        app.post("/api/v1/sessions/resume", &resume).await,
     ] {
         assert_problem(s, &b, 403, "plan_not_included");
     }

@@ -249,6 +249,12 @@ async fn sms_through_twilio_then_a_signed_status_callback_marks_it_delivered() {
     };
     let (status, body) = send(post("AAAA".into())).await;
     assert_problem(status, &body, 403, "invalid_signature");
+    // A form without the message, and a provider that reports nothing here.
+    let (status, body) = send(app.client.post(&callback).form(&[("AccountSid", "AC1")])).await;
+    assert_problem(status, &body, 400, "invalid_callback");
+    let elsewhere = app.url("/api/v1/omni/notifications/providers/fcm/status");
+    let (status, body) = send(app.client.post(elsewhere).form(&params)).await;
+    assert_problem(status, &body, 404, "not_found");
     assert_eq!(wait_for(&app, id, |_| true).await["status"], "sent");
     let (status, _) = send(post(providers::twilio_signature(&callback, &params))).await;
     assert_eq!(status, StatusCode::NO_CONTENT);

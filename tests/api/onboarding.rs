@@ -458,6 +458,8 @@ async fn a_whole_onboarding_from_start_to_staff_approval_and_completed() {
     assert!(session["finishedAt"].is_string());
     let (s, b) = send(omni(&app, Method::POST, "/omni/finish", &token)).await;
     assert_problem(s, &b, 409, "session_finished");
+    let (s, b) = send(omni(&app, Method::POST, "/omni/handoff", &token)).await;
+    assert_problem(s, &b, 409, "session_finished");
     let (s, b) = add_data(&app, &token, "step_kyc", json!({ "firstName": "Other" })).await;
     assert_problem(s, &b, 409, "session_finished");
     let (s, b) = upload(
@@ -712,6 +714,8 @@ async fn uploads_are_bounded_and_known_by_content() {
     let (s, b) = on_docs("trade_license", pdf(100), "a.pdf", "application/pdf").await;
     assert_problem(s, &b, 409, "step_not_current");
     assert_eq!(b["currentStepId"], "step_kyc");
+    let (s, b) = add_data(&app, &token, "step_docs", json!({ "note": "early" })).await;
+    assert_problem(s, &b, 409, "step_not_current");
     let (s, b) = upload(
         &app,
         &token,
@@ -1295,4 +1299,61 @@ async fn of_concurrent_resumes_of_one_handoff_exactly_one_wins() {
         assert_problem(*s, b, 409, "handoff_used");
     }
     assert_eq!(app.count("onboarding_tokens").await, 2);
+}
+
+#[tokio::test]
+async fn a_cancelled_journey_closes_its_onboarding_and_an_archived_template_starts_none() {
+    let app = TestApp::spawn().await;
+    configure(&app).await;
+    let (token, _, journey) = start(&app, "cust_closed").await;
+    let (s, b) = app
+        .post(
+            &format!("/api/v1/omni/journeys/{journey}/cancel"),
+            &json!({ "cancellationReason": "Customer withdrew", "cancelledBy": "usr_rm_001" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // The customer's session is still open, but its onboarding is over.
+    let (s, b) = add_data(&app, &token, "step_kyc", json!({ "firstName": "Sara" })).await;
+    assert_problem(s, &b, 409, "onboarding_closed");
+    let (s, b) = upload(
+        &app,
+        &token,
+        "step_docs",
+        "trade_license",
+        pdf(100),
+        "a.pdf",
+        "application/pdf",
+    )
+    .await;
+    assert_problem(s, &b, 409, "onboarding_closed");
+    for path in ["/omni/finish", "/omni/handoff"] {
+        let (s, b) = send(omni(&app, Method::POST, path, &token)).await;
+        assert_problem(s, &b, 409, "onboarding_closed");
+    }
+
+    // A body that says it is multipart and is not.
+    let (token, _, _) = start(&app, "cust_garbled").await;
+    let (s, b) = send(
+        omni(&app, Method::POST, "/omni/add/document", &token)
+            .header("content-type", "multipart/form-data; boundary=zz")
+            .body("not a multipart body"),
+    )
+    .await;
+    assert_problem(s, &b, 400, "invalid_multipart");
+
+    // The configuration's template archived: no new onboarding starts on it.
+    let (s, b) = app
+        .patch(
+            "/api/v1/omni/templates/tmpl_onboarding_sme",
+            &json!({ "status": "archived" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = send(start_req(
+        &app,
+        &json!({ "countryCode": "ALL", "configurationId": "cfg_sme", "externalCustomerId": "cust_late" }),
+    ))
+    .await;
+    assert_problem(s, &b, 422, "template_not_active");
 }
