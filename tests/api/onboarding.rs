@@ -104,6 +104,28 @@ const KYC: fn() -> Value = || {
             "nationality": "SA", "idNumber": "1012345678" })
 };
 
+/// Every write the customer can make with `token` (data, a document, finish, a handoff) is
+/// refused with 409 `code`.
+async fn customer_writes_refused(app: &TestApp, token: &str, code: &str) {
+    let (s, b) = add_data(app, token, "step_kyc", json!({ "firstName": "Other" })).await;
+    assert_problem(s, &b, 409, code);
+    let (s, b) = upload(
+        app,
+        token,
+        "step_docs",
+        "trade_license",
+        pdf(100),
+        "x.pdf",
+        "application/pdf",
+    )
+    .await;
+    assert_problem(s, &b, 409, code);
+    for path in ["/omni/finish", "/omni/handoff"] {
+        let (s, b) = send(omni(app, Method::POST, path, token)).await;
+        assert_problem(s, &b, 409, code);
+    }
+}
+
 #[tokio::test]
 async fn seed_request_verbatim_starts_a_session_whose_token_works() {
     let app = TestApp::spawn().await;
@@ -456,23 +478,7 @@ async fn a_whole_onboarding_from_start_to_staff_approval_and_completed() {
     assert_eq!(s, StatusCode::OK, "{session}");
     assert_eq!(session["status"], "finished");
     assert!(session["finishedAt"].is_string());
-    let (s, b) = send(omni(&app, Method::POST, "/omni/finish", &token)).await;
-    assert_problem(s, &b, 409, "session_finished");
-    let (s, b) = send(omni(&app, Method::POST, "/omni/handoff", &token)).await;
-    assert_problem(s, &b, 409, "session_finished");
-    let (s, b) = add_data(&app, &token, "step_kyc", json!({ "firstName": "Other" })).await;
-    assert_problem(s, &b, 409, "session_finished");
-    let (s, b) = upload(
-        &app,
-        &token,
-        "step_docs",
-        "trade_license",
-        pdf(100),
-        "x.pdf",
-        "application/pdf",
-    )
-    .await;
-    assert_problem(s, &b, 409, "session_finished");
+    customer_writes_refused(&app, &token, "session_finished").await;
     let (s, _) = send(omni(&app, Method::GET, "/omni/session", &token)).await;
     assert_eq!(s, StatusCode::OK);
 
@@ -1314,23 +1320,7 @@ async fn a_cancelled_journey_closes_its_onboarding_and_an_archived_template_star
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     // The customer's session is still open, but its onboarding is over.
-    let (s, b) = add_data(&app, &token, "step_kyc", json!({ "firstName": "Sara" })).await;
-    assert_problem(s, &b, 409, "onboarding_closed");
-    let (s, b) = upload(
-        &app,
-        &token,
-        "step_docs",
-        "trade_license",
-        pdf(100),
-        "a.pdf",
-        "application/pdf",
-    )
-    .await;
-    assert_problem(s, &b, 409, "onboarding_closed");
-    for path in ["/omni/finish", "/omni/handoff"] {
-        let (s, b) = send(omni(&app, Method::POST, path, &token)).await;
-        assert_problem(s, &b, 409, "onboarding_closed");
-    }
+    customer_writes_refused(&app, &token, "onboarding_closed").await;
 
     // A body that says it is multipart and is not.
     let (token, _, _) = start(&app, "cust_garbled").await;
