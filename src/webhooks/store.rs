@@ -48,6 +48,16 @@ pub async fn insert_endpoint(
     Ok(())
 }
 
+/// `clause` (a row lock) on PostgreSQL; nothing on SQLite, whose one writer at a time leaves
+/// nothing to lock.
+fn on_postgres(conn: &AnyConnection, clause: &'static str) -> &'static str {
+    if conn.backend_name() == "PostgreSQL" {
+        clause
+    } else {
+        ""
+    }
+}
+
 /// The endpoint, locked for change on PostgreSQL when `lock` (SQLite's writer is alone).
 pub async fn get_endpoint(
     conn: &mut AnyConnection,
@@ -55,8 +65,8 @@ pub async fn get_endpoint(
     id: &str,
     lock: bool,
 ) -> Result<Option<EndpointRow>, StoreError> {
-    let suffix = if lock && conn.backend_name() == "PostgreSQL" {
-        " FOR UPDATE"
+    let suffix = if lock {
+        on_postgres(conn, " FOR UPDATE")
     } else {
         ""
     };
@@ -164,22 +174,13 @@ pub async fn delete_endpoint(
     tenant: &str,
     id: &str,
 ) -> Result<bool, StoreError> {
-    let lock = if conn.backend_name() == "PostgreSQL" {
-        " FOR UPDATE"
-    } else {
-        ""
-    };
-    let sql = format!("SELECT id FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2{lock}");
-    let found: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .bind(tenant)
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    if found.is_none() {
+    if get_endpoint(conn, tenant, id, true).await?.is_none() {
         return Ok(false);
     }
+    let lock = on_postgres(conn, " FOR UPDATE");
     if !lock.is_empty() {
-        sqlx::query("SELECT id FROM webhook_messages WHERE endpoint_id = $1 FOR UPDATE")
+        let sql = format!("SELECT id FROM webhook_messages WHERE endpoint_id = $1{lock}");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .fetch_all(&mut *conn)
             .await?;
@@ -201,11 +202,7 @@ pub async fn enabled_endpoints(
     conn: &mut AnyConnection,
     tenant: &str,
 ) -> Result<Vec<(String, String)>, StoreError> {
-    let lock = if conn.backend_name() == "PostgreSQL" {
-        " FOR KEY SHARE"
-    } else {
-        ""
-    };
+    let lock = on_postgres(conn, " FOR KEY SHARE");
     let sql = format!(
         "SELECT id, event_types FROM webhook_endpoints WHERE tenant_id = $1 AND enabled = 1{lock}"
     );
@@ -291,11 +288,7 @@ pub async fn claim(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let lock = if conn.backend_name() == "PostgreSQL" {
-        " FOR UPDATE SKIP LOCKED"
-    } else {
-        ""
-    };
+    let lock = on_postgres(conn, " FOR UPDATE SKIP LOCKED");
     let sql = format!(
         "UPDATE webhook_messages SET lease_until = $2 WHERE id IN (
              SELECT id FROM webhook_messages
@@ -374,11 +367,7 @@ pub async fn insert_attempts(
     attempts: &[&AttemptRow],
 ) -> Result<(), StoreError> {
     let ids: Vec<&str> = attempts.iter().map(|a| a.message_id.as_str()).collect();
-    let lock = if conn.backend_name() == "PostgreSQL" {
-        " FOR KEY SHARE"
-    } else {
-        ""
-    };
+    let lock = on_postgres(conn, " FOR KEY SHARE");
     let mut present: Vec<String> = Vec::new();
     for chunk in ids.chunks(500) {
         let sql = format!(

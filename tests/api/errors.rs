@@ -426,16 +426,11 @@ async fn documented_refusals_off_the_main_paths() {
     }
 
     // A replay asked of a disabled endpoint.
-    let (s, ep) = app
-        .post(
-            "/api/v1/omni/webhooks/endpoints",
-            &json!({ "url": "https://hooks.bank.example/omnirail" }),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{ep}");
+    let ep =
+        crate::webhooks::endpoint(&app, "https://hooks.bank.example/omnirail", json!([])).await;
     let path = format!(
         "/api/v1/omni/webhooks/endpoints/{}",
-        ep["data"]["id"].as_str().unwrap()
+        ep["id"].as_str().unwrap()
     );
     let (s, _) = app.patch(&path, &json!({ "enabled": false })).await;
     assert_eq!(s, StatusCode::OK);
