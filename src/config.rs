@@ -48,6 +48,10 @@ pub struct Config {
     pub public_base_url: Option<String>,
     /// Allow providers over plain SMTP or `http://` URLs (a local relay, a test server).
     pub notification_allow_insecure_providers: bool,
+    /// Allow providers at loopback, private, link-local or metadata addresses, or at names that
+    /// can only be local (a relay inside the bank's network, a test server). Off, a tenant's
+    /// provider settings cannot reach inside the network.
+    pub notification_allow_private_providers: bool,
     /// Attempts per delivery before a transient failure becomes final.
     pub notification_max_attempts: u32,
     /// Wait before the second attempt, in milliseconds; doubled at each retry (with jitter,
@@ -175,6 +179,7 @@ impl Default for Config {
             max_document_bytes: 10 * 1024 * 1024,
             public_base_url: None,
             notification_allow_insecure_providers: false,
+            notification_allow_private_providers: false,
             notification_max_attempts: 8,
             notification_retry_base_ms: 5_000,
             notification_poll_ms: 500,

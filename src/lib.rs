@@ -84,7 +84,9 @@ impl AppState {
     /// unusable one is an error).
     pub fn new(db: Db, config: Config) -> Result<Self, String> {
         let documents = onboarding::documents::Documents::open(&config.document_store)?;
-        let notifier = Arc::new(notifications::Notifier::new()?);
+        let notifier = Arc::new(notifications::Notifier::new(
+            config.notification_allow_private_providers,
+        )?);
         let rate_limits = limits::RateLimits::from_config(&config.limits).map(Arc::new);
         Ok(Self {
             db,

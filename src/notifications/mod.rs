@@ -59,13 +59,19 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    pub fn new() -> Result<Self, String> {
-        let http = reqwest::Client::builder()
+    /// With `allow_private` off, every name the client resolves (a provider's, or a proxy's
+    /// from the environment) must point outside the network.
+    pub fn new(allow_private: bool) -> Result<Self, String> {
+        let mut builder = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(15))
             .connect_timeout(std::time::Duration::from_secs(5))
             // A provider answers, it does not redirect: a redirect is a failure, not followed.
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("omnirail/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("omnirail/", env!("CARGO_PKG_VERSION")));
+        if !allow_private {
+            builder = builder.dns_resolver(crate::webhooks::guard::GuardedResolver);
+        }
+        let http = builder
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Self {

@@ -16,7 +16,7 @@ use futures::StreamExt;
 use tokio::sync::watch;
 
 use super::model::{AfterFailure, Attempt, NotifyChannel, Priority, QuietHours, after_failure};
-use super::providers::{ProviderSettings, STATUS_PATH_TWILIO};
+use super::providers::{ProviderSettings, Reach, STATUS_PATH_TWILIO};
 use super::store::{self, DeliveryUpdate, DueRow};
 use super::templates::{EmailContent, SmsContent, TitleBody};
 use super::{after_delivery_change, recipient};
@@ -150,6 +150,23 @@ async fn attempt(
         );
     };
     let kind = Some(settings.kind());
+    // Settings are checked again as this server's configuration stands: a provider set where
+    // the configuration allowed more (or written by other means) is not used.
+    let reach = Reach::of(&app.config);
+    let refused = settings.problems(reach);
+    if !refused.is_empty() {
+        let why: Vec<String> = refused
+            .iter()
+            .map(|e| format!("{} {}", e.field, e.message))
+            .collect();
+        return (
+            kind,
+            Attempt::Permanent {
+                code: "provider_not_allowed",
+                error: why.join("; "),
+            },
+        );
+    }
     let bad_content = || Attempt::Permanent {
         code: "invalid_message",
         error: "the rendered content does not fit the channel".into(),
@@ -160,7 +177,7 @@ async fn attempt(
                 return (kind, missing("no_email_address", "email address"));
             };
             match serde_json::from_str::<EmailContent>(&d.content) {
-                Ok(content) => smtp.send(&d.id, to, &content).await,
+                Ok(content) => smtp.send(reach, &d.id, to, &content).await,
                 Err(_) => bad_content(),
             }
         }

@@ -1,4 +1,6 @@
-//! Where webhooks may go: no server-side request forgery through an endpoint URL.
+//! Where webhooks may go: no server-side request forgery through an endpoint URL. The
+//! notification providers a tenant sets (Twilio's and FCM's URLs, an SMTP host) go through the
+//! same checks, switched off by `notification_allow_private_providers`.
 //!
 //! An endpoint's URL is checked when it is set (scheme, credentials, an address literal or a
 //! name that can only be local), and every attempt resolves the name again through
@@ -111,6 +113,16 @@ pub fn refused_literal(url: &Url) -> bool {
     }
 }
 
+/// Whether a bare host (a name or an address, as an SMTP server is given) is refused for where
+/// it literally points; a name is checked again where it is resolved.
+pub fn host_refused(host: &str) -> bool {
+    let literal = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+    match literal.unwrap_or(host).parse::<IpAddr>() {
+        Ok(ip) => is_forbidden(ip),
+        Err(_) => is_local_name(host),
+    }
+}
+
 /// A resolver for the webhook client that never answers a forbidden address.
 #[derive(Debug, Default)]
 pub struct GuardedResolver;
@@ -129,6 +141,25 @@ impl Resolve for GuardedResolver {
             Ok(addrs)
         })
     }
+}
+
+/// How an outbound call failed, with every cause in the chain: a target the resolver refused
+/// says so, where reqwest's own message names only the URL.
+pub fn describe(e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail = format!("{detail}: {s}");
+        source = s.source();
+    }
+    format!("{what}: {detail}")
 }
 
 /// The addresses a webhook may connect to, of those a name resolved to.
@@ -165,6 +196,24 @@ mod tests {
         }
         for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
             assert!(!is_forbidden(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn bare_hosts_are_refused_for_where_they_point() {
+        for host in [
+            "10.0.0.25",
+            "[::1]",
+            "::1",
+            "169.254.169.254",
+            "localhost",
+            "relay",
+            "mx.internal",
+        ] {
+            assert!(host_refused(host), "{host}");
+        }
+        for host in ["smtp.bank.example", "93.184.216.34", "[2606:4700::1111]"] {
+            assert!(!host_refused(host), "{host}");
         }
     }
 

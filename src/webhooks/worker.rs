@@ -328,7 +328,7 @@ async fn send(ctx: &Ctx, d: &DeliveryRow, now: i64) -> Result<(u16, String), Str
         .body(body)
         .send()
         .await
-        .map_err(describe)?;
+        .map_err(|e| guard::describe(&e))?;
     let status = response.status().as_u16();
     let mut response = response;
     let mut kept = Vec::new();
@@ -344,23 +344,6 @@ async fn send(ctx: &Ctx, d: &DeliveryRow, now: i64) -> Result<(u16, String), Str
         status,
         model::truncate_response(&String::from_utf8_lossy(&kept)),
     ))
-}
-
-fn describe(e: reqwest::Error) -> String {
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else {
-        "request failed"
-    };
-    let mut detail = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        detail = format!("{detail}: {s}");
-        source = s.source();
-    }
-    format!("{what}: {detail}")
 }
 
 async fn record_loop(app: AppState, mut outcomes: mpsc::UnboundedReceiver<Outcome>) {

@@ -14,6 +14,7 @@ use crate::providers::{self, SmtpServer, TWILIO_FROM};
 async fn app() -> TestApp {
     TestApp::spawn_with(|c| {
         c.notification_allow_insecure_providers = true;
+        c.notification_allow_private_providers = true;
         c.notification_retry_base_ms = 40;
         c.notification_poll_ms = 50;
         c.notification_max_attempts = 4;
@@ -645,7 +646,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
     let (status, problem) = strict
         .put(
             "/api/v1/omni/notification-providers/email",
-            &json!({"type": "smtp", "host": "127.0.0.1", "security": "none", "from": "a@b.example"}),
+            &json!({"type": "smtp", "host": "mail.bank.example", "security": "none", "from": "a@b.example"}),
         )
         .await;
     assert_problem(status, &problem, 422, "validation_failed");
@@ -657,6 +658,90 @@ async fn bad_input_is_refused_and_changes_nothing() {
         )
         .await;
     assert_problem(status, &problem, 422, "validation_failed");
+}
+
+#[tokio::test]
+async fn providers_inside_the_network_are_refused_when_set_and_when_sent() {
+    // Plain http is allowed here (the stand-ins speak it); addresses inside are not.
+    let app = TestApp::spawn_with(|c| {
+        c.notification_allow_insecure_providers = true;
+        c.notification_retry_base_ms = 40;
+        c.notification_poll_ms = 50;
+        c.notification_max_attempts = 2;
+    })
+    .await;
+    let twilio = providers::twilio().await;
+    let fcm = providers::fcm().await;
+    let mut metadata = providers::fcm_settings(&fcm);
+    metadata["serviceAccount"]["token_uri"] = json!("http://169.254.169.254/token");
+    metadata["baseUrl"] = json!("https://fcm.googleapis.com");
+    let mut internal = providers::twilio_settings(&twilio);
+    internal["baseUrl"] = json!("https://twilio-gateway.internal");
+    for (channel, settings, field) in [
+        ("sms", providers::twilio_settings(&twilio), "baseUrl"),
+        ("sms", internal, "baseUrl"),
+        ("push", metadata, "serviceAccount.token_uri"),
+        (
+            "email",
+            json!({"type": "smtp", "host": "10.0.0.25", "from": "a@b.example"}),
+            "host",
+        ),
+        (
+            "email",
+            json!({"type": "smtp", "host": "localhost", "from": "a@b.example"}),
+            "host",
+        ),
+    ] {
+        let path = format!("/api/v1/omni/notification-providers/{channel}");
+        let (status, problem) = app.put(&path, &settings).await;
+        assert_problem(status, &problem, 422, "validation_failed");
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+        assert!(
+            problem["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("notification_allow_private_providers"),
+            "{problem}"
+        );
+        let (status, _) = app.get(&path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "nothing was stored");
+    }
+
+    // Settings stored another way (or while the configuration allowed them) are checked again
+    // before each send: the delivery fails for good and the stand-in is never reached.
+    sqlx::query(
+        "INSERT INTO notification_providers
+             (tenant_id, channel, kind, settings, created_at, updated_at)
+         VALUES ($1, 'sms', 'twilio', $2, 0, 0)",
+    )
+    .bind(&app.tenant)
+    .bind(providers::twilio_settings(&twilio).to_string())
+    .execute(app.db.reader())
+    .await
+    .unwrap();
+    put_customer(
+        &app,
+        "cust_inside",
+        json!({"profile": {"phone": "+966501234567"}}),
+    )
+    .await;
+    let n = notify(&app, on("cust_inside", json!(["sms"]))).await;
+    let n = wait_for(&app, n["id"].as_str().unwrap(), settled).await;
+    let d = delivery(&n, "sms");
+    assert_eq!(d["status"], "failed", "{n}");
+    assert_eq!(d["attempts"], 1);
+    assert_eq!(d["errorCode"], "provider_not_allowed");
+    assert!(
+        d["lastError"]
+            .as_str()
+            .unwrap()
+            .starts_with("baseUrl must not point"),
+        "{d}"
+    );
+    assert!(
+        twilio.recorder.seen().is_empty(),
+        "the stand-in was never reached"
+    );
 }
 
 #[tokio::test]

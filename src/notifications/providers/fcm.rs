@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use super::{check_base_url, http_failure, join, unreachable};
+use super::{Reach, check_base_url, http_failure, join, unreachable};
 use crate::error::FieldError;
 use crate::notifications::model::Attempt;
 use crate::notifications::templates::TitleBody;
@@ -124,7 +124,7 @@ enum TokenOutcome {
 }
 
 impl FcmSettings {
-    pub fn problems(&self, allow_insecure: bool) -> Vec<FieldError> {
+    pub fn problems(&self, reach: Reach) -> Vec<FieldError> {
         let mut errors = Vec::new();
         let sa = &self.service_account;
         if sa.project_id.is_empty()
@@ -154,9 +154,9 @@ impl FcmSettings {
             &mut errors,
             "serviceAccount.token_uri",
             &sa.token_uri,
-            allow_insecure,
+            reach,
         );
-        check_base_url(&mut errors, "baseUrl", &self.base_url, allow_insecure);
+        check_base_url(&mut errors, "baseUrl", &self.base_url, reach);
         errors
     }
 

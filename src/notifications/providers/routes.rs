@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::ProviderSettings;
+use super::{ProviderSettings, Reach};
 use crate::AppState;
 use crate::api::{ApiJson, ApiPath, Data, data, put_status, reject};
 use crate::auth::Tenant;
@@ -103,7 +103,7 @@ async fn put_provider(
         )
         .with("field", "type"));
     }
-    reject(settings.problems(app.config.notification_allow_insecure_providers))?;
+    reject(settings.problems(Reach::of(&app.config)))?;
     let now = now_ms();
     let row = ProviderRow {
         channel: channel.as_str().to_owned(),

@@ -11,9 +11,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
+use super::{REFUSED_PRIVATE, Reach};
 use crate::error::FieldError;
 use crate::notifications::model::Attempt;
 use crate::notifications::templates::EmailContent;
+use crate::webhooks::guard;
 
 /// How the connection to the SMTP server is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
@@ -69,15 +71,17 @@ fn default_port() -> u16 {
 const TIMEOUT: Duration = Duration::from_secs(15);
 
 impl SmtpSettings {
-    pub fn problems(&self, allow_insecure: bool) -> Vec<FieldError> {
+    pub fn problems(&self, reach: Reach) -> Vec<FieldError> {
         let mut errors = Vec::new();
         if self.host.trim().is_empty() || self.host.len() > 253 || self.host.contains(['/', ' ']) {
             errors.push(FieldError::new("host", "must be a host name or address"));
+        } else if !reach.private && guard::host_refused(&self.host) {
+            errors.push(FieldError::new("host", REFUSED_PRIVATE));
         }
         if self.port == 0 {
             errors.push(FieldError::new("port", "must be between 1 and 65535"));
         }
-        if self.security == SmtpSecurity::None && !allow_insecure {
+        if self.security == SmtpSecurity::None && !reach.insecure {
             errors.push(FieldError::new(
                 "security",
                 "none is refused unless notification_allow_insecure_providers is on",
@@ -110,14 +114,37 @@ impl SmtpSettings {
         })
     }
 
-    fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+    /// The address to connect to: the host as given if private targets are allowed; otherwise
+    /// the first address it resolves to that is outside the network, so what is checked is what
+    /// is connected to (a name that changes what it points to between the two is no way in).
+    async fn server(&self, reach: Reach) -> Result<String, Attempt> {
+        if reach.private {
+            return Ok(self.host.clone());
+        }
+        let found = tokio::net::lookup_host((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| Attempt::Transient {
+                error: format!("cannot resolve {}: {e}", self.host),
+            })?;
+        match guard::allowed_addresses(found.collect()).first() {
+            Some(address) => Ok(address.ip().to_string()),
+            // As for HTTP providers: an attempt that failed, tried again (the name may be
+            // fixed), and the reason in `lastError`.
+            None => Err(Attempt::Transient {
+                error: format!("{} resolves only to refused addresses", self.host),
+            }),
+        }
+    }
+
+    /// A transport to `server`, speaking TLS (when it does) for the configured host's name.
+    fn transport(&self, server: &str) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
         let tls = |host: &str| TlsParameters::new(host.to_owned()).map_err(|e| e.to_string());
         let tls = match self.security {
             SmtpSecurity::Starttls => Tls::Required(tls(&self.host)?),
             SmtpSecurity::Tls => Tls::Wrapper(tls(&self.host)?),
             SmtpSecurity::None => Tls::None,
         };
-        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(self.host.as_str())
+        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server)
             .port(self.port)
             .tls(tls)
             .timeout(Some(TIMEOUT));
@@ -129,7 +156,13 @@ impl SmtpSettings {
 
     /// Sends `content` to `to`. The message's `Message-ID` is made from `delivery_id` and is
     /// the provider message id.
-    pub async fn send(&self, delivery_id: &str, to: &str, content: &EmailContent) -> Attempt {
+    pub async fn send(
+        &self,
+        reach: Reach,
+        delivery_id: &str,
+        to: &str,
+        content: &EmailContent,
+    ) -> Attempt {
         let message_id = format!("<{delivery_id}@omnirail>");
         let (Ok(from), Ok(to)) = (self.from.parse::<Mailbox>(), to.parse::<Mailbox>()) else {
             return Attempt::Permanent {
@@ -160,7 +193,11 @@ impl SmtpSettings {
                 };
             }
         };
-        let transport = match self.transport() {
+        let server = match self.server(reach).await {
+            Ok(server) => server,
+            Err(attempt) => return attempt,
+        };
+        let transport = match self.transport(&server) {
             Ok(t) => t,
             Err(e) => {
                 return Attempt::Permanent {

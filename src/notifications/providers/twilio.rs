@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sha1::Sha1;
 use utoipa::ToSchema;
 
-use super::{check_base_url, http_failure, join, unreachable};
+use super::{Reach, check_base_url, http_failure, join, unreachable};
 use crate::directory::is_e164;
 use crate::error::FieldError;
 use crate::notifications::model::Attempt;
@@ -59,7 +59,7 @@ struct Created {
 }
 
 impl TwilioSettings {
-    pub fn problems(&self, allow_insecure: bool) -> Vec<FieldError> {
+    pub fn problems(&self, reach: Reach) -> Vec<FieldError> {
         let mut errors = Vec::new();
         if !is_sid(&self.account_sid, "AC") {
             errors.push(FieldError::new(
@@ -83,7 +83,7 @@ impl TwilioSettings {
             )),
             _ => {}
         }
-        check_base_url(&mut errors, "baseUrl", &self.base_url, allow_insecure);
+        check_base_url(&mut errors, "baseUrl", &self.base_url, reach);
         errors
     }
 
