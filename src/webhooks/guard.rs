@@ -79,13 +79,10 @@ pub fn url_problem(url: &str, allow_http: bool, allow_private: bool) -> Option<&
     if allow_private {
         return u.host().is_none().then_some("must have a host");
     }
-    match u.host() {
-        None => Some("must have a host"),
-        Some(url::Host::Ipv4(ip)) if is_forbidden(IpAddr::V4(ip)) => Some(REFUSED),
-        Some(url::Host::Ipv6(ip)) if is_forbidden(IpAddr::V6(ip)) => Some(REFUSED),
-        Some(url::Host::Domain(name)) if is_local_name(name) => Some(REFUSED),
-        Some(_) => None,
+    if u.host().is_none() {
+        return Some("must have a host");
     }
+    refused_literal(&u).then_some(REFUSED)
 }
 
 /// The message for a target that is refused for where it points.
@@ -105,12 +102,7 @@ fn is_local_name(name: &str) -> bool {
 /// Whether an attempt to `url` is refused for where its host literally points (a name is
 /// checked by [`GuardedResolver`] when it is resolved).
 pub fn refused_literal(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => is_forbidden(IpAddr::V4(ip)),
-        Some(url::Host::Ipv6(ip)) => is_forbidden(IpAddr::V6(ip)),
-        Some(url::Host::Domain(name)) => is_local_name(name),
-        None => true,
-    }
+    url.host_str().is_none_or(host_refused)
 }
 
 /// Whether a bare host (a name or an address, as an SMTP server is given) is refused for where
