@@ -21,8 +21,8 @@ use omnirail::channel::Channel;
 use omnirail::config::{Config, DatabaseUrl};
 use omnirail::events::{self, NewEvent};
 use omnirail::sessions::store::{SessionRow, insert_session};
+use omnirail::store::Db;
 use omnirail::store::known::KnownIds;
-use omnirail::store::{Db, now_ms};
 use serde_json::{Value, json};
 
 use support::{get, percentiles};
@@ -97,6 +97,7 @@ async fn change(
                 summary: format!("{event_type} on {}", channel.as_lower()),
                 metadata: json!({}),
                 payload,
+                occurred_at: omnirail::time::Clock::default().now_ms(),
                 entities,
             },
         ),
@@ -109,7 +110,7 @@ async fn change(
 async fn customer(db: &Db, tenant: &str, c: usize) {
     let customer = format!("ent_{c:06}");
     let mut tx = db.begin().await.expect("begin");
-    let now = now_ms();
+    let now = db.now_ms();
     omnirail::customers::ensure_customer(&mut tx, &KnownIds::new(1), tenant, &customer, now)
         .await
         .expect("customer");

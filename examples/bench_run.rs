@@ -393,7 +393,8 @@ async fn journey_flow(api: Arc<Api>, c: usize) -> Result<Vec<Duration>, String> 
 }
 
 async fn approval(api: Arc<Api>, c: usize, i: u64) -> Result<Vec<Duration>, String> {
-    let expires = omnirail::time::to_rfc3339(omnirail::store::now_ms() + 86_400_000);
+    let expires =
+        omnirail::time::to_rfc3339(omnirail::time::Clock::default().now_ms() + 86_400_000);
     let body = json!({
         "entityType": "contract", "entityId": format!("ctr_{c}_{i}"),
         "approvalType": "limit_increase", "requestedBy": "usr_rm_001",

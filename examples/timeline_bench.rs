@@ -101,6 +101,7 @@ async fn write(db: &Db, tenant: &str, customer: &str, count: usize) {
                         "context": { "productType": "murabaha", "requestedAmount": { "amount": 2000000, "currency": "SAR" } },
                         "assigneeId": "usr_rm_001", "priority": "normal"
                     }),
+                    occurred_at: db.now_ms(),
                     entities: vec![("journey", &journey), ("customer", customer)],
                 },
             )

@@ -24,7 +24,7 @@ use crate::AppState;
 use crate::api::payload_too_large;
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult};
-use crate::store::{Db, Tx, now_ms};
+use crate::store::{Db, Tx};
 
 pub const HEADER: &str = "idempotency-key";
 const REPLAYED: &str = "idempotent-replayed";
@@ -108,7 +108,7 @@ pub async fn middleware(
         tenant_id: tenant.id,
         key,
         request_hash: hex::encode(hasher.finalize()),
-        cutoff: cutoff(state.config.idempotency_ttl_hours),
+        cutoff: cutoff(state.db.now_ms(), state.config.idempotency_ttl_hours),
     };
     if let Some(answer) = stored_answer(&state.db, &idem).await? {
         return Ok(answer);
@@ -194,7 +194,7 @@ impl Idem {
             .bind(&idem.request_hash)
             .bind(i64::from(status.as_u16()))
             .bind(text.as_ref())
-            .bind(now_ms())
+            .bind(db.now_ms())
             .bind(idem.cutoff)
             .execute(&mut *tx)
             .await?
@@ -220,15 +220,15 @@ impl Idem {
     }
 }
 
-/// Records created before this instant (ms) are past the retention of `ttl_hours`.
-fn cutoff(ttl_hours: u64) -> i64 {
+/// Records created before this instant (ms) are, at `now`, past the retention of `ttl_hours`.
+fn cutoff(now: i64, ttl_hours: u64) -> i64 {
     let ttl_ms = i64::try_from(ttl_hours).map_or(i64::MAX, |h| h.saturating_mul(3_600_000));
-    now_ms().saturating_sub(ttl_ms)
+    now.saturating_sub(ttl_ms)
 }
 
 /// Deletes records older than the retention; returns how many.
 pub async fn purge_expired(db: &Db, ttl_hours: u64) -> Result<u64, sqlx::Error> {
-    let cutoff = cutoff(ttl_hours);
+    let cutoff = cutoff(db.now_ms(), ttl_hours);
     let mut tx = db.begin().await?;
     let n = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
         .bind(cutoff)

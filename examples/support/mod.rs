@@ -91,7 +91,7 @@ pub async fn raw_inserts(
                 sqlx::query("INSERT INTO bench_raw (id, payload, created_at) VALUES ($1, $2, $3)")
                     .bind(omnirail::ids::new_id("raw_"))
                     .bind("{\"productType\":\"murabaha\"}")
-                    .bind(omnirail::store::now_ms())
+                    .bind(db.now_ms())
                     .execute(&mut *tx)
                     .await
                     .unwrap();
@@ -154,7 +154,7 @@ async fn receive(State(arrivals): State<Arc<Arrivals>>, body: Bytes) -> &'static
             .and_then(omnirail::time::parse_rfc3339)
     });
     let latency = committed
-        .map(|t| (omnirail::store::now_ms() - t).max(0))
+        .map(|t| (omnirail::time::Clock::default().now_ms() - t).max(0))
         .map_or(Duration::ZERO, |ms| Duration::from_millis(ms as u64));
     arrivals.got.lock().unwrap().push((now, latency));
     "ok"

@@ -15,7 +15,6 @@ use crate::api::{ApiQuery, json};
 use crate::auth::Tenant;
 use crate::channel::{Channel, UpperChannel};
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
-use crate::store::now_ms;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(channel_activity))
@@ -124,7 +123,7 @@ async fn channel_activity(
     tenant: Tenant,
     ApiQuery(q): ApiQuery<WindowQuery>,
 ) -> ApiResult<Response> {
-    let now = now_ms();
+    let now = app.db.now_ms();
     let window = Window::parse(&q, day_of(now)).map_err(ApiError::validation)?;
     let mut conn = app.db.reader().acquire().await?;
     let plan = crate::channels::require_omnichannel(&mut conn, &tenant.id).await?;

@@ -24,7 +24,7 @@ use crate::ids::ID_RULE;
 use crate::ids::{is_external_id, new_id};
 use crate::journeys::model::check_text;
 use crate::money::Money;
-use crate::store::{Tx, now_ms};
+use crate::store::Tx;
 use crate::time::{parse_rfc3339, to_rfc3339};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -154,7 +154,7 @@ async fn finish(
         actor,
         summary,
     } = change;
-    let now = now_ms();
+    let now = app.db.now_ms();
     let v = views(&mut tx, &tenant.id, std::slice::from_ref(d), now)
         .await?
         .remove(0);
@@ -174,6 +174,7 @@ async fn finish(
                 "status": v.status,
             }),
             payload: serde_json::to_value(&v).unwrap_or_default(),
+            occurred_at: now,
             entities: vec![
                 ("delegation", &d.id),
                 ("user", &d.delegator_id),
@@ -200,7 +201,7 @@ async fn create_delegation(
     idem: Idem,
     ApiJson(body): ApiJson<CreateDelegation>,
 ) -> ApiResult<Response> {
-    let now = now_ms();
+    let now = app.db.now_ms();
     let mut errors = Vec::new();
     if !is_external_id(&body.delegator_id) {
         errors.push(FieldError::new("delegatorId", ID_RULE));
@@ -367,7 +368,7 @@ async fn list_delegations(
         other => other,
     });
     let scope: Option<Scope> = parse_filter("scope", scope_raw)?;
-    let now = now_ms();
+    let now = app.db.now_ms();
     let filter = DelegationFilter {
         delegator_id: q.delegator_id.as_deref(),
         delegatee_id: q.delegatee_id.as_deref(),
@@ -406,9 +407,14 @@ async fn get_delegation(
     let row = store::get_delegation(&mut *conn, &tenant.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("Delegation"))?;
-    let v = views(&mut conn, &tenant.id, std::slice::from_ref(&row), now_ms())
-        .await?
-        .remove(0);
+    let v = views(
+        &mut conn,
+        &tenant.id,
+        std::slice::from_ref(&row),
+        app.db.now_ms(),
+    )
+    .await?
+    .remove(0);
     Ok(data(StatusCode::OK, v))
 }
 
@@ -438,7 +444,7 @@ async fn revoke_delegation(
     }
     reject(errors)?;
 
-    let now = now_ms();
+    let now = app.db.now_ms();
     let mut tx = app.db.begin().await?;
     let mut row = store::get_delegation(&mut *tx, &tenant.id, &id)
         .await?

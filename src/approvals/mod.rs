@@ -21,7 +21,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::events::{self, EntityRef, NewEvent};
 use crate::journeys;
 use crate::money::Money;
-use crate::store::now_ms;
 
 /// The requester of a journey step's approval when nobody acting is named; it is not a user.
 pub const SYSTEM_ACTOR: &str = "omnirail";
@@ -102,6 +101,7 @@ async fn open(
                 "approvers": approvers.iter().map(|a| a.user_id.as_str()).collect::<Vec<_>>(),
             }),
             payload: serde_json::to_value(&v).unwrap_or_default(),
+            occurred_at: now,
             entities: entities(row, customer),
         },
     )
@@ -179,6 +179,7 @@ async fn after_decision(
                 "comment": decision.comment,
             }),
             payload: serde_json::to_value(&v).unwrap_or_default(),
+            occurred_at: now,
             entities: entities(row, customer.as_deref()),
         },
     )
@@ -229,8 +230,8 @@ pub async fn open_for_step(
     known: &crate::store::known::KnownIds,
     tenant: &str,
     step: StepApproval<'_>,
+    now: i64,
 ) -> ApiResult<()> {
-    let now = now_ms();
     let (users, required) = if step.approvers.is_empty() {
         let role = step.role.unwrap_or_default();
         (
@@ -317,14 +318,15 @@ pub async fn open_for_step(
     Ok(())
 }
 
-/// The status of a request at this instant, or `None` if it does not exist.
-pub async fn status_now(
+/// The status of a request at the instant `now`, or `None` if it does not exist.
+pub async fn status_at(
     conn: &mut AnyConnection,
     tenant: &str,
     id: &str,
+    now: i64,
 ) -> ApiResult<Option<ApprovalStatus>> {
     let row = store::get_approval(conn, tenant, id).await?;
-    Ok(row.map(|r| model::status_at(r.stored_status(), r.expires_at, now_ms())))
+    Ok(row.map(|r| model::status_at(r.stored_status(), r.expires_at, now)))
 }
 
 /// Whether `by` may (re)assign something held by `current` (see [`model::may_assign`]).
@@ -333,8 +335,8 @@ pub async fn may_assign(
     tenant: &str,
     by: &str,
     current: Option<&str>,
+    now: i64,
 ) -> ApiResult<Result<(), NoAuthority>> {
-    let now = now_ms();
     if current == Some(by) {
         return Ok(Ok(()));
     }
@@ -354,7 +356,7 @@ pub async fn may_assign(
 /// request already closed, by this process before a restart or by another process, is
 /// skipped) and failing the journey step that waited on it. Returns how many it closed.
 pub async fn sweep_expired(app: &AppState) -> ApiResult<usize> {
-    let now = now_ms();
+    let now = app.db.now_ms();
     let due = store::expired_but_open(app.db.reader(), now, 100).await?;
     let mut closed = 0;
     for (tenant, id) in due {
@@ -388,6 +390,7 @@ pub async fn sweep_expired(app: &AppState) -> ApiResult<usize> {
                     "status": "expired",
                 }),
                 payload: serde_json::to_value(&v).unwrap_or_default(),
+                occurred_at: now,
                 entities: entities(&row, customer.as_deref()),
             },
         )

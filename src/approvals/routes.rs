@@ -28,7 +28,7 @@ use crate::journeys;
 use crate::journeys::model::SLUG_RULE;
 use crate::journeys::model::{check_text, is_slug};
 use crate::money::Money;
-use crate::store::now_ms;
+
 use crate::time::{parse_rfc3339, to_rfc3339};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -263,7 +263,7 @@ async fn create_approval(
     idem: Idem,
     ApiJson(body): ApiJson<CreateApproval>,
 ) -> ApiResult<Response> {
-    let now = now_ms();
+    let now = app.db.now_ms();
     let mut errors = Vec::new();
     if !is_slug(&body.entity_type) {
         errors.push(FieldError::new("entityType", SLUG_RULE));
@@ -427,7 +427,7 @@ async fn list_approvals(
 ) -> ApiResult<Response> {
     let page = PageRequest::parse(q.page.as_deref(), q.per_page.as_deref(), 20, 100)?;
     let status: Option<ApprovalStatus> = parse_filter("status", q.status.as_deref())?;
-    let now = now_ms();
+    let now = app.db.now_ms();
     let filter = ApprovalFilter {
         status: status.map(ApprovalStatus::as_str),
         approver_id: q.approver_id.as_deref(),
@@ -466,7 +466,7 @@ async fn get_approval(
     let row = store::get_approval(&mut *conn, &tenant.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("Approval"))?;
-    let v = view_of(&mut conn, &tenant.id, &row, now_ms()).await?;
+    let v = view_of(&mut conn, &tenant.id, &row, app.db.now_ms()).await?;
     Ok(data(StatusCode::OK, v))
 }
 
@@ -549,7 +549,7 @@ async fn decide(
             })
             .collect(),
     };
-    let now = now_ms();
+    let now = app.db.now_ms();
     let attempt = Attempt {
         decider: &body.approver_id,
         on_behalf_of: body.on_behalf_of.as_deref(),

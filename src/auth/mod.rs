@@ -16,7 +16,7 @@ use axum::response::Response;
 use crate::AppState;
 use crate::error::{ApiError, StoreError};
 use crate::ids::{new_id, new_secret, sha256_hex};
-use crate::store::{Backend, Db, now_ms};
+use crate::store::{Backend, Db};
 
 /// The tenant a request acts for, resolved from its API key.
 #[derive(Clone, Debug)]
@@ -112,7 +112,7 @@ pub async fn create_tenant(db: &Db, name: &str) -> Result<String, StoreError> {
     sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
         .bind(&id)
         .bind(name)
-        .bind(now_ms())
+        .bind(db.now_ms())
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
@@ -140,7 +140,7 @@ pub async fn create_key(
     name: Option<&str>,
 ) -> Result<IssuedKey, StoreError> {
     let mut tx = db.begin().await?;
-    let key = insert_key(&mut tx, tenant_id, name).await?;
+    let key = insert_key(&mut tx, tenant_id, name, db.now_ms()).await?;
     tx.commit().await?;
     Ok(key)
 }
@@ -149,6 +149,7 @@ async fn insert_key(
     conn: &mut sqlx::AnyConnection,
     tenant_id: &str,
     name: Option<&str>,
+    now: i64,
 ) -> Result<IssuedKey, StoreError> {
     let key = IssuedKey {
         id: new_id("key_"),
@@ -161,7 +162,7 @@ async fn insert_key(
     .bind(tenant_id)
     .bind(name)
     .bind(sha256_hex(&key.secret))
-    .bind(now_ms())
+    .bind(now)
     .execute(conn)
     .await?;
     Ok(key)
@@ -173,7 +174,7 @@ pub async fn revoke_key(db: &Db, key_id: &str) -> Result<bool, StoreError> {
     let mut tx = db.begin().await?;
     let done =
         sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now_ms())
+            .bind(db.now_ms())
             .bind(key_id)
             .execute(&mut *tx)
             .await?
@@ -206,14 +207,14 @@ pub async fn bootstrap(db: &Db) -> Result<Option<(String, IssuedKey)>, StoreErro
          ON CONFLICT (id) DO NOTHING",
     )
     .bind(BOOTSTRAP_TENANT)
-    .bind(now_ms())
+    .bind(db.now_ms())
     .execute(&mut *tx)
     .await?
     .rows_affected();
     if inserted == 0 {
         return Ok(None);
     }
-    let key = insert_key(&mut tx, BOOTSTRAP_TENANT, Some("bootstrap")).await?;
+    let key = insert_key(&mut tx, BOOTSTRAP_TENANT, Some("bootstrap"), db.now_ms()).await?;
     tx.commit().await?;
     Ok(Some((BOOTSTRAP_TENANT.to_owned(), key)))
 }

@@ -14,7 +14,6 @@ use crate::api::{ApiJson, ApiPath, json};
 use crate::auth::Tenant;
 use crate::channel::{Channel, UpperChannel};
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
-use crate::store::now_ms;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -126,7 +125,7 @@ async fn put_channel(
         )];
         return Err(e);
     }
-    super::set(&mut tx, &tenant.id, channel, body.enabled, now_ms()).await?;
+    super::set(&mut tx, &tenant.id, channel, body.enabled, app.db.now_ms()).await?;
     tx.commit().await?;
     let all = views(&app, &tenant.id).await?;
     let one = all

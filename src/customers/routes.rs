@@ -22,7 +22,7 @@ use crate::ids::is_external_id;
 use crate::journeys::model::check_text;
 use crate::notifications::model::QuietHours;
 use crate::sessions;
-use crate::store::now_ms;
+
 use crate::time::to_rfc3339;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -222,7 +222,7 @@ async fn put_customer(
     }
     reject(errors)?;
 
-    let now = now_ms();
+    let now = app.db.now_ms();
     let quiet_hours = body
         .preferences
         .quiet_hours

@@ -19,7 +19,7 @@ use crate::ids::ID_RULE;
 use crate::ids::is_external_id;
 use crate::journeys::model::SLUG_RULE;
 use crate::journeys::model::{check_text, is_slug};
-use crate::store::now_ms;
+
 use crate::time::to_rfc3339;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -196,7 +196,7 @@ async fn put_user(
     check_list(&mut errors, "teams", &body.teams, is_external_id, ID_RULE);
     reject(errors)?;
 
-    let now = now_ms();
+    let now = app.db.now_ms();
     let mut user = User {
         id,
         name: body.name,
@@ -317,7 +317,7 @@ async fn put_team(
     }
     reject(errors)?;
 
-    let now = now_ms();
+    let now = app.db.now_ms();
     let team = Team {
         id,
         name: body.name,

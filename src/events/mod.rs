@@ -18,7 +18,7 @@ use crate::channel::Channel;
 use crate::error::StoreError;
 use crate::ids::new_id;
 use crate::notifications;
-use crate::store::now_ms;
+
 use crate::webhooks;
 
 /// What concerns an event: `("journey", "jrn_...")`, `("customer", "ent_...")`.
@@ -38,6 +38,8 @@ pub struct NewEvent<'a> {
     pub metadata: Value,
     /// The changed object as the API shows it; the body of the webhook message.
     pub payload: Value,
+    /// When the change was made (ms since the epoch): the time the caller stamped it with.
+    pub occurred_at: i64,
     pub entities: Vec<EntityRef<'a>>,
 }
 
@@ -122,7 +124,7 @@ pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(),
 /// notifications' own events, which no rule is about.
 pub async fn append(conn: &mut AnyConnection, event: &NewEvent<'_>) -> Result<(), StoreError> {
     let id = new_id("evt_");
-    let occurred_at = now_ms();
+    let occurred_at = event.occurred_at;
     let chain_key = chain::chain_key(&event.entities);
     // Made through the channel its call states, else through that of what it changes.
     let own = event.channel.and_then(|c| c.parse::<Channel>().ok());

@@ -33,7 +33,7 @@ use crate::events::{self, NewEvent};
 use crate::idempotency::Idem;
 use crate::ids::ID_RULE;
 use crate::ids::{is_external_id, new_id};
-use crate::store::{Tx, now_ms};
+use crate::store::Tx;
 use crate::time::{parse_rfc3339, to_rfc3339};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -389,6 +389,7 @@ async fn record_change(
             summary,
             metadata,
             payload: serde_json::to_value(&view).unwrap_or_default(),
+            occurred_at: loaded.row.updated_at,
             entities: vec![
                 ("journey", &loaded.row.id),
                 ("customer", &loaded.row.customer_id),
@@ -436,7 +437,7 @@ async fn commit(
 /// step (its `approval_id` was set for it before the journey was saved).
 async fn open_step_approval(
     conn: &mut sqlx::AnyConnection,
-    known: &crate::store::known::KnownIds,
+    app: &AppState,
     tenant: &str,
     loaded: &Loaded,
     requester: &str,
@@ -448,7 +449,7 @@ async fn open_step_approval(
     let context: Value = stored_json(&loaded.row.context);
     approvals::open_for_step(
         conn,
-        known,
+        &app.users,
         tenant,
         StepApproval {
             approval_id: id,
@@ -464,6 +465,7 @@ async fn open_step_approval(
             context: &context,
             requested_by: requester,
         },
+        app.db.now_ms(),
     )
     .await
 }
@@ -493,6 +495,7 @@ async fn approval_gate(
     loaded: &Loaded,
     step_id: &str,
     outcome: StepOutcome,
+    now: i64,
 ) -> ApiResult<()> {
     let p = loaded.progress();
     let Some(step) = loaded.steps().get(p.current) else {
@@ -504,7 +507,7 @@ async fn approval_gate(
     if step.kind != StepType::Approval || step.id != step_id {
         return Ok(());
     }
-    match approvals::status_now(conn, tenant, approval).await? {
+    match approvals::status_at(conn, tenant, approval, now).await? {
         Some(ApprovalStatus::Requested) => Err(ApiError::conflict(
             "approval_pending",
             format!("Step {} waits on approval {approval}", step.id),
@@ -528,7 +531,7 @@ async fn approval_gate(
 #[allow(clippy::too_many_arguments)]
 async fn apply_step(
     conn: &mut sqlx::AnyConnection,
-    known: &crate::store::known::KnownIds,
+    app: &AppState,
     tenant: &str,
     loaded: &mut Loaded,
     next: model::Advanced,
@@ -554,7 +557,7 @@ async fn apply_step(
         r.approval_id = None;
     }
     let opens = moved && prepare_step_approval(loaded);
-    save(conn, tenant, loaded).await?;
+    save(conn, tenant, loaded, app.db.now_ms()).await?;
     let history = HistoryRow {
         seq: loaded.row.row_version,
         step_id: step.id.clone(),
@@ -602,7 +605,7 @@ async fn apply_step(
             .or(loaded.row.assignee_id.as_deref())
             .unwrap_or(approvals::SYSTEM_ACTOR)
             .to_owned();
-        open_step_approval(conn, known, tenant, loaded, &requester).await?;
+        open_step_approval(conn, app, tenant, loaded, &requester).await?;
     }
     Ok(())
 }
@@ -636,7 +639,7 @@ pub async fn on_approval_closed(
     let data = json!({ "approvalId": approval_id, "approvalStatus": status.as_str() });
     apply_step(
         conn,
-        &app.users,
+        app,
         tenant,
         &mut loaded,
         next,
@@ -697,7 +700,7 @@ async fn create_journey(
         body.customer_id,
         body.channel.or_else(calls::stated).unwrap_or(Channel::Web),
         body.context.unwrap_or_else(|| Value::Object(Map::new())),
-        now_ms(),
+        app.db.now_ms(),
     );
     row.assignee_type = body
         .assignee_id
@@ -769,7 +772,7 @@ pub(crate) async fn create(
     let mut loaded = Loaded { row, version };
     let opens = prepare_step_approval(&mut loaded);
     if opens {
-        save(&mut *tx, tenant, &mut loaded).await?;
+        save(&mut *tx, tenant, &mut loaded, app.db.now_ms()).await?;
     }
     let now = loaded.row.created_at;
     let mut users: Vec<&str> = created_by.into_iter().collect();
@@ -799,7 +802,7 @@ pub(crate) async fn create(
         let requester = created_by
             .or(loaded.row.assignee_id.as_deref())
             .unwrap_or(approvals::SYSTEM_ACTOR);
-        open_step_approval(&mut *tx, &app.users, tenant, &loaded, requester).await?;
+        open_step_approval(&mut *tx, app, tenant, &loaded, requester).await?;
     }
     Ok(loaded)
 }
@@ -927,9 +930,15 @@ fn steps_with_history(steps: &[StepDef], history: &[HistoryRow]) -> Vec<JourneyS
 }
 
 /// Writes the changed journey or answers 409 if a concurrent request changed it first.
-async fn save(conn: &mut sqlx::AnyConnection, tenant: &str, loaded: &mut Loaded) -> ApiResult<()> {
+/// `now` is the change's time.
+async fn save(
+    conn: &mut sqlx::AnyConnection,
+    tenant: &str,
+    loaded: &mut Loaded,
+    now: i64,
+) -> ApiResult<()> {
     loaded.row.row_version += 1;
-    loaded.row.updated_at = now_ms();
+    loaded.row.updated_at = now;
     if store::update_journey(conn, tenant, &loaded.row).await? {
         Ok(())
     } else {
@@ -976,7 +985,7 @@ async fn advance_journey(
     let mut loaded = load(&app, &mut tx, &tenant.id, &id).await?;
     let actor = body.advanced_by.as_deref();
     if let Some(by) = actor {
-        directory::ensure_users(&mut tx, &app.users, &tenant.id, &[by], now_ms()).await?;
+        directory::ensure_users(&mut tx, &app.users, &tenant.id, &[by], app.db.now_ms()).await?;
     }
     let data = body.step_data.clone().unwrap_or_else(|| json!({}));
     let step = Advance {
@@ -1014,10 +1023,18 @@ pub(crate) async fn advance_step(
         step.outcome,
     )
     .map_err(refusal)?;
-    approval_gate(conn, tenant, loaded, step.step_id, step.outcome).await?;
+    approval_gate(
+        conn,
+        tenant,
+        loaded,
+        step.step_id,
+        step.outcome,
+        app.db.now_ms(),
+    )
+    .await?;
     apply_step(
         conn,
-        &app.users,
+        app,
         tenant,
         loaded,
         next,
@@ -1064,18 +1081,18 @@ async fn assign_journey(
     let mut loaded = load(&app, &mut tx, &tenant.id, &id).await?;
     let status = model::assign(loaded.status()).map_err(refusal)?;
     if let Some(by) = body.assigned_by.as_deref() {
-        check_assign_authority(&mut tx, &tenant.id, &loaded, by).await?;
+        check_assign_authority(&mut tx, &tenant.id, &loaded, by, app.db.now_ms()).await?;
     }
     let mut users: Vec<&str> = body.assigned_by.as_deref().into_iter().collect();
     if assignee_type == AssigneeType::User {
         users.push(&body.assignee_id);
     }
-    directory::ensure_users(&mut tx, &app.users, &tenant.id, &users, now_ms()).await?;
+    directory::ensure_users(&mut tx, &app.users, &tenant.id, &users, app.db.now_ms()).await?;
     let previous = loaded.row.assignee_id.clone();
     loaded.row.status = status.as_str().to_owned();
     loaded.row.assignee_id = Some(body.assignee_id.clone());
     loaded.row.assignee_type = Some(assignee_type.as_str().to_owned());
-    save(&mut tx, &tenant.id, &mut loaded).await?;
+    save(&mut tx, &tenant.id, &mut loaded, app.db.now_ms()).await?;
     let summary = format!(
         "Journey assigned to {} {}",
         assignee_type.as_str(),
@@ -1113,6 +1130,7 @@ async fn check_assign_authority(
     tenant: &str,
     loaded: &Loaded,
     by: &str,
+    now: i64,
 ) -> ApiResult<()> {
     let current = loaded.row.assignee_id.as_deref();
     if loaded.row.assignee_type.as_deref() == Some(AssigneeType::Team.as_str())
@@ -1121,7 +1139,7 @@ async fn check_assign_authority(
     {
         return Ok(());
     }
-    approvals::may_assign(conn, tenant, by, current)
+    approvals::may_assign(conn, tenant, by, current, now)
         .await?
         .map_err(|why| {
             ApiError::forbidden(
@@ -1171,7 +1189,7 @@ async fn complete_journey(
     loaded.row.status = JourneyStatus::Completed.as_str().to_owned();
     loaded.row.outcome = Some(outcome.clone());
     loaded.row.notes = body.completion_notes;
-    save(&mut tx, &tenant.id, &mut loaded).await?;
+    save(&mut tx, &tenant.id, &mut loaded, app.db.now_ms()).await?;
     let summary = format!("Journey completed ({outcome})");
     let metadata = json!({ "outcome": outcome });
     let actor = body.completed_by.as_deref();
@@ -1223,7 +1241,7 @@ async fn cancel_journey(
     model::cancel(loaded.status()).map_err(refusal)?;
     loaded.row.status = JourneyStatus::Cancelled.as_str().to_owned();
     loaded.row.notes = body.cancellation_reason.clone();
-    save(&mut tx, &tenant.id, &mut loaded).await?;
+    save(&mut tx, &tenant.id, &mut loaded, app.db.now_ms()).await?;
     let summary = match &body.cancellation_reason {
         Some(reason) => format!("Journey cancelled: {reason}"),
         None => "Journey cancelled".to_owned(),

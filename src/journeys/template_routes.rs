@@ -22,7 +22,7 @@ use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::events::{self, NewEvent};
 use crate::idempotency::Idem;
 use crate::ids::new_id;
-use crate::store::now_ms;
+
 use crate::time::to_rfc3339;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -158,7 +158,7 @@ async fn create_template(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let now = now_ms();
+    let now = app.db.now_ms();
     let row = TemplateRow {
         id: body.id.unwrap_or_else(|| new_id("tmpl_")),
         version: 1,
@@ -201,6 +201,7 @@ async fn create_template(
             summary: format!("Journey template created: {}", row.name),
             metadata: json!({ "templateId": row.id, "version": 1 }),
             payload: serde_json::to_value(&view).unwrap_or_default(),
+            occurred_at: now,
             entities: vec![("template", &row.id)],
         },
     )
@@ -349,7 +350,7 @@ async fn update_template(
         .or(next.estimated_duration_days);
     next.sla_hours = body.sla_hours.or(next.sla_hours);
     next.status = body.status.map_or(next.status, |s| s.as_str().to_owned());
-    next.updated_at = now_ms().max(current.updated_at + 1);
+    next.updated_at = app.db.now_ms().max(current.updated_at + 1);
     if !store::update_template(
         &mut tx,
         &tenant.id,
@@ -378,6 +379,7 @@ async fn update_template(
             summary: format!("Journey template updated: {} (version {}, {})", next.name, next.version, next.status),
             metadata: json!({ "templateId": next.id, "version": next.version, "status": next.status }),
             payload: serde_json::to_value(&view).unwrap_or_default(),
+            occurred_at: next.updated_at,
             entities: vec![("template", &next.id)],
         },
     )

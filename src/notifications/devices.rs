@@ -17,7 +17,7 @@ use crate::auth::Tenant;
 use crate::customers;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::ids::{ID_RULE, is_external_id};
-use crate::store::now_ms;
+
 use crate::time::to_rfc3339;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -119,7 +119,7 @@ async fn put_device(
         ));
     }
     reject(errors)?;
-    let now = now_ms();
+    let now = app.db.now_ms();
     let row = DeviceRow {
         customer_id,
         device_id,

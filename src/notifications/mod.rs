@@ -36,7 +36,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::events::{self, NewEvent};
 use crate::ids::new_id;
 use crate::store::known::KnownIds;
-use crate::store::now_ms;
+
 use crate::time::to_rfc3339;
 
 pub use routes::{InboxItem, inbox, inbox_item};
@@ -287,8 +287,8 @@ pub async fn create(
     tenant: &str,
     new: NewNotification<'_>,
     on_error: OnRenderError,
+    now: i64,
 ) -> ApiResult<NotificationView> {
-    let now = now_ms();
     match (new.recipient_type, known) {
         (_, None) => {}
         (RecipientType::Customer, Some((_, customers_known))) => {
@@ -460,6 +460,7 @@ async fn record(
             summary,
             metadata,
             payload: serde_json::to_value(v).unwrap_or_default(),
+            occurred_at: n.updated_at,
             entities: vec![(recipient, &n.recipient_id), ("notification", &n.id)],
         },
     )
@@ -560,7 +561,7 @@ pub async fn apply_report(
     d: &DeliveryRow,
     report: &DeliveryReport,
 ) -> ApiResult<()> {
-    let now = now_ms();
+    let now = app.db.now_ms();
     let mut tx = app.db.begin().await?;
     let Some(n) = store::lock_notification(&mut tx, &d.tenant_id, &d.notification_id, now).await?
     else {
@@ -588,8 +589,8 @@ pub(crate) async fn mark_read(
     tenant: &str,
     id: &str,
     actor: Option<&str>,
+    now: i64,
 ) -> ApiResult<Option<NotificationView>> {
-    let now = now_ms();
     let Some(mut n) = store::lock_notification(conn, tenant, id, now).await? else {
         return Ok(None);
     };
@@ -597,6 +598,7 @@ pub(crate) async fn mark_read(
     if n.read_at.is_none() {
         store::mark_read(conn, id, now).await?;
         n.read_at = Some(now);
+        n.updated_at = now;
         let v = view(&n, &deliveries);
         record(
             conn,

@@ -24,7 +24,7 @@ use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::idempotency::Idem;
 use crate::ids::{ID_RULE, is_external_id};
 use crate::onboarding::session::SessionToken;
-use crate::store::now_ms;
+
 use crate::time::parse_rfc3339;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -90,7 +90,7 @@ async fn create_notification(
     idem: Idem,
     ApiJson(body): ApiJson<CreateNotification>,
 ) -> ApiResult<Response> {
-    let now = now_ms();
+    let now = app.db.now_ms();
     let mut errors = Vec::new();
     if !is_external_id(&body.recipient_id) {
         errors.push(FieldError::new("recipientId", ID_RULE));
@@ -162,6 +162,7 @@ async fn create_notification(
             source_event: None,
         },
         OnRenderError::Refuse,
+        app.db.now_ms(),
     )
     .await?;
     let answer = idem
@@ -280,7 +281,7 @@ async fn read_notification(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
     let mut tx = app.db.begin().await?;
-    let v = super::mark_read(&mut tx, &tenant.id, &id, None)
+    let v = super::mark_read(&mut tx, &tenant.id, &id, None, app.db.now_ms())
         .await?
         .ok_or_else(|| ApiError::not_found("Notification"))?;
     idem.commit(&app.db, tx, StatusCode::OK, &Data { data: v })
@@ -306,7 +307,7 @@ async fn cancel_notification(
     idem: Idem,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let now = now_ms();
+    let now = app.db.now_ms();
     let mut tx = app.db.begin().await?;
     let mut n = store::lock_notification(&mut tx, &tenant.id, &id, now)
         .await?
@@ -440,11 +441,17 @@ async fn read_inbox(
     let mut tx = app.db.begin().await?;
     // Not the customer's, or not in the inbox: 404, and the transaction (the read with it) is
     // dropped uncommitted.
-    let item = super::mark_read(&mut tx, &token.tenant_id, &id, Some(&customer))
-        .await?
-        .filter(|v| v.recipient_type == RecipientType::Customer && v.recipient_id == customer)
-        .as_ref()
-        .and_then(inbox_item)
-        .ok_or_else(|| ApiError::not_found("Notification"))?;
+    let item = super::mark_read(
+        &mut tx,
+        &token.tenant_id,
+        &id,
+        Some(&customer),
+        app.db.now_ms(),
+    )
+    .await?
+    .filter(|v| v.recipient_type == RecipientType::Customer && v.recipient_id == customer)
+    .as_ref()
+    .and_then(inbox_item)
+    .ok_or_else(|| ApiError::not_found("Notification"))?;
     idem.commit(&app.db, tx, StatusCode::OK, &item).await
 }

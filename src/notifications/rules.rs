@@ -27,7 +27,7 @@ use crate::approvals::SYSTEM_ACTOR;
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::events::NewEvent;
-use crate::store::now_ms;
+
 use crate::time::to_rfc3339;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -255,6 +255,7 @@ pub async fn on_event(
                 source_event: Some(event.event_type),
             },
             OnRenderError::RecordFailed,
+            event.occurred_at,
         )
         .await;
         if let Err(e) = made {
@@ -391,7 +392,7 @@ async fn put_rule(
         .with("field", "templateCode"));
     }
     drop(conn);
-    let now = now_ms();
+    let now = app.db.now_ms();
     let rule = Rule {
         recipients,
         channels,

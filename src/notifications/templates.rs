@@ -25,7 +25,7 @@ use crate::api::{ApiJson, ApiPath, Data, data, put_status, reject};
 use crate::auth::Tenant;
 use crate::customers::is_language_tag;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
-use crate::store::now_ms;
+
 use crate::time::to_rfc3339;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -511,7 +511,7 @@ async fn put_template(
 ) -> ApiResult<Response> {
     check_code(&code)?;
     reject(check(&body))?;
-    let now = now_ms();
+    let now = app.db.now_ms();
     let row = TemplateRow {
         code,
         name: body.name,

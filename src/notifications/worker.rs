@@ -22,7 +22,7 @@ use super::templates::{EmailContent, SmsContent, TitleBody};
 use super::{after_delivery_change, recipient};
 use crate::AppState;
 use crate::error::{ApiError, StoreError};
-use crate::store::{Backend, now_ms};
+use crate::store::Backend;
 
 /// Deliveries claimed at once.
 const BATCH: i64 = 64;
@@ -41,7 +41,7 @@ pub async fn run(app: AppState, mut stop: watch::Receiver<bool>) {
             // A full batch: more may be due now.
             Ok(true) => idle = Duration::ZERO,
             Ok(false) => {
-                let now = now_ms();
+                let now = app.db.now_ms();
                 if let Ok(Some(next)) = store::next_due(app.db.reader(), now).await {
                     let wait = u64::try_from(next - now).unwrap_or(0);
                     idle = idle.min(Duration::from_millis(wait)).max(MIN_IDLE);
@@ -67,7 +67,7 @@ pub async fn run(app: AppState, mut stop: watch::Receiver<bool>) {
 
 /// Claims and sends one batch; `true` if it was full (there may be more due now).
 async fn tick(app: &AppState) -> Result<bool, ApiError> {
-    let now = now_ms();
+    let now = app.db.now_ms();
     let mut tx = app.db.begin().await?;
     let due = store::claim_due(
         &mut tx,
@@ -99,7 +99,7 @@ async fn deliver(app: &AppState, d: DueRow) -> Result<(), ApiError> {
         let mut conn = app.db.reader().acquire().await?;
         recipient(&mut conn, &d.tenant_id, &d.recipient_id, &d.recipient_type).await?
     };
-    let now = now_ms();
+    let now = app.db.now_ms();
     if Priority::parse(&d.priority) != Some(Priority::Critical)
         && let Some(until) = who
             .quiet_hours
@@ -269,7 +269,7 @@ async fn record_outcome(
     provider: Option<&str>,
     attempt: Attempt,
 ) -> Result<(), ApiError> {
-    let now = now_ms();
+    let now = app.db.now_ms();
     let attempts = d.attempts + 1;
     let update = match &attempt {
         Attempt::Accepted { message_id } => DeliveryUpdate {

@@ -27,7 +27,7 @@ use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::idempotency::Idem;
 use crate::ids::{ID_RULE, is_external_id, new_id};
 use crate::journeys::model::{JourneyStatus, check_text};
-use crate::store::now_ms;
+
 use crate::time::to_rfc3339;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -236,7 +236,7 @@ async fn create_configuration(
         name: body.name,
         template_id: template.id,
         countries: serde_json::to_string(&countries).unwrap_or_else(|_| "[]".into()),
-        created_at: now_ms(),
+        created_at: app.db.now_ms(),
     };
     let mut tx = app.db.begin().await?;
     store::insert_configuration(&mut tx, &tenant.id, &row)
@@ -348,7 +348,7 @@ async fn list_onboardings(
 ) -> ApiResult<Response> {
     let page = PageRequest::parse(q.page.as_deref(), q.per_page.as_deref(), 20, 100)?;
     let status: Option<OnboardingStatus> = parse_filter("status", q.status.as_deref())?;
-    let now = now_ms();
+    let now = app.db.now_ms();
     let (rows, total) = store::list_onboardings(
         app.db.reader(),
         &tenant.id,
@@ -388,7 +388,10 @@ async fn get_onboarding(
         .await?
         .ok_or_else(|| ApiError::not_found("Onboarding"))?;
     let snapshot = Snapshot::read(&app, &mut conn, row).await?;
-    Ok(data(StatusCode::OK, onboarding_view(&snapshot, now_ms())))
+    Ok(data(
+        StatusCode::OK,
+        onboarding_view(&snapshot, app.db.now_ms()),
+    ))
 }
 
 /// A document's content.

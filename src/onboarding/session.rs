@@ -40,7 +40,7 @@ use crate::idempotency::{self, Idem, MULTIPART_OVERHEAD, Scope};
 use crate::ids::{ID_RULE, is_external_id, new_id, new_secret, sha256_hex};
 use crate::journeys::model::{SLUG_RULE, StepDef, StepOutcome, StepType, check_text, is_slug};
 use crate::journeys::{self, Advance};
-use crate::store::{Tx, now_ms};
+use crate::store::Tx;
 use crate::time::to_rfc3339;
 
 /// The one version of the `/omni` API.
@@ -148,7 +148,7 @@ pub async fn require_session_token(
         .ok_or_else(|| {
             ApiError::unauthorized("invalid_session_token", "The session token is unknown")
         })?;
-    if row.expires_at <= now_ms() {
+    if row.expires_at <= app.db.now_ms() {
         return Err(expired());
     }
     let channel = row.channel.parse().unwrap_or(Channel::Web);
@@ -321,6 +321,7 @@ async fn record(
     summary: String,
     mut metadata: Value,
     payload: Value,
+    occurred_at: i64,
 ) -> ApiResult<()> {
     if let Value::Object(m) = &mut metadata {
         m.insert("interviewId".into(), json!(row.id));
@@ -337,6 +338,7 @@ async fn record(
             summary,
             metadata,
             payload,
+            occurred_at,
             entities: vec![
                 ("onboarding", &row.id),
                 ("customer", &row.customer_id),
@@ -445,7 +447,7 @@ async fn start(
         .with("countries", countries));
     }
 
-    let now = now_ms();
+    let now = app.db.now_ms();
     let ttl = i64::try_from(app.config.onboarding_token_ttl_secs).unwrap_or(86_400) * 1000;
     let id = new_id("onb_");
     let customer_id = body
@@ -512,6 +514,7 @@ async fn start(
         summary,
         metadata,
         serde_json::to_value(&view).unwrap_or_default(),
+        now,
     )
     .await?;
     let answer = SessionStarted {
@@ -534,7 +537,7 @@ async fn start(
     responses((status = 200, description = "The session", body = OnboardingSession))
 )]
 async fn get_session(State(app): State<AppState>, token: SessionToken) -> ApiResult<Response> {
-    let now = now_ms();
+    let now = app.db.now_ms();
     let mut conn = app.db.reader().acquire().await?;
     let row = store::get_onboarding(&mut *conn, &token.tenant_id, &token.onboarding_id)
         .await?
@@ -680,7 +683,7 @@ async fn add_data(
         return Err(ApiError::validation(errors));
     };
     reject(errors)?;
-    let now = now_ms();
+    let now = app.db.now_ms();
     let mut tx = app.db.begin().await?;
     let mut s = lock(&app, &mut tx, &token, now).await?;
     s.check_open()?;
@@ -712,6 +715,7 @@ async fn add_data(
         format!("Onboarding data added: {}", step.name),
         json!({ "stepId": step.id, "fields": names, "stepCompleted": complete }),
         json!({ "stepId": step.id, "fields": fields, "stepCompleted": complete }),
+        now,
     )
     .await?;
     if complete {
@@ -925,7 +929,7 @@ async fn add_document(
         .with("claimedContentType", claimed.mime())
         .with("detectedContentType", kind.mime()));
     }
-    let now = now_ms();
+    let now = app.db.now_ms();
     let id = new_id("doc_");
     let storage_key = format!("{}/{}/{id}", before.row.tenant_id, before.row.id);
     let size_bytes = bytes.len() as i64;
@@ -978,6 +982,7 @@ async fn add_document(
             "stepCompleted": complete,
         }),
         serde_json::to_value(&view).unwrap_or_default(),
+        now,
     )
     .await?;
     if complete {
@@ -1015,7 +1020,7 @@ async fn finish(
     token: SessionToken,
     idem: Idem,
 ) -> ApiResult<Response> {
-    let now = now_ms();
+    let now = app.db.now_ms();
     let mut tx = app.db.begin().await?;
     let mut s = lock(&app, &mut tx, &token, now).await?;
     s.check_open()?;
@@ -1049,6 +1054,7 @@ async fn finish(
         "Onboarding finished by the customer".to_owned(),
         json!({ "nextStepId": next }),
         serde_json::to_value(super::routes::onboarding_view(&s, now)).unwrap_or_default(),
+        now,
     )
     .await?;
     let view = session_view(&s, token.channel, now);
@@ -1070,7 +1076,7 @@ async fn handoff(
     token: SessionToken,
     idem: Idem,
 ) -> ApiResult<Response> {
-    let now = now_ms();
+    let now = app.db.now_ms();
     let mut tx = app.db.begin().await?;
     let s = lock(&app, &mut tx, &token, now).await?;
     s.check_open()?;
@@ -1103,6 +1109,7 @@ async fn handoff(
         "Onboarding handed off to another device".to_owned(),
         facts.clone(),
         facts,
+        now,
     )
     .await?;
     idem.commit(&app.db, tx, StatusCode::CREATED, &answer).await
@@ -1137,7 +1144,7 @@ async fn resume(
     }
     reject(errors)?;
     calls::state(body.channel);
-    let now = now_ms();
+    let now = app.db.now_ms();
     let hash = sha256_hex(body.handoff_token.trim());
     let mut tx = app.db.begin().await?;
     let h = store::handoff_by_hash(&mut *tx, &hash)
@@ -1178,6 +1185,7 @@ async fn resume(
         format!("Onboarding resumed on {}", body.channel.as_lower()),
         json!({ "handoffId": h.id, "channel": body.channel, "deviceId": body.device_id }),
         json!({ "handoffId": h.id, "channel": body.channel, "deviceId": body.device_id }),
+        now,
     )
     .await?;
     let answer = SessionStarted {

@@ -11,7 +11,6 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
 use crate::error::ApiResult;
-use crate::store::now_ms;
 
 /// Routes under `/api/v1`.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -39,7 +38,7 @@ pub(crate) fn idle_ms(app: &AppState) -> i64 {
 /// nothing left to do). Returns how many it ended.
 pub async fn sweep_idle(app: &AppState) -> ApiResult<usize> {
     let idle_ms = idle_ms(app);
-    let before = now_ms().saturating_sub(idle_ms);
+    let before = app.db.now_ms().saturating_sub(idle_ms);
     let due = store::idle(app.db.reader(), before, 100).await?;
     let mut ended = 0;
     for (tenant, id) in due {
@@ -54,7 +53,7 @@ pub async fn sweep_idle(app: &AppState) -> ApiResult<usize> {
         {
             continue;
         }
-        routes::record_ended(&mut tx, &tenant, &row, "idle_timeout").await?;
+        routes::record_ended(&mut tx, &tenant, &row, "idle_timeout", app.db.now_ms()).await?;
         tx.commit().await?;
         ended += 1;
     }

@@ -24,7 +24,7 @@ use crate::events::{self, NewEvent};
 use crate::idempotency::Idem;
 use crate::ids::ID_RULE;
 use crate::ids::{is_external_id, new_id, new_secret, sha256_hex};
-use crate::store::{Tx, now_ms};
+use crate::store::Tx;
 use crate::streams;
 use crate::time::to_rfc3339;
 
@@ -183,6 +183,7 @@ async fn record(
     metadata: Value,
     payload: Value,
     also: Option<&str>,
+    now: i64,
 ) -> ApiResult<()> {
     let mut entities = vec![
         ("session", s.id.as_str()),
@@ -201,6 +202,7 @@ async fn record(
             summary,
             metadata,
             payload,
+            occurred_at: s.ended_at.unwrap_or(now),
             entities,
         },
     )
@@ -208,7 +210,7 @@ async fn record(
     // The customer had a session open on its channel from its last activity until now (or
     // its end): the days channel analytics counts it active. After the event, so that the
     // customer's chain lock is always taken first.
-    let until = s.ended_at.unwrap_or_else(now_ms);
+    let until = s.ended_at.unwrap_or(now);
     analytics::session_open(
         tx,
         tenant,
@@ -227,6 +229,7 @@ pub(super) async fn record_ended(
     tenant: &str,
     row: &SessionRow,
     reason: &str,
+    now: i64,
 ) -> ApiResult<()> {
     let payload = json!({
         "session_id": row.id, "customer_id": row.customer_id,
@@ -245,6 +248,7 @@ pub(super) async fn record_ended(
         json!({ "sessionId": row.id, "reason": reason }),
         payload,
         None,
+        now,
     )
     .await
 }
@@ -288,7 +292,7 @@ async fn start_session(
     check_object(&mut errors, "context", body.context.as_ref());
     reject(errors)?;
     calls::state(body.channel.0);
-    let now = now_ms();
+    let now = app.db.now_ms();
     let row = SessionRow {
         id: body.session_id.unwrap_or_else(|| new_id("sess_")),
         customer_id: body.customer_id,
@@ -325,6 +329,7 @@ async fn start_session(
         json!({ "sessionId": row.id, "deviceId": row.device_id }),
         payload,
         None,
+        now,
     )
     .await?;
     idem.commit(&app.db, tx, StatusCode::CREATED, &v).await
@@ -362,7 +367,7 @@ async fn session_stream(
         .await?
         .ok_or_else(|| ApiError::not_found("Session"))?;
     drop(conn);
-    if Timing::of(&app).ended(&row, now_ms()) {
+    if Timing::of(&app).ended(&row, app.db.now_ms()) {
         return Err(ApiError::conflict(
             "session_ended",
             "The session has ended; follow the customer's stream instead",
@@ -399,7 +404,7 @@ async fn get_session(
         .ok_or_else(|| ApiError::not_found("Session"))?;
     Ok(json(
         StatusCode::OK,
-        &view(&row, &Timing::of(&app), now_ms()),
+        &view(&row, &Timing::of(&app), app.db.now_ms()),
     ))
 }
 
@@ -417,7 +422,7 @@ async fn end_session(
     tenant: Tenant,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let now = now_ms();
+    let now = app.db.now_ms();
     let timing = Timing::of(&app);
     let mut tx = app.db.begin().await?;
     let mut row = store::get_session(&mut *tx, &tenant.id, &id)
@@ -429,7 +434,7 @@ async fn end_session(
     if store::end_session(&mut tx, &tenant.id, &id, now, "ended_by_client").await? {
         row.ended_at = Some(now);
         row.end_reason = Some("ended_by_client".into());
-        record_ended(&mut tx, &tenant.id, &row, "ended_by_client").await?;
+        record_ended(&mut tx, &tenant.id, &row, "ended_by_client", now).await?;
         tx.commit().await?;
     }
     Ok(json(StatusCode::OK, &view(&row, &timing, now)))
@@ -456,7 +461,7 @@ async fn create_handoff(
     let mut errors = Vec::new();
     check_object(&mut errors, "context", body.context.as_ref());
     reject(errors)?;
-    let now = now_ms();
+    let now = app.db.now_ms();
     let timing = Timing::of(&app);
     let mut tx = app.db.begin().await?;
     channels::require_enabled(&mut tx, &tenant.id, body.target_channel.0).await?;
@@ -510,6 +515,7 @@ async fn create_handoff(
         json!({ "handoffId": handoff.id, "sourceSessionId": source.id,
                 "targetChannel": answer.target_channel, "expiresAt": answer.expires_at }),
         None,
+        now,
     )
     .await?;
     // The token is shown once: an idempotent retry gets the same answer, token included.
@@ -553,7 +559,7 @@ async fn resume(
     check_device(&mut errors, &body.device_id);
     reject(errors)?;
     calls::state(body.channel.0);
-    let now = now_ms();
+    let now = app.db.now_ms();
     let mut tx = app.db.begin().await?;
     channels::require_enabled(&mut tx, &tenant.id, body.channel.0).await?;
     let handoff = store::handoff_by_hash(&mut *tx, &tenant.id, &sha256_hex(&body.handoff_token))
@@ -620,6 +626,7 @@ async fn resume(
         }),
         serde_json::to_value(&answer).unwrap_or_default(),
         Some(&handoff.source_session_id),
+        now,
     )
     .await?;
     idem.commit(&app.db, tx, StatusCode::OK, &answer).await

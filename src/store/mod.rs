@@ -21,6 +21,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Transaction};
 
 use crate::config::Config;
+use crate::time::Clock;
 
 /// A write transaction, open until `commit`.
 pub type Tx = Transaction<'static, Any>;
@@ -31,12 +32,14 @@ pub enum Backend {
     Postgres,
 }
 
-/// Handles to the database for reads and for writes.
+/// Handles to the database for reads and for writes, and the clock its records are stamped
+/// and judged by.
 #[derive(Clone, Debug)]
 pub struct Db {
     read: AnyPool,
     write: AnyPool,
     backend: Backend,
+    clock: Clock,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -59,6 +62,7 @@ impl Db {
                 read: pool.clone(),
                 write: pool,
                 backend: Backend::Postgres,
+                clock: Clock::default(),
             })
         } else if url.starts_with("sqlite:") {
             let url = if url.contains('?') {
@@ -77,6 +81,7 @@ impl Db {
                 read,
                 write,
                 backend: Backend::Sqlite,
+                clock: Clock::default(),
             })
         } else {
             Err(sqlx::Error::Configuration(
@@ -103,6 +108,23 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// This handle (and its clones) going by `clock` instead of the system's own: for tests
+    /// that move time forward.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock every time written to or compared with the database comes from.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Milliseconds since the Unix epoch, now, by [`Db::clock`].
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// Pool for reads outside a transaction.
@@ -148,9 +170,4 @@ fn sqlite_pool(max: u32, acquire: Duration) -> AnyPoolOptions {
                 Ok(())
             })
         })
-}
-
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }

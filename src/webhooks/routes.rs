@@ -23,7 +23,7 @@ use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::idempotency::Idem;
 use crate::journeys::model::check_text;
-use crate::store::now_ms;
+
 use crate::time::{parse_rfc3339, to_rfc3339};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -165,7 +165,7 @@ async fn create_endpoint(
         }),
     };
     reject(errors)?;
-    let now = now_ms();
+    let now = app.db.now_ms();
     let row = EndpointRow {
         id: crate::ids::new_id("ep_"),
         url: body.url,
@@ -293,7 +293,7 @@ async fn update_endpoint(
         body.event_types.as_deref(),
     );
     reject(errors)?;
-    let now = now_ms();
+    let now = app.db.now_ms();
     let mut tx = app.db.begin().await?;
     let mut e = store::get_endpoint(&mut tx, &tenant.id, &id, true)
         .await?
@@ -394,7 +394,7 @@ async fn rotate_secret(
             Secret::parse(s).ok_or_else(|| ApiError::invalid_field("secret", SECRET_RULE))?
         }
     };
-    let now = now_ms();
+    let now = app.db.now_ms();
     let until = now
         + i64::try_from(
             app.config
@@ -612,7 +612,7 @@ async fn retry_message(
     idem: Idem,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let now = now_ms();
+    let now = app.db.now_ms();
     let mut tx = app.db.begin().await?;
     let mut m = store::get_message(&mut tx, &tenant.id, &id)
         .await?
@@ -684,7 +684,7 @@ async fn replay(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Replay>,
 ) -> ApiResult<Response> {
-    let now = now_ms();
+    let now = app.db.now_ms();
     let since = match parse_rfc3339(&body.since) {
         None => {
             return Err(ApiError::invalid_field(
@@ -762,7 +762,7 @@ async fn stats(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
     find_endpoint(&app, &tenant.id, &id).await?;
-    let now = now_ms();
+    let now = app.db.now_ms();
     let from = now - 24 * 3600 * 1000;
     let (attempts, succeeded) = store::attempt_counts(app.db.reader(), &id, from).await?;
     let mut messages = MessageCounts::default();

@@ -29,7 +29,6 @@ use crate::config::WebhookConfig;
 use crate::error::StoreError;
 use crate::events::{self, NewEvent};
 use crate::ids::new_id;
-use crate::store::now_ms;
 
 /// Outcomes written in one transaction at most.
 const RECORD_BATCH: usize = 256;
@@ -75,7 +74,11 @@ pub async fn run(app: AppState, mut stop: watch::Receiver<bool>) {
             return;
         }
     };
-    let ctx = Arc::new(Ctx { http, cfg });
+    let ctx = Arc::new(Ctx {
+        http,
+        cfg,
+        clock: app.db.clock().clone(),
+    });
     let (done, outcomes) = mpsc::unbounded_channel::<Outcome>();
     let recorder = tokio::spawn(record_loop(app.clone(), outcomes));
     let poll = Duration::from_millis(ctx.cfg.poll_ms.max(10));
@@ -118,7 +121,7 @@ pub async fn run(app: AppState, mut stop: watch::Receiver<bool>) {
                         await_task = true;
                     } else {
                         await_task = false;
-                        let now = now_ms();
+                        let now = app.db.now_ms();
                         if let Ok(Some(next)) = store::next_due(app.db.reader(), now).await {
                             let wait = u64::try_from(next - now).unwrap_or(0);
                             idle = idle.min(Duration::from_millis(wait)).max(MIN_IDLE);
@@ -152,6 +155,7 @@ pub async fn run(app: AppState, mut stop: watch::Receiver<bool>) {
 struct Ctx {
     http: reqwest::Client,
     cfg: WebhookConfig,
+    clock: crate::time::Clock,
 }
 
 /// What this process holds per endpoint: messages claimed and not yet recorded, and the
@@ -223,7 +227,7 @@ struct Claimed {
 /// Claims up to `free` due messages, each endpoint's up to its share less what is held.
 async fn claim(app: &AppState, ctx: &Ctx, free: usize, held: &Held) -> Result<Claimed, StoreError> {
     let full = held.full();
-    let now = now_ms();
+    let now = app.db.now_ms();
     let asked = i64::try_from(free).unwrap_or(i64::MAX);
     let candidates = store::due_candidates(app.db.reader(), now, &full, asked).await?;
     let more = candidates.len() == free;
@@ -265,7 +269,7 @@ struct Outcome {
 /// Sends one message once and reports what happened; never fails.
 async fn attempt(ctx: &Ctx, d: DeliveryRow) -> Outcome {
     let started = Instant::now();
-    let attempted_at = now_ms();
+    let attempted_at = ctx.clock.now_ms();
     let result = send(ctx, &d, attempted_at).await;
     let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let (succeeded, status_code, response_body, error) = match result {
@@ -374,7 +378,7 @@ async fn record_loop(app: AppState, mut outcomes: mpsc::UnboundedReceiver<Outcom
 /// each endpoint's failing run; and disables the endpoints that have failed for too long.
 async fn record(app: &AppState, batch: &[Outcome]) -> Result<(), StoreError> {
     let cfg = &app.config.webhooks;
-    let now = now_ms();
+    let now = app.db.now_ms();
     let mut tx = app.db.begin().await?;
     // Per endpoint, whether any of the batch's attempts to it succeeded. Endpoints are written
     // in id order, so two processes' recorders never lock them in opposite orders.
@@ -484,6 +488,7 @@ async fn disable(
                 "failingSince": crate::time::to_rfc3339(since),
                 "disabledAt": crate::time::to_rfc3339(now),
             }),
+            occurred_at: now,
             entities: vec![("webhook_endpoint", id)],
         },
     )

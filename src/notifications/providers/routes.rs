@@ -19,7 +19,7 @@ use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::notifications::model::NotifyChannel;
 use crate::notifications::store::{self, ProviderRow};
 use crate::notifications::{self as notifications, DeliveryReport};
-use crate::store::now_ms;
+
 use crate::time::to_rfc3339;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -104,7 +104,7 @@ async fn put_provider(
         .with("field", "type"));
     }
     reject(settings.problems(Reach::of(&app.config)))?;
-    let now = now_ms();
+    let now = app.db.now_ms();
     let row = ProviderRow {
         channel: channel.as_str().to_owned(),
         kind: settings.kind().to_owned(),
