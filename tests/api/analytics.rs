@@ -272,8 +272,8 @@ async fn the_idle_sweep_is_no_transaction_and_its_session_still_counts() {
     let (s, b) = app.post("/api/v1/sessions", &body).await;
     assert_eq!(s, StatusCode::CREATED);
     let session = b["session_id"].as_str().unwrap().to_owned();
-    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
-    let state = omnirail::AppState::new(app.db.clone(), app.config.clone()).unwrap();
+    app.advance(std::time::Duration::from_secs(2));
+    let state = app.state();
     omnirail::sessions::sweep_idle(&state).await.unwrap();
     let events = app.events_of("session", &session).await;
     assert!(events.iter().any(|e| e.event_type == "omni.session.ended"));

@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{DAY, TestApp, assert_problem, at, seed_template};
+use crate::helpers::{DAY, TestApp, assert_problem, at, seed_template, wait_until};
 
 /// Seed 001's create-approval body, with `expiresAt` moved into the future.
 fn seed_approval(journey: &str) -> Value {
@@ -333,11 +333,11 @@ async fn after_valid_to_a_deputy_has_no_authority() {
         &app,
         "usr_boss",
         "usr_deputy",
-        json!({ "validFrom": at(-1000), "validTo": at(500) }),
+        json!({ "validFrom": at(-1000), "validTo": app.at(3_600_000) }),
     )
     .await;
     let id = request(&app, &contract_approval(1, &[("usr_boss", true)])).await;
-    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    app.advance(std::time::Duration::from_secs(2 * 3600));
     let (s, res) = decide(
         &app,
         &id,
@@ -359,9 +359,9 @@ async fn after_valid_to_a_deputy_has_no_authority() {
 async fn past_expires_at_a_request_reads_expired_at_once_and_the_sweep_records_it_once() {
     let app = TestApp::spawn_with(|c| c.approval_sweep_secs = 3600).await;
     let mut body = contract_approval(1, &[("usr_a", true)]);
-    body["expiresAt"] = json!(at(400));
+    body["expiresAt"] = json!(app.at(3_600_000));
     let id = request(&app, &body).await;
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    app.advance_past(body["expiresAt"].as_str().unwrap());
     let (_, got) = app.get(&format!("/api/v1/omni/approvals/{id}")).await;
     assert_eq!(got["data"]["status"], "expired", "read before any sweep");
     let (_, list) = app.get("/api/v1/omni/approvals?status=expired").await;
@@ -378,9 +378,9 @@ async fn past_expires_at_a_request_reads_expired_at_once_and_the_sweep_records_i
     assert_eq!(res["currentStatus"], "expired");
 
     // Sweeps by this process and by a fresh one (as after a restart) record the expiry once.
-    let state = omnirail::AppState::new(app.db.clone(), app.config.clone()).unwrap();
+    let state = app.state();
     assert_eq!(omnirail::approvals::sweep_expired(&state).await.unwrap(), 1);
-    let restarted = omnirail::AppState::new(app.db.clone(), app.config.clone()).unwrap();
+    let restarted = app.state();
     assert_eq!(
         omnirail::approvals::sweep_expired(&restarted)
             .await
@@ -400,16 +400,15 @@ async fn past_expires_at_a_request_reads_expired_at_once_and_the_sweep_records_i
 async fn the_background_sweep_closes_expired_requests() {
     let app = TestApp::spawn_with(|c| c.approval_sweep_secs = 1).await;
     let mut body = contract_approval(1, &[("usr_a", true)]);
-    body["expiresAt"] = json!(at(200));
+    body["expiresAt"] = json!(app.at(3_600_000));
     let id = request(&app, &body).await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while types_of(&app, &id).await.len() < 2 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(
-        types_of(&app, &id).await,
-        ["omni.approval.requested", "omni.approval.expired"]
-    );
+    app.advance_past(body["expiresAt"].as_str().unwrap());
+    let types = wait_until("the sweep to record the expiry", || async {
+        let types = types_of(&app, &id).await;
+        (types.len() >= 2).then_some(types)
+    })
+    .await;
+    assert_eq!(types, ["omni.approval.requested", "omni.approval.expired"]);
 }
 
 #[tokio::test]
@@ -855,13 +854,9 @@ async fn only_a_manager_assigns_a_journey_nobody_holds() {
 async fn an_expired_step_approval_fails_its_step_once() {
     let app = TestApp::spawn_with(|c| c.approval_sweep_secs = 3600).await;
     let (journey, approval) = committee_journey(&app).await;
-    // The step's request would expire after its timeoutHours; move its expiry into the past.
-    sqlx::query("UPDATE approvals SET expires_at = $1 WHERE id = $2")
-        .bind(omnirail::store::now_ms() - 1)
-        .bind(&approval)
-        .execute(app.db.reader())
-        .await
-        .unwrap();
+    // The step's request expires after its timeoutHours: the clock moves past that.
+    let (_, a) = app.get(&format!("/api/v1/omni/approvals/{approval}")).await;
+    app.advance_past(a["data"]["expiresAt"].as_str().unwrap());
     let (s, res) = app
         .post(
             &format!("/api/v1/omni/journeys/{journey}/advance"),
@@ -869,7 +864,7 @@ async fn an_expired_step_approval_fails_its_step_once() {
         )
         .await;
     assert_problem(s, &res, 409, "approval_required");
-    let state = omnirail::AppState::new(app.db.clone(), app.config.clone()).unwrap();
+    let state = app.state();
     assert_eq!(omnirail::approvals::sweep_expired(&state).await.unwrap(), 1);
     assert_eq!(omnirail::approvals::sweep_expired(&state).await.unwrap(), 0);
     let (_, j) = app.get(&format!("/api/v1/omni/journeys/{journey}")).await;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::helpers::{TestDb, eventually, send};
+use crate::helpers::{PATIENCE, TestDb, Watchdog, eventually, send};
 
 const BIN: &str = env!("CARGO_BIN_EXE_omnirail");
 
@@ -37,12 +37,37 @@ fn last_line(out: &Output) -> String {
         .to_owned()
 }
 
+/// A port on 127.0.0.1 for a server a test starts as a process (ours, moto, an SMTP server),
+/// that nothing else can hold meanwhile. A port the kernel handed out for `bind(0)` and that
+/// was closed again could be handed to another test before the process binds it, and a
+/// health check would then reach that test's server; so ports come instead from below the
+/// kernel's ephemeral range (which it never hands out on its own), each once per test run,
+/// skipping any another program holds.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_start: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768);
+    // Below the ephemeral range, above the well-known ports; each test process its own
+    // starting point, so two processes running at once are unlikely to meet.
+    let low = ephemeral_start.saturating_sub(12_000).max(10_000);
+    let span = ephemeral_start.saturating_sub(low).max(1);
+    let _ = NEXT.compare_exchange(
+        0,
+        std::process::id() % span,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..span {
+        let port = low + NEXT.fetch_add(1, Ordering::SeqCst) % span;
+        let port = u16::try_from(port).expect("a port below 65536");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below the ephemeral range");
 }
 
 /// Starts `serve` on the database at `url` and returns it once it answers.
@@ -71,6 +96,16 @@ pub async fn serve_logging_to(
             url,
         ])
         .env_remove("OMNIRAIL_DATABASE_URL")
+        // As the in-process test servers: few connections (many servers share PostgreSQL),
+        // and a wait for one as long as a loaded machine may need.
+        .env(
+            "OMNIRAIL_DB_MAX_CONNECTIONS",
+            crate::helpers::TEST_POOL.to_string(),
+        )
+        .env(
+            "OMNIRAIL_DB_ACQUIRE_TIMEOUT_SECS",
+            PATIENCE.as_secs().to_string(),
+        )
         // Not the working directory: these servers upload nothing, and leave no folder here.
         .env(
             "OMNIRAIL_DOCUMENT_STORE",
@@ -82,7 +117,8 @@ pub async fn serve_logging_to(
         .spawn()
         .expect("start serve");
     let client = reqwest::Client::new();
-    for _ in 0..200 {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while std::time::Instant::now() < deadline {
         if client
             .get(format!("http://127.0.0.1:{port}/healthz"))
             .send()
@@ -91,11 +127,14 @@ pub async fn serve_logging_to(
         {
             return child;
         }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("serve exited before it answered: {status}");
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = child.kill();
     let _ = child.wait();
-    panic!("serve did not come up");
+    panic!("serve did not come up within {PATIENCE:?}");
 }
 
 pub fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
@@ -103,14 +142,15 @@ pub fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
-    for _ in 0..200 {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while std::time::Instant::now() < deadline {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();
-    panic!("serve did not stop on SIGTERM");
+    panic!("serve did not stop on SIGTERM within {PATIENCE:?}");
 }
 
 #[tokio::test]
@@ -220,6 +260,7 @@ async fn serve_bootstraps_a_tenant_once_and_exits_cleanly_on_sigterm() {
 
 #[tokio::test]
 async fn configuration_layers_and_never_logs_the_database_password() {
+    let _watchdog = Watchdog::default();
     let dir = std::env::temp_dir().join(omnirail::ids::new_id("omnirail-cfg-"));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("omnirail.toml");

@@ -3,11 +3,18 @@
 //! Without `OMNIRAIL_TEST_DATABASE_URL` each test gets a new SQLite file in a temporary
 //! folder. With it (a PostgreSQL URL whose user may create databases), each test creates its
 //! own database and drops it at the end, so tests run in parallel and leave nothing behind.
+//!
+//! Nothing here waits for a fixed time: a test that needs time to pass moves its server's
+//! clock ([`TestApp::advance`]); a test that waits for something asynchronous waits for the
+//! state it expects ([`wait_until`]), up to [`PATIENCE`], and says what it waited for. Every
+//! test holds a [`Watchdog`] (each [`TestDb`] holds one), so a hang fails it by name.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use omnirail::config::{Config, DatabaseUrl};
 use omnirail::store::Db;
+use omnirail::time::Clock;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -43,10 +50,12 @@ pub fn seed_journey() -> Value {
     })
 }
 
-/// A fresh database for one test, removed when dropped.
+/// A fresh database for one test, removed when dropped. It holds the test's [`Watchdog`]:
+/// every test that runs a server has one.
 pub struct TestDb {
     pub url: String,
     cleanup: Cleanup,
+    _watchdog: Watchdog,
 }
 
 enum Cleanup {
@@ -56,6 +65,7 @@ enum Cleanup {
 
 impl TestDb {
     pub async fn new() -> Self {
+        let _watchdog = Watchdog::default();
         match std::env::var("OMNIRAIL_TEST_DATABASE_URL") {
             Ok(admin_url) if !admin_url.is_empty() => {
                 let name = omnirail::ids::new_id("omnirail_test_");
@@ -73,6 +83,7 @@ impl TestDb {
                 Self {
                     url: format!("{base}/{name}"),
                     cleanup: Cleanup::Postgres { admin_url, name },
+                    _watchdog,
                 }
             }
             _ => {
@@ -81,6 +92,7 @@ impl TestDb {
                 Self {
                     url: format!("sqlite://{}", dir.join("omnirail.db").display()),
                     cleanup: Cleanup::Sqlite(dir),
+                    _watchdog,
                 }
             }
         }
@@ -140,6 +152,70 @@ impl Drop for TestDb {
     }
 }
 
+/// How long a test waits for something asynchronous (a delivery, a sweep, a server coming
+/// up) before it fails: far beyond what it takes on a loaded machine, so that only a real
+/// fault reaches it.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// How long one test may run before the whole test process is stopped, naming it: a hang
+/// fails in minutes, not at CI's limit. The crash tests hold a longer one.
+pub const TEST_LIMIT: Duration = Duration::from_secs(300);
+
+/// Stops the test process, naming the test, if it is not dropped within its limit.
+pub struct Watchdog {
+    done: Option<std::sync::mpsc::Sender<()>>,
+}
+
+impl Watchdog {
+    /// A watchdog for the current test (libtest names each test's thread after it).
+    pub fn new(limit: Duration) -> Self {
+        let name = std::thread::current().name().unwrap_or("a test").to_owned();
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(limit) {
+                eprintln!(
+                    "\nFATAL: test {name} still running after {limit:?}: stopping the test run"
+                );
+                std::process::exit(101);
+            }
+        });
+        Self { done: Some(done) }
+    }
+}
+
+impl Default for Watchdog {
+    fn default() -> Self {
+        Self::new(TEST_LIMIT)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        if let Some(done) = self.done.take() {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Polls `check` until it answers `Some`, and returns that; fails the test, saying it was
+/// waiting for `what`, if [`PATIENCE`] runs out first.
+pub async fn wait_until<T, F: Future<Output = Option<T>>>(
+    what: impl std::fmt::Display,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(done) = check().await {
+            return done;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited {PATIENCE:?} for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 /// A running server and a client holding a key of its tenant.
 pub struct TestApp {
     pub base: String,
@@ -147,8 +223,10 @@ pub struct TestApp {
     pub tenant: String,
     pub db: Db,
     pub config: Config,
+    /// The server's clock (and `db`'s): [`TestApp::advance`] moves it.
+    pub clock: Clock,
     pub client: reqwest::Client,
-    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<Server>,
     /// The folder the server keeps documents in, removed when dropped.
     pub documents: TempDir,
     // Declared last: dropped after the server's pools.
@@ -187,32 +265,73 @@ impl TestApp {
             listen: "127.0.0.1:0".into(),
             document_store: documents.0.display().to_string(),
             public_base_url: Some(base.clone()),
+            // Many servers run at once, on one PostgreSQL server of 100 connections: few
+            // connections each, and a wait for one as long as a loaded machine may need (a
+            // test of the pool's own limits sets both).
+            db_max_connections: TEST_POOL,
+            db_acquire_timeout_secs: PATIENCE.as_secs(),
             ..Config::default()
         };
         adjust(&mut config);
-        let db = Db::open(&config).await.expect("open test database");
-        let (tenant, key) = tenant_with_key(&db, "Test Bank").await;
-        let (tx, rx) = oneshot::channel::<()>();
-        let server_db = db.clone();
-        let server_config = config.clone();
-        tokio::spawn(async move {
-            omnirail::serve(server_db, server_config, listener, async {
-                let _ = rx.await;
-            })
+        let clock = Clock::default();
+        let db = Db::open(&config)
             .await
-            .expect("server runs");
-        });
+            .expect("open test database")
+            .with_clock(clock.clone());
+        let (tenant, key) = tenant_with_key(&db, "Test Bank").await;
+        let server = Server::start(&db, &config, listener);
         Self {
             base,
             key,
             tenant,
             db,
             config,
+            clock,
             client: reqwest::Client::new(),
-            shutdown: Some(tx),
+            server: Some(server),
             documents,
             _database: test_db,
         }
+    }
+
+    /// Stops the server (as `serve` stops on SIGTERM) and starts a new one on the same
+    /// database, clock and configuration, on a new port: what the first process had in
+    /// memory is gone, what it stored is there.
+    pub async fn restart(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.base = format!("http://{}", listener.local_addr().unwrap());
+        self.config.public_base_url = Some(self.base.clone());
+        self.server = Some(Server::start(&self.db, &self.config, listener));
+    }
+
+    /// Moves the server's clock forward: what falls due in that time (an expiry, a TTL, a
+    /// schedule) is due at once, with no real waiting.
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+
+    /// Moves the server's clock to just past `instant` (RFC 3339), if it is not there yet.
+    pub fn advance_past(&self, instant: &str) {
+        let target = omnirail::time::parse_rfc3339(instant)
+            .unwrap_or_else(|| panic!("not RFC 3339: {instant}"));
+        let ahead = target + 1 - self.clock.now_ms();
+        if ahead > 0 {
+            self.advance(Duration::from_millis(ahead.unsigned_abs()));
+        }
+    }
+
+    /// An RFC 3339 instant `ms` milliseconds from now by the server's clock.
+    pub fn at(&self, ms: i64) -> String {
+        omnirail::time::to_rfc3339(self.clock.now_ms() + ms)
+    }
+
+    /// A fresh state of the server's (its database, configuration and clock, new caches), as
+    /// another process or a restart would have: for calling a background sweep directly.
+    pub fn state(&self) -> omnirail::AppState {
+        omnirail::AppState::new(self.db.clone(), self.config.clone()).expect("app state")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -370,9 +489,36 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+        if let Some(server) = self.server.take() {
+            let _ = server.shutdown.send(());
         }
+    }
+}
+
+/// `omnirail::serve` running in this process, until told to stop.
+struct Server {
+    shutdown: oneshot::Sender<()>,
+    running: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    fn start(db: &Db, config: &Config, listener: TcpListener) -> Self {
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let (db, config) = (db.clone(), config.clone());
+        let running = tokio::spawn(async move {
+            omnirail::serve(db, config, listener, async {
+                let _ = stop.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        Self { shutdown, running }
+    }
+
+    /// Stops it and waits until it has (its workers too).
+    async fn stop(self) {
+        let _ = self.shutdown.send(());
+        self.running.await.expect("server stopped");
     }
 }
 
@@ -409,19 +555,19 @@ fn log_response(method: &str, path: &str, status: StatusCode, body: &Value) {
         .expect("write the response log");
 }
 
-/// Sends `make()` until it answers `want` (at most 5 s): for effects that reach other
-/// connections asynchronously, such as a key revocation announced on PostgreSQL.
+/// Sends `make()` until it answers `want` (at most [`PATIENCE`]): for effects that reach
+/// other connections asynchronously, such as a key revocation announced on PostgreSQL.
 pub async fn eventually(
     make: impl Fn() -> RequestBuilder,
     want: StatusCode,
 ) -> (StatusCode, Value) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + PATIENCE;
     loop {
         let (status, body) = send(make()).await;
         if status == want || std::time::Instant::now() > deadline {
             return (status, body);
         }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -445,9 +591,19 @@ pub fn assert_problem(status: StatusCode, body: &Value, want_status: u16, want_c
     );
 }
 
-/// An RFC 3339 instant `ms` milliseconds from now (negative: in the past).
+/// An RFC 3339 instant `ms` milliseconds from now by the system's clock (negative: in the
+/// past), for times far from now. A time less than a minute ahead is refused: whether it is
+/// still ahead when the server reads it depends on how loaded the machine is. Such a test
+/// gives a time well ahead and moves its server's clock past it ([`TestApp::advance`]).
 pub fn at(ms: i64) -> String {
-    omnirail::time::to_rfc3339(omnirail::store::now_ms() + ms)
+    assert!(
+        !(0..60_000).contains(&ms),
+        "at({ms}): a time less than a minute ahead races the machine's load; use TestApp::at and TestApp::advance"
+    );
+    omnirail::time::to_rfc3339(Clock::default().now_ms() + ms)
 }
+
+/// Connections of each test server's pool (see `TestApp::spawn_with`).
+pub const TEST_POOL: u32 = 4;
 
 pub const DAY: i64 = 86_400_000;

@@ -2,12 +2,10 @@
 //! retries, permanent failures, scheduling across a restart, quiet hours, templates, rules,
 //! read flags and filters, the in-app inbox, and tenant isolation.
 
-use std::time::Duration;
-
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem, at, send};
+use crate::helpers::{TestApp, assert_problem, at, send, wait_until};
 use crate::providers::{self, SmtpServer, TWILIO_FROM};
 
 /// A server whose providers may be local and whose retries are quick.
@@ -22,17 +20,17 @@ async fn app() -> TestApp {
     .await
 }
 
-/// Reads the notification until `done` holds (at most 10 s).
+/// Reads the notification until `done` holds (at most [`crate::helpers::PATIENCE`]).
 async fn wait_for(app: &TestApp, id: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (status, body) = app.get(&format!("/api/v1/omni/notifications/{id}")).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        if done(&body["data"]) || std::time::Instant::now() > deadline {
-            return body["data"].clone();
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    wait_until(
+        format_args!("notification {id} to reach the expected state"),
+        || async {
+            let (status, body) = app.get(&format!("/api/v1/omni/notifications/{id}")).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            done(&body["data"]).then(|| body["data"].clone())
+        },
+    )
+    .await
 }
 
 fn settled(n: &Value) -> bool {
@@ -942,45 +940,19 @@ async fn in_app_reaches_the_live_streams_and_the_customers_own_inbox() {
 
 #[tokio::test]
 async fn a_schedule_survives_a_restart() {
-    let db = crate::helpers::TestDb::new().await;
-    let (_, key) = crate::helpers::tenant_with_key(&db.open().await, "Bank").await;
-    let client = reqwest::Client::new();
-    let port = crate::cli::free_port();
-    let mut first = crate::cli::serve(&db.url, port).await;
-    let schedule_at = at(2_500);
+    let mut app = app().await;
     let mut body = in_app("cust_sched");
+    let schedule_at = app.at(3_600_000);
     body["scheduleAt"] = json!(schedule_at);
-    let (status, created) = send(
-        client
-            .post(format!("http://127.0.0.1:{port}/api/v1/omni/notifications"))
-            .header("x-api-key", &key)
-            .json(&body),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let id = created["data"]["id"].as_str().unwrap().to_owned();
-    // The process dies before the notification is due, and nothing runs when it falls due.
-    first.kill().unwrap();
-    first.wait().unwrap();
-    tokio::time::sleep(Duration::from_millis(3_000)).await;
-    let port = crate::cli::free_port();
-    let mut second = crate::cli::serve(&db.url, port).await;
-    let get = || {
-        client
-            .get(format!(
-                "http://127.0.0.1:{port}/api/v1/omni/notifications/{id}"
-            ))
-            .header("x-api-key", &key)
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let n = loop {
-        let (_, n) = send(get()).await;
-        if n["data"]["status"] == "delivered" || std::time::Instant::now() > deadline {
-            break n["data"].clone();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    crate::cli::terminate(&mut second);
+    let created = notify(&app, body).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    // The process stops before the notification is due, and is not running when it falls
+    // due; one started afterwards finds it due and delivers it.
+    app.restart().await;
+    let n = app.get(&format!("/api/v1/omni/notifications/{id}")).await.1;
+    assert_eq!(n["data"]["status"], "pending", "{n}");
+    app.advance_past(&schedule_at);
+    let n = wait_for(&app, &id, |n| n["status"] == "delivered").await;
     assert_eq!(n["status"], "delivered", "{n}");
     let delivered =
         omnirail::time::parse_rfc3339(delivery(&n, "in_app")["deliveredAt"].as_str().unwrap())

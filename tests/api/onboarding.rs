@@ -588,7 +588,7 @@ async fn a_whole_onboarding_from_start_to_staff_approval_and_completed() {
 
 #[tokio::test]
 async fn a_token_reaches_only_its_own_session() {
-    let app = TestApp::spawn_with(|c| c.onboarding_token_ttl_secs = 2).await;
+    let app = TestApp::spawn().await;
     configure(&app).await;
     let (token_a, interview_a, _) = start(&app, "ent_a").await;
     let (token_b, interview_b, _) = start(&app, "ent_b").await;
@@ -686,8 +686,8 @@ async fn a_token_reaches_only_its_own_session() {
     .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
-    // After expiry: 410, and nothing changes.
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    // After expiry (the tokens' lifetime, a day by default): 410, and nothing changes.
+    app.advance(std::time::Duration::from_secs(24 * 3600 + 1));
     let (s, b) = send(omni(&app, Method::GET, "/omni/session", &token_a)).await;
     assert_problem(s, &b, 410, "session_expired");
     let events = app.event_count().await;
@@ -901,11 +901,12 @@ async fn cross_device_resume_shares_one_onboarding() {
 
 #[tokio::test]
 async fn an_expired_handoff_is_gone() {
-    let app = TestApp::spawn_with(|c| c.handoff_ttl_secs = 1).await;
+    let app = TestApp::spawn().await;
     configure(&app).await;
     let (web, _, _) = start(&app, "ent_customer_456").await;
     let (_, h) = send(omni(&app, Method::POST, "/omni/handoff", &web)).await;
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // Past the handoff's lifetime (five minutes by default).
+    app.advance(std::time::Duration::from_secs(301));
     let (s, b) = send(
         app.client
             .post(app.url("/omni/resume"))
@@ -1177,13 +1178,16 @@ impl S3Server {
             endpoint: format!("http://127.0.0.1:{port}"),
         };
         let client = reqwest::Client::new();
-        for _ in 0..200 {
-            if client.get(&server.endpoint).send().await.is_ok() {
-                return Some(server);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        panic!("moto_server did not come up");
+        crate::helpers::wait_until("moto_server to answer", || async {
+            client
+                .get(&server.endpoint)
+                .send()
+                .await
+                .is_ok()
+                .then_some(())
+        })
+        .await;
+        Some(server)
     }
 }
 

@@ -335,16 +335,14 @@ impl SmtpServer {
             port,
             maildir,
         };
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+        crate::helpers::wait_until("aiosmtpd to listen", || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
                 .is_ok()
-            {
-                return Some(server);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        panic!("aiosmtpd did not come up");
+                .then_some(())
+        })
+        .await;
+        Some(server)
     }
 
     /// The raw messages received so far.

@@ -1,7 +1,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem, send};
+use crate::helpers::{TestApp, assert_problem, send, wait_until};
 
 async fn start(app: &TestApp, channel: &str) -> String {
     let (s, b) = app
@@ -41,14 +41,18 @@ async fn a_web_session_is_handed_off_and_resumed_on_mobile() {
     assert_eq!(got["channel"], "WEB");
     assert_eq!(got["status"], "active");
 
+    let asked = app.clock.now_ms();
     let h = handoff(&app, &web).await;
     let token = h["handoff_token"].as_str().unwrap();
     assert!(token.starts_with("ho_") && token.len() >= 3 + 22, "{h}");
     assert_eq!(h["target_channel"], "MOBILE_IOS");
     assert_eq!(h["context_preserved"], true);
     let expires = omnirail::time::parse_rfc3339(h["expires_at"].as_str().unwrap()).unwrap();
-    let left = expires - omnirail::store::now_ms();
-    assert!(left > 290_000 && left <= 300_000, "five minutes: {left}");
+    let (before, after) = (asked, app.clock.now_ms());
+    assert!(
+        (before + 300_000..=after + 300_000).contains(&expires),
+        "five minutes after it was made: {expires} vs {before}..{after}"
+    );
 
     let (s, r) = app
         .post("/api/v1/sessions/resume", &resume_body(token))
@@ -167,10 +171,10 @@ async fn twenty_concurrent_resumes_of_one_token_make_one_session() {
 
 #[tokio::test]
 async fn expired_tokens_are_410_and_ended_sessions_cannot_hand_off() {
-    let app = TestApp::spawn_with(|c| c.handoff_ttl_secs = 1).await;
+    let app = TestApp::spawn().await;
     let web = start(&app, "WEB").await;
     let h = handoff(&app, &web).await;
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    app.advance_past(h["expires_at"].as_str().unwrap());
     let (s, b) = app
         .post(
             "/api/v1/sessions/resume",
@@ -208,9 +212,10 @@ async fn expired_tokens_are_410_and_ended_sessions_cannot_hand_off() {
 
 #[tokio::test]
 async fn an_idle_session_reads_ended_and_its_end_is_recorded_once() {
+    // A short timeout, so that the background sweep looks every second.
     let app = TestApp::spawn_with(|c| c.session_idle_timeout_secs = 1).await;
     let web = start(&app, "WEB").await;
-    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    app.advance(std::time::Duration::from_secs(2));
     let (_, got) = app.get(&format!("/api/v1/sessions/{web}")).await;
     assert_eq!(got["status"], "ended");
     assert_eq!(got["end_reason"], "idle_timeout");
@@ -228,11 +233,11 @@ async fn an_idle_session_reads_ended_and_its_end_is_recorded_once() {
             .filter(|e| e.event_type == "omni.session.ended")
             .count()
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while ended(app.events_of("session", &web).await) == 0 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let state = omnirail::AppState::new(app.db.clone(), app.config.clone()).unwrap();
+    wait_until("the background sweep to record the idle end", || async {
+        (ended(app.events_of("session", &web).await) > 0).then_some(())
+    })
+    .await;
+    let state = app.state();
     assert_eq!(omnirail::sessions::sweep_idle(&state).await.unwrap(), 0);
     assert_eq!(ended(app.events_of("session", &web).await), 1);
     let (_, got) = app.get(&format!("/api/v1/sessions/{web}")).await;

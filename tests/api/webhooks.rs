@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode as AxumStatus};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem, at, send};
+use crate::helpers::{TestApp, assert_problem, at, send, wait_until};
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
@@ -34,14 +34,14 @@ impl Received {
     }
 }
 
-#[derive(Default)]
 struct Inbox {
     got: Mutex<Vec<Received>>,
     /// Statuses to answer, in turn; 200 once they run out.
     plan: Mutex<VecDeque<u16>>,
     /// Answered to every request once the plan is spent, instead of 200.
     always: Mutex<Option<u16>>,
-    delay_ms: std::sync::atomic::AtomicU64,
+    /// Requests beyond this many are held unanswered until it is lifted (`None`).
+    hold_after: tokio::sync::watch::Sender<Option<usize>>,
 }
 
 /// A webhook receiver on a random local port.
@@ -52,7 +52,12 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start() -> Self {
-        let inbox = Arc::new(Inbox::default());
+        let inbox = Arc::new(Inbox {
+            got: Mutex::default(),
+            plan: Mutex::default(),
+            always: Mutex::default(),
+            hold_after: tokio::sync::watch::Sender::new(None),
+        });
         let app = axum::Router::new()
             .route("/hook", axum::routing::post(receive))
             .with_state(inbox.clone());
@@ -70,26 +75,34 @@ impl Receiver {
         *self.inbox.always.lock().unwrap() = status;
     }
 
-    fn delay(&self, ms: u64) {
-        self.inbox
-            .delay_ms
-            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    /// Answers the first `n` requests from now on as planned, and holds every later one
+    /// unanswered (as a slow receiver would, for as long as the test needs) until
+    /// [`Receiver::release`].
+    fn hold_after(&self, n: usize) {
+        let held = self.got().len() + n;
+        self.inbox.hold_after.send_replace(Some(held));
+    }
+
+    /// Answers the held requests, and every later one at once.
+    fn release(&self) {
+        self.inbox.hold_after.send_replace(None);
     }
 
     pub fn got(&self) -> Vec<Received> {
         self.inbox.got.lock().unwrap().clone()
     }
 
-    /// Waits (at most `secs`) until `done` holds for what was received, and returns it.
-    pub async fn wait(&self, secs: u64, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let got = self.got();
-            if done(&got) || Instant::now() > deadline {
-                return got;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+    /// Waits until `done` holds for what was received, and returns it; fails the test after
+    /// [`PATIENCE`], saying what had arrived.
+    pub async fn wait(&self, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+        wait_until(
+            format_args!("the messages the test expects at {}", self.url),
+            || async {
+                let got = self.got();
+                done(&got).then_some(got)
+            },
+        )
+        .await
     }
 }
 
@@ -105,17 +118,22 @@ async fn receive(
             .unwrap_or("")
             .to_owned()
     };
-    inbox.got.lock().unwrap().push(Received {
-        id: header("webhook-id"),
-        timestamp: header("webhook-timestamp"),
-        signature: header("webhook-signature"),
-        body: String::from_utf8_lossy(&body).into_owned(),
-        at: Instant::now(),
-    });
-    let delay = inbox.delay_ms.load(std::sync::atomic::Ordering::Relaxed);
-    if delay > 0 {
-        tokio::time::sleep(Duration::from_millis(delay)).await;
-    }
+    let arrived = {
+        let mut got = inbox.got.lock().unwrap();
+        got.push(Received {
+            id: header("webhook-id"),
+            timestamp: header("webhook-timestamp"),
+            signature: header("webhook-signature"),
+            body: String::from_utf8_lossy(&body).into_owned(),
+            at: Instant::now(),
+        });
+        got.len()
+    };
+    let _ = inbox
+        .hold_after
+        .subscribe()
+        .wait_for(|held| held.is_none_or(|n| arrived <= n))
+        .await;
     let planned = inbox.plan.lock().unwrap().pop_front();
     let status = planned.or(*inbox.always.lock().unwrap()).unwrap_or(200);
     let status = AxumStatus::from_u16(status).unwrap();
@@ -242,8 +260,8 @@ async fn every_seed_event_reaches_a_subscribed_endpoint_signed_and_no_other() {
     let delegations = Receiver::start().await;
     let sessions = Receiver::start().await;
     let a = endpoint(&app, &all.url, json!(SEED_EVENTS)).await;
-    endpoint(&app, &delegations.url, json!(["omni.delegation.*"])).await;
-    endpoint(&app, &sessions.url, json!(["omni.session.*"])).await;
+    let d_ep = endpoint(&app, &delegations.url, json!(["omni.delegation.*"])).await;
+    let s_ep = endpoint(&app, &sessions.url, json!(["omni.session.*"])).await;
 
     // Every event of seed 001: a journey from created to completed, with an assignment and
     // its approval step approved; another cancelled; an approval rejected; a delegation
@@ -322,13 +340,13 @@ async fn every_seed_event_reaches_a_subscribed_endpoint_signed_and_no_other() {
     assert_eq!(s, StatusCode::OK, "{body}");
 
     let want: HashSet<String> = SEED_EVENTS.iter().map(|s| s.to_string()).collect();
-    let got = all.wait(20, |g| types(g).is_superset(&want)).await;
+    let got = all.wait(|g| types(g).is_superset(&want)).await;
     assert_eq!(
         types(&got),
         want,
         "the subscribed endpoint got exactly the seed's events"
     );
-    let d = delegations.wait(10, |g| g.len() >= 2).await;
+    let d = delegations.wait(|g| g.len() >= 2).await;
     assert_eq!(
         types(&d),
         HashSet::from([
@@ -336,9 +354,15 @@ async fn every_seed_event_reaches_a_subscribed_endpoint_signed_and_no_other() {
             "omni.delegation.revoked".into()
         ])
     );
-    // The other events were committed before the delegation's: by now they would have come.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Messages are written with their events: the other endpoints were written exactly these.
+    let d_ep = d_ep["id"].as_str().unwrap();
+    assert_eq!(messages(&app, d_ep, "").await.len(), 2);
     assert_eq!(delegations.got().len(), 2);
+    assert!(
+        messages(&app, s_ep["id"].as_str().unwrap(), "")
+            .await
+            .is_empty()
+    );
     assert!(sessions.got().is_empty(), "{:?}", sessions.got());
 
     // The body is {type, timestamp, data}; the data is the object as the API shows it.
@@ -369,17 +393,13 @@ async fn messages(app: &TestApp, endpoint: &str, query: &str) -> Vec<Value> {
 
 /// Polls the message until `status`.
 async fn message_reaches(app: &TestApp, id: &str, status: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    wait_until(format_args!("message {id} to be {status}"), || async {
         let (_, m) = app
             .get(&format!("/api/v1/omni/webhooks/messages/{id}"))
             .await;
-        if m["data"]["status"] == status || Instant::now() > deadline {
-            assert_eq!(m["data"]["status"], status, "{m}");
-            return m["data"].clone();
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+        (m["data"]["status"] == status).then(|| m["data"].clone())
+    })
+    .await
 }
 
 #[tokio::test]
@@ -390,7 +410,7 @@ async fn a_receiver_failing_twice_gets_the_message_three_times_with_one_id() {
     let ep = endpoint(&app, &rx.url, json!(["omni.journey.created"])).await;
     let ep = ep["id"].as_str().unwrap();
     app.seed_journey().await;
-    let got = rx.wait(10, |g| g.len() >= 3).await;
+    let got = rx.wait(|g| g.len() >= 3).await;
     assert_eq!(got.len(), 3, "{got:?}");
     assert!(got.iter().all(|r| r.id == got[0].id));
     assert!(
@@ -451,14 +471,16 @@ async fn redirects_fail_the_schedule_ends_in_failed_and_retry_and_replay_send_ag
         .await;
     assert_eq!(s, StatusCode::CREATED);
     // One attempt, then the three retries of the schedule: four, all failed.
-    let got = rx.wait(10, |g| g.len() >= 4).await;
+    let got = rx.wait(|g| g.len() >= 4).await;
     let m = message_reaches(&app, &got[0].id, "failed").await;
     assert_eq!(m["attempts"], 4);
     assert_eq!(m["lastStatusCode"], 302);
     assert!(m["lastError"].as_str().unwrap().contains("redirect"), "{m}");
-    assert!(m["nextAttemptAt"].is_null());
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(rx.got().len(), 4, "nothing after the schedule is spent");
+    assert!(
+        m["nextAttemptAt"].is_null(),
+        "nothing after the schedule is spent"
+    );
+    assert_eq!(rx.got().len(), 4);
 
     rx.answer_always(None);
     let (s, retried) = app
@@ -481,14 +503,14 @@ async fn redirects_fail_the_schedule_ends_in_failed_and_retry_and_replay_send_ag
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{archived}");
-    let got = rx.wait(10, |g| g.len() >= 9).await;
+    let got = rx.wait(|g| g.len() >= 9).await;
     let second = got[5].id.clone();
     message_reaches(&app, &second, "failed").await;
     rx.answer_always(None);
     let (s2, none) = app
         .post(
             &format!("/api/v1/omni/webhooks/endpoints/{ep}/replay"),
-            &json!({ "since": at(0) }),
+            &json!({ "since": app.at(0) }),
         )
         .await;
     assert_eq!(s2, StatusCode::ACCEPTED, "{none}");
@@ -505,7 +527,7 @@ async fn redirects_fail_the_schedule_ends_in_failed_and_retry_and_replay_send_ag
 
     for (body, field) in [
         (json!({ "since": "yesterday" }), "since"),
-        (json!({ "since": at(60_000) }), "since"),
+        (json!({ "since": at(3_600_000) }), "since"),
         (json!({}), "since"),
     ] {
         let (s, res) = app
@@ -526,6 +548,7 @@ async fn after_a_rotation_both_secrets_sign_until_the_overlap_ends() {
     let ep = endpoint(&app, &rx.url, json!([])).await;
     let old = ep["secret"].as_str().unwrap().to_owned();
     let id = ep["id"].as_str().unwrap();
+    let asked = app.clock.now_ms();
     let (s, rotated) = app
         .post(
             &format!("/api/v1/omni/webhooks/endpoints/{id}/rotate-secret"),
@@ -538,12 +561,27 @@ async fn after_a_rotation_both_secrets_sign_until_the_overlap_ends() {
     let until =
         omnirail::time::parse_rfc3339(rotated["data"]["previousSecretExpiresAt"].as_str().unwrap())
             .unwrap();
-    assert!((until - omnirail::store::now_ms() - 86_400_000).abs() < 60_000);
+    // A day after the rotation (a second's slack: the answer's times are in whole seconds).
+    assert!(
+        (asked + 86_400_000 - 1_000..=app.clock.now_ms() + 86_400_000).contains(&until),
+        "{until}"
+    );
     app.seed_journey().await;
-    let got = rx.wait(10, |g| g.len() >= 2).await;
+    let got = rx.wait(|g| g.len() >= 2).await;
     assert!(got.len() >= 2);
     assert!(got.iter().all(|r| r.signature.split(' ').count() == 2));
     verify_with_reference_library(&[&old, &new], &got);
+    // Once the overlap has passed, the new secret alone signs.
+    app.advance_past(rotated["data"]["previousSecretExpiresAt"].as_str().unwrap());
+    let before = got.len();
+    app.seed_journey().await;
+    let got = rx.wait(|g| g.len() > before).await;
+    assert!(
+        got[before..]
+            .iter()
+            .all(|r| r.signature.split(' ').count() == 1),
+        "{got:?}"
+    );
 
     // A secret of one's own; a malformed one is refused.
     let mine = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -569,8 +607,7 @@ async fn an_endpoint_failing_continuously_is_disabled_and_that_is_an_event() {
     let app = TestApp::spawn_with(|c| {
         c.webhooks.allow_http = true;
         c.webhooks.allow_private_targets = true;
-        c.webhooks.retry_schedule_ms = vec![200; 20];
-        c.webhooks.disable_after_secs = 1;
+        c.webhooks.retry_schedule_ms = vec![200; 100];
         c.webhooks.poll_ms = 50;
     })
     .await;
@@ -581,7 +618,11 @@ async fn an_endpoint_failing_continuously_is_disabled_and_that_is_an_event() {
     let id = ep["id"].as_str().unwrap();
     endpoint(&app, &watcher.url, json!(["omni.webhook.*"])).await;
     app.seed_journey().await;
-    let got = watcher.wait(10, |g| !g.is_empty()).await;
+    // Failing, then failing still once `disable_after_secs` (five days) has passed.
+    dead.wait(|g| g.len() >= 2).await;
+    assert!(watcher.got().is_empty(), "disabled before its time");
+    app.advance(Duration::from_secs(5 * 24 * 3600 + 1));
+    let got = watcher.wait(|g| !g.is_empty()).await;
     assert_eq!(got.len(), 1, "{got:?}");
     let event = got[0].json();
     assert_eq!(event["type"], "omni.webhook.endpoint_disabled");
@@ -597,11 +638,11 @@ async fn an_endpoint_failing_continuously_is_disabled_and_that_is_an_event() {
             .contains("failed")
     );
     assert!(e["data"].get("secret").is_none());
-    // Disabled: nothing more is sent, a retry is refused, the message waits.
-    let sent = dead.got().len();
-    assert!(sent >= 5, "{sent} attempts in a second of 200 ms retries");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(dead.got().len(), sent);
+    // Disabled: nothing more is sent (the message waits with no next attempt), a retry is
+    // refused.
+    let waiting = messages(&app, id, "?status=pending").await;
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert!(waiting[0]["nextAttemptAt"].is_null(), "{waiting:?}");
     let (s, res) = app
         .post(
             &format!("/api/v1/omni/webhooks/messages/{}/retry", dead.got()[0].id),
@@ -630,10 +671,12 @@ async fn a_slow_endpoint_never_delays_another() {
         c.webhooks.max_in_flight = 8;
         c.webhooks.max_in_flight_per_endpoint = 2;
         c.webhooks.poll_ms = 50;
+        // The slow endpoint's attempts wait for as long as the test holds them.
+        c.webhooks.timeout_ms = 3_600_000;
     })
     .await;
     let slow = Receiver::start().await;
-    slow.delay(3_000);
+    slow.hold_after(0);
     let fast = Receiver::start().await;
     endpoint(&app, &slow.url, json!(["omni.journey.created"])).await;
     endpoint(&app, &fast.url, json!(["omni.journey.created"])).await;
@@ -644,15 +687,17 @@ async fn a_slow_endpoint_never_delays_another() {
             .await;
         assert_eq!(s, StatusCode::CREATED, "{body}");
     }
-    // The slow endpoint takes 3 s an answer, two at a time: its 20 messages need 30 s. The
-    // fast one's arrive meanwhile, all of them, while the slow one has had its first few.
-    let got = fast.wait(10, |g| g.len() >= 20).await;
+    // The slow endpoint answers nothing while the test holds it, and is sent two at a time.
+    // The fast one's messages arrive meanwhile, all of them.
+    let got = fast.wait(|g| g.len() >= 20).await;
     assert_eq!(got.len(), 20);
     let slow_got = slow.got().len();
     assert!(
-        slow_got <= 6,
+        slow_got <= 2,
         "the slow endpoint was sent {slow_got} at once"
     );
+    slow.release();
+    slow.wait(|g| g.len() >= 20).await;
 }
 
 #[tokio::test]
@@ -706,14 +751,11 @@ async fn targets_inside_the_network_are_refused_when_set_and_when_sent() {
     .await
     .unwrap();
     checked.seed_journey().await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let failed = loop {
+    let failed = wait_until("both messages to the inside target to fail", || async {
         let listed = messages(&checked, "ep_inside", "?status=failed").await;
-        if listed.len() >= 2 || Instant::now() > deadline {
-            break listed;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    };
+        (listed.len() >= 2).then_some(listed)
+    })
+    .await;
     assert_eq!(failed.len(), 2, "template and journey events, both refused");
     assert!(
         failed[0]["lastError"]
@@ -852,11 +894,10 @@ async fn endpoints_are_managed_validated_and_kept_to_their_tenant() {
         )
         .await;
     assert_eq!(s, StatusCode::CONFLICT);
-    let got = rx.wait(10, |g| !g.is_empty()).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let got_now = rx.got();
-    assert_eq!(got_now.len(), 1, "{got:?}");
-    assert_eq!(got_now[0].json()["data"]["id"], journey.as_str());
+    assert_eq!(messages(&app, &id, "").await.len(), 1);
+    let got = rx.wait(|g| !g.is_empty()).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].json()["data"]["id"], journey.as_str());
 
     // Narrowing the subscription; then deleting the endpoint stops everything.
     let (s, e) = app
@@ -886,7 +927,13 @@ async fn endpoints_are_managed_validated_and_kept_to_their_tenant() {
         .await;
     assert_problem(s, &res, 404, "not_found");
     app.seed_journey().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let left: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM webhook_messages WHERE endpoint_id = $1")
+            .bind(&id)
+            .fetch_one(app.db.reader())
+            .await
+            .unwrap();
+    assert_eq!(left, 0, "no message for a deleted endpoint");
     assert_eq!(rx.got().len(), 1);
 }
 
@@ -920,10 +967,7 @@ async fn an_endpoint_deleted_while_events_and_deliveries_flow_goes_whole_and_fai
             answers
         }));
     }
-    let until = std::time::Instant::now() + Duration::from_secs(10);
-    while rx.got().len() < 20 && std::time::Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    rx.wait(|g| g.len() >= 20).await;
     let (s, b) = send(app.req(
         Method::DELETE,
         &format!("/api/v1/omni/webhooks/endpoints/{id}"),
@@ -940,8 +984,7 @@ async fn an_endpoint_deleted_while_events_and_deliveries_flow_goes_whole_and_fai
             );
         }
     }
-    // Nothing of the endpoint is left, and nothing new points at it.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Nothing of the endpoint is left, and nothing new can point at it (foreign keys).
     for table in ["webhook_messages", "webhook_attempts"] {
         let sql = format!("SELECT COUNT(*) FROM {table} WHERE endpoint_id = $1");
         let left: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
@@ -1020,9 +1063,9 @@ async fn delivered_count(db: &crate::helpers::TestDb) -> (i64, i64) {
 async fn a_server_killed_with_1000_messages_in_flight_loses_none() {
     let db = crate::helpers::TestDb::new().await;
     let rx = Receiver::start().await;
-    // A receiver taking 250 ms an answer, 16 at a time: at most 64 messages a second, so the
-    // 1,000 committed messages are still being sent when the server dies.
-    rx.delay(250);
+    // A receiver that answers 50 messages, then holds the rest unanswered until the server
+    // has died: the 1,000 committed messages are still being sent when it dies.
+    rx.hold_after(50);
     let key = prepared_tenant(&db, &rx.url).await;
     let port = crate::cli::free_port();
     let mut first = crate::cli::serve_with_env(&db.url, port, &worker_env("3000")).await;
@@ -1038,20 +1081,16 @@ async fn a_server_killed_with_1000_messages_in_flight_loses_none() {
     let made = create_journeys(std::slice::from_ref(&base), &key, 1000).await;
     assert_eq!(made, 1000);
     // Killed with every message committed, some delivered, some being sent, most waiting.
-    rx.wait(30, |g| !g.is_empty()).await;
+    rx.wait(|g| g.len() > 50).await;
     first.kill().unwrap();
     first.wait().unwrap();
     let at_kill = rx.got().len();
-    assert!(
-        at_kill < 1000,
-        "all were delivered before the kill: {at_kill}"
-    );
-    eprintln!("delivered before the kill: {at_kill} of 1000");
-    rx.delay(0);
+    eprintln!("arrived before the kill: {at_kill} of 1000, 50 of them answered");
+    rx.release();
     let port = crate::cli::free_port();
     let mut second = crate::cli::serve_with_env(&db.url, port, &worker_env("3000")).await;
     let got = rx
-        .wait(90, |g| {
+        .wait(|g| {
             g.iter()
                 .map(|r| r.id.as_str())
                 .collect::<HashSet<_>>()
@@ -1061,16 +1100,13 @@ async fn a_server_killed_with_1000_messages_in_flight_loses_none() {
         .await;
     let ids: HashSet<&str> = got.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids.len(), 1000, "every message delivered at least once");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let (all, delivered) = loop {
-        let c = delivered_count(&db).await;
-        if c.0 == c.1 || Instant::now() > deadline {
-            break c;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    wait_until("every message recorded as delivered", || async {
+        let (all, delivered) = delivered_count(&db).await;
+        assert_eq!(all, 1000);
+        (delivered == all).then_some(())
+    })
+    .await;
     crate::cli::terminate(&mut second);
-    assert_eq!((all, delivered), (1000, 1000));
 }
 
 #[tokio::test]
@@ -1096,18 +1132,20 @@ async fn two_processes_share_1000_messages_and_send_each_once() {
     .await;
     assert_eq!(s, StatusCode::CREATED);
     assert_eq!(create_journeys(&bases, &key, 1000).await, 1000);
-    let got = rx.wait(60, |g| g.len() >= 1000).await;
-    // Anything sent twice would arrive within the lease; wait past one.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let got_now = rx.got();
+    wait_until("every message recorded as delivered", || async {
+        let (all, delivered) = delivered_count(&db).await;
+        (delivered == all).then_some(())
+    })
+    .await;
+    // Once both processes have stopped, nothing more can arrive: count what did.
     crate::cli::terminate(&mut a);
     crate::cli::terminate(&mut b);
+    let got = rx.got();
     let mut seen: HashMap<&str, usize> = HashMap::new();
-    for r in &got_now {
+    for r in &got {
         *seen.entry(r.id.as_str()).or_default() += 1;
     }
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "sent twice: {twice:?}");
-    assert_eq!(got.len().max(got_now.len()), 1000);
     assert_eq!(seen.len(), 1000);
 }
