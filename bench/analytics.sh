@@ -14,7 +14,7 @@ PG="${BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
 PORT="${BENCH_PORT:-18183}"
 CUSTOMERS="${BENCH_CUSTOMERS:-20000}"
 
-cargo build --release --bin omnirail --example analytics_bench
+cargo build --release --features bench --bin omnirail --example analytics_bench
 BENCH=target/release/examples/analytics_bench
 NAME=analytics
 SEED_ARGS=(--customers "$CUSTOMERS")

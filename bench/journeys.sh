@@ -15,7 +15,7 @@ CLIENTS="${BENCH_CLIENTS:-32}"
 PG="${BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
 PORT="${BENCH_PORT:-18181}"
 
-cargo build --release --bin omnirail --example loadgen
+cargo build --release --features bench --bin omnirail --example loadgen
 BIN=target/release/omnirail
 LOADGEN=target/release/examples/loadgen
 WORK=$(mktemp -d)

@@ -15,7 +15,7 @@ PG="${BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
 PORT="${BENCH_PORT:-18184}"
 REQUESTS="${BENCH_REQUESTS:-20000}"
 
-cargo build --release --bin omnirail --example notifications_bench
+cargo build --release --features bench --bin omnirail --example notifications_bench
 BENCH=target/release/examples/notifications_bench
 NAME=notifications
 SEED_ARGS=()

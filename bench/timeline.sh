@@ -15,7 +15,7 @@ PORT="${BENCH_PORT:-18182}"
 BIG="${BENCH_BIG:-100000}"
 CUSTOMERS="${BENCH_CUSTOMERS:-9000}"
 
-cargo build --release --bin omnirail --example timeline_bench
+cargo build --release --features bench --bin omnirail --example timeline_bench
 BENCH=target/release/examples/timeline_bench
 NAME=timeline
 SEED_ARGS=(--big "$BIG" --customers "$CUSTOMERS")

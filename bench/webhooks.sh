@@ -21,7 +21,7 @@ RATE="${BENCH_RATE:-250}"
 EVENTS="${BENCH_EVENTS:-5000}"
 SECONDS_STEADY="${BENCH_SECONDS:-15}"
 
-cargo build --release --bin omnirail --example webhooks_bench
+cargo build --release --features bench --bin omnirail --example webhooks_bench
 BIN=target/release/omnirail
 BENCH=target/release/examples/webhooks_bench
 WORK=$(mktemp -d)
