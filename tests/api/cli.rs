@@ -9,12 +9,6 @@ use crate::helpers::{PATIENCE, TestDb, Watchdog, eventually, send};
 
 const BIN: &str = env!("CARGO_BIN_EXE_omnirail");
 
-/// The binary `serve` starts: this build's, or the one `OMNIRAIL_TEST_SERVER_BIN` names (CI
-/// points it at the release build, so the crash tests kill what a bank runs).
-fn server_bin() -> String {
-    std::env::var("OMNIRAIL_TEST_SERVER_BIN").unwrap_or_else(|_| BIN.to_owned())
-}
-
 fn omnirail(db: &TestDb, args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
@@ -87,7 +81,7 @@ pub async fn serve_logging_to(
     env: &[(&str, &str)],
     log: impl Into<Stdio>,
 ) -> std::process::Child {
-    let mut child = Command::new(server_bin())
+    let mut child = Command::new(BIN)
         .args([
             "serve",
             "--listen",

@@ -3,8 +3,7 @@
 //! before a kill is there afterwards, whole; no request retried with its `Idempotency-Key` was
 //! applied twice; every notification and webhook message is delivered, a webhook twice only
 //! once the first sending's lease ran out unrecorded. One node on either database, and three
-//! nodes on one PostgreSQL with a client spreading its requests over them. In CI the servers
-//! are the release build (`OMNIRAIL_TEST_SERVER_BIN`).
+//! nodes on one PostgreSQL with a client spreading its requests over them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
