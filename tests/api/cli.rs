@@ -124,6 +124,7 @@ pub async fn serve_logging_to(
         if let Some(status) = child.try_wait().unwrap() {
             panic!("serve exited before it answered: {status}");
         }
+        // Not synchronisation: the pause between two looks at a process coming up.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = child.kill();
@@ -141,6 +142,7 @@ pub fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
+        // Not synchronisation: the pause between two looks at a process stopping.
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();

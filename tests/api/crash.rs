@@ -90,6 +90,7 @@ async fn until_answered(
                 };
             }
         }
+        // Not synchronisation: a client's pause before it sends again.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -313,6 +314,7 @@ async fn run_on(db: TestDb, nodes: usize) {
     // One node at a time is killed and started again (on a new port, as a replaced instance
     // behind the balancer would be); the others carry on.
     for k in 0..KILLS {
+        // Not synchronisation: the kill comes at a random moment of the load.
         tokio::time::sleep(Duration::from_millis(jitter_ms())).await;
         let victim = k % nodes;
         servers[victim].kill().unwrap(); // SIGKILL
@@ -463,6 +465,7 @@ async fn run_on(db: TestDb, nodes: usize) {
                 omnirail::time::Clock::default().now_ms()
             );
         }
+        // Not synchronisation: the pause between two looks at the deliveries.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Every committed event has its webhook message, once (counted in one statement, so an
@@ -508,6 +511,7 @@ async fn run_on(db: TestDb, nodes: usize) {
             Instant::now() < deadline,
             "{undelivered} messages undelivered {PATIENCE:?} after the load"
         );
+        // Not synchronisation: the pause between two looks at the messages.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     eprintln!("all delivered {:?} after the load", load_done.elapsed());

@@ -212,6 +212,7 @@ pub async fn wait_until<T, F: Future<Output = Option<T>>>(
             std::time::Instant::now() < deadline,
             "waited {PATIENCE:?} for {what}"
         );
+        // Not synchronisation: the pause between two looks.
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -567,6 +568,7 @@ pub async fn eventually(
         if status == want || std::time::Instant::now() > deadline {
             return (status, body);
         }
+        // Not synchronisation: the pause between two requests.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

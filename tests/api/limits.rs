@@ -71,6 +71,7 @@ async fn a_key_over_its_rate_gets_429_with_retry_after_and_changes_nothing() {
     assert_eq!(res.status(), StatusCode::OK);
 
     // The allowance comes back at the stated rate.
+    // Not synchronisation: the time passing is what is tested; a longer wait only makes the allowance surer.
     tokio::time::sleep(Duration::from_secs(wait)).await;
     let (s, body) = app.get("/api/v1/omni/templates").await;
     assert_eq!(s, StatusCode::OK, "{body}");
@@ -272,6 +273,7 @@ async fn slow_client(addr: String, started: tokio::sync::mpsc::Sender<()>) -> Du
                 let _ = read;
                 return begun.elapsed();
             }
+            // Not synchronisation: the slow client's pace.
             () = tokio::time::sleep(Duration::from_millis(200)) => {
                 if stream.write_all(b"a").await.is_err() {
                     return begun.elapsed();

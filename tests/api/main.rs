@@ -11,6 +11,7 @@ mod delegations;
 mod directory;
 mod errors;
 mod helpers;
+mod hygiene;
 mod journeys;
 mod limits;
 mod notifications;
