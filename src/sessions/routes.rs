@@ -202,7 +202,7 @@ async fn record(
             summary,
             metadata,
             payload,
-            occurred_at: s.ended_at.unwrap_or(now),
+            occurred_at: now,
             entities,
         },
     )
