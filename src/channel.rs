@@ -55,7 +55,7 @@ impl FromStr for Channel {
             .find(|c| c.as_lower() == lower)
             .ok_or_else(|| {
                 format!(
-                    "unknown channel `{s}`, expected one of: {}",
+                    "must be one of: {} (in either case)",
                     Channel::ALL.map(Channel::as_lower).join(", ")
                 )
             })

@@ -154,7 +154,9 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     let (routes, doc) = api(&state).split_for_parts();
     let doc = openapi::document(doc);
+    let queries = Arc::new(api::QueryParameters::of(&doc));
     routes
+        .layer(from_fn_with_state(queries, api::refuse_unknown_query))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .fallback(api::route_not_found)
         .method_not_allowed_fallback(api::method_not_allowed)

@@ -281,9 +281,14 @@ fn complete_operation(op: &mut Operation, method: &HttpMethod, rail: Rail) {
         add_error(
             op,
             "422",
-            "Body of the wrong shape: missing or mistyped field, with its path (`validation_failed`)",
+            "Body of the wrong shape: a field the operation does not take, a key given twice, a missing or mistyped field, each with its path, all at once (`validation_failed`)",
         );
     }
+    add_error(
+        op,
+        "422",
+        "A query parameter the operation does not take (`validation_failed`, each named with `unknown query parameter`)",
+    );
     add_error(
         op,
         "500",
@@ -344,6 +349,7 @@ fn add_error(op: &mut Operation, status: &str, description: &str) {
 /// The complete document.
 pub fn document(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     complete(&mut doc);
+    close_request_schemas(&mut doc);
     if let Some(components) = doc.components.as_mut() {
         inline_strict_variants(&mut components.schemas);
     }
@@ -351,6 +357,79 @@ pub fn document(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
 }
 
 type SchemaMap = std::collections::BTreeMap<String, RefOr<utoipa::openapi::schema::Schema>>;
+
+/// A request body refuses a field it does not declare (`api::input`), at any depth: its
+/// schemas say so (`additionalProperties: false`) wherever they declare properties. Objects the
+/// API documents as free-form declare none, and stay open.
+fn close_request_schemas(doc: &mut utoipa::openapi::OpenApi) {
+    let mut refs = Vec::new();
+    for item in doc.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let Some(RefOr::T(body)) = op.request_body.as_mut() else {
+                continue;
+            };
+            if let Some(RefOr::T(content)) = body.content.get_mut("application/json")
+                && let Some(schema) = content.schema.as_mut()
+            {
+                close(schema, &mut refs);
+            }
+        }
+    }
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    let mut closed = std::collections::HashSet::new();
+    while let Some(name) = refs.pop() {
+        if !closed.insert(name.clone()) {
+            continue;
+        }
+        if let Some(schema) = components.schemas.get_mut(&name) {
+            close(schema, &mut refs);
+        }
+    }
+}
+
+/// Closes `schema` and what it holds inline; notes the components it refers to in `refs`.
+fn close(schema: &mut RefOr<utoipa::openapi::schema::Schema>, refs: &mut Vec<String>) {
+    use utoipa::openapi::schema::{AdditionalProperties, ArrayItems, Schema};
+    let schema = match schema {
+        RefOr::Ref(r) => {
+            if let Some(name) = r.ref_location.strip_prefix("#/components/schemas/") {
+                refs.push(name.to_owned());
+            }
+            return;
+        }
+        RefOr::T(schema) => schema,
+    };
+    match schema {
+        Schema::Object(o) => {
+            if !o.properties.is_empty() && o.additional_properties.is_none() {
+                o.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+            }
+            for property in o.properties.values_mut() {
+                close(property, refs);
+            }
+        }
+        Schema::Array(a) => {
+            if let ArrayItems::RefOrSchema(items) = &mut a.items {
+                close(items, refs);
+            }
+        }
+        Schema::OneOf(o) => o.items.iter_mut().for_each(|i| close(i, refs)),
+        Schema::AllOf(a) => a.items.iter_mut().for_each(|i| close(i, refs)),
+        Schema::AnyOf(a) => a.items.iter_mut().for_each(|i| close(i, refs)),
+        _ => {}
+    }
+}
 
 /// utoipa writes a variant of an internally tagged enum (`#[serde(tag = "type")]`) as
 /// `allOf: [{$ref: Variant}, {type: {enum: [...]}}]`. When the variant's struct refuses unknown

@@ -2,15 +2,24 @@
 //! `{"data": ...}` envelope, pagination, and the problem-details answers for routes and
 //! methods that do not exist.
 
+pub mod input;
+
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Query, Request, State};
+use axum::http::Method;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::path::ParameterIn;
 
 use crate::error::{ApiError, FieldError};
 use crate::ids::ID_RULE;
@@ -156,8 +165,8 @@ pub fn parse_bool(name: &str, raw: Option<&str>) -> Result<Option<bool>, ApiErro
 /// - body larger than the limit: 413 `payload_too_large`
 /// - a content type other than JSON: 415 `unsupported_media_type`
 /// - not JSON: 400 `malformed_json`
-/// - JSON of the wrong shape (missing field, wrong type, unknown enum value): 422
-///   `validation_failed`, with the field's path.
+/// - JSON of the wrong shape (unknown field, a key given twice, missing field, wrong type,
+///   unknown enum value): 422 `validation_failed`, every problem with its path ([`input`]).
 ///
 /// An empty body without a content type reads as `{}`, so actions whose fields are all
 /// optional can be called bare.
@@ -210,7 +219,7 @@ fn is_json(ct: &HeaderValue) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// Deserializes a JSON object, reporting the offending field's path on a shape error.
+/// Deserializes a JSON object strictly ([`input`]), reporting every problem with its path.
 ///
 /// The syntax is checked in full first, so a body with trailing garbage is malformed (400)
 /// even when its first value also lacks a field.
@@ -227,7 +236,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "text must not contain NUL (\\u0000) characters",
         ));
     }
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+    let malformed = |e: serde_json::Error| {
         ApiError::bad_request(
             "malformed_json",
             format!(
@@ -235,14 +244,24 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 strip_position(&e.to_string())
             ),
         )
-    })?;
+    };
+    let twice = input::duplicate_keys(bytes).map_err(malformed)?;
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(malformed)?;
     if !value.is_object() {
         return Err(ApiError::invalid_field("body", "must be a JSON object"));
     }
-    serde_path_to_error::deserialize(value).map_err(|err| {
-        let path = err.path().to_string();
-        ApiError::validation(vec![shape_error(&path, &err.into_inner().to_string())])
-    })
+    let mut errors: Vec<FieldError> = twice
+        .into_iter()
+        .map(|path| FieldError::new(path, "given more than once"))
+        .collect();
+    match input::from_value(value) {
+        Ok(read) if errors.is_empty() => Ok(read),
+        Ok(_) => Err(ApiError::validation(errors)),
+        Err(more) => {
+            errors.extend(more);
+            Err(ApiError::validation(errors))
+        }
+    }
 }
 
 /// Deepest nesting of arrays and objects a JSON body may have: far beyond any document of the
@@ -296,26 +315,6 @@ fn has_encoded_nul(s: &str) -> bool {
     s.as_bytes().windows(3).any(|w| w == b"%00")
 }
 
-/// Names the field of a shape error: `missing field `x`` at `steps[0]` is `steps[0].x`.
-fn shape_error(path: &str, message: &str) -> FieldError {
-    let parent = if path == "." { "" } else { path };
-    if let Some(rest) = message.strip_prefix("missing field `") {
-        let name = rest.split('`').next().unwrap_or("");
-        let field = if parent.is_empty() {
-            name.to_owned()
-        } else {
-            format!("{parent}.{name}")
-        };
-        return FieldError::new(field, "is required");
-    }
-    let field = if parent.is_empty() {
-        "body".to_owned()
-    } else {
-        parent.to_owned()
-    };
-    FieldError::new(field, message)
-}
-
 fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(i) => message[..i].to_owned(),
@@ -323,7 +322,8 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-/// Query parameters; a query string that cannot be read at all is 400 `invalid_query`.
+/// Query parameters; a query string that cannot be read at all is 400 `invalid_query`. (A
+/// parameter the operation does not take never gets here: see [`refuse_unknown_query`].)
 pub struct ApiQuery<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
@@ -341,6 +341,76 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
             .map(|Query(q)| ApiQuery(q))
             .map_err(|rej| ApiError::bad_request("invalid_query", rej.body_text()))
     }
+}
+
+/// What a query parameter the operation does not take is told.
+pub const UNKNOWN_QUERY_PARAMETER: &str = "unknown query parameter";
+
+/// The query parameters each operation takes, as the OpenAPI document (generated from the
+/// handlers' own query types) lists them.
+#[derive(Debug, Default)]
+pub struct QueryParameters(HashMap<(Method, String), HashSet<String>>);
+
+impl QueryParameters {
+    pub fn of(doc: &utoipa::openapi::OpenApi) -> Self {
+        let mut taken = HashMap::new();
+        for (path, item) in &doc.paths.paths {
+            let operations = [
+                (Method::GET, &item.get),
+                (Method::POST, &item.post),
+                (Method::PUT, &item.put),
+                (Method::PATCH, &item.patch),
+                (Method::DELETE, &item.delete),
+            ];
+            for (method, operation) in operations {
+                let Some(operation) = operation else { continue };
+                let names = operation
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .filter_map(|p| match p {
+                        RefOr::T(p) if p.parameter_in == ParameterIn::Query => Some(p.name.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                taken.insert((method, path.clone()), names);
+            }
+        }
+        Self(taken)
+    }
+}
+
+/// Refuses a request whose query names a parameter its operation does not take: 422
+/// `validation_failed`, one entry per such parameter. A misspelt filter (`statuss=`) must not
+/// silently return everything.
+pub async fn refuse_unknown_query(
+    State(taken): State<Arc<QueryParameters>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let operation = req.extensions().get::<MatchedPath>().and_then(|path| {
+        taken
+            .0
+            .get(&(req.method().clone(), path.as_str().to_owned()))
+    });
+    if let (Some(names), Some(query)) = (operation, req.uri().query()) {
+        let mut unknown: Vec<String> = Vec::new();
+        for (name, _) in form_urlencoded::parse(query.as_bytes()) {
+            if !names.contains(name.as_ref()) && !unknown.iter().any(|u| u == &name) {
+                unknown.push(name.into_owned());
+            }
+        }
+        if !unknown.is_empty() {
+            return ApiError::validation(
+                unknown
+                    .into_iter()
+                    .map(|name| FieldError::new(name, UNKNOWN_QUERY_PARAMETER))
+                    .collect(),
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
 }
 
 /// A path parameter; one that cannot be read (not UTF-8, say) is 400 `invalid_path`.

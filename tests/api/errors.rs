@@ -260,8 +260,12 @@ async fn another_tenants_journey_is_404_exactly_like_a_missing_one() {
     assert_problem(s, &res, 404, "not_found");
     assert_eq!(res["detail"], missing["detail"]);
     let before = footprint(&app).await;
-    for action in ["advance", "assign", "complete", "cancel"] {
-        let body = json!({ "completedStepId": "step_kyc", "assigneeId": "usr_x" });
+    for (action, body) in [
+        ("advance", json!({ "completedStepId": "step_kyc" })),
+        ("assign", json!({ "assigneeId": "usr_x" })),
+        ("complete", json!({})),
+        ("cancel", json!({})),
+    ] {
         let (s, res) = send(
             as_other(Method::POST, format!("/api/v1/omni/journeys/{id}/{action}")).json(&body),
         )

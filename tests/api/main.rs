@@ -22,6 +22,7 @@ mod providers;
 mod security;
 mod sessions;
 mod streams;
+mod strict;
 mod templates;
 mod timeline;
 mod webhooks;
