@@ -36,7 +36,7 @@ fn last_line(out: &Output) -> String {
 /// was closed again could be handed to another test before the process binds it, and a
 /// health check would then reach that test's server; so ports come instead from below the
 /// kernel's ephemeral range (which it never hands out on its own), each once per test run,
-/// skipping any another program holds.
+/// skipping any that another program holds.
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);

@@ -158,7 +158,8 @@ impl Drop for TestDb {
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// How long one test may run before the whole test process is stopped, naming it: a hang
-/// fails in minutes, not at CI's limit. The crash tests hold a longer one.
+/// fails in minutes, not at CI's limit. The longest tests (the crash tests) take under a
+/// minute even on a loaded machine.
 pub const TEST_LIMIT: Duration = Duration::from_secs(300);
 
 /// Stops the test process, naming the test, if it is not dropped within its limit.
