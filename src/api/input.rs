@@ -40,6 +40,15 @@ pub fn duplicate_keys(bytes: &[u8]) -> Result<Vec<String>, serde_json::Error> {
     Ok(found)
 }
 
+/// Visitor methods that accept a scalar and look no further.
+macro_rules! scalars {
+    ($($name:ident: $ty:ty),*) => {
+        $(fn $name<E>(self, _: $ty) -> Result<(), E> {
+            Ok(())
+        })*
+    };
+}
+
 /// Walks a JSON value, noting keys repeated within one object.
 struct Keys<'a> {
     path: String,
@@ -90,27 +99,8 @@ impl<'de> Visitor<'de> for Keys<'_> {
         Ok(())
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i128<E>(self, _: i128) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u128<E>(self, _: u128) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
+    scalars!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64, visit_str: &str);
+
     fn visit_unit<E>(self) -> Result<(), E> {
         Ok(())
     }

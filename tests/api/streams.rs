@@ -56,29 +56,27 @@ impl Sse {
     /// Whether the stream ends (within [`PATIENCE`]) with no event before its end: heartbeats
     /// are skipped, so a stream left open fails after a wait, however slow the machine.
     async fn ends(&mut self) -> bool {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.read(left).await {
-                Read::Ended => return true,
-                Read::Quiet => return false,
-                Read::Frame(frame) if frame.data.is_none() => {}
-                Read::Frame(frame) => panic!("an event where the stream should end: {frame:?}"),
-            }
+        match self.past_heartbeats(PATIENCE).await {
+            Read::Ended => true,
+            Read::Quiet => false,
+            Read::Frame(frame) => panic!("an event where the stream should end: {frame:?}"),
         }
     }
 
     /// Whether the stream stays open with no event (heartbeats aside) for `wait`: for
     /// checking that nothing is repeated, not for waiting on anything.
     async fn no_event_for(&mut self, wait: Duration) -> bool {
+        matches!(self.past_heartbeats(wait).await, Read::Quiet)
+    }
+
+    /// The next read within `wait` that is not a heartbeat: an event, the end, or nothing.
+    async fn past_heartbeats(&mut self, wait: Duration) -> Read {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match self.read(left).await {
-                Read::Quiet => return true,
-                Read::Ended => return false,
                 Read::Frame(frame) if frame.data.is_none() => {}
-                Read::Frame(_) => return false,
+                other => return other,
             }
         }
     }
@@ -113,13 +111,9 @@ impl Sse {
 
     /// The next event (heartbeats skipped), within [`PATIENCE`].
     pub async fn event(&mut self) -> Option<Frame> {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let frame = self.frame(left).await?;
-            if frame.data.is_some() {
-                return Some(frame);
-            }
+        match self.past_heartbeats(PATIENCE).await {
+            Read::Frame(frame) => Some(frame),
+            Read::Ended | Read::Quiet => None,
         }
     }
 }
