@@ -4,10 +4,10 @@
 
 pub mod input;
 
-use axum::body::Bytes;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Query, Request, State};
 use axum::http::Method;
 use axum::http::header::CONTENT_TYPE;
