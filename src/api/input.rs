@@ -10,7 +10,6 @@
 //! - Messages never show serde's or Rust's wording (`invalid type: floating point`,
 //!   `expected u32`, `at line 1 column 40`).
 
-use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -26,83 +25,87 @@ const MAX_PROBLEMS: usize = 50;
 /// What an unknown field or query parameter is told.
 pub const UNKNOWN_FIELD: &str = "unknown field";
 
-/// The paths of the keys given more than once in any object of a JSON text (`steps[0].id`);
-/// `Err` with serde's message if the text is not JSON.
-pub fn duplicate_keys(bytes: &[u8]) -> Result<Vec<String>, serde_json::Error> {
-    let mut found = Vec::new();
+/// The JSON text as a value, with the paths of the keys given more than once in any of its
+/// objects (`steps[0].id`), read in one pass; `Err` with serde's message if it is not JSON.
+pub fn parse(bytes: &[u8]) -> Result<(Value, Vec<String>), serde_json::Error> {
+    let mut twice = Vec::new();
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    Keys {
+    let value = Keys {
         path: String::new(),
-        found: &mut found,
+        twice: &mut twice,
     }
     .deserialize(&mut de)?;
     de.end()?;
-    Ok(found)
+    Ok((value, twice))
 }
 
-/// Visitor methods that accept a scalar and look no further.
-macro_rules! scalars {
-    ($($name:ident: $ty:ty),*) => {
-        $(fn $name<E>(self, _: $ty) -> Result<(), E> {
-            Ok(())
-        })*
-    };
-}
-
-/// Walks a JSON value, noting keys repeated within one object.
+/// Reads a JSON value, noting keys repeated within one object.
 struct Keys<'a> {
     path: String,
-    found: &'a mut Vec<String>,
+    twice: &'a mut Vec<String>,
 }
 
 impl<'de> DeserializeSeed<'de> for Keys<'_> {
-    type Value = ();
+    type Value = Value;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for Keys<'_> {
-    type Value = ();
+    type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen = HashSet::new();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
         while let Some(key) = map.next_key::<String>()? {
             let path = child(&self.path, &key);
-            if !seen.insert(key) && self.found.len() < MAX_PROBLEMS {
-                self.found.push(path.clone());
-            }
-            map.next_value_seed(Keys {
-                path,
-                found: &mut *self.found,
+            let value = map.next_value_seed(Keys {
+                path: path.clone(),
+                twice: &mut *self.twice,
             })?;
+            if object.insert(key, value).is_some() && self.twice.len() < MAX_PROBLEMS {
+                self.twice.push(path);
+            }
         }
-        Ok(())
+        Ok(Value::Object(object))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let mut index = 0;
-        while seq
-            .next_element_seed(Keys {
-                path: format!("{}[{index}]", self.path),
-                found: &mut *self.found,
-            })?
-            .is_some()
-        {
-            index += 1;
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Keys {
+            path: format!("{}[{}]", self.path, items.len()),
+            twice: &mut *self.twice,
+        })? {
+            items.push(item);
         }
-        Ok(())
+        Ok(Value::Array(items))
     }
 
-    scalars!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64, visit_str: &str);
-
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
     }
 }
 
@@ -480,17 +483,15 @@ mod tests {
     }
 
     #[test]
-    fn keys_given_twice_are_found_at_any_depth() {
-        let found = duplicate_keys(
-            br#"{"a": 1, "b": [{"x": 1, "x": 2}], "a": 3, "c": {"d": {"e": 1, "e": 1}}}"#,
-        )
-        .unwrap();
+    fn keys_given_twice_are_found_at_any_depth_and_the_value_is_read_whole() {
+        let (_, found) =
+            parse(br#"{"a": 1, "b": [{"x": 1, "x": 2}], "a": 3, "c": {"d": {"e": 1, "e": 1}}}"#)
+                .unwrap();
         assert_eq!(found, ["b[0].x", "a", "c.d.e"]);
-        assert!(
-            duplicate_keys(br#"{"a": [1, 2, {"b": "a"}]}"#)
-                .unwrap()
-                .is_empty()
-        );
-        assert!(duplicate_keys(b"{\"a\": 1} x").is_err());
+        let text = br#"{"a": [1, -2, 2.5, {"b": "a\u00e9"}], "t": true, "n": null}"#;
+        let (value, found) = parse(text).unwrap();
+        assert!(found.is_empty());
+        assert_eq!(value, serde_json::from_slice::<Value>(text).unwrap());
+        assert!(parse(b"{\"a\": 1} x").is_err());
     }
 }

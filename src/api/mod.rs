@@ -245,8 +245,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             ),
         )
     };
-    let twice = input::duplicate_keys(bytes).map_err(malformed)?;
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(malformed)?;
+    let (value, twice) = input::parse(bytes).map_err(malformed)?;
     if !value.is_object() {
         return Err(ApiError::invalid_field("body", "must be a JSON object"));
     }
@@ -349,11 +348,11 @@ pub const UNKNOWN_QUERY_PARAMETER: &str = "unknown query parameter";
 /// The query parameters each operation takes, as the OpenAPI document (generated from the
 /// handlers' own query types) lists them.
 #[derive(Debug, Default)]
-pub struct QueryParameters(HashMap<(Method, String), HashSet<String>>);
+pub struct QueryParameters(HashMap<String, HashMap<Method, HashSet<String>>>);
 
 impl QueryParameters {
     pub fn of(doc: &utoipa::openapi::OpenApi) -> Self {
-        let mut taken = HashMap::new();
+        let mut taken: HashMap<String, HashMap<Method, HashSet<String>>> = HashMap::new();
         for (path, item) in &doc.paths.paths {
             let operations = [
                 (Method::GET, &item.get),
@@ -373,7 +372,7 @@ impl QueryParameters {
                         _ => None,
                     })
                     .collect();
-                taken.insert((method, path.clone()), names);
+                taken.entry(path.clone()).or_default().insert(method, names);
             }
         }
         Self(taken)
@@ -388,12 +387,11 @@ pub async fn refuse_unknown_query(
     req: Request,
     next: Next,
 ) -> Response {
-    let operation = req.extensions().get::<MatchedPath>().and_then(|path| {
-        taken
-            .0
-            .get(&(req.method().clone(), path.as_str().to_owned()))
+    let names = req.uri().query().and_then(|query| {
+        let path = req.extensions().get::<MatchedPath>()?;
+        Some((taken.0.get(path.as_str())?.get(req.method())?, query))
     });
-    if let (Some(names), Some(query)) = (operation, req.uri().query()) {
+    if let Some((names, query)) = names {
         let mut unknown: Vec<String> = Vec::new();
         for (name, _) in form_urlencoded::parse(query.as_bytes()) {
             if !names.contains(name.as_ref()) && !unknown.iter().any(|u| u == &name) {

@@ -3,7 +3,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem, seed_journey, send};
+use crate::helpers::{
+    TestApp, assert_problem, documented_operations, fill_path, seed_journey, send,
+};
 
 /// Counts of every table a journey request could touch.
 async fn footprint(app: &TestApp) -> Vec<i64> {
@@ -312,49 +314,41 @@ async fn every_error_body_is_problem_json() {
 #[tokio::test]
 async fn every_lookup_of_an_unknown_id_is_404_not_found() {
     let app = TestApp::spawn().await;
-    let doc: Value =
-        serde_json::from_str(include_str!("../../docs/openapi.json")).expect("the document");
     let mut checked = 0;
-    for (template, item) in doc["paths"].as_object().unwrap() {
+    for (method, template, op) in documented_operations() {
         if !template.starts_with("/api/") || template.contains("/providers/") {
             continue;
         }
-        for (method, op) in item.as_object().unwrap() {
-            let documents_404 = op["responses"]["404"]["description"]
-                .as_str()
-                .is_some_and(|d| d.contains("`not_found`"));
-            // A required body is checked before the lookup (a malformed request is refused
-            // whatever it names): those are tested with their own bodies.
-            let body_required = op["requestBody"]["required"] == json!(true);
-            if !documents_404 || !template.contains('{') || body_required {
-                continue;
-            }
-            // Each parameter a value of its kind that names nothing here.
-            let mut path = template.clone();
-            for (name, value) in [
+        let documents_404 = op["responses"]["404"]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("`not_found`"));
+        // A required body is checked before the lookup (a malformed request is refused
+        // whatever it names): those are tested with their own bodies.
+        let body_required = op["requestBody"]["required"] == json!(true);
+        if !documents_404 || !template.contains('{') || body_required {
+            continue;
+        }
+        // Each parameter a value of its kind that names nothing here.
+        let path = fill_path(
+            &template,
+            &[
                 ("{channel}", "email"),
                 ("{eventType}", "omni.journey.cancelled"),
                 ("{code}", "NO_SUCH_TEMPLATE"),
-            ] {
-                path = path.replace(name, value);
-            }
-            while let Some(start) = path.find('{') {
-                let end = start + path[start..].find('}').unwrap();
-                path.replace_range(start..=end, "zz_unknown_1");
-            }
-            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-            let mut req = app.req(method.clone(), &path);
-            if op.get("requestBody").is_some() {
-                req = req.json(&json!({}));
-            }
-            let (s, body) = send(req).await;
-            assert_eq!(
-                (s, body["code"].as_str()),
-                (StatusCode::NOT_FOUND, Some("not_found")),
-                "{method} {path}: {body}"
-            );
-            checked += 1;
+            ],
+            "zz_unknown_1",
+        );
+        let mut req = app.req(method.clone(), &path);
+        if op.get("requestBody").is_some() {
+            req = req.json(&json!({}));
         }
+        let (s, body) = send(req).await;
+        assert_eq!(
+            (s, body["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found")),
+            "{method} {path}: {body}"
+        );
+        checked += 1;
     }
     assert!(checked >= 30, "only {checked} operations checked");
 }

@@ -574,6 +574,36 @@ pub async fn eventually(
     }
 }
 
+/// Every operation of the committed OpenAPI document (a test keeps it equal to the served
+/// one): its method, path template and description. For tests that must cover every operation,
+/// including one added later.
+pub fn documented_operations() -> Vec<(Method, String, Value)> {
+    let doc: Value =
+        serde_json::from_str(include_str!("../../docs/openapi.json")).expect("the document");
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("a path item") {
+            if let Ok(method) = Method::from_bytes(method.to_uppercase().as_bytes()) {
+                out.push((method, path.clone(), op.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// `template` with each `{parameter}` filled: with its value in `values`, else `otherwise`.
+pub fn fill_path(template: &str, values: &[(&str, &str)], otherwise: &str) -> String {
+    let mut path = template.to_owned();
+    for (name, value) in values {
+        path = path.replace(name, value);
+    }
+    while let Some(start) = path.find('{') {
+        let end = start + path[start..].find('}').expect("a closed parameter");
+        path.replace_range(start..=end, otherwise);
+    }
+    path
+}
+
 /// Asserts a problem-details answer with the given status and code.
 pub fn assert_problem(status: StatusCode, body: &Value, want_status: u16, want_code: &str) {
     // Logged without its operation: the errors of the layers every route shares count as

@@ -6,45 +6,27 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem, at, send};
+use crate::helpers::{TestApp, assert_problem, at, documented_operations, fill_path, send};
 
 const EXTRA: &str = "zzNotAField";
 
-/// Every operation of the served document: (method, path template, operation).
-async fn operations(app: &TestApp) -> Vec<(Method, String, Value)> {
-    let (_, doc) = send(app.client.get(app.url("/openapi.json"))).await;
-    let mut out = Vec::new();
-    for (path, item) in doc["paths"].as_object().unwrap() {
-        for (method, op) in item.as_object().unwrap() {
-            let method = match method.as_str() {
-                "get" => Method::GET,
-                "post" => Method::POST,
-                "put" => Method::PUT,
-                "patch" => Method::PATCH,
-                "delete" => Method::DELETE,
-                _ => continue,
-            };
-            out.push((method, path.clone(), op.clone()));
-        }
-    }
-    out
-}
-
 /// A path with its parameters filled with values each parameter accepts.
 fn concrete(path: &str) -> String {
-    path.replace(
-        "{channel}",
-        if path.contains("notification-providers") {
-            "sms"
-        } else {
-            "web"
-        },
+    let channel = if path.contains("notification-providers") {
+        "sms"
+    } else {
+        "web"
+    };
+    fill_path(
+        path,
+        &[
+            ("{channel}", channel),
+            ("{provider}", "twilio"),
+            ("{eventType}", "omni.journey.created"),
+            ("{code}", "WELCOME"),
+        ],
+        "x_1",
     )
-    .replace("{provider}", "twilio")
-    .replace("{eventType}", "omni.journey.created")
-    .replace("{code}", "WELCOME")
-    .replace('{', "x_")
-    .replace('}', "")
 }
 
 /// The errors of a 422 answer, as (field, message).
@@ -86,7 +68,7 @@ async fn every_json_body_refuses_a_field_it_does_not_take() {
     crate::onboarding::configure(&app).await;
     let (token, _, _) = crate::onboarding::start(&app, "ent_strict").await;
     let mut checked = 0;
-    for (method, path, op) in operations(&app).await {
+    for (method, path, op) in documented_operations() {
         if op["requestBody"]["content"]["application/json"].is_null() {
             continue;
         }
@@ -111,7 +93,7 @@ async fn every_json_body_refuses_a_field_it_does_not_take() {
 async fn every_operation_refuses_a_query_parameter_it_does_not_take() {
     let app = TestApp::spawn().await;
     let mut checked = 0;
-    for (method, path, op) in operations(&app).await {
+    for (method, path, op) in documented_operations() {
         let url = format!("{}?{EXTRA}=1", concrete(&path));
         let (s, res) = send(app.req(method.clone(), &url)).await;
         assert_problem(s, &res, 422, "validation_failed");
