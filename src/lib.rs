@@ -8,6 +8,7 @@ pub mod analytics;
 pub mod api;
 pub mod approvals;
 pub mod auth;
+pub mod bounded;
 pub mod calls;
 pub mod channel;
 pub mod channels;

@@ -10,6 +10,7 @@
 //! - Messages never show serde's or Rust's wording (`invalid type: floating point`,
 //!   `expected u32`, `at line 1 column 40`).
 
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -26,86 +27,83 @@ const MAX_PROBLEMS: usize = 50;
 pub const UNKNOWN_FIELD: &str = "unknown field";
 
 /// The JSON text as a value, with the paths of the keys given more than once in any of its
-/// objects (`steps[0].id`), read in one pass; `Err` with serde's message if it is not JSON.
+/// objects (`steps[0].id`); `Err` with serde's message if it is not JSON. The value is read
+/// by serde_json itself, so numbers keep their exact text (see `money`).
 pub fn parse(bytes: &[u8]) -> Result<(Value, Vec<String>), serde_json::Error> {
     let mut twice = Vec::new();
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = Keys {
+    Keys {
         path: String::new(),
         twice: &mut twice,
     }
     .deserialize(&mut de)?;
     de.end()?;
-    Ok((value, twice))
+    Ok((serde_json::from_slice(bytes)?, twice))
 }
 
-/// Reads a JSON value, noting keys repeated within one object.
+/// Visitor methods that accept a scalar and look no further.
+macro_rules! scalars {
+    ($($name:ident: $ty:ty),*) => {
+        $(fn $name<E>(self, _: $ty) -> Result<(), E> {
+            Ok(())
+        })*
+    };
+}
+
+/// Walks a JSON text, noting keys repeated within one object.
 struct Keys<'a> {
     path: String,
     twice: &'a mut Vec<String>,
 }
 
 impl<'de> DeserializeSeed<'de> for Keys<'_> {
-    type Value = Value;
+    type Value = ();
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for Keys<'_> {
-    type Value = Value;
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut object = serde_json::Map::new();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
             let path = child(&self.path, &key);
-            let value = map.next_value_seed(Keys {
-                path: path.clone(),
+            if !seen.insert(key) && self.twice.len() < MAX_PROBLEMS {
+                self.twice.push(path.clone());
+            }
+            map.next_value_seed(Keys {
+                path,
                 twice: &mut *self.twice,
             })?;
-            if object.insert(key, value).is_some() && self.twice.len() < MAX_PROBLEMS {
-                self.twice.push(path);
-            }
         }
-        Ok(Value::Object(object))
+        Ok(())
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(Keys {
-            path: format!("{}[{}]", self.path, items.len()),
-            twice: &mut *self.twice,
-        })? {
-            items.push(item);
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0;
+        while seq
+            .next_element_seed(Keys {
+                path: format!("{}[{index}]", self.path),
+                twice: &mut *self.twice,
+            })?
+            .is_some()
+        {
+            index += 1;
         }
-        Ok(Value::Array(items))
+        Ok(())
     }
 
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    scalars!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64, visit_str: &str);
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
     }
 }
 
@@ -223,6 +221,11 @@ impl Problem {
                 let expected = rest.split_once(", expected ").map_or("", |(_, e)| e);
                 return Self::Invalid(format!("must be {}", expectation(expected)));
             }
+        }
+        // A primitive number type reading a number it cannot hold (serde_json's exact numbers
+        // say no more than this); the API's own number types say their range instead.
+        if message == "invalid number" {
+            return Self::Invalid("must be a number in the accepted range".into());
         }
         if message.starts_with("invalid length ") {
             return Self::Invalid("has the wrong number of items".into());
@@ -363,7 +366,7 @@ mod tests {
     struct Request {
         entity_id: String,
         approvers: Vec<Approver>,
-        timeout_hours: Option<u32>,
+        timeout_hours: Option<crate::bounded::Hours>,
         priority: Option<Priority>,
         context: Option<Value>,
     }
@@ -416,7 +419,7 @@ mod tests {
                 ("priority".into(), "must be one of: low, high".into()),
                 (
                     "timeoutHours".into(),
-                    "must be a whole number from 0 to 4294967295".into()
+                    "must be a whole number from 1 to 87600".into()
                 ),
             ]
         );
@@ -436,7 +439,7 @@ mod tests {
                 ("approvers[0].userId".into(), "is required".into()),
                 (
                     "timeoutHours".into(),
-                    "must be a whole number from 0 to 4294967295".into()
+                    "must be a whole number from 1 to 87600".into()
                 ),
                 ("entityId".into(), "is required".into()),
             ]
@@ -447,14 +450,14 @@ mod tests {
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
     struct Strict {
-        a: Option<u8>,
+        a: Option<crate::bounded::Port>,
         inner: Option<Box<Strict>>,
     }
 
     #[test]
     fn a_type_that_refuses_unknown_fields_has_each_one_named() {
         let got: Vec<(String, String)> =
-            from_value::<Strict>(json!({ "x": 1, "inner": { "y": 2, "a": 300 }, "z": 3 }))
+            from_value::<Strict>(json!({ "x": 1, "inner": { "y": 2, "a": 0 }, "z": 3 }))
                 .unwrap_err()
                 .into_iter()
                 .map(|e| (e.field, e.message))
@@ -464,7 +467,7 @@ mod tests {
             [
                 (
                     "inner.a".into(),
-                    "must be a whole number from 0 to 255".into()
+                    "must be a whole number from 1 to 65535".into()
                 ),
                 ("inner.y".into(), UNKNOWN_FIELD.into()),
                 ("x".into(), UNKNOWN_FIELD.into()),
@@ -488,7 +491,7 @@ mod tests {
             parse(br#"{"a": 1, "b": [{"x": 1, "x": 2}], "a": 3, "c": {"d": {"e": 1, "e": 1}}}"#)
                 .unwrap();
         assert_eq!(found, ["b[0].x", "a", "c.d.e"]);
-        let text = br#"{"a": [1, -2, 2.5, {"b": "a\u00e9"}], "t": true, "n": null}"#;
+        let text = br#"{"a": [1, -2, 2.50, 1e400, {"b": "a\u00e9"}], "t": true, "n": null}"#;
         let (value, found) = parse(text).unwrap();
         assert!(found.is_empty());
         assert_eq!(value, serde_json::from_slice::<Value>(text).unwrap());

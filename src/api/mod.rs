@@ -47,6 +47,9 @@ pub struct Pagination {
     pub total: i64,
 }
 
+/// The highest page number a list takes (the OpenAPI document says so on every list).
+pub const MAX_PAGE: u32 = 1_000_000;
+
 /// A validated page request.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PageRequest {
@@ -62,7 +65,7 @@ impl PageRequest {
         default_per_page: u32,
         max_per_page: u32,
     ) -> Result<Self, ApiError> {
-        let page = parse_bounded("page", page, 1, 1, 1_000_000)?;
+        let page = parse_bounded("page", page, 1, 1, MAX_PAGE)?;
         let per_page = parse_bounded("perPage", per_page, default_per_page, 1, max_per_page)?;
         Ok(Self { page, per_page })
     }
@@ -103,14 +106,25 @@ fn parse_bounded(
     max: u32,
 ) -> Result<u32, ApiError> {
     let Some(raw) = raw else { return Ok(default) };
-    let n: i64 = raw.trim().parse().map_err(|_| {
-        let mut e = ApiError::bad_request(
-            "invalid_query_parameter",
-            format!("{name} must be an integer"),
-        );
-        e.errors = vec![FieldError::new(name, "must be an integer")];
-        e
-    })?;
+    let raw = raw.trim();
+    let digits = raw.strip_prefix(['-', '+']).unwrap_or(raw);
+    // Digits too many for any integer are out of range, not "not an integer".
+    let too_long = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+    let n: i64 = raw
+        .parse()
+        .or_else(|_| match (too_long, raw.starts_with('-')) {
+            (true, true) => Ok(i64::MIN),
+            (true, false) => Ok(i64::MAX),
+            (false, _) => Err(()),
+        })
+        .map_err(|_| {
+            let mut e = ApiError::bad_request(
+                "invalid_query_parameter",
+                format!("{name} must be an integer"),
+            );
+            e.errors = vec![FieldError::new(name, "must be an integer")];
+            e
+        })?;
     if n < i64::from(min) || n > i64::from(max) {
         let mut e = ApiError::unprocessable(
             "invalid_query_parameter",

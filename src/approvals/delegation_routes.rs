@@ -286,13 +286,14 @@ async fn create_delegation(
     )
     .await?;
     let scope_names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+    let (max_amount, max_currency) = Money::stored(body.max_approval_amount);
     let row = DelegationRow {
         id: new_id("del_"),
         delegator_id: body.delegator_id,
         delegatee_id: body.delegatee_id,
         scopes: serde_json::to_string(&scope_names).unwrap_or_else(|_| "[]".into()),
-        max_amount: body.max_approval_amount.as_ref().map(|m| m.amount),
-        max_currency: body.max_approval_amount.map(|m| m.currency),
+        max_amount,
+        max_currency,
         valid_from,
         valid_to,
         reason: body.reason,
@@ -339,7 +340,7 @@ pub struct DelegationQuery {
     #[param(value_type = Option<Scope>)]
     scope: Option<String>,
     /// Page number, from 1.
-    #[param(value_type = Option<u32>, minimum = 1)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000000)]
     page: Option<String>,
     /// Items per page (default 20, max 100).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]

@@ -216,7 +216,7 @@ pub struct StepApproval<'a> {
     pub approvers: &'a [String],
     /// Otherwise every user holding this role may decide; the first decision decides.
     pub role: Option<&'a str>,
-    pub timeout_hours: Option<i64>,
+    pub timeout_hours: Option<crate::bounded::Hours>,
     /// The journey's context; its `requestedAmount` is the amount under approval.
     pub context: &'a Value,
     /// The maker: never among the approvers.
@@ -265,6 +265,7 @@ pub async fn open_for_step(
     let amount = Money::from_json(step.context.get("requestedAmount"), "requestedAmount")
         .ok()
         .flatten();
+    let (amount, currency) = Money::stored(amount);
     let row = ApprovalRow {
         id: step.approval_id.to_owned(),
         entity_type: "journey".into(),
@@ -280,11 +281,11 @@ pub async fn open_for_step(
             "context": step.context,
         })
         .to_string(),
-        amount: amount.as_ref().map(|m| m.amount),
-        currency: amount.map(|m| m.currency),
+        amount,
+        currency,
         expires_at: step
             .timeout_hours
-            .map(|h| now.saturating_add(h.saturating_mul(3_600_000))),
+            .map(|h| crate::time::later(now, h.duration())),
         status: ApprovalStatus::Requested.as_str().to_owned(),
         journey_id: Some(step.journey_id.to_owned()),
         step_id: Some(step.step_id.to_owned()),

@@ -426,7 +426,7 @@ mod tests {
 
     fn sar(amount: i64) -> Money {
         Money {
-            amount,
+            amount: amount.into(),
             currency: "SAR".into(),
         }
     }
@@ -490,7 +490,7 @@ mod tests {
             Err(NoAuthority::OverLimit { .. })
         ));
         let usd = Money {
-            amount: 1,
+            amount: 1.into(),
             currency: "USD".into(),
         };
         assert!(matches!(
@@ -735,7 +735,7 @@ mod tests {
                 id: "del_p".into(),
                 scopes,
                 max_amount: max.map(|(amount, c)| Money {
-                    amount,
+                    amount: amount.into(),
                     currency: c.into(),
                 }),
                 valid_from: from,
@@ -784,7 +784,7 @@ mod tests {
             amount in prop::option::of((0i64..3_000, prop::sample::select(vec!["SAR", "USD"]))),
             attempts in arb_attempts(),
         ) {
-            let amount = amount.map(|(amount, c)| Money { amount, currency: c.into() });
+            let amount = amount.map(|(amount, c)| Money { amount: amount.into(), currency: c.into() });
             let mut state = initial;
             let mut now = 0i64;
             let mut final_seen: Option<ApprovalStatus> = None;

@@ -345,7 +345,7 @@ async fn create_approval(
     } else {
         None
     };
-    let amount = body.amount.or(facility);
+    let (amount, currency) = Money::stored(body.amount.or(facility));
     let row = ApprovalRow {
         id: new_id("apr_"),
         entity_type: body.entity_type,
@@ -353,8 +353,8 @@ async fn create_approval(
         approval_type: body.approval_type,
         requested_by: body.requested_by,
         approval_data: body.approval_data.unwrap_or_else(|| json!({})).to_string(),
-        amount: amount.as_ref().map(|m| m.amount),
-        currency: amount.map(|m| m.currency),
+        amount,
+        currency,
         expires_at,
         status: ApprovalStatus::Requested.as_str().to_owned(),
         journey_id: None,
@@ -404,7 +404,7 @@ pub struct ApprovalQuery {
     requester_id: Option<String>,
     entity_type: Option<String>,
     /// Page number, from 1.
-    #[param(value_type = Option<u32>, minimum = 1)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000000)]
     page: Option<String>,
     /// Items per page (default 20, max 100).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]

@@ -35,10 +35,10 @@ impl DelegationRow {
     }
 
     pub fn max_approval_amount(&self) -> Option<Money> {
-        Some(Money {
-            amount: self.max_amount?,
-            currency: self.max_currency.clone()?,
-        })
+        Some(Money::from_minor(
+            self.max_amount?,
+            self.max_currency.clone()?,
+        ))
     }
 
     /// The delegation as the rules see it.
@@ -267,10 +267,7 @@ impl ApprovalRow {
 
     /// The amount under approval.
     pub fn money(&self) -> Option<Money> {
-        Some(Money {
-            amount: self.amount?,
-            currency: self.currency.clone()?,
-        })
+        Some(Money::from_minor(self.amount?, self.currency.clone()?))
     }
 }
 

@@ -249,7 +249,7 @@ pub struct UserQuery {
     /// Only members of this team.
     team: Option<String>,
     /// Page number, from 1.
-    #[param(value_type = Option<u32>, minimum = 1)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000000)]
     page: Option<String>,
     /// Items per page (default 20, max 100).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]

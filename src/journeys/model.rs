@@ -18,6 +18,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::bounded::{Hours, StepOrder};
 use crate::error::FieldError;
 use crate::onboarding::model::{FieldDef, check_field_defs};
 
@@ -96,15 +97,16 @@ pub struct StepDef {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: StepType,
-    /// Position of the step; unique and positive. Steps run in ascending order.
-    pub order: i64,
+    /// Position of the step; unique within the template. Steps run in ascending order.
+    pub order: StepOrder,
     /// A required step can be neither skipped nor left out of a completed journey.
     #[serde(default = "yes")]
     pub required: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Hours the step may take; on an `approval` step, its request expires after them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_hours: Option<i64>,
+    pub timeout_hours: Option<Hours>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub documents_required: Vec<String>,
     /// On `approval` steps: who approves. Every user holding this role may decide, and the
@@ -200,18 +202,10 @@ pub fn validate_steps(steps: &[StepDef], errors: &mut Vec<FieldError>) {
         if let Some(d) = &step.description {
             check_text(errors, &at("description"), d, 2000, false);
         }
-        if step.order < 1 {
-            errors.push(FieldError::new(at("order"), "must be a positive integer"));
-        } else if steps[..i].iter().any(|s| s.order == step.order) {
+        if steps[..i].iter().any(|s| s.order == step.order) {
             errors.push(FieldError::new(
                 at("order"),
-                format!("duplicates order {}", step.order),
-            ));
-        }
-        if step.timeout_hours.is_some_and(|h| h < 1) {
-            errors.push(FieldError::new(
-                at("timeoutHours"),
-                "must be a positive integer",
+                format!("duplicates order {}", step.order.get()),
             ));
         }
         for (j, doc) in step.documents_required.iter().enumerate() {
@@ -256,13 +250,6 @@ pub fn validate_steps(steps: &[StepDef], errors: &mut Vec<FieldError>) {
                 "an approval step needs approvalRoleRequired or approvers",
             ));
         }
-    }
-}
-
-/// Appends an error if an optional duration is not positive.
-pub fn check_positive(errors: &mut Vec<FieldError>, field: &str, value: Option<i64>) {
-    if value.is_some_and(|v| v < 1) {
-        errors.push(FieldError::new(field, "must be a positive integer"));
     }
 }
 
@@ -417,7 +404,7 @@ mod tests {
             id: id.into(),
             name: id.into(),
             kind: StepType::Form,
-            order,
+            order: StepOrder::new(order).unwrap(),
             required,
             description: None,
             timeout_hours: None,
@@ -599,21 +586,12 @@ mod tests {
     fn step_validation_names_each_field() {
         let mut bad = steps();
         bad[1].id = "a".into();
-        bad[2].order = 1;
-        bad[0].timeout_hours = Some(0);
+        bad[2].order = bad[0].order;
         bad[0].name = " ".into();
         let mut errors = vec![];
         validate_steps(&bad, &mut errors);
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(
-            fields,
-            [
-                "steps[0].name",
-                "steps[0].timeoutHours",
-                "steps[1].id",
-                "steps[2].order"
-            ]
-        );
+        assert_eq!(fields, ["steps[0].name", "steps[1].id", "steps[2].order"]);
         let mut errors = vec![];
         validate_steps(&[], &mut errors);
         assert_eq!(errors[0].field, "steps");

@@ -33,6 +33,7 @@ use crate::events::{self, NewEvent};
 use crate::idempotency::Idem;
 use crate::ids::ID_RULE;
 use crate::ids::{is_external_id, new_id};
+use crate::money::Money;
 use crate::store::Tx;
 use crate::time::{parse_rfc3339, to_rfc3339};
 
@@ -58,7 +59,9 @@ pub struct CreateJourney {
     pub customer_id: String,
     /// Channel the journey starts on; default `web`. Either case is accepted.
     pub channel: Option<Channel>,
-    /// Free-form facts about the journey (product, amounts, ...). A JSON object.
+    /// Free-form facts about the journey (product, amounts, ...). A JSON object. Its
+    /// `requestedAmount`, if given, must be money (`{"amount": 750000, "currency": "SAR"}`):
+    /// it is the amount the journey's approval steps hold deputies' limits to.
     #[schema(value_type = Option<Object>)]
     pub context: Option<Value>,
     #[schema(example = "usr_rm_001")]
@@ -677,6 +680,12 @@ async fn create_journey(
     check_id(&mut errors, "assigneeId", body.assignee_id.as_deref());
     check_id(&mut errors, "createdBy", body.created_by.as_deref());
     check_object(&mut errors, "context", body.context.as_ref());
+    // The amount an approval step of this journey will hold deputies' limits to: malformed,
+    // it would hold them to nothing.
+    let requested = body.context.as_ref().and_then(|c| c.get("requestedAmount"));
+    if let Err(e) = Money::from_json(requested, "context.requestedAmount") {
+        errors.push(e);
+    }
     let due_at = match body.due_at.as_deref() {
         None => None,
         Some(s) => {
@@ -818,7 +827,7 @@ pub struct JourneyQuery {
     customer_id: Option<String>,
     assignee_id: Option<String>,
     /// Page number, from 1.
-    #[param(value_type = Option<u32>, minimum = 1)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000000)]
     page: Option<String>,
     /// Items per page (default 20, max 100).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
@@ -912,7 +921,7 @@ fn steps_with_history(steps: &[StepDef], history: &[HistoryRow]) -> Vec<JourneyS
             id: s.id.clone(),
             name: s.name.clone(),
             kind: s.kind,
-            order: s.order,
+            order: s.order.get(),
             required: s.required,
             status,
             history: history

@@ -11,18 +11,17 @@ use utoipa_axum::routes;
 
 use super::model::SLUG_RULE;
 use super::model::{
-    self, StepDef, TemplateStatus, check_positive, check_text, in_run_order, is_slug,
-    is_template_id,
+    self, StepDef, TemplateStatus, check_text, in_run_order, is_slug, is_template_id,
 };
 use super::store::{self, TemplateFilter, TemplateRow};
 use crate::AppState;
 use crate::api::{ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, data, parse_filter};
 use crate::auth::Tenant;
+use crate::bounded::{Days, Hours};
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::events::{self, NewEvent};
 use crate::idempotency::Idem;
 use crate::ids::new_id;
-
 use crate::time::to_rfc3339;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -45,8 +44,8 @@ pub struct CreateTemplate {
     #[schema(example = "onboarding")]
     pub category: Option<String>,
     pub steps: Vec<StepDef>,
-    pub estimated_duration_days: Option<i64>,
-    pub sla_hours: Option<i64>,
+    pub estimated_duration_days: Option<Days>,
+    pub sla_hours: Option<Hours>,
     /// Defaults to `active`, so the template can start journeys at once; send `draft` to
     /// prepare one first.
     pub status: Option<TemplateStatus>,
@@ -60,8 +59,8 @@ pub struct UpdateTemplate {
     pub description: Option<String>,
     pub category: Option<String>,
     pub steps: Option<Vec<StepDef>>,
-    pub estimated_duration_days: Option<i64>,
-    pub sla_hours: Option<i64>,
+    pub estimated_duration_days: Option<Days>,
+    pub sla_hours: Option<Hours>,
     pub status: Option<TemplateStatus>,
 }
 
@@ -107,8 +106,6 @@ fn validate_common(
     name: Option<&str>,
     description: Option<&str>,
     category: Option<&str>,
-    estimated_duration_days: Option<i64>,
-    sla_hours: Option<i64>,
 ) {
     if let Some(name) = name {
         check_text(errors, "name", name, 200, true);
@@ -119,8 +116,6 @@ fn validate_common(
     if category.is_some_and(|c| !is_slug(c)) {
         errors.push(FieldError::new("category", SLUG_RULE));
     }
-    check_positive(errors, "estimatedDurationDays", estimated_duration_days);
-    check_positive(errors, "slaHours", sla_hours);
 }
 
 /// Create a journey template.
@@ -151,8 +146,6 @@ async fn create_template(
         Some(&body.name),
         body.description.as_deref(),
         body.category.as_deref(),
-        body.estimated_duration_days,
-        body.sla_hours,
     );
     model::validate_steps(&body.steps, &mut errors);
     if !errors.is_empty() {
@@ -172,8 +165,8 @@ async fn create_template(
             .to_owned(),
         steps: serde_json::to_string(&in_run_order(body.steps))
             .map_err(|_| ApiError::internal())?,
-        estimated_duration_days: body.estimated_duration_days,
-        sla_hours: body.sla_hours,
+        estimated_duration_days: body.estimated_duration_days.map(Days::get),
+        sla_hours: body.sla_hours.map(Hours::get),
         created_at: now,
         updated_at: now,
     };
@@ -221,7 +214,7 @@ pub struct TemplateQuery {
     #[param(value_type = Option<TemplateStatus>)]
     status: Option<String>,
     /// Page number, from 1.
-    #[param(value_type = Option<u32>, minimum = 1)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000000)]
     page: Option<String>,
     /// Items per page (default 20, max 100).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
@@ -310,8 +303,6 @@ async fn update_template(
         body.name.as_deref(),
         body.description.as_deref(),
         body.category.as_deref(),
-        body.estimated_duration_days,
-        body.sla_hours,
     );
     if let Some(steps) = &body.steps {
         model::validate_steps(steps, &mut errors);
@@ -347,8 +338,9 @@ async fn update_template(
     next.category = body.category.or(next.category);
     next.estimated_duration_days = body
         .estimated_duration_days
+        .map(Days::get)
         .or(next.estimated_duration_days);
-    next.sla_hours = body.sla_hours.or(next.sla_hours);
+    next.sla_hours = body.sla_hours.map(Hours::get).or(next.sla_hours);
     next.status = body.status.map_or(next.status, |s| s.as_str().to_owned());
     next.updated_at = app.db.now_ms().max(current.updated_at + 1);
     if !store::update_template(

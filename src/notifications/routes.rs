@@ -45,7 +45,7 @@ pub fn inbox() -> OpenApiRouter<AppState> {
 /// Largest `templateData`, serialized.
 const MAX_TEMPLATE_DATA_BYTES: usize = 16 * 1024;
 /// Furthest ahead a notification can be scheduled.
-const MAX_SCHEDULE_AHEAD_MS: i64 = 366 * 24 * 3600 * 1000;
+const MAX_SCHEDULE_AHEAD: std::time::Duration = std::time::Duration::from_secs(366 * 24 * 3600);
 
 /// Body of `POST /notifications` (seed 001).
 #[derive(Debug, Deserialize, ToSchema)]
@@ -134,7 +134,7 @@ async fn create_notification(
                 ));
                 None
             }
-            Some(t) if t > now + MAX_SCHEDULE_AHEAD_MS => {
+            Some(t) if t > crate::time::later(now, MAX_SCHEDULE_AHEAD) => {
                 errors.push(FieldError::new(
                     "scheduleAt",
                     "must be at most a year ahead",
@@ -190,10 +190,10 @@ pub struct NotificationQuery {
     #[param(value_type = Option<bool>)]
     read: Option<String>,
     /// Page number, from 1.
-    #[param(value_type = Option<u32>, minimum = 1)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000000)]
     page: Option<String>,
-    /// Items per page (default 50, max 200).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
+    /// Items per page (default 20, max 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     per_page: Option<String>,
 }
 
@@ -212,7 +212,7 @@ async fn list_notifications(
     tenant: Tenant,
     ApiQuery(q): ApiQuery<NotificationQuery>,
 ) -> ApiResult<Response> {
-    let page = PageRequest::parse(q.page.as_deref(), q.per_page.as_deref(), 50, 200)?;
+    let page = PageRequest::parse(q.page.as_deref(), q.per_page.as_deref(), 20, 100)?;
     let channel: Option<NotifyChannel> = parse_filter("channel", q.channel.as_deref())?;
     let status: Option<DeliveryStatus> = parse_filter("status", q.status.as_deref())?;
     let read = parse_bool("read", q.read.as_deref())?;
@@ -381,10 +381,10 @@ pub struct InboxQuery {
     #[param(value_type = Option<bool>)]
     read: Option<String>,
     /// Page number, from 1.
-    #[param(value_type = Option<u32>, minimum = 1)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000000)]
     page: Option<String>,
-    /// Items per page (default 50, max 200).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
+    /// Items per page (default 20, max 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     per_page: Option<String>,
 }
 
@@ -404,7 +404,7 @@ async fn list_inbox(
     token: SessionToken,
     ApiQuery(q): ApiQuery<InboxQuery>,
 ) -> ApiResult<Response> {
-    let page = PageRequest::parse(q.page.as_deref(), q.per_page.as_deref(), 50, 200)?;
+    let page = PageRequest::parse(q.page.as_deref(), q.per_page.as_deref(), 20, 100)?;
     let read = parse_bool("read", q.read.as_deref())?;
     let customer = crate::onboarding::session::customer_of(&app, &token).await?;
     let filter = NotificationFilter {

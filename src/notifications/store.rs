@@ -594,13 +594,13 @@ pub struct DueRow {
     pub template_data: String,
 }
 
-/// Claims up to `limit` deliveries due at `now` for `lease_ms`: no other worker takes them
+/// Claims up to `limit` deliveries due at `now` for `lease`: no other worker takes them
 /// until the lease ends, so a worker that dies mid-send leaves them to be taken again.
 pub async fn claim_due(
     conn: &mut AnyConnection,
     postgres: bool,
     now: i64,
-    lease_ms: i64,
+    lease: std::time::Duration,
     limit: i64,
 ) -> Result<Vec<DueRow>, StoreError> {
     // PostgreSQL: concurrent workers skip each other's rows. SQLite has one writer at a time.
@@ -618,7 +618,7 @@ pub async fn claim_due(
     );
     let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind(now)
-        .bind(now + lease_ms)
+        .bind(crate::time::later(now, lease))
         .bind(limit)
         .fetch_all(&mut *conn)
         .await?;

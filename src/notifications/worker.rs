@@ -73,7 +73,7 @@ async fn tick(app: &AppState) -> Result<bool, ApiError> {
         &mut tx,
         app.db.backend() == Backend::Postgres,
         now,
-        i64::try_from(app.config.notification_lease_ms).unwrap_or(i64::MAX),
+        Duration::from_millis(app.config.notification_lease_ms),
         BATCH,
     )
     .await?;
@@ -306,7 +306,10 @@ async fn record_outcome(
                     attempts,
                     error_code: Some("provider_unavailable"),
                     last_error: Some(error),
-                    next_attempt_at: Some(now + i64::try_from(wait).unwrap_or(i64::MAX / 2)),
+                    next_attempt_at: Some(crate::time::later(
+                        now,
+                        std::time::Duration::from_millis(wait),
+                    )),
                 },
                 AfterFailure::GiveUp => DeliveryUpdate {
                     status: "failed",

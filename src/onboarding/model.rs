@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use crate::bounded::TextLength;
 use crate::directory::{is_e164, is_email};
 use crate::error::FieldError;
 use crate::journeys::model::{StepDef, StepType};
@@ -45,7 +46,7 @@ pub struct FieldDef {
     pub required: bool,
     /// For `string` fields: at most this many characters (default and maximum 1,024).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_length: Option<i64>,
+    pub max_length: Option<TextLength>,
     /// For `string` fields: the only values accepted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
@@ -60,7 +61,7 @@ fn yes() -> bool {
 }
 
 /// Longest text value a field accepts.
-pub const MAX_TEXT: usize = 1024;
+pub const MAX_TEXT: usize = TextLength::MAX as usize;
 /// Most fields a step declares, or a free-form step accepts.
 pub const MAX_FIELDS: usize = 50;
 
@@ -148,12 +149,10 @@ pub fn check_field_defs(at: &str, step: &StepDef, errors: &mut Vec<FieldError>) 
                 "must be at most 200 characters",
             ));
         }
-        if let Some(max) = f.max_length
-            && (f.kind != FieldType::String || !(1..=MAX_TEXT as i64).contains(&max))
-        {
+        if f.max_length.is_some() && f.kind != FieldType::String {
             errors.push(FieldError::new(
                 path("maxLength"),
-                format!("applies to string fields only, from 1 to {MAX_TEXT}"),
+                "applies to string fields only",
             ));
         }
         if !f.options.is_empty() && f.kind != FieldType::String {
@@ -237,7 +236,7 @@ pub fn value_problem(def: &FieldDef, value: &Value) -> Option<String> {
             Some(s) => {
                 let max = def
                     .max_length
-                    .and_then(|m| usize::try_from(m).ok())
+                    .and_then(|m| usize::try_from(m.get()).ok())
                     .unwrap_or(MAX_TEXT);
                 if s.chars().count() > max {
                     return Some(format!("must be at most {max} characters"));
@@ -490,7 +489,7 @@ mod tests {
         assert!(value_problem(&d, &json!("salaried")).is_none());
         assert!(value_problem(&d, &json!("student")).is_some());
         let mut d = def("f", FieldType::String);
-        d.max_length = Some(3);
+        d.max_length = TextLength::new(3);
         assert!(value_problem(&d, &json!("abc")).is_none());
         assert!(value_problem(&d, &json!("abcd")).is_some());
     }
@@ -551,7 +550,7 @@ mod tests {
         assert_eq!(errors[0].field, "steps[0].fields");
         let mut errors = vec![];
         let mut bad = def("x", FieldType::Number);
-        bad.max_length = Some(5);
+        bad.max_length = TextLength::new(5);
         let dup = def("x", FieldType::String);
         check_field_defs(
             "steps[0]",

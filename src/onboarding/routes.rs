@@ -268,7 +268,7 @@ async fn create_configuration(
 #[serde(rename_all = "camelCase")]
 pub struct PageQuery {
     /// Page number, from 1.
-    #[param(value_type = Option<u32>, minimum = 1)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000000)]
     page: Option<String>,
     /// Items per page (default 20, max 100).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
@@ -325,7 +325,7 @@ pub struct OnboardingQuery {
     status: Option<String>,
     external_customer_id: Option<String>,
     /// Page number, from 1.
-    #[param(value_type = Option<u32>, minimum = 1)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000000)]
     page: Option<String>,
     /// Items per page (default 20, max 100).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]

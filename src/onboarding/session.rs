@@ -448,7 +448,6 @@ async fn start(
     }
 
     let now = app.db.now_ms();
-    let ttl = i64::try_from(app.config.onboarding_token_ttl_secs).unwrap_or(86_400) * 1000;
     let id = new_id("onb_");
     let customer_id = body
         .external_customer_id
@@ -484,7 +483,10 @@ async fn start(
         row_version: 1,
         created_at: now,
         updated_at: now,
-        expires_at: now.saturating_add(ttl),
+        expires_at: crate::time::later(
+            now,
+            std::time::Duration::from_secs(app.config.onboarding_token_ttl_secs),
+        ),
         finished_at: None,
         journey_status: journey.row.status.clone(),
     };
@@ -1081,13 +1083,16 @@ async fn handoff(
     let s = lock(&app, &mut tx, &token, now).await?;
     s.check_open()?;
     let secret = new_secret("ho_");
-    let ttl = i64::try_from(app.config.handoff_ttl_secs).unwrap_or(300) * 1000;
     let h = HandoffRow {
         id: new_id("hof_"),
         onboarding_id: s.row.id.clone(),
         tenant_id: s.row.tenant_id.clone(),
         created_at: now,
-        expires_at: now.saturating_add(ttl).min(s.row.expires_at),
+        expires_at: crate::time::later(
+            now,
+            std::time::Duration::from_secs(app.config.handoff_ttl_secs),
+        )
+        .min(s.row.expires_at),
         used_at: None,
     };
     store::insert_handoff(&mut tx, &sha256_hex(&secret), &h).await?;

@@ -475,7 +475,6 @@ async fn create_handoff(
         ));
     }
     let token = new_secret("ho_");
-    let ttl = i64::try_from(app.config.handoff_ttl_secs).unwrap_or(300) * 1000;
     let handoff = HandoffRow {
         id: new_id("hof_"),
         source_session_id: source.id.clone(),
@@ -485,7 +484,10 @@ async fn create_handoff(
             .context
             .map_or_else(|| source.context.clone(), |c| c.to_string()),
         created_at: now,
-        expires_at: now.saturating_add(ttl),
+        expires_at: crate::time::later(
+            now,
+            std::time::Duration::from_secs(app.config.handoff_ttl_secs),
+        ),
         used_at: None,
         target_session_id: None,
     };

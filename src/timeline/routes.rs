@@ -60,7 +60,7 @@ pub struct TimelineQuery {
     /// `asc` (default, oldest first) or `desc`.
     order: Option<String>,
     /// Page number, from 1.
-    #[param(value_type = Option<u32>, minimum = 1)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000000)]
     page: Option<String>,
     /// Items per page (default 50, max 200).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]

@@ -202,7 +202,7 @@ pub struct EndpointQuery {
     #[param(value_type = Option<bool>)]
     enabled: Option<String>,
     /// Page number, from 1.
-    #[param(value_type = Option<u32>, minimum = 1)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000000)]
     page: Option<String>,
     /// Items per page (default 20, max 100).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
@@ -478,10 +478,10 @@ pub struct MessageQuery {
     #[param(value_type = Option<MessageStatus>)]
     status: Option<String>,
     /// Page number, from 1.
-    #[param(value_type = Option<u32>, minimum = 1)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000000)]
     page: Option<String>,
-    /// Items per page (default 50, max 200).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
+    /// Items per page (default 20, max 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     per_page: Option<String>,
 }
 
@@ -502,7 +502,7 @@ async fn list_messages(
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MessageQuery>,
 ) -> ApiResult<Response> {
-    let page = PageRequest::parse(q.page.as_deref(), q.per_page.as_deref(), 50, 200)?;
+    let page = PageRequest::parse(q.page.as_deref(), q.per_page.as_deref(), 20, 100)?;
     let status: Option<MessageStatus> = parse_filter("status", q.status.as_deref())?;
     find_endpoint(&app, &tenant.id, &id).await?;
     let (rows, total) = store::list_messages(
@@ -763,7 +763,7 @@ async fn stats(
 ) -> ApiResult<Response> {
     find_endpoint(&app, &tenant.id, &id).await?;
     let now = app.db.now_ms();
-    let from = now - 24 * 3600 * 1000;
+    let from = crate::time::earlier(now, std::time::Duration::from_secs(24 * 3600));
     let (attempts, succeeded) = store::attempt_counts(app.db.reader(), &id, from).await?;
     let mut messages = MessageCounts::default();
     for (status, n) in store::message_counts(app.db.reader(), &id).await? {

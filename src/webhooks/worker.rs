@@ -248,7 +248,7 @@ async fn claim(app: &AppState, ctx: &Ctx, free: usize, held: &Held) -> Result<Cl
             blocked,
         });
     }
-    let lease_until = now + i64::try_from(ctx.cfg.lease_ms).unwrap_or(i64::MAX / 4);
+    let lease_until = crate::time::later(now, std::time::Duration::from_millis(ctx.cfg.lease_ms));
     let mut tx = app.db.begin().await?;
     let claimed = store::claim(&mut tx, &ids, now, lease_until).await?;
     tx.commit().await?;
@@ -410,7 +410,8 @@ async fn record(app: &AppState, batch: &[Outcome]) -> Result<(), StoreError> {
             lease_until: d.lease_until,
             status: status.as_str(),
             failures,
-            next_attempt_at: retry.map(|wait| now + i64::try_from(wait).unwrap_or(i64::MAX / 4)),
+            next_attempt_at: retry
+                .map(|wait| crate::time::later(now, std::time::Duration::from_millis(wait))),
             status_code: o.attempt.status_code,
             error: o.attempt.error.as_deref(),
             now,

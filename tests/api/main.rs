@@ -14,6 +14,7 @@ mod helpers;
 mod hygiene;
 mod journeys;
 mod limits;
+mod money;
 mod notifications;
 mod onboarding;
 mod openapi;

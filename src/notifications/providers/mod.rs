@@ -204,7 +204,7 @@ mod tests {
         let smtp = |host: &str| {
             ProviderSettings::Smtp(smtp::SmtpSettings {
                 host: host.into(),
-                port: 587,
+                port: crate::bounded::Port::SUBMISSION,
                 security: smtp::SmtpSecurity::Starttls,
                 username: None,
                 password: None,

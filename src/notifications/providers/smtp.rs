@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::{REFUSED_PRIVATE, Reach};
+use crate::bounded::Port;
 use crate::error::FieldError;
 use crate::notifications::model::Attempt;
 use crate::notifications::templates::EmailContent;
@@ -39,7 +40,7 @@ pub struct SmtpSettings {
     pub host: String,
     /// Default 587.
     #[serde(default = "default_port")]
-    pub port: u16,
+    pub port: Port,
     #[serde(default)]
     pub security: SmtpSecurity,
     pub username: Option<String>,
@@ -63,8 +64,8 @@ impl std::fmt::Debug for SmtpSettings {
     }
 }
 
-fn default_port() -> u16 {
-    587
+fn default_port() -> Port {
+    Port::SUBMISSION
 }
 
 /// How long one SMTP exchange may take.
@@ -77,9 +78,6 @@ impl SmtpSettings {
             errors.push(FieldError::new("host", "must be a host name or address"));
         } else if !reach.private && guard::host_refused(&self.host) {
             errors.push(FieldError::new("host", REFUSED_PRIVATE));
-        }
-        if self.port == 0 {
-            errors.push(FieldError::new("port", "must be between 1 and 65535"));
         }
         if self.security == SmtpSecurity::None && !reach.insecure {
             errors.push(FieldError::new(
@@ -121,7 +119,7 @@ impl SmtpSettings {
         if reach.private {
             return Ok(self.host.clone());
         }
-        let found = tokio::net::lookup_host((self.host.as_str(), self.port))
+        let found = tokio::net::lookup_host((self.host.as_str(), self.port.number()))
             .await
             .map_err(|e| Attempt::Transient {
                 error: format!("cannot resolve {}: {e}", self.host),
@@ -145,7 +143,7 @@ impl SmtpSettings {
             SmtpSecurity::None => Tls::None,
         };
         let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server)
-            .port(self.port)
+            .port(self.port.number())
             .tls(tls)
             .timeout(Some(TIMEOUT));
         if let (Some(u), Some(p)) = (&self.username, &self.password) {
