@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use sqlx::AnyConnection;
 use utoipa_axum::router::OpenApiRouter;
 
-use self::model::{ApprovalStatus, NoAuthority};
+use self::model::{ApprovalStatus, NoAuthority, RequesterType};
 use self::routes::ApprovalView;
 use self::store::{ApprovalRow, ApproverRow, DecisionRow};
 use crate::AppState;
@@ -75,7 +75,8 @@ async fn open(
     now: i64,
 ) -> ApiResult<ApprovalView> {
     let mut users: Vec<&str> = approvers.iter().map(|a| a.user_id.as_str()).collect();
-    if row.requested_by != SYSTEM_ACTOR {
+    // Only staff join the directory: a customer, or the system, is not a user.
+    if row.requested_by_type == RequesterType::User.as_str() {
         users.push(&row.requested_by);
     }
     directory::ensure_users(conn, known, tenant, &users, now).await?;
@@ -221,6 +222,8 @@ pub struct StepApproval<'a> {
     pub context: &'a Value,
     /// The maker: never among the approvers.
     pub requested_by: &'a str,
+    /// Whether the maker is staff, the journey's customer, or no one.
+    pub requested_by_type: RequesterType,
 }
 
 /// Opens the approval request a journey's approval step waits on. With no
@@ -272,6 +275,7 @@ pub async fn open_for_step(
         entity_id: step.journey_id.to_owned(),
         approval_type: "journey_step".into(),
         requested_by: step.requested_by.to_owned(),
+        requested_by_type: step.requested_by_type.as_str().to_owned(),
         approval_data: json!({
             "journeyId": step.journey_id,
             "customerId": step.customer_id,

@@ -49,6 +49,13 @@ string_enum!(
 );
 
 string_enum!(
+    /// Who asked for an approval: a staff `user` (through the API), the `customer` of the
+    /// journey (whose own step in an onboarding opened it), or the `system` (a step reached
+    /// with no one named). Only a `user` is in the staff directory.
+    RequesterType { User = "user", Customer = "customer", System = "system" }
+);
+
+string_enum!(
     /// An approver's answer.
     Decision { Approve = "approve", Reject = "reject" }
 );

@@ -11,7 +11,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::model::{self, ApprovalState, ApprovalStatus, Attempt, Decision, Refusal, Slot};
+use super::model::{
+    self, ApprovalState, ApprovalStatus, Attempt, Decision, Refusal, RequesterType, Slot,
+};
 use super::store::{self, ApprovalFilter, ApprovalRow, ApproverRow, DecisionRow};
 use crate::AppState;
 use crate::api::{
@@ -138,6 +140,9 @@ pub struct ApprovalView {
     pub entity_id: String,
     pub approval_type: String,
     pub requested_by: String,
+    /// `user` (a member of the staff directory), `customer` (the journey's customer, whose
+    /// own onboarding step opened the request) or `system`.
+    pub requested_by_type: RequesterType,
     pub requested_by_name: Option<String>,
     pub approvers: Vec<ApproverView>,
     #[schema(value_type = Object)]
@@ -184,6 +189,8 @@ pub(super) async fn views(
                 entity_id: r.entity_id.clone(),
                 approval_type: r.approval_type.clone(),
                 requested_by: r.requested_by.clone(),
+                requested_by_type: RequesterType::parse(&r.requested_by_type)
+                    .unwrap_or(RequesterType::User),
                 requested_by_name: name(&r.requested_by),
                 approvers: approvers
                     .iter()
@@ -352,6 +359,7 @@ async fn create_approval(
         entity_id: body.entity_id,
         approval_type: body.approval_type,
         requested_by: body.requested_by,
+        requested_by_type: RequesterType::User.as_str().to_owned(),
         approval_data: body.approval_data.unwrap_or_else(|| json!({})).to_string(),
         amount,
         currency,

@@ -246,6 +246,8 @@ pub struct ApprovalRow {
     pub entity_id: String,
     pub approval_type: String,
     pub requested_by: String,
+    /// `user`, `customer` or `system` (`RequesterType`).
+    pub requested_by_type: String,
     pub approval_data: String,
     pub amount: Option<i64>,
     pub currency: Option<String>,
@@ -300,7 +302,7 @@ macro_rules! approval_columns {
     () => {
         "id, entity_type, entity_id, approval_type, requested_by, approval_data, amount, currency, \
          expires_at, status, journey_id, step_id, step_index, row_version, created_at, updated_at, \
-         decided_at"
+         decided_at, requested_by_type"
     };
 }
 
@@ -313,7 +315,8 @@ pub async fn insert_approval(
     sqlx::query(concat!(
         "INSERT INTO approvals (tenant_id, ",
         approval_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+         $19)"
     ))
     .bind(tenant)
     .bind(&a.id)
@@ -333,6 +336,7 @@ pub async fn insert_approval(
     .bind(a.created_at)
     .bind(a.updated_at)
     .bind(a.decided_at)
+    .bind(&a.requested_by_type)
     .execute(&mut *conn)
     .await?;
     for r in approvers {

@@ -22,7 +22,8 @@ use crate::api::{
     ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, check_id, check_object, data,
     parse_filter, reject, stored_json,
 };
-use crate::approvals::{self, StepApproval, model::ApprovalStatus};
+use crate::approvals::model::{ApprovalStatus, RequesterType};
+use crate::approvals::{self, StepApproval};
 use crate::auth::Tenant;
 use crate::calls;
 use crate::channel::Channel;
@@ -443,7 +444,7 @@ async fn open_step_approval(
     app: &AppState,
     tenant: &str,
     loaded: &Loaded,
-    requester: &str,
+    requester: (&str, RequesterType),
 ) -> ApiResult<()> {
     let p = loaded.progress();
     let (Some(id), Some(step)) = (&loaded.row.approval_id, loaded.steps().get(p.current)) else {
@@ -466,11 +467,26 @@ async fn open_step_approval(
             role: step.approval_role_required.as_deref(),
             timeout_hours: step.timeout_hours,
             context: &context,
-            requested_by: requester,
+            requested_by: requester.0,
+            requested_by_type: requester.1,
         },
         app.db.now_ms(),
     )
     .await
+}
+
+/// Who asks for the approval a step opens: the actor who moved the journey there (staff, or
+/// the customer in their own onboarding), else its assignee, else the system.
+fn requester<'a>(
+    actor: Option<&'a str>,
+    by_customer: bool,
+    assignee: Option<&'a str>,
+) -> (&'a str, RequesterType) {
+    match (actor, assignee) {
+        (Some(customer), _) if by_customer => (customer, RequesterType::Customer),
+        (Some(user), _) | (None, Some(user)) => (user, RequesterType::User),
+        (None, None) => (approvals::SYSTEM_ACTOR, RequesterType::System),
+    }
 }
 
 /// Gives the journey a new approval id if its current step is an approval step it has just
@@ -541,6 +557,7 @@ async fn apply_step(
     outcome: StepOutcome,
     data: Value,
     actor: Option<&str>,
+    by_customer: bool,
     approval: Option<ApprovalStatus>,
 ) -> ApiResult<()> {
     let step = loaded.steps()[next.step_index].clone();
@@ -604,11 +621,8 @@ async fn apply_step(
     )
     .await?;
     if opens {
-        let requester = actor
-            .or(loaded.row.assignee_id.as_deref())
-            .unwrap_or(approvals::SYSTEM_ACTOR)
-            .to_owned();
-        open_step_approval(conn, app, tenant, loaded, &requester).await?;
+        let requester = requester(actor, by_customer, loaded.row.assignee_id.as_deref());
+        open_step_approval(conn, app, tenant, loaded, requester).await?;
     }
     Ok(())
 }
@@ -649,6 +663,7 @@ pub async fn on_approval_closed(
         outcome,
         data,
         actor,
+        false,
         Some(status),
     )
     .await
@@ -808,9 +823,7 @@ pub(crate) async fn create(
     )
     .await?;
     if opens {
-        let requester = created_by
-            .or(loaded.row.assignee_id.as_deref())
-            .unwrap_or(approvals::SYSTEM_ACTOR);
+        let requester = requester(created_by, false, loaded.row.assignee_id.as_deref());
         open_step_approval(&mut *tx, app, tenant, &loaded, requester).await?;
     }
     Ok(loaded)
@@ -1002,6 +1015,7 @@ async fn advance_journey(
         outcome,
         data,
         actor,
+        by_customer: false,
     };
     advance_step(&app, &mut tx, &tenant.id, &mut loaded, step).await?;
     commit(&app, tx, idem, &loaded, StatusCode::OK).await
@@ -1013,6 +1027,8 @@ pub(crate) struct Advance<'a> {
     pub(crate) outcome: StepOutcome,
     pub(crate) data: Value,
     pub(crate) actor: Option<&'a str>,
+    /// The actor is the journey's customer (in their onboarding), not staff.
+    pub(crate) by_customer: bool,
 }
 
 /// Advances `loaded` past its current step in the caller's transaction, under the same rules
@@ -1050,6 +1066,7 @@ pub(crate) async fn advance_step(
         step.outcome,
         step.data,
         step.actor,
+        step.by_customer,
         None,
     )
     .await

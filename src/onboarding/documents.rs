@@ -73,6 +73,14 @@ impl Documents {
             .map(|_| ())
     }
 
+    /// Removes what is stored under `key` (nothing there is not an error).
+    pub async fn delete(&self, key: &str) -> Result<(), object_store::Error> {
+        match self.store.delete(&Path::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The stored bytes under `key`, as a stream.
     pub async fn get(
         &self,

@@ -648,6 +648,7 @@ async fn pass_step(
         outcome,
         data,
         actor: Some(&customer),
+        by_customer: true,
     };
     journeys::advance_step(app, tx, &s.row.tenant_id, &mut s.journey, step).await?;
     if let Some(index) = s.journey.steps().iter().position(|st| st.id == step_id) {
@@ -936,8 +937,12 @@ async fn add_document(
     let storage_key = format!("{}/{}/{id}", before.row.tenant_id, before.row.id);
     let size_bytes = bytes.len() as i64;
     let sha256 = hex::encode(Sha256::digest(&bytes));
-    // Stored before the row that names it commits: a committed row always has its file. If the
-    // change is then refused, the object stays behind, named by no row.
+    // Stored before the row that names it commits, so that a committed row always has its
+    // file; removed again when the change is refused (every refusal comes before the commit),
+    // so that a refusal leaves nothing behind. A server error may have come from the commit
+    // itself, whose outcome is then unknown: the object stays, since a row without its file
+    // would be worse than a file without its row (which is never served: documents are found
+    // through their rows).
     app.documents
         .put(&storage_key, bytes.into())
         .await
@@ -952,57 +957,68 @@ async fn add_document(
             err
         })?;
 
-    let mut tx = app.db.begin().await?;
-    let mut s = lock(&app, &mut tx, &token, now).await?;
-    let step = upload_step(&s, &step_id, &document_type)?;
-    let doc = DocumentRow {
-        id,
-        onboarding_id: s.row.id.clone(),
-        step_id: step.id.clone(),
-        document_type,
-        content_type: kind.mime().to_owned(),
-        size_bytes,
-        sha256,
-        file_name,
-        storage_key,
-        created_at: now,
-    };
-    store::insert_document(&mut tx, &doc).await?;
-    s.documents.push(doc.clone());
-    s.row.status = OnboardingStatus::InProgress.as_str().to_owned();
-    store::update_onboarding(&mut tx, &s.row).await?;
-    let complete = missing_documents(&step, &s.received(&step.id)).is_empty();
-    let view = DocumentView::from(&doc);
-    record(
-        &mut tx,
-        &s.row,
-        "omni.onboarding.document_added",
-        format!("Onboarding document added: {}", doc.document_type),
-        json!({
-            "stepId": step.id, "documentId": doc.id, "documentType": doc.document_type,
-            "contentType": doc.content_type, "sizeBytes": doc.size_bytes, "sha256": doc.sha256,
-            "stepCompleted": complete,
-        }),
-        serde_json::to_value(&view).unwrap_or_default(),
-        now,
-    )
-    .await?;
-    if complete {
-        let docs: Vec<Value> = s
-            .documents
-            .iter()
-            .filter(|d| d.step_id == step.id)
-            .map(|d| json!({ "documentId": d.id, "documentType": d.document_type, "sha256": d.sha256 }))
-            .collect();
-        let data = json!({ "documents": docs });
-        pass_step(&app, &mut tx, &mut s, &step.id, StepOutcome::Passed, data).await?;
+    let stored = async {
+        let mut tx = app.db.begin().await?;
+        let mut s = lock(&app, &mut tx, &token, now).await?;
+        let step = upload_step(&s, &step_id, &document_type)?;
+        let doc = DocumentRow {
+            id,
+            onboarding_id: s.row.id.clone(),
+            step_id: step.id.clone(),
+            document_type,
+            content_type: kind.mime().to_owned(),
+            size_bytes,
+            sha256,
+            file_name,
+            storage_key: storage_key.clone(),
+            created_at: now,
+        };
+        store::insert_document(&mut tx, &doc).await?;
+        s.documents.push(doc.clone());
+        s.row.status = OnboardingStatus::InProgress.as_str().to_owned();
+        store::update_onboarding(&mut tx, &s.row).await?;
+        let complete = missing_documents(&step, &s.received(&step.id)).is_empty();
+        let view = DocumentView::from(&doc);
+        record(
+            &mut tx,
+            &s.row,
+            "omni.onboarding.document_added",
+            format!("Onboarding document added: {}", doc.document_type),
+            json!({
+                "stepId": step.id, "documentId": doc.id, "documentType": doc.document_type,
+                "contentType": doc.content_type, "sizeBytes": doc.size_bytes, "sha256": doc.sha256,
+                "stepCompleted": complete,
+            }),
+            serde_json::to_value(&view).unwrap_or_default(),
+            now,
+        )
+        .await?;
+        if complete {
+            let docs: Vec<Value> = s
+                .documents
+                .iter()
+                .filter(|d| d.step_id == step.id)
+                .map(|d| json!({ "documentId": d.id, "documentType": d.document_type, "sha256": d.sha256 }))
+                .collect();
+            let data = json!({ "documents": docs });
+            pass_step(&app, &mut tx, &mut s, &step.id, StepOutcome::Passed, data).await?;
+        }
+        let answer = DocumentAdded {
+            document: view,
+            step_completed: complete,
+            session: session_view(&s, token.channel, now),
+        };
+        idem.commit(&app.db, tx, StatusCode::CREATED, &answer).await
     }
-    let answer = DocumentAdded {
-        document: view,
-        step_completed: complete,
-        session: session_view(&s, token.channel, now),
-    };
-    idem.commit(&app.db, tx, StatusCode::CREATED, &answer).await
+    .await;
+    if stored
+        .as_ref()
+        .is_err_and(|refusal| refusal.status.is_client_error())
+        && let Err(e) = app.documents.delete(&storage_key).await
+    {
+        tracing::warn!(error = %e, key = %storage_key, "a refused document could not be removed");
+    }
+    stored
 }
 
 /// The customer is done: the journey goes on with its staff steps.

@@ -492,7 +492,7 @@ async fn create_handoff(
         target_session_id: None,
     };
     store::insert_handoff(&mut tx, &tenant.id, &sha256_hex(&token), &handoff).await?;
-    store::touch(&mut tx, &source.id, now).await?;
+    store::touch(&mut tx, &tenant.id, &source.id, now).await?;
     let answer = HandoffView {
         handoff_token: token,
         expires_at: to_rfc3339(handoff.expires_at),

@@ -90,8 +90,14 @@ pub async fn end_session(
 }
 
 /// Records activity on a session.
-pub async fn touch(conn: &mut AnyConnection, id: &str, at: i64) -> Result<(), StoreError> {
-    sqlx::query("UPDATE channel_sessions SET last_seen_at = $2 WHERE id = $1")
+pub async fn touch(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+    at: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE channel_sessions SET last_seen_at = $3 WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant)
         .bind(id)
         .bind(at)
         .execute(conn)

@@ -25,5 +25,6 @@ mod sessions;
 mod streams;
 mod strict;
 mod templates;
+mod tenancy;
 mod timeline;
 mod webhooks;

@@ -482,6 +482,22 @@ async fn a_whole_onboarding_from_start_to_staff_approval_and_completed() {
     let (s, _) = send(omni(&app, Method::GET, "/omni/session", &token)).await;
     assert_eq!(s, StatusCode::OK);
 
+    // The customer's own step opened the approval: it names the customer, as a customer, and
+    // the customer never joins the staff directory (issue 20).
+    let (_, j) = app.get(&format!("/api/v1/omni/journeys/{journey}")).await;
+    let approval = j["data"]["currentStep"]["approvalId"].as_str().unwrap();
+    let (_, a) = app.get(&format!("/api/v1/omni/approvals/{approval}")).await;
+    assert_eq!(a["data"]["requestedBy"], "ent_customer_456");
+    assert_eq!(a["data"]["requestedByType"], "customer");
+    let (_, users) = app.get("/api/v1/omni/users?perPage=100").await;
+    let ids: Vec<&str> = users["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap())
+        .collect();
+    assert!(!ids.contains(&"ent_customer_456"), "{ids:?}");
+
     // Staff: the approval step, then complete.
     app.approve_current_step(&journey).await;
     let (s, b) = app
@@ -1350,4 +1366,67 @@ async fn a_cancelled_journey_closes_its_onboarding_and_an_archived_template_star
     ))
     .await;
     assert_problem(s, &b, 422, "template_not_active");
+}
+
+/// Every file under `dir`, at any depth.
+fn files_under(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| {
+                    let path = e.path();
+                    if path.is_dir() { files_under(&path) } else { 1 }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_refused_upload_leaves_no_file_behind() {
+    let app = TestApp::spawn().await;
+    // The bank's set-up lacks a credit analyst: the upload that completes the documents step
+    // reaches an approval no one can decide, and is refused after its file was written.
+    let (s, body) = app.post("/api/v1/omni/templates", &seed_template()).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let (s, body) = app
+        .post(
+            "/api/v1/omni/onboarding/configurations",
+            &json!({ "id": "cfg_sme", "name": "SME", "templateId": "tmpl_onboarding_sme", "countries": ["ALL"] }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let (token, _, _) = start(&app, "ent_customer_456").await;
+    let (s, b) = add_data(&app, &token, "step_kyc", KYC()).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = upload(
+        &app,
+        &token,
+        "step_docs",
+        "trade_license",
+        pdf(500),
+        "a.pdf",
+        "application/pdf",
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(files_under(&app.documents.0), 1);
+    let (s, b) = upload(
+        &app,
+        &token,
+        "step_docs",
+        "financial_statements",
+        png(),
+        "b.png",
+        "image/png",
+    )
+    .await;
+    assert!(s.is_client_error(), "{s} {b}");
+    assert_eq!(
+        files_under(&app.documents.0),
+        1,
+        "the refused upload's file is gone"
+    );
+    assert_eq!(app.count("onboarding_documents").await, 1);
 }
