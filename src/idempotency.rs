@@ -153,6 +153,12 @@ async fn stored_answer(db: &Db, idem: &IdempotencyKey) -> ApiResult<Option<Respo
     Ok(Some(res))
 }
 
+/// Whether `res` is an earlier request's answer replayed: the request it answers changed
+/// nothing itself.
+pub fn is_replay(res: &Response) -> bool {
+    res.headers().contains_key(REPLAYED)
+}
+
 /// The request's idempotency key, if it carried one.
 #[derive(Debug, Default)]
 pub struct Idem(Option<IdempotencyKey>);

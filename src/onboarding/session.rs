@@ -938,8 +938,9 @@ async fn add_document(
     let size_bytes = bytes.len() as i64;
     let sha256 = hex::encode(Sha256::digest(&bytes));
     // Stored before the row that names it commits, so that a committed row always has its
-    // file; removed again when the change is refused (every refusal comes before the commit),
-    // so that a refusal leaves nothing behind. A server error may have come from the commit
+    // file; removed again when the change is refused (every refusal comes before the commit)
+    // or lost to a concurrent request with the same Idempotency-Key (whose answer is replayed),
+    // so that nothing is left behind. A server error may have come from the commit
     // itself, whose outcome is then unknown: the object stays, since a row without its file
     // would be worse than a file without its row (which is never served: documents are found
     // through their rows).
@@ -1011,11 +1012,11 @@ async fn add_document(
         idem.commit(&app.db, tx, StatusCode::CREATED, &answer).await
     }
     .await;
-    if stored
-        .as_ref()
-        .is_err_and(|refusal| refusal.status.is_client_error())
-        && let Err(e) = app.documents.delete(&storage_key).await
-    {
+    let changed_nothing = match &stored {
+        Ok(answer) => crate::idempotency::is_replay(answer),
+        Err(refusal) => refusal.status.is_client_error(),
+    };
+    if changed_nothing && let Err(e) = app.documents.delete(&storage_key).await {
         tracing::warn!(error = %e, key = %storage_key, "a refused document could not be removed");
     }
     stored

@@ -1383,9 +1383,13 @@ fn files_under(dir: &std::path::Path) -> usize {
         .unwrap_or(0)
 }
 
-#[tokio::test]
-async fn a_refused_upload_leaves_no_file_behind() {
-    let app = TestApp::spawn().await;
+/// Uploads that change nothing leave nothing in the document store, whichever it is:
+/// `base` is the node that takes the uploads, `objects` counts what its store holds.
+async fn uploads_that_change_nothing_leave_nothing<F, Fut>(app: &TestApp, base: &str, objects: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = usize>,
+{
     // The bank's set-up lacks a credit analyst: the upload that completes the documents step
     // reaches an approval no one can decide, and is refused after its file was written.
     let (s, body) = app.post("/api/v1/omni/templates", &seed_template()).await;
@@ -1397,36 +1401,120 @@ async fn a_refused_upload_leaves_no_file_behind() {
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{body}");
-    let (token, _, _) = start(&app, "ent_customer_456").await;
-    let (s, b) = add_data(&app, &token, "step_kyc", KYC()).await;
-    assert_eq!(s, StatusCode::OK, "{b}");
-    let (s, b) = upload(
-        &app,
-        &token,
-        "step_docs",
-        "trade_license",
-        pdf(500),
-        "a.pdf",
-        "application/pdf",
+    let (token, _, _) = start(app, "ent_customer_456").await;
+    let on_node = |method: Method, path: &str| {
+        app.client
+            .request(method, format!("{base}{path}"))
+            .header("api-version", "1.0")
+            .bearer_auth(&token)
+    };
+    let (s, b) = send(
+        on_node(Method::POST, "/omni/add/data")
+            .json(&json!({ "stepId": "step_kyc", "fields": KYC() })),
     )
     .await;
-    assert_eq!(s, StatusCode::CREATED, "{b}");
-    assert_eq!(files_under(&app.documents.0), 1);
-    let (s, b) = upload(
-        &app,
-        &token,
-        "step_docs",
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let form = |kind: &str, bytes: Vec<u8>, name: &str| {
+        Form::new()
+            .text("stepId", "step_docs")
+            .text("documentType", kind.to_owned())
+            .part("file", Part::bytes(bytes).file_name(name.to_owned()))
+    };
+
+    // One upload sent eight times at once with one Idempotency-Key (the same bytes, so one
+    // fixed multipart boundary): one document, one file, however the eight interleave (the
+    // losers' files are removed).
+    let mut body = Vec::new();
+    for (name, value) in [("stepId", "step_docs"), ("documentType", "trade_license")] {
+        body.extend_from_slice(
+            format!(
+                "--b0und\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        b"--b0und\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.pdf\"\r\n\r\n",
+    );
+    body.extend_from_slice(&pdf(500));
+    body.extend_from_slice(b"\r\n--b0und--\r\n");
+    let sends = (0..8).map(|_| {
+        send(
+            on_node(Method::POST, "/omni/add/document")
+                .header("idempotency-key", "upload-1")
+                .header("content-type", "multipart/form-data; boundary=b0und")
+                .body(body.clone()),
+        )
+    });
+    for (s, b) in futures::future::join_all(sends).await {
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+    assert_eq!(app.count("onboarding_documents").await, 1);
+    assert_eq!(objects().await, 1);
+
+    // Refused after its file was written: the file goes too.
+    let (s, b) = send(on_node(Method::POST, "/omni/add/document").multipart(form(
         "financial_statements",
         png(),
         "b.png",
-        "image/png",
-    )
+    )))
     .await;
     assert!(s.is_client_error(), "{s} {b}");
-    assert_eq!(
-        files_under(&app.documents.0),
-        1,
-        "the refused upload's file is gone"
-    );
     assert_eq!(app.count("onboarding_documents").await, 1);
+    assert_eq!(objects().await, 1, "the refused upload's file is gone");
+}
+
+#[tokio::test]
+async fn uploads_that_change_nothing_leave_no_file_in_a_folder() {
+    let app = TestApp::spawn().await;
+    let base = app.url("");
+    let folder = app.documents.0.clone();
+    uploads_that_change_nothing_leave_nothing(&app, &base, || {
+        let folder = folder.clone();
+        async move { files_under(&folder) }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn uploads_that_change_nothing_leave_no_object_in_s3() {
+    let Some(s3) = S3Server::start().await else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let client = reqwest::Client::new();
+    let (s, _) = send(client.put(format!("{}/omnirail-docs", s3.endpoint))).await;
+    assert!(s.is_success(), "bucket not created: {s}");
+    let port = crate::cli::free_port();
+    let mut node = crate::cli::serve_with_env(
+        app.config.database_url.expose(),
+        port,
+        &[
+            ("OMNIRAIL_DOCUMENT_STORE", "s3://omnirail-docs/bank-a"),
+            ("AWS_ENDPOINT", &s3.endpoint),
+            ("AWS_ALLOW_HTTP", "true"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+        ],
+    )
+    .await;
+    let listing = format!("{}/omnirail-docs?list-type=2&prefix=bank-a/", s3.endpoint);
+    uploads_that_change_nothing_leave_nothing(&app, &format!("http://127.0.0.1:{port}"), || {
+        let (client, listing) = (client.clone(), listing.clone());
+        async move {
+            let text = client
+                .get(&listing)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            text.matches("<Key>").count()
+        }
+    })
+    .await;
+    let _ = node.kill();
+    let _ = node.wait();
 }
