@@ -107,7 +107,84 @@ async fn open(
         },
     )
     .await?;
+    if let Some(role) = &row.awaiting_role {
+        events::record(
+            conn,
+            NewEvent {
+                tenant_id: tenant,
+                event_type: "omni.approval.unassignable",
+                actor_id: None,
+                channel: None,
+                summary: format!(
+                    "Approval {} waits for an approver: no user holds role {role}",
+                    row.id
+                ),
+                metadata: json!({
+                    "approvalId": row.id,
+                    "entityType": row.entity_type,
+                    "entityId": row.entity_id,
+                    "awaitingRole": role,
+                }),
+                payload: serde_json::to_value(&v).unwrap_or_default(),
+                occurred_at: now,
+                entities: entities(row, customer),
+            },
+        )
+        .await?;
+    }
     Ok(v)
+}
+
+/// Makes `user`, just given `roles`, the approver of every open request that waits for one
+/// of them (and that no other holder took first), each recorded as
+/// `omni.approval.approver_assigned`.
+pub async fn assign_awaiting(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    user: &str,
+    roles: &[String],
+    now: i64,
+) -> ApiResult<()> {
+    for role in roles {
+        for row in store::awaiting_role(conn, tenant, role, now).await? {
+            if row.requested_by == user
+                || !store::assign_awaiting(conn, tenant, &row.id, role, user, now).await?
+            {
+                continue;
+            }
+            let customer = customer_of(conn, tenant, &row).await?;
+            let row = ApprovalRow {
+                awaiting_role: None,
+                updated_at: now,
+                ..row
+            };
+            let v = routes::view_of(conn, tenant, &row, now).await?;
+            events::record(
+                conn,
+                NewEvent {
+                    tenant_id: tenant,
+                    event_type: "omni.approval.approver_assigned",
+                    actor_id: None,
+                    channel: None,
+                    summary: format!(
+                        "Approval {} assigned to {user}, who now holds role {role}",
+                        row.id
+                    ),
+                    metadata: json!({
+                        "approvalId": row.id,
+                        "entityType": row.entity_type,
+                        "entityId": row.entity_id,
+                        "approvers": [user],
+                    }),
+                    payload: serde_json::to_value(&v).unwrap_or_default(),
+                    occurred_at: now,
+                    entities: entities(&row, customer.as_deref()),
+                },
+            )
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Records the event of an accepted decision and, when it closes the request, the request's
@@ -226,8 +303,11 @@ pub struct StepApproval<'a> {
     pub requested_by_type: RequesterType,
 }
 
-/// Opens the approval request a journey's approval step waits on. With no
-/// eligible approver (nobody holds the role, say) it is 409 `no_eligible_approvers`.
+/// Opens the approval request a journey's approval step waits on. With no eligible approver
+/// (nobody holds the role, say): when the customer's own step reached it, the request opens
+/// waiting for a holder of the role (the customer's call never fails for the bank's set-up,
+/// and the bank is told by `omni.approval.unassignable`); when staff did, it is 409
+/// `no_eligible_approvers`, so that they can put the set-up right and try again.
 pub async fn open_for_step(
     conn: &mut AnyConnection,
     known: &crate::store::known::KnownIds,
@@ -249,7 +329,17 @@ pub async fn open_for_step(
         .filter(|u| u != step.requested_by)
         .take(100)
         .collect();
-    if users.is_empty() {
+    let awaiting_role = match step.role {
+        Some(role)
+            if users.is_empty()
+                && step.approvers.is_empty()
+                && step.requested_by_type == RequesterType::Customer =>
+        {
+            Some(role.to_owned())
+        }
+        _ => None,
+    };
+    if users.is_empty() && awaiting_role.is_none() {
         return Err(ApiError::conflict(
             "no_eligible_approvers",
             match step.role {
@@ -276,6 +366,7 @@ pub async fn open_for_step(
         approval_type: "journey_step".into(),
         requested_by: step.requested_by.to_owned(),
         requested_by_type: step.requested_by_type.as_str().to_owned(),
+        awaiting_role,
         approval_data: json!({
             "journeyId": step.journey_id,
             "customerId": step.customer_id,

@@ -145,6 +145,11 @@ pub struct ApprovalView {
     pub requested_by_type: RequesterType,
     pub requested_by_name: Option<String>,
     pub approvers: Vec<ApproverView>,
+    /// Present while the request has no approver: the role its step asks for, which no user
+    /// held when the customer's own step opened it. The first user given the role becomes
+    /// its approver (`omni.approval.approver_assigned`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub awaiting_role: Option<String>,
     #[schema(value_type = Object)]
     pub approval_data: Value,
     /// The amount under approval: `amount`, else `approvalData.facilityAmount`.
@@ -192,6 +197,7 @@ pub(super) async fn views(
                 requested_by_type: RequesterType::parse(&r.requested_by_type)
                     .unwrap_or(RequesterType::User),
                 requested_by_name: name(&r.requested_by),
+                awaiting_role: r.awaiting_role.clone(),
                 approvers: approvers
                     .iter()
                     .filter(|a| a.approval_id == r.id)
@@ -360,6 +366,7 @@ async fn create_approval(
         approval_type: body.approval_type,
         requested_by: body.requested_by,
         requested_by_type: RequesterType::User.as_str().to_owned(),
+        awaiting_role: None,
         approval_data: body.approval_data.unwrap_or_else(|| json!({})).to_string(),
         amount,
         currency,

@@ -248,6 +248,9 @@ pub struct ApprovalRow {
     pub requested_by: String,
     /// `user`, `customer` or `system` (`RequesterType`).
     pub requested_by_type: String,
+    /// Set while the request has no approver: the role its step asks for, which nobody held
+    /// when it opened.
+    pub awaiting_role: Option<String>,
     pub approval_data: String,
     pub amount: Option<i64>,
     pub currency: Option<String>,
@@ -302,7 +305,7 @@ macro_rules! approval_columns {
     () => {
         "id, entity_type, entity_id, approval_type, requested_by, approval_data, amount, currency, \
          expires_at, status, journey_id, step_id, step_index, row_version, created_at, updated_at, \
-         decided_at, requested_by_type"
+         decided_at, requested_by_type, awaiting_role"
     };
 }
 
@@ -316,7 +319,7 @@ pub async fn insert_approval(
         "INSERT INTO approvals (tenant_id, ",
         approval_columns!(),
         ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-         $19)"
+         $19, $20)"
     ))
     .bind(tenant)
     .bind(&a.id)
@@ -337,6 +340,7 @@ pub async fn insert_approval(
     .bind(a.updated_at)
     .bind(a.decided_at)
     .bind(&a.requested_by_type)
+    .bind(&a.awaiting_role)
     .execute(&mut *conn)
     .await?;
     for r in approvers {
@@ -436,6 +440,63 @@ pub async fn insert_decision(conn: &mut AnyConnection, d: &DecisionRow) -> Resul
 }
 
 /// Marks the request changed at `at` (a decision that did not close it).
+/// Open requests of the tenant that wait for a holder of `role`, as of `now`.
+pub async fn awaiting_role(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    role: &str,
+    now: i64,
+) -> Result<Vec<ApprovalRow>, StoreError> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        approval_columns!(),
+        " FROM approvals WHERE tenant_id = $1 AND awaiting_role = $2 AND status = 'requested'
+           AND (expires_at IS NULL OR expires_at > $3)"
+    ))
+    .bind(tenant)
+    .bind(role)
+    .bind(now)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Gives a request that waits for a role its first approver, `user`; `false` if another
+/// holder of the role came first (or it no longer waits).
+pub async fn assign_awaiting(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+    role: &str,
+    user: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let claimed = sqlx::query(
+        "UPDATE approvals SET awaiting_role = NULL, updated_at = $4
+         WHERE tenant_id = $1 AND id = $2 AND awaiting_role = $3",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(role)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if claimed != 1 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO approval_approvers (tenant_id, approval_id, position, user_id, role, required)
+         VALUES ($1, $2, 0, $3, $4, 0)",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(user)
+    .bind(role)
+    .execute(&mut *conn)
+    .await?;
+    Ok(true)
+}
+
 pub async fn touch_approval(conn: &mut AnyConnection, id: &str, at: i64) -> Result<(), StoreError> {
     sqlx::query("UPDATE approvals SET updated_at = $2 WHERE id = $1")
         .bind(id)

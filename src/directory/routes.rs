@@ -209,6 +209,7 @@ async fn put_user(
     };
     let mut tx = app.db.begin().await?;
     let created = store::put_user(&mut tx, &tenant.id, &user).await?;
+    crate::approvals::assign_awaiting(&mut tx, &tenant.id, &user.id, &user.roles, now).await?;
     tx.commit().await?;
     if !created {
         // The answer shows when the user was first known.

@@ -189,7 +189,12 @@ async fn resolve(
             };
             users(ids)
         }
-        RecipientRole::Requester => users(text(&p["requestedBy"]).into_iter().collect()),
+        // Staff only: a customer whose own step opened the request is not told of the bank's
+        // internal approval, nor the system.
+        RecipientRole::Requester if p["requestedByType"] == "user" => {
+            users(text(&p["requestedBy"]).into_iter().collect())
+        }
+        RecipientRole::Requester => Vec::new(),
     })
 }
 

@@ -65,6 +65,27 @@ pub struct ConfigurationView {
     pub template_id: String,
     pub countries: Vec<String>,
     pub created_at: String,
+    /// The readiness check, on `GET /onboarding/configurations/{id}` and on creation: what
+    /// in the bank's set-up would hold its onboardings up. Empty when ready. (Lists leave it
+    /// out.)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warnings: Option<Vec<ReadinessWarning>>,
+}
+
+/// Something in the bank's set-up that would hold a configuration's onboardings up.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadinessWarning {
+    /// `no_eligible_approver`: an approval step asks for a role no user holds; onboardings
+    /// that reach it wait, their request showing `awaitingRole`, until someone is given it.
+    #[schema(example = "no_eligible_approver")]
+    pub code: &'static str,
+    #[schema(example = "step_credit")]
+    pub step_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "credit_analyst")]
+    pub role: Option<String>,
+    pub message: String,
 }
 
 fn configuration_view(c: &ConfigurationRow) -> ConfigurationView {
@@ -74,7 +95,50 @@ fn configuration_view(c: &ConfigurationRow) -> ConfigurationView {
         template_id: c.template_id.clone(),
         countries: c.countries(),
         created_at: to_rfc3339(c.created_at),
+        warnings: None,
     }
+}
+
+/// The configuration with its readiness check: each approval step of its template's current
+/// version whose role no user of the tenant holds.
+async fn checked_view(
+    conn: &mut sqlx::AnyConnection,
+    tenant: &str,
+    c: &ConfigurationRow,
+) -> ApiResult<ConfigurationView> {
+    let mut warnings = Vec::new();
+    if let Some(template) =
+        crate::journeys::store::get_template(&mut *conn, tenant, &c.template_id).await?
+    {
+        for step in template.step_defs()? {
+            let Some(role) = step.approval_role_required.as_deref() else {
+                continue;
+            };
+            if step.kind != crate::journeys::model::StepType::Approval || !step.approvers.is_empty()
+            {
+                continue;
+            }
+            if crate::directory::store::users_with_role(conn, tenant, role)
+                .await?
+                .is_empty()
+            {
+                warnings.push(ReadinessWarning {
+                    code: "no_eligible_approver",
+                    step_id: step.id.clone(),
+                    role: Some(role.to_owned()),
+                    message: format!(
+                        "Step {} is approved by role {role}, which no user holds: onboardings \
+                         that reach it wait until a user is given the role",
+                        step.id
+                    ),
+                });
+            }
+        }
+    }
+    Ok(ConfigurationView {
+        warnings: Some(warnings),
+        ..configuration_view(c)
+    })
 }
 
 /// An onboarding as the bank sees it. Lists leave out `currentStep`, `steps`, `data` and
@@ -251,15 +315,9 @@ async fn create_configuration(
                 e.into()
             }
         })?;
-    idem.commit(
-        &app.db,
-        tx,
-        StatusCode::CREATED,
-        &Data {
-            data: configuration_view(&row),
-        },
-    )
-    .await
+    let view = checked_view(&mut tx, &tenant.id, &row).await?;
+    idem.commit(&app.db, tx, StatusCode::CREATED, &Data { data: view })
+        .await
 }
 
 /// Query of the list endpoints without filters.
@@ -313,7 +371,11 @@ async fn get_configuration(
     let row = store::get_configuration(app.db.reader(), &tenant.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("Configuration"))?;
-    Ok(data(StatusCode::OK, configuration_view(&row)))
+    let mut conn = app.db.reader().acquire().await?;
+    Ok(data(
+        StatusCode::OK,
+        checked_view(&mut conn, &tenant.id, &row).await?,
+    ))
 }
 
 /// Query of `GET /onboarding`.

@@ -547,7 +547,7 @@ pub(crate) fn handoff_refusal(used: bool) -> ApiError {
         (status = 403, description = "The Starter plan has no omnichannel features (`plan_not_included`), or the channel is not enabled for the tenant (`channel_disabled`, with `channel`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such handoff token in this tenant (`not_found`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 409, description = "The token was already used (`handoff_used`)", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 410, description = "The token has expired (`handoff_expired`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 410, description = "The token has expired (`handoff_expired`), or the session it came from has ended (`handoff_revoked`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "`channel` is not the handoff's target channel (`channel_mismatch`); invalid fields (`validation_failed`)", body = ProblemDoc, content_type = "application/problem+json"),
     )
 )]
@@ -570,6 +570,17 @@ async fn resume(
     let refusal = |h: &HandoffRow| handoff_refusal(h.used_at.is_some());
     if handoff.used_at.is_some() || handoff.expires_at <= now {
         return Err(refusal(&handoff));
+    }
+    // Ending a session (by the client or for idleness) revokes the handoffs it issued.
+    let postgres = app.db.backend() == crate::store::Backend::Postgres;
+    let source =
+        store::lock_session(&mut tx, postgres, &tenant.id, &handoff.source_session_id).await?;
+    if source.is_none_or(|s| Timing::of(&app).ended(&s, now)) {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "handoff_revoked",
+            "The session this handoff came from has ended; start a new session",
+        ));
     }
     if body.channel.0.as_lower() != handoff.target_channel {
         return Err(ApiError::unprocessable(

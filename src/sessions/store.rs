@@ -67,6 +67,26 @@ pub async fn get_session<'e, E: Executor<'e, Database = Any>>(
     .await?)
 }
 
+/// The session, read under a lock on its row (on PostgreSQL; SQLite has one writer at a
+/// time), so that a concurrent end and the caller's transaction do not cross.
+pub async fn lock_session(
+    conn: &mut AnyConnection,
+    postgres: bool,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<SessionRow>, StoreError> {
+    let lock = if postgres { " FOR UPDATE" } else { "" };
+    let sql = format!(
+        "SELECT {} FROM channel_sessions WHERE tenant_id = $1 AND id = $2{lock}",
+        session_columns!()
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
 /// Ends the session unless it already ended; `false` if it had.
 pub async fn end_session(
     conn: &mut AnyConnection,

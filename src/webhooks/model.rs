@@ -19,6 +19,8 @@ pub const EVENT_TYPES: &[&str] = &[
     "omni.template.created",
     "omni.template.updated",
     "omni.approval.requested",
+    "omni.approval.unassignable",
+    "omni.approval.approver_assigned",
     "omni.approval.decision_recorded",
     "omni.approval.approved",
     "omni.approval.rejected",
@@ -270,6 +272,14 @@ mod tests {
             assert!(
                 EVENT_TYPES.contains(&t.as_str()),
                 "{t} is not in EVENT_TYPES"
+            );
+        }
+        // And the catalogue is the one docs/api.md gives integrators.
+        let docs = include_str!("../../docs/api.md");
+        for t in EVENT_TYPES {
+            assert!(
+                docs.contains(&format!("`{t}`")),
+                "{t} is not in docs/api.md"
             );
         }
     }

@@ -1390,17 +1390,7 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = usize>,
 {
-    // The bank's set-up lacks a credit analyst: the upload that completes the documents step
-    // reaches an approval no one can decide, and is refused after its file was written.
-    let (s, body) = app.post("/api/v1/omni/templates", &seed_template()).await;
-    assert_eq!(s, StatusCode::CREATED, "{body}");
-    let (s, body) = app
-        .post(
-            "/api/v1/omni/onboarding/configurations",
-            &json!({ "id": "cfg_sme", "name": "SME", "templateId": "tmpl_onboarding_sme", "countries": ["ALL"] }),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{body}");
+    configure(app).await;
     let (token, _, _) = start(app, "ent_customer_456").await;
     let on_node = |method: Method, path: &str| {
         app.client
@@ -1452,16 +1442,26 @@ where
     assert_eq!(app.count("onboarding_documents").await, 1);
     assert_eq!(objects().await, 1);
 
-    // Refused after its file was written: the file goes too.
-    let (s, b) = send(on_node(Method::POST, "/omni/add/document").multipart(form(
-        "financial_statements",
-        png(),
-        "b.png",
-    )))
-    .await;
-    assert!(s.is_client_error(), "{s} {b}");
-    assert_eq!(app.count("onboarding_documents").await, 1);
-    assert_eq!(objects().await, 1, "the refused upload's file is gone");
+    // An upload racing the customer's own finish: whichever wins, the store holds a file for
+    // each document and no other (a refused upload's file is removed).
+    let (upload, finish) = tokio::join!(
+        send(on_node(Method::POST, "/omni/add/document").multipart(form(
+            "financial_statements",
+            png(),
+            "b.png"
+        )),),
+        send(on_node(Method::POST, "/omni/finish")),
+    );
+    assert!(
+        upload.0.is_success() || upload.0.is_client_error(),
+        "{upload:?}"
+    );
+    assert!(
+        finish.0.is_success() || finish.0.is_client_error(),
+        "{finish:?}"
+    );
+    let documents = usize::try_from(app.count("onboarding_documents").await).unwrap();
+    assert_eq!(objects().await, documents);
 }
 
 #[tokio::test]
@@ -1517,4 +1517,89 @@ async fn uploads_that_change_nothing_leave_no_object_in_s3() {
     .await;
     let _ = node.kill();
     let _ = node.wait();
+}
+
+#[tokio::test]
+async fn a_customers_step_never_fails_for_the_banks_set_up() {
+    let app = TestApp::spawn().await;
+    // No user holds credit_analyst, which the template's approval step asks for.
+    let (s, body) = app.post("/api/v1/omni/templates", &seed_template()).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let (s, config) = app
+        .post(
+            "/api/v1/omni/onboarding/configurations",
+            &json!({ "id": "cfg_sme", "name": "SME", "templateId": "tmpl_onboarding_sme", "countries": ["ALL"] }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{config}");
+    // The readiness check says so at once, and on every read.
+    let warning = json!([{
+        "code": "no_eligible_approver", "stepId": "step_credit", "role": "credit_analyst",
+        "message": "Step step_credit is approved by role credit_analyst, which no user holds: onboardings that reach it wait until a user is given the role"
+    }]);
+    assert_eq!(config["data"]["warnings"], warning);
+    let (_, config) = app
+        .get("/api/v1/omni/onboarding/configurations/cfg_sme")
+        .await;
+    assert_eq!(config["data"]["warnings"], warning);
+
+    // The customer's last document completes their step all the same.
+    let (token, _, journey) = start(&app, "ent_customer_456").await;
+    let (s, b) = add_data(&app, &token, "step_kyc", KYC()).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    for (kind, bytes, name, mime) in [
+        ("trade_license", pdf(500), "a.pdf", "application/pdf"),
+        ("financial_statements", png(), "b.png", "image/png"),
+    ] {
+        let (s, b) = upload(&app, &token, "step_docs", kind, bytes, name, mime).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+
+    // The request waits for a credit analyst, and the bank is told.
+    let (_, j) = app.get(&format!("/api/v1/omni/journeys/{journey}")).await;
+    assert_eq!(j["data"]["currentStep"]["id"], "step_credit");
+    let approval = j["data"]["currentStep"]["approvalId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, a) = app.get(&format!("/api/v1/omni/approvals/{approval}")).await;
+    assert_eq!(a["data"]["status"], "requested");
+    assert_eq!(a["data"]["approvers"], json!([]));
+    assert_eq!(a["data"]["awaitingRole"], "credit_analyst");
+    assert_eq!(a["data"]["requestedByType"], "customer");
+    let types = |events: Vec<omnirail::events::StoredEvent>| {
+        events.into_iter().map(|e| e.event_type).collect::<Vec<_>>()
+    };
+    let seen = types(app.events_of("approval", &approval).await);
+    assert_eq!(
+        seen,
+        ["omni.approval.requested", "omni.approval.unassignable"]
+    );
+
+    // The first user given the role becomes its approver and decides; the journey moves on.
+    let (s, b) = app
+        .put(
+            "/api/v1/omni/users/usr_credit_001",
+            &json!({ "name": "Sara", "roles": ["credit_analyst"] }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (_, a) = app.get(&format!("/api/v1/omni/approvals/{approval}")).await;
+    assert_eq!(a["data"]["approvers"][0]["userId"], "usr_credit_001");
+    assert!(a["data"]["awaitingRole"].is_null(), "{a}");
+    let seen = types(app.events_of("approval", &approval).await);
+    assert_eq!(seen.last().unwrap(), "omni.approval.approver_assigned");
+    let (s, b) = app
+        .post(
+            &format!("/api/v1/omni/approvals/{approval}/decisions"),
+            &json!({ "approverId": "usr_credit_001", "decision": "approve" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (_, j) = app.get(&format!("/api/v1/omni/journeys/{journey}")).await;
+    assert_eq!(j["data"]["steps"][2]["status"], "passed", "{j}");
+    let (_, config) = app
+        .get("/api/v1/omni/onboarding/configurations/cfg_sme")
+        .await;
+    assert_eq!(config["data"]["warnings"], json!([]));
 }

@@ -353,3 +353,45 @@ async fn the_seeds_request_bodies_work_verbatim() {
         assert_problem(s, &b, status, code);
     }
 }
+
+#[tokio::test]
+async fn ending_a_session_revokes_the_handoffs_it_issued() {
+    let app = TestApp::spawn().await;
+    // Ended by the client.
+    let web = start(&app, "WEB").await;
+    let h = handoff(&app, &web).await;
+    let res = app
+        .req(Method::DELETE, &format!("/api/v1/sessions/{web}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let token = h["handoff_token"].as_str().unwrap();
+    let (s, b) = app
+        .post("/api/v1/sessions/resume", &resume_body(token))
+        .await;
+    assert_problem(s, &b, 410, "handoff_revoked");
+    assert_eq!(
+        app.count("channel_sessions").await,
+        1,
+        "no session was made"
+    );
+
+    // Ended by idling (here before the handoff itself would expire): revoked from the moment
+    // the session reads ended, whether or not a sweep has recorded it yet.
+    let app = TestApp::spawn_with(|c| {
+        c.session_idle_timeout_secs = 120;
+        c.handoff_ttl_secs = 3600;
+    })
+    .await;
+    let web = start(&app, "WEB").await;
+    let h = handoff(&app, &web).await;
+    app.advance(std::time::Duration::from_secs(121));
+    let (_, got) = app.get(&format!("/api/v1/sessions/{web}")).await;
+    assert_eq!(got["status"], "ended");
+    let token = h["handoff_token"].as_str().unwrap();
+    let (s, b) = app
+        .post("/api/v1/sessions/resume", &resume_body(token))
+        .await;
+    assert_problem(s, &b, 410, "handoff_revoked");
+}
