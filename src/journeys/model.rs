@@ -58,7 +58,14 @@ string_enum!(
 
 string_enum!(
     /// A step's state within one journey.
-    StepStatus { Pending = "pending", Passed = "passed", Skipped = "skipped", Failed = "failed" }
+    /// `cancelled`: a step a cancelled journey had not passed, and now never will.
+    StepStatus {
+        Pending = "pending",
+        Passed = "passed",
+        Skipped = "skipped",
+        Failed = "failed",
+        Cancelled = "cancelled",
+    }
 );
 
 string_enum!(
@@ -385,11 +392,24 @@ pub fn cancel(status: JourneyStatus) -> Result<(), Refusal> {
 
 /// Each step's status from the outcomes recorded for it (`(step index, outcome)`, oldest
 /// first): the last outcome counts; a step with none is pending.
-pub fn step_statuses(step_count: usize, history: &[(usize, StepOutcome)]) -> Vec<StepStatus> {
+/// Each step's status from the journey's history (the last outcome of each step wins); in a
+/// `cancelled` journey, a step not passed or skipped reads `cancelled`.
+pub fn step_statuses(
+    step_count: usize,
+    history: &[(usize, StepOutcome)],
+    journey: JourneyStatus,
+) -> Vec<StepStatus> {
     let mut out = vec![StepStatus::Pending; step_count];
     for (index, outcome) in history {
         if let Some(slot) = out.get_mut(*index) {
             *slot = outcome.status();
+        }
+    }
+    if journey == JourneyStatus::Cancelled {
+        for slot in &mut out {
+            if matches!(slot, StepStatus::Pending | StepStatus::Failed) {
+                *slot = StepStatus::Cancelled;
+            }
         }
     }
     out
@@ -572,12 +592,25 @@ mod tests {
             (2, StepOutcome::Failed),
         ];
         assert_eq!(
-            step_statuses(4, &h),
+            step_statuses(4, &h, JourneyStatus::InProgress),
             vec![
                 StepStatus::Passed,
                 StepStatus::Skipped,
                 StepStatus::Failed,
                 StepStatus::Pending
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cancelled_journey_has_no_step_pending_or_failed() {
+        let h = [(0, StepOutcome::Passed), (1, StepOutcome::Failed)];
+        assert_eq!(
+            step_statuses(3, &h, JourneyStatus::Cancelled),
+            vec![
+                StepStatus::Passed,
+                StepStatus::Cancelled,
+                StepStatus::Cancelled
             ]
         );
     }

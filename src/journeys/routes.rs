@@ -134,7 +134,8 @@ pub struct CurrentStep {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: StepType,
-    /// `pending`, or `failed` after a failed attempt.
+    /// `pending`, `failed` after a failed attempt, or `cancelled` in a cancelled journey (the
+    /// step it was cancelled at).
     pub status: StepStatus,
     /// On an approval step: the approval request it waits on (or, once failed, the one that
     /// was rejected or expired).
@@ -244,7 +245,9 @@ impl Loaded {
                 id: s.id.clone(),
                 name: s.name.clone(),
                 kind: s.kind,
-                status: if p.current_failed {
+                status: if status == JourneyStatus::Cancelled {
+                    StepStatus::Cancelled
+                } else if p.current_failed {
                     StepStatus::Failed
                 } else {
                     StepStatus::Pending
@@ -911,11 +914,19 @@ async fn get_journey(
     let loaded = load(&app, &mut conn, &tenant.id, &id).await?;
     let history = store::history(&mut conn, &loaded.row.id).await?;
     let mut view = loaded.view(true);
-    view.steps = Some(steps_with_history(loaded.steps(), &history));
+    view.steps = Some(steps_with_history(
+        loaded.steps(),
+        &history,
+        loaded.status(),
+    ));
     Ok(data(StatusCode::OK, view))
 }
 
-fn steps_with_history(steps: &[StepDef], history: &[HistoryRow]) -> Vec<JourneyStep> {
+fn steps_with_history(
+    steps: &[StepDef],
+    history: &[HistoryRow],
+    journey: JourneyStatus,
+) -> Vec<JourneyStep> {
     let outcomes: Vec<(usize, StepOutcome)> = history
         .iter()
         .filter_map(|h| {
@@ -925,7 +936,7 @@ fn steps_with_history(steps: &[StepDef], history: &[HistoryRow]) -> Vec<JourneyS
             ))
         })
         .collect();
-    let statuses = model::step_statuses(steps.len(), &outcomes);
+    let statuses = model::step_statuses(steps.len(), &outcomes, journey);
     steps
         .iter()
         .zip(statuses)

@@ -133,7 +133,7 @@ impl Snapshot {
                 ))
             })
             .collect();
-        let statuses = step_statuses(journey.steps().len(), &outcomes);
+        let statuses = step_statuses(journey.steps().len(), &outcomes, journey.status());
         let documents = store::documents(&mut *conn, &row.id).await?;
         Ok(Self {
             row,

@@ -251,6 +251,17 @@ async fn nothing_changes_a_cancelled_or_completed_journey() {
         body["data"]["cancellationReason"],
         "Customer withdrew application"
     );
+    // Nothing of a cancelled journey is pending any more (issue 20).
+    assert_eq!(body["data"]["currentStep"]["id"], "step_kyc");
+    assert_eq!(body["data"]["currentStep"]["status"], "cancelled");
+    let (_, j) = app.get(&format!("/api/v1/omni/journeys/{id}")).await;
+    let statuses: Vec<&str> = j["data"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["cancelled", "cancelled", "cancelled"]);
 
     let before = app.event_count().await;
     let attempts = [
