@@ -158,8 +158,13 @@ pub fn derive_status(deliveries: &[DeliveryStatus]) -> DeliveryStatus {
 /// What a provider made of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempt {
-    /// Accepted; the provider's id for the message, if it gives one.
-    Accepted { message_id: Option<String> },
+    /// Accepted; the provider's id for the message, if it gives one. `note` names anything odd
+    /// in an answer that still means "accepted" (a 2xx without the message id): recorded as the
+    /// delivery's `lastError`, never a reason to send the message again.
+    Accepted {
+        message_id: Option<String>,
+        note: Option<String>,
+    },
     /// Worth trying again: a 5xx, 429, timeout or refused connection.
     Transient { error: String },
     /// Not worth trying again: a 4xx, a refused recipient, missing contact data, no provider.

@@ -125,7 +125,13 @@ async fn attempt(
 ) -> (Option<&'static str>, Attempt) {
     if channel == NotifyChannel::InApp {
         // The inbox is the notification itself: stored is delivered.
-        return (Some("omnirail"), Attempt::Accepted { message_id: None });
+        return (
+            Some("omnirail"),
+            Attempt::Accepted {
+                message_id: None,
+                note: None,
+            },
+        );
     }
     let settings = match store::get_provider(app.db.reader(), &d.tenant_id, channel.as_str()).await
     {
@@ -272,7 +278,7 @@ async fn record_outcome(
     let now = app.db.now_ms();
     let attempts = d.attempts + 1;
     let update = match &attempt {
-        Attempt::Accepted { message_id } => DeliveryUpdate {
+        Attempt::Accepted { message_id, note } => DeliveryUpdate {
             status: if channel == NotifyChannel::InApp {
                 "delivered"
             } else {
@@ -282,7 +288,7 @@ async fn record_outcome(
             provider_message_id: message_id.as_deref(),
             attempts,
             error_code: None,
-            last_error: None,
+            last_error: note.as_deref(),
             next_attempt_at: None,
         },
         Attempt::Permanent { code, error } => DeliveryUpdate {

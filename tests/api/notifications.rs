@@ -292,6 +292,61 @@ async fn a_provider_that_fails_twice_then_succeeds_is_retried() {
 }
 
 #[tokio::test]
+async fn a_provider_that_took_the_message_without_naming_it_is_never_sent_it_twice() {
+    let (app, twilio) = with_twilio(&[providers::OK_WITHOUT_ID], "cust_odd").await;
+    let n = notify(&app, on("cust_odd", json!(["sms"]))).await;
+    let n = wait_for(&app, n["id"].as_str().unwrap(), settled).await;
+    let d = delivery(&n, "sms");
+    assert_eq!(d["status"], "sent", "{n}");
+    assert_eq!(d["attempts"], 1);
+    assert_eq!(d["errorCode"], Value::Null);
+    assert!(
+        d["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("without a message sid"),
+        "{d}"
+    );
+    // Settled: nothing is due any more, so no worker can send it again.
+    let (due,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM notification_deliveries WHERE next_attempt_at IS NOT NULL \
+         AND status = 'pending'",
+    )
+    .fetch_one(app.db.reader())
+    .await
+    .unwrap();
+    assert_eq!(due, 0);
+    assert_eq!(twilio.recorder.seen().len(), 1);
+
+    // The same of a push through FCM.
+    let fcm = providers::fcm().await;
+    fcm.fail_with(&[providers::OK_WITHOUT_ID]);
+    app.put(
+        "/api/v1/omni/notification-providers/push",
+        &providers::fcm_settings(&fcm),
+    )
+    .await;
+    app.put(
+        "/api/v1/customers/cust_odd/devices/iphone",
+        &json!({"platform": "ios", "push_token": "token-iphone"}),
+    )
+    .await;
+    let n = notify(&app, on("cust_odd", json!(["push"]))).await;
+    let n = wait_for(&app, n["id"].as_str().unwrap(), settled).await;
+    let d = delivery(&n, "push");
+    assert_eq!(d["status"], "sent", "{n}");
+    assert_eq!(d["attempts"], 1);
+    assert!(
+        d["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("without a message name"),
+        "{d}"
+    );
+    assert_eq!(fcm.recorder.seen().len(), 1);
+}
+
+#[tokio::test]
 async fn a_permanent_failure_is_not_retried_and_a_dead_provider_gives_up() {
     let (app, twilio) = with_twilio(&[400], "cust_bad").await;
     let body = on("cust_bad", json!(["sms"]));

@@ -115,7 +115,8 @@ impl TokenCache {
 
 /// What became of one device token.
 enum TokenOutcome {
-    Sent(String),
+    /// Accepted: FCM's name for the message, or what was odd about an answer without one.
+    Sent(Result<String, String>),
     /// FCM no longer knows the token (404 `UNREGISTERED`): it should be forgotten.
     Unregistered(String),
     /// The access token was refused (401): it is forgotten and the attempt tried again.
@@ -290,9 +291,11 @@ impl FcmSettings {
             }
         }
         let attempt = if let Some(first) = sent.into_iter().next() {
-            Attempt::Accepted {
-                message_id: Some(first),
-            }
+            let (message_id, note) = match first {
+                Ok(name) => (Some(name), None),
+                Err(odd) => (None, Some(odd)),
+            };
+            Attempt::Accepted { message_id, note }
         } else if let Some(t) = failures
             .iter()
             .find(|a| matches!(a, Attempt::Transient { .. }))
@@ -321,12 +324,14 @@ impl FcmSettings {
         let status = res.status();
         let text = res.text().await.unwrap_or_default();
         if status.is_success() {
-            return match serde_json::from_str::<Sent>(&text) {
-                Ok(s) => TokenOutcome::Sent(s.name),
-                Err(_) => TokenOutcome::Failed(Attempt::Transient {
-                    error: "FCM answered success without a message name".into(),
-                }),
-            };
+            // A 2xx means FCM took the message: sending it again would push it twice.
+            return TokenOutcome::Sent(match serde_json::from_str::<Sent>(&text) {
+                Ok(s) => Ok(s.name),
+                Err(_) => Err(format!(
+                    "FCM answered HTTP {} without a message name; the push is taken as sent",
+                    status.as_u16()
+                )),
+            });
         }
         if status == reqwest::StatusCode::NOT_FOUND && text.contains("UNREGISTERED") {
             return TokenOutcome::Unregistered(format!("HTTP 404: {text}"));

@@ -207,6 +207,7 @@ impl SmtpSettings {
         match transport.send(message).await {
             Ok(_) => Attempt::Accepted {
                 message_id: Some(message_id),
+                note: None,
             },
             // A 5xx reply: the server refuses this message for good.
             Err(e) if e.is_permanent() => Attempt::Permanent {

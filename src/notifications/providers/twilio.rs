@@ -134,12 +134,19 @@ impl TwilioSettings {
         if !status.is_success() {
             return http_failure(status, &body);
         }
+        // A 2xx means Twilio took the message: sending it again would send a second SMS,
+        // whatever the body says.
         match serde_json::from_str::<Created>(&body) {
             Ok(c) => Attempt::Accepted {
                 message_id: Some(c.sid),
+                note: None,
             },
-            Err(_) => Attempt::Transient {
-                error: "Twilio answered success without a message sid".into(),
+            Err(_) => Attempt::Accepted {
+                message_id: None,
+                note: Some(format!(
+                    "Twilio answered HTTP {} without a message sid; the message is taken as sent",
+                    status.as_u16()
+                )),
             },
         }
     }
