@@ -98,12 +98,16 @@ pub async fn put_user(
     tenant: &str,
     u: &User,
 ) -> Result<bool, StoreError> {
-    let existed: Option<i64> =
-        sqlx::query_scalar("SELECT created_at FROM users WHERE tenant_id = $1 AND id = $2")
+    let existed: Option<(i64, Option<String>)> =
+        sqlx::query_as("SELECT created_at, name FROM users WHERE tenant_id = $1 AND id = $2")
             .bind(tenant)
             .bind(&u.id)
             .fetch_optional(&mut *conn)
             .await?;
+    let renamed = match &existed {
+        Some((_, before)) => before != &u.name,
+        None => u.name.is_some(),
+    };
     sqlx::query(
         "INSERT INTO users (tenant_id, id, name, email, phone, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -119,6 +123,20 @@ pub async fn put_user(
     .bind(u.updated_at)
     .execute(&mut *conn)
     .await?;
+    if renamed {
+        // The name from now on: what the timeline shows for this user's later events. (Two
+        // renames in one millisecond: the later one wins.)
+        sqlx::query(
+            "INSERT INTO user_names (tenant_id, user_id, valid_from, name) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (tenant_id, user_id, valid_from) DO UPDATE SET name = excluded.name",
+        )
+        .bind(tenant)
+        .bind(&u.id)
+        .bind(u.updated_at)
+        .bind(&u.name)
+        .execute(&mut *conn)
+        .await?;
+    }
     sqlx::query("DELETE FROM user_roles WHERE tenant_id = $1 AND user_id = $2")
         .bind(tenant)
         .bind(&u.id)
@@ -416,6 +434,51 @@ pub async fn users_with_role(
 }
 
 /// The names of the given users that have one, in one query.
+/// Each actor's name at the instant of each of their events: `(actor, at)` pairs to the name
+/// the actor had then (from the name history `put_user` keeps), where they had one.
+pub async fn names_at(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    wanted: &[(&str, i64)],
+) -> Result<HashMap<(String, i64), String>, StoreError> {
+    let mut ids: Vec<&str> = wanted.iter().map(|(id, _)| *id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    // Each actor's names, oldest first.
+    let mut history: HashMap<String, Vec<(i64, Option<String>)>> = HashMap::new();
+    for chunk in ids.chunks(500) {
+        // Only placeholders are generated; every value is bound.
+        let placeholders: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT user_id, valid_from, name FROM user_names
+             WHERE tenant_id = $1 AND user_id IN ({}) ORDER BY user_id, valid_from",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query_as::<_, (String, i64, Option<String>)>(sqlx::AssertSqlSafe(sql))
+            .bind(tenant);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for (user, from, name) in q.fetch_all(&mut *conn).await? {
+            history.entry(user).or_default().push((from, name));
+        }
+    }
+    let mut out = HashMap::new();
+    for (id, at) in wanted {
+        let name = history.get(*id).and_then(|names| {
+            names
+                .iter()
+                .take_while(|(from, _)| from <= at)
+                .last()
+                .and_then(|(_, name)| name.clone())
+        });
+        if let Some(name) = name {
+            out.insert(((*id).to_owned(), *at), name);
+        }
+    }
+    Ok(out)
+}
+
 pub async fn names(
     conn: &mut AnyConnection,
     tenant: &str,

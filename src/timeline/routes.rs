@@ -270,15 +270,22 @@ async fn timeline(
         page.offset(),
     )
     .await?;
-    let actors: Vec<&str> = rows.iter().filter_map(|r| r.actor_id.as_deref()).collect();
+    // Each actor by the name they had when the event happened.
+    let actors: Vec<(&str, i64)> = rows
+        .iter()
+        .filter_map(|r| Some((r.actor_id.as_deref()?, r.occurred_at)))
+        .collect();
     let mut conn = app.db.reader().acquire().await?;
-    let names = directory::store::names(&mut conn, &tenant.id, &actors).await?;
+    let names = directory::store::names_at(&mut conn, &tenant.id, &actors).await?;
     let data = rows
         .into_iter()
         .map(|r| TimelineItem {
             timestamp: to_rfc3339(r.occurred_at),
             event_type: events::shown_type(&r.event_type).to_owned(),
-            actor_name: r.actor_id.as_ref().and_then(|a| names.get(a).cloned()),
+            actor_name: r
+                .actor_id
+                .clone()
+                .and_then(|a| names.get(&(a, r.occurred_at)).cloned()),
             metadata: stored_json(&r.metadata),
             id: r.id,
             actor_id: r.actor_id,

@@ -440,3 +440,55 @@ async fn a_users_events_span_chains_that_verify_one_by_one() {
             .starts_with("delegation:")
     );
 }
+
+#[tokio::test]
+async fn an_actor_is_named_as_they_were_when_the_event_happened() {
+    let app = TestApp::spawn().await;
+    let rename = |name: &'static str| {
+        let app = &app;
+        async move {
+            let (s, b) = app
+                .put("/api/v1/omni/users/usr_rm_001", &json!({ "name": name }))
+                .await;
+            assert!(s.is_success(), "{b}");
+            // The next event happens later than the rename, not in the same millisecond.
+            app.advance(std::time::Duration::from_secs(1));
+        }
+    };
+    app.seed_credit_analyst().await;
+    let id = app.seed_journey().await;
+    // Unnamed when the first step passes; then named, then renamed.
+    advance(&app, &id, "step_kyc").await;
+    app.advance(std::time::Duration::from_secs(1));
+    rename("Ahmed Al-Rashidi").await;
+    advance(&app, &id, "step_docs").await;
+    app.advance(std::time::Duration::from_secs(1));
+    rename("Ahmed Al-Otaibi").await;
+    let (s, b) = app
+        .post(
+            &format!("/api/v1/omni/journeys/{id}/assign"),
+            &json!({ "assigneeId": "usr_credit_001", "assignedBy": "usr_rm_001" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, body) = app.get(&format!("{CUSTOMER}&order=asc")).await;
+    let names: Vec<(&str, &Value)> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actorId"] == "usr_rm_001")
+        .map(|e| (e["eventType"].as_str().unwrap(), &e["actorName"]))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("journey.advanced", &Value::Null),
+            ("journey.advanced", &json!("Ahmed Al-Rashidi")),
+            ("approval.requested", &json!("Ahmed Al-Rashidi")),
+            ("journey.assigned", &json!("Ahmed Al-Otaibi")),
+        ]
+    );
+    // The directory shows the name of now.
+    let (_, user) = app.get("/api/v1/omni/users/usr_rm_001").await;
+    assert_eq!(user["data"]["name"], "Ahmed Al-Otaibi");
+}
