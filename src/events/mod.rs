@@ -126,10 +126,16 @@ pub async fn append(conn: &mut AnyConnection, event: &NewEvent<'_>) -> Result<()
     let id = new_id("evt_");
     let occurred_at = event.occurred_at;
     let chain_key = chain::chain_key(&event.entities);
-    // Made through the channel its call states, else through that of what it changes.
+    // Made through the channel its call states, else through that of what it changes; a
+    // change of a call that names neither was made through the API. The timeline shows the
+    // channel channel analytics counts: one truth.
     let own = event.channel.and_then(|c| c.parse::<Channel>().ok());
     let made = calls::attribute(own);
-    let channel = made.channel.map(Channel::as_lower);
+    let channel = match made.channel {
+        Some(c) => Some(c.as_lower()),
+        None if made.in_call => Some(Channel::Api.as_lower()),
+        None => None,
+    };
     let (length, prev_hash): (i64, String) = sqlx::query_as(CHAIN_HEAD)
         .bind(event.tenant_id)
         .bind(&chain_key)
@@ -223,8 +229,14 @@ pub async fn append(conn: &mut AnyConnection, event: &NewEvent<'_>) -> Result<()
         if made.first {
             analytics::count_transaction(conn, event.tenant_id, day, channel, &chain_key).await?;
         }
-        for (_, journey) in entities.iter().filter(|(t, _)| *t == "journey") {
-            analytics::touch_journey(conn, event.tenant_id, day, journey, channel).await?;
+        // A journey is cross-channel by its customer's own actions: a change a staff member
+        // is named for (advancedBy, assignedBy, ...) does not touch it from a channel.
+        let customer = entities.iter().find(|(t, _)| *t == "customer").map(|e| e.1);
+        let by_customer = event.actor_id.is_none_or(|actor| Some(actor) == customer);
+        if by_customer {
+            for (_, journey) in entities.iter().filter(|(t, _)| *t == "journey") {
+                analytics::touch_journey(conn, event.tenant_id, day, journey, channel).await?;
+            }
         }
     }
     if webhooks::enqueue(

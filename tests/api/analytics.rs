@@ -94,6 +94,14 @@ async fn figures_match_a_ledger_the_test_keeps_itself() {
     let app = TestApp::spawn().await;
     let mut ledger = Ledger::default();
     let post = Method::POST;
+    // A manager (a directory entry records no event: no transaction).
+    let (s, b) = app
+        .put(
+            "/api/v1/omni/users/usr_mgr",
+            &json!({ "roles": ["manager"] }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
     // A template made with no channel stated: a direct API integration.
     call(
         &app,
@@ -145,6 +153,15 @@ async fn figures_match_a_ledger_the_test_keeps_itself() {
         } else {
             call(&app, post.clone(), &path, None, &advance).await;
             ledger.call(made, Some(&journey));
+        }
+
+        // A member of staff reassigns some from a branch: a transaction of the branch, but
+        // not the customer's own action, so it does not make the journey cross-channel.
+        if i % 3 == 0 {
+            let path = format!("/api/v1/omni/journeys/{journey}/assign");
+            let body = json!({ "assigneeId": "usr_branch_1", "assignedBy": "usr_mgr" });
+            call(&app, post.clone(), &path, Some("branch"), &body).await;
+            ledger.call("BRANCH", None);
         }
 
         if i % 4 == 0 {
@@ -353,4 +370,45 @@ async fn cross_channel_journeys_are_exact_for_every_window_of_days() {
             assert_eq!(got.cross_channel_journeys, want, "days {from}..={to}");
         }
     }
+}
+
+#[tokio::test]
+async fn the_timeline_shows_the_channel_analytics_counts() {
+    let app = TestApp::spawn().await;
+    // An approval and a delegation over the back-office API, no channel stated: both made
+    // through the API, in the timeline as in the figures.
+    let (s, a) = app
+        .post(
+            "/api/v1/omni/approvals",
+            &json!({ "entityType": "contract", "entityId": "ctr_1", "approvalType": "limit",
+                     "requestedBy": "usr_rm_001", "approvers": [{ "userId": "usr_boss" }] }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{a}");
+    let (s, _) = send(
+        app.req(Method::POST, "/api/v1/omni/approvals")
+            .header("x-omni-channel", "branch")
+            .json(
+                &json!({ "entityType": "contract", "entityId": "ctr_2", "approvalType": "limit",
+                           "requestedBy": "usr_rm_001", "approvers": [{ "userId": "usr_boss" }] }),
+            ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let channel_of = |contract: &'static str| {
+        let app = &app;
+        async move {
+            let (_, t) = app
+                .get(&format!(
+                    "/api/v1/omni/timeline?entityType=contract&entityId={contract}"
+                ))
+                .await;
+            t["data"][0]["channel"].clone()
+        }
+    };
+    assert_eq!(channel_of("ctr_1").await, "api");
+    assert_eq!(channel_of("ctr_2").await, "branch");
+    let (_, got) = app.get(ANALYTICS).await;
+    assert_eq!(figures(&got).get("API").map(|f| f.1), Some(1), "{got}");
+    assert_eq!(figures(&got).get("BRANCH").map(|f| f.1), Some(1), "{got}");
 }
