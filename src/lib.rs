@@ -158,7 +158,10 @@ pub fn router(state: AppState) -> Router {
     let queries = Arc::new(api::QueryParameters::of(&doc));
     routes
         .layer(from_fn_with_state(queries, api::refuse_unknown_query))
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .merge(
+            Router::from(SwaggerUi::new("/docs").url("/openapi.json", doc))
+                .layer(axum::middleware::map_response(api::docs_title)),
+        )
         .fallback(api::route_not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))

@@ -4,6 +4,8 @@
 //! the extractors' (`api`).
 
 use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -94,13 +96,40 @@ pub async fn header_bounds(State(state): State<AppState>, req: Request, next: Ne
 }
 
 /// Middleware for every route: a request not answered within `request_timeout_secs` is
-/// abandoned (a transaction it had not committed rolls back) and answered 503
-/// `request_timeout`. The limit ends when the answer's head is ready: an event stream's body
-/// runs on.
+/// abandoned (a transaction it had not committed rolls back). Whose the delay was decides the
+/// answer: a body the client had not finished sending is 408 `body_timeout` (the client's
+/// doing: send it whole); otherwise the server was too slow, 503 `request_timeout` (retry it).
+/// The limit ends when the answer's head is ready: an event stream's body runs on.
 pub async fn request_timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let limit = Duration::from_secs(state.config.limits.request_timeout_secs);
+    let received = Arc::new(AtomicBool::new(false));
+    let req = req.map(|body| {
+        // A request without a body (a GET, say) has nothing to wait for.
+        let empty = http_body::Body::is_end_stream(&body)
+            || http_body::Body::size_hint(&body).exact() == Some(0);
+        received.store(empty, Ordering::Release);
+        axum::body::Body::new(Watched {
+            inner: body,
+            received: received.clone(),
+        })
+    });
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(res) => res,
+        Err(_) if !received.load(Ordering::Acquire) => {
+            tracing::info!(
+                limit_secs = limit.as_secs(),
+                "request body not received in time"
+            );
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!(
+                    "The request body did not arrive within {} s; send it whole",
+                    limit.as_secs()
+                ),
+            )
+            .into_response()
+        }
         Err(_) => {
             tracing::warn!(limit_secs = limit.as_secs(), "request timed out");
             let mut err = ApiError::new(
@@ -114,6 +143,40 @@ pub async fn request_timeout(State(state): State<AppState>, req: Request, next: 
             err.retry_after = Some(1);
             err.into_response()
         }
+    }
+}
+
+/// A request body that notes when it has been received to its end (or was empty).
+struct Watched {
+    inner: axum::body::Body,
+    received: Arc<AtomicBool>,
+}
+
+impl http_body::Body for Watched {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, std::task::Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.received.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let end = self.inner.is_end_stream();
+        if end {
+            self.received.store(true, Ordering::Release);
+        }
+        end
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -10,6 +10,16 @@ macro_rules! string_enum {
         pub enum $name { $($variant),+ }
 
         impl $name {
+            /// Every value, in the order declared.
+            #[allow(dead_code)]
+            pub const ALL: &'static [Self] = &[$($name::$variant),+];
+
+            /// Every value's text, as a message lists them: `a, b, c`.
+            #[allow(dead_code)]
+            pub fn listed() -> String {
+                [$($text),+].join(", ")
+            }
+
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }
             }

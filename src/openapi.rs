@@ -189,7 +189,9 @@ fn complete_operation(op: &mut Operation, method: &HttpMethod, rail: Rail) {
         add_error(
             op,
             "401",
-            "No API key (`unauthenticated`), or an unknown or revoked one (`invalid_api_key`)",
+            "No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or \
+             `x-api-key` and `Authorization: Bearer` naming different keys \
+             (`conflicting_credentials`)",
         );
         op.parameters
             .get_or_insert_with(Vec::new)
@@ -282,6 +284,13 @@ fn complete_operation(op: &mut Operation, method: &HttpMethod, rail: Rail) {
             op,
             "422",
             "Body of the wrong shape: a field the operation does not take, a key given twice, a missing or mistyped field, each with its path, all at once (`validation_failed`)",
+        );
+    }
+    if has_body {
+        add_error(
+            op,
+            "408",
+            "The body had not arrived whole within `limits.request_timeout_secs`, 30 s by default (`body_timeout`); nothing was changed",
         );
     }
     add_error(

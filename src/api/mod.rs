@@ -510,6 +510,29 @@ pub async fn method_not_allowed(req: Request) -> ApiError {
     )
 }
 
+/// The API reference page (`/docs`) titled as Omnirail's, not as the Swagger UI it is built
+/// with.
+pub async fn docs_title(res: Response) -> Response {
+    let html = res
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/html"));
+    if !html {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+        return ApiError::internal().into_response();
+    };
+    let page = String::from_utf8_lossy(&bytes).replace(
+        "<title>Swagger UI</title>",
+        "<title>Omnirail API reference</title>",
+    );
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(page))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,6 +37,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Tenant {
     }
 }
 
+/// What every API key starts with.
+pub const KEY_PREFIX: &str = "omk_";
+
 /// Middleware for every `/api/v1` route: resolves the API key or answers 401, then counts the
 /// request against the key's rate (`limits`), over which it answers 429.
 pub async fn require_api_key(
@@ -75,6 +78,18 @@ fn presented_key(req: &Request) -> Result<&str, ApiError> {
                 .unwrap_or("")
         })
     });
+    // Two API keys that disagree are refused, not resolved by picking one: a request must not
+    // be taken for a tenant it may not have meant. Another credential beside x-api-key (a
+    // gateway's Basic credentials, a customer's session token) names no API key.
+    if let (Some(Ok(key)), Some(Ok(bearer))) = (&from_header, &from_bearer)
+        && bearer.trim().starts_with(KEY_PREFIX)
+        && key.trim() != bearer.trim()
+    {
+        return Err(ApiError::unauthorized(
+            "conflicting_credentials",
+            "x-api-key and Authorization name different keys; send one, or the same in both",
+        ));
+    }
     match from_header.or(from_bearer) {
         None => Err(ApiError::unauthorized(
             "unauthenticated",
@@ -153,7 +168,7 @@ async fn insert_key(
 ) -> Result<IssuedKey, StoreError> {
     let key = IssuedKey {
         id: new_id("key_"),
-        secret: new_secret("omk_"),
+        secret: new_secret(KEY_PREFIX),
     };
     sqlx::query(
         "INSERT INTO api_keys (id, tenant_id, name, key_hash, created_at) VALUES ($1, $2, $3, $4, $5)",

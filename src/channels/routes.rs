@@ -103,11 +103,13 @@ async fn put_channel(
     State(app): State<AppState>,
     tenant: Tenant,
     ApiPath(channel): ApiPath<String>,
-    ApiJson(body): ApiJson<PutChannel>,
+    body: Result<ApiJson<PutChannel>, ApiError>,
 ) -> ApiResult<Response> {
+    // The path names what is set: an unknown channel is told so, whatever the body says.
     let channel: Channel = channel
         .parse()
         .map_err(|_| ApiError::not_found("Channel"))?;
+    let ApiJson(body) = body?;
     let mut tx = app.db.begin().await?;
     let plan = super::require_omnichannel(&mut tx, &tenant.id).await?;
     if body.enabled && !plan.includes(channel) {

@@ -354,9 +354,11 @@ async fn put_rule(
     State(app): State<AppState>,
     tenant: Tenant,
     ApiPath(event_type): ApiPath<String>,
-    ApiJson(body): ApiJson<PutRule>,
+    body: Result<ApiJson<PutRule>, ApiError>,
 ) -> ApiResult<Response> {
+    // The path names what is set: an unknown event is told so, whatever the body says.
     let offered = notifiable(&event_type)?;
+    let ApiJson(body) = body?;
     let mut errors = Vec::new();
     if body.recipients.is_empty() {
         errors.push(FieldError::new("recipients", "must name at least one"));

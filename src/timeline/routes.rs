@@ -27,16 +27,18 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(export))
 }
 
-/// The entity types a timeline is kept for.
-const ENTITY_TYPES: [&str; 7] = [
-    "customer",
-    "journey",
-    "contract",
-    "approval",
-    "user",
-    "onboarding",
-    "notification",
-];
+string_enum!(
+    /// The entity types a timeline is kept for.
+    TimelineEntity {
+        Customer = "customer",
+        Journey = "journey",
+        Contract = "contract",
+        Approval = "approval",
+        User = "user",
+        Onboarding = "onboarding",
+        Notification = "notification",
+    }
+);
 
 /// Query of `GET /timeline` (seed 001).
 #[derive(Debug, Deserialize, IntoParams)]
@@ -46,8 +48,8 @@ pub struct TimelineQuery {
     /// Required.
     #[param(required = true, example = "ent_customer_456")]
     entity_id: Option<String>,
-    /// Required: `customer`, `journey`, `contract`, `approval` or `user`.
-    #[param(required = true, example = "customer")]
+    /// Required.
+    #[param(required = true, value_type = TimelineEntity, example = "customer")]
     entity_type: Option<String>,
     /// RFC 3339; events at or after.
     from_date: Option<String>,
@@ -74,8 +76,7 @@ pub struct TimelineQuery {
 pub struct EntityQuery {
     #[param(required = true, example = "ent_customer_456")]
     entity_id: Option<String>,
-    /// `customer`, `journey`, `contract`, `approval` or `user`.
-    #[param(required = true, example = "customer")]
+    #[param(required = true, value_type = TimelineEntity, example = "customer")]
     entity_type: Option<String>,
 }
 
@@ -159,16 +160,16 @@ fn entity(id: Option<String>, kind: Option<String>) -> ApiResult<(String, &'stat
     let (Some(id), Some(kind)) = (id, kind) else {
         return Err(ApiError::internal());
     };
-    let kind = ENTITY_TYPES
-        .into_iter()
-        .find(|t| *t == kind)
-        .ok_or_else(|| {
-            invalid(
-                "entityType",
-                "must be customer, journey, contract, approval, user or onboarding",
-            )
-        })?;
-    Ok((id, kind))
+    let kind = TimelineEntity::parse(&kind).ok_or_else(|| {
+        invalid(
+            "entityType",
+            &format!("must be one of: {}", TimelineEntity::listed()),
+        )
+    })?;
+    if id.trim().is_empty() {
+        return Err(invalid("entityId", "must not be empty"));
+    }
+    Ok((id, kind.as_str()))
 }
 
 fn invalid(field: &str, message: &str) -> ApiError {

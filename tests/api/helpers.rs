@@ -541,7 +541,7 @@ pub async fn send(req: RequestBuilder) -> (StatusCode, Value) {
 
 /// With `OMNIRAIL_TEST_RESPONSE_LOG` set, appends an answer to that file (one JSON line, in
 /// one write, so lines from tests running at once never mix).
-fn log_response(method: &str, path: &str, status: StatusCode, body: &Value) {
+pub fn log_response(method: &str, path: &str, status: StatusCode, body: &Value) {
     use std::io::Write;
     let Ok(log) = std::env::var("OMNIRAIL_TEST_RESPONSE_LOG") else {
         return;

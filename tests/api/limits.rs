@@ -309,3 +309,41 @@ async fn slow_clients_cannot_hold_every_connection() {
         client.await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_body_that_stalls_is_408_the_clients_doing() {
+    let app = TestApp::spawn_with(|c| c.limits.request_timeout_secs = 1).await;
+    app.post("/api/v1/omni/templates", &seed_template()).await;
+    let addr = app.url("").trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // Half a body promised at 200 bytes, then nothing: the server waits for the rest until
+    // its time limit, and says whose the delay was.
+    let head = format!(
+        "POST /api/v1/omni/journeys HTTP/1.1\r\nHost: {addr}\r\nx-api-key: {}\r\n\
+         content-type: application/json\r\ncontent-length: 200\r\n\r\n{{\"templateId\":",
+        app.key
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The answer arrives when the server's limit passes (the socket stays open).
+    while !String::from_utf8_lossy(&answer).contains("\r\n\r\n{") {
+        let n = tokio::time::timeout(crate::helpers::PATIENCE, stream.read(&mut buf))
+            .await
+            .expect("an answer within the test's patience")
+            .unwrap();
+        assert!(n > 0, "closed without an answer");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("\"code\":\"body_timeout\""), "{text}");
+    // Sent by hand, so noted for the error coverage check by hand.
+    log_response(
+        "POST",
+        "/api/v1/omni/journeys",
+        StatusCode::REQUEST_TIMEOUT,
+        &json!({ "code": "body_timeout" }),
+    );
+    assert_eq!(app.count("journeys").await, 0);
+}

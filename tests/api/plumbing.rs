@@ -30,6 +30,42 @@ async fn keys_are_accepted_in_x_api_key_or_bearer_and_refused_otherwise() {
     )
     .await;
     assert_problem(s, &res, 401, "invalid_api_key");
+    // A valid key beside another one: refused, whichever is valid; the same key twice is fine,
+    // and another credential beside x-api-key (a gateway's Basic credentials, a bearer token
+    // that is no API key) names no key.
+    let other = app.other_tenant_key().await;
+    for (header, bearer) in [
+        (&app.key, "omk_wrong"),
+        (&app.key, other.as_str()),
+        (&"omk_wrong".to_owned(), app.key.as_str()),
+    ] {
+        let (s, res) = send(
+            app.client
+                .get(&url)
+                .header("x-api-key", header)
+                .bearer_auth(bearer),
+        )
+        .await;
+        assert_problem(s, &res, 401, "conflicting_credentials");
+    }
+    let (s, _) = send(
+        app.client
+            .get(&url)
+            .header("x-api-key", &app.key)
+            .bearer_auth(&app.key),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    for other in ["Basic dXNlcjpwYXNz", "Bearer eyJhbGciOiJSUzI1NiJ9.e30.sig"] {
+        let (s, _) = send(
+            app.client
+                .get(&url)
+                .header("x-api-key", &app.key)
+                .header("authorization", other),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{other}");
+    }
     let (s, res) = send(app.client.post(&url).json(&seed_journey())).await;
     assert_problem(s, &res, 401, "unauthenticated");
 }
@@ -283,6 +319,10 @@ async fn docs_page_and_its_assets_ship_inside_the_binary() {
     assert_eq!(res.status(), StatusCode::OK);
     let html = res.text().await.unwrap();
     assert!(html.contains("swagger-ui"), "{html}");
+    assert!(
+        html.contains("<title>Omnirail API reference</title>"),
+        "{html}"
+    );
     assert!(
         !html.contains("https://"),
         "no asset is loaded from elsewhere"

@@ -22,7 +22,7 @@ fn concrete(path: &str) -> String {
         &[
             ("{channel}", channel),
             ("{provider}", "twilio"),
-            ("{eventType}", "omni.journey.created"),
+            ("{eventType}", "omni.journey.assigned"),
             ("{code}", "WELCOME"),
         ],
         "x_1",
@@ -444,4 +444,35 @@ async fn a_duration_beyond_its_range_is_refused_and_none_can_open_an_approval_in
         |field: &str| omnirail::time::parse_rfc3339(a["data"][field].as_str().unwrap()).unwrap();
     assert_eq!(ms("expiresAt") - ms("createdAt"), 87_600 * 3_600_000);
     assert_eq!(a["data"]["status"], "requested");
+}
+
+#[tokio::test]
+async fn a_path_that_names_nothing_is_told_so_whatever_the_body() {
+    let app = TestApp::spawn().await;
+    // Every operation whose path names one of a fixed list: an unknown word with a bad body
+    // is answered about the path, not the body.
+    let mut checked = 0;
+    for (method, path, _) in documented_operations() {
+        let Some(parameter) = ["{channel}", "{eventType}"]
+            .into_iter()
+            .find(|p| path.ends_with(p))
+        else {
+            continue;
+        };
+        if method == Method::GET || method == Method::DELETE {
+            continue;
+        }
+        let url = path.replace(parameter, "fax");
+        let (s, res) = send(app.req(method.clone(), &url).json(&json!({ EXTRA: 1 }))).await;
+        assert!(
+            s == StatusCode::NOT_FOUND || s == StatusCode::UNPROCESSABLE_ENTITY,
+            "{url}: {res}"
+        );
+        let about_path = s == StatusCode::NOT_FOUND
+            || res["field"] == parameter.trim_matches(['{', '}'])
+            || res["errors"][0]["field"] == parameter.trim_matches(['{', '}']);
+        assert!(about_path, "{method} {url} answers about the body: {res}");
+        checked += 1;
+    }
+    assert!(checked >= 3, "only {checked}");
 }

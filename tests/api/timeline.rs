@@ -172,6 +172,24 @@ async fn bad_queries_are_refused_with_the_parameter_named() {
     let (s, b) = app.get("/api/v1/omni/timeline").await;
     assert_problem(s, &b, 400, "missing_query_parameter");
     assert_eq!(b["errors"].as_array().unwrap().len(), 2);
+    // The message lists every entity type the timeline takes (the OpenAPI document's too).
+    let (s, b) = app
+        .get("/api/v1/omni/timeline?entityType=planet&entityId=x")
+        .await;
+    assert_problem(s, &b, 422, "invalid_query_parameter");
+    assert_eq!(
+        b["errors"][0]["message"],
+        "must be one of: customer, journey, contract, approval, user, onboarding, notification"
+    );
+    for path in ["/api/v1/omni/timeline", "/api/v1/omni/timeline/verify"] {
+        for empty in ["", "%20"] {
+            let (s, b) = app
+                .get(&format!("{path}?entityType=customer&entityId={empty}"))
+                .await;
+            assert_problem(s, &b, 422, "invalid_query_parameter");
+            assert_eq!(b["errors"][0]["field"], "entityId");
+        }
+    }
     for (query, field) in [
         ("entityType=planet&entityId=x", "entityType"),
         (

@@ -88,9 +88,11 @@ async fn put_provider(
     State(app): State<AppState>,
     tenant: Tenant,
     ApiPath(channel): ApiPath<String>,
-    ApiJson(settings): ApiJson<ProviderSettings>,
+    settings: Result<ApiJson<ProviderSettings>, ApiError>,
 ) -> ApiResult<Response> {
+    // The path names what is set: an unknown channel is told so, whatever the body says.
     let channel = provider_channel(&channel)?;
+    let ApiJson(settings) = settings?;
     if settings.channel() != channel {
         return Err(ApiError::unprocessable(
             "provider_channel_mismatch",
