@@ -1,4 +1,5 @@
-//! The `omnirail` command line: `serve`, `migrate`, `tenant create`, `key create|revoke`.
+//! The `omnirail` command line: `serve`, `migrate`, `tenant create|set-plan|list`,
+//! `key create|revoke|list`.
 //!
 //! Logs go to stderr; stdout carries only what a script reads (a new tenant id, a new key).
 
@@ -59,6 +60,8 @@ enum TenantCommand {
     },
     /// Set a tenant's plan: starter, professional, enterprise or custom.
     SetPlan { tenant: String, plan: String },
+    /// List the tenants: id, plan, creation time and name, one a line.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,6 +75,11 @@ enum KeyCommand {
     },
     /// Revoke an API key by its id (`key_...`).
     Revoke { key_id: String },
+    /// List a tenant's API keys (never the keys themselves): id, state, creation time, name.
+    List {
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: String,
+    },
 }
 
 /// Parses the command line and runs the command.
@@ -101,11 +109,15 @@ pub fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let log_format = config.log_format;
     match runtime.block_on(execute(cli.command, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("omnirail: {e}");
+            // Once: as a log line where logs are read as JSON, else as a plain line.
+            match log_format {
+                LogFormat::Json => tracing::error!("{e}"),
+                LogFormat::Text => eprintln!("omnirail: {e}"),
+            }
             ExitCode::FAILURE
         }
     }
@@ -114,8 +126,20 @@ pub fn run() -> ExitCode {
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // PostgreSQL's notices ("relation _sqlx_migrations already exists, skipping") are the
+    // database talking to itself; a level set for them in log_level still wins.
+    let filter = if config.log_level.contains("sqlx::postgres::notice") {
+        filter
+    } else {
+        filter.add_directive(
+            "sqlx::postgres::notice=warn"
+                .parse()
+                .expect("a valid directive"),
+        )
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match config.log_format {
         LogFormat::Json => builder.json().init(),
@@ -124,13 +148,59 @@ fn init_logging(config: &Config) {
 }
 
 async fn execute(command: Command, config: Config) -> Result<(), String> {
-    let db = Db::open(&config)
+    let db = Db::connect(&config)
         .await
-        .map_err(|e| format!("cannot open the database {}: {e}", config.database_url))?;
+        .map_err(|e| crate::store::connect_error(&config.database_url, &e))?;
+    let applied = db
+        .migrate()
+        .await
+        .map_err(|e| format!("cannot bring the database schema up to date: {e}"))?;
+    if !applied.is_empty() {
+        tracing::info!(migrations = %applied.join(", "), "database schema brought up to date");
+    }
     match command {
         Command::Serve { .. } => serve(db, config).await,
         Command::Migrate => {
-            println!("database schema is up to date");
+            if applied.is_empty() {
+                println!("database schema is up to date: nothing to apply");
+            } else {
+                println!("applied {} migrations:", applied.len());
+                for m in &applied {
+                    println!("  {m}");
+                }
+            }
+            Ok(())
+        }
+        Command::Tenant {
+            command: TenantCommand::List,
+        } => {
+            for (id, name, plan, created) in auth::tenants(&db).await.map_err(|e| e.to_string())? {
+                println!("{id}\t{plan}\t{}\t{name}", crate::time::to_rfc3339(created));
+            }
+            Ok(())
+        }
+        Command::Key {
+            command: KeyCommand::List { tenant },
+        } => {
+            if !auth::tenant_exists(&db, &tenant)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                return Err(format!("no tenant {tenant}"));
+            }
+            for (id, name, created, revoked) in
+                auth::keys(&db, &tenant).await.map_err(|e| e.to_string())?
+            {
+                let state = match revoked {
+                    Some(at) => format!("revoked {}", crate::time::to_rfc3339(at)),
+                    None => "active".to_owned(),
+                };
+                println!(
+                    "{id}\t{state}\t{}\t{}",
+                    crate::time::to_rfc3339(created),
+                    name.unwrap_or_default()
+                );
+            }
             Ok(())
         }
         Command::Tenant {
@@ -198,13 +268,18 @@ async fn execute(command: Command, config: Config) -> Result<(), String> {
 async fn serve(db: Db, config: Config) -> Result<(), String> {
     // A document store that cannot be opened stops the process before anything else happens.
     crate::onboarding::documents::Documents::open(&config.document_store)?;
-    if let Some((tenant, key)) = auth::bootstrap(&db).await.map_err(|e| e.to_string())? {
-        println!("Created tenant {tenant} with its first API key (shown once; keep it):");
-        println!("{}", key.secret);
-    }
+    // The port first: a busy port stops the process before it creates anything.
     let listener = TcpListener::bind(&config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    if let Some((tenant, key)) = auth::bootstrap(&db).await.map_err(|e| e.to_string())? {
+        println!(
+            "Created tenant {tenant} with its first API key, key id {} (revoke it with \
+             `omnirail key revoke {}`); the key, shown once, keep it:",
+            key.id, key.id
+        );
+        println!("{}", key.secret);
+    }
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%addr, database = %config.database_url, documents = %config.document_store, "omnirail listening");
     crate::serve(db.clone(), config, listener, shutdown_signal())

@@ -142,6 +142,29 @@ pub async fn tenant_exists(db: &Db, id: &str) -> Result<bool, StoreError> {
     Ok(n > 0)
 }
 
+/// Every tenant: (id, name, plan, created at), oldest first.
+pub async fn tenants(db: &Db) -> Result<Vec<(String, String, String, i64)>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT id, name, plan, created_at FROM tenants ORDER BY created_at, id")
+            .fetch_all(db.reader())
+            .await?,
+    )
+}
+
+/// A tenant's API keys, never their secrets: (id, name, created at, revoked at), oldest first.
+pub async fn keys(
+    db: &Db,
+    tenant: &str,
+) -> Result<Vec<(String, Option<String>, i64, Option<i64>)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, name, created_at, revoked_at FROM api_keys WHERE tenant_id = $1
+         ORDER BY created_at, id",
+    )
+    .bind(tenant)
+    .fetch_all(db.reader())
+    .await?)
+}
+
 pub async fn tenant_count(db: &Db) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM tenants")
         .fetch_one(db.reader())

@@ -277,6 +277,27 @@ async fn record_outcome(
 ) -> Result<(), ApiError> {
     let now = app.db.now_ms();
     let attempts = d.attempts + 1;
+    match &attempt {
+        Attempt::Transient { error } | Attempt::Permanent { error, .. } => tracing::warn!(
+            notification = %d.notification_id,
+            delivery = %d.id,
+            channel = channel.as_str(),
+            provider = provider.unwrap_or("none"),
+            attempt = attempts,
+            cause = %error,
+            "notification delivery attempt failed"
+        ),
+        Attempt::Accepted {
+            note: Some(note), ..
+        } => tracing::warn!(
+            notification = %d.notification_id,
+            delivery = %d.id,
+            channel = channel.as_str(),
+            note = %note,
+            "notification accepted with an odd answer"
+        ),
+        Attempt::Accepted { .. } => {}
+    }
     let update = match &attempt {
         Attempt::Accepted { message_id, note } => DeliveryUpdate {
             status: if channel == NotifyChannel::InApp {

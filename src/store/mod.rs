@@ -53,6 +53,10 @@ impl Db {
         let acquire = Duration::from_secs(config.db_acquire_timeout_secs);
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = AnyConnectOptions::from_str(url)?;
+            // One connection first, so that an unreachable or missing database says why at
+            // once, rather than as a pool timeout after `db_acquire_timeout_secs`.
+            let first = <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options).await?;
+            sqlx::Connection::close(first).await?;
             let pool = AnyPoolOptions::new()
                 .max_connections(config.db_max_connections)
                 .acquire_timeout(acquire)
@@ -97,13 +101,28 @@ impl Db {
         Ok(db)
     }
 
-    pub async fn migrate(&self) -> Result<(), sqlx::Error> {
+    /// Brings the schema up to date; returns the migrations it applied (`0011
+    /// sessions keyed by tenant`), none when it was up to date.
+    pub async fn migrate(&self) -> Result<Vec<String>, sqlx::Error> {
         let migrator = match self.backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
+        let before = self.applied_migrations().await;
         migrator.run(&self.write).await?;
-        Ok(())
+        Ok(migrator
+            .iter()
+            .filter(|m| !before.contains(&m.version))
+            .map(|m| format!("{:04} {}", m.version, m.description))
+            .collect())
+    }
+
+    /// The versions of the migrations the database has (none before the first).
+    async fn applied_migrations(&self) -> Vec<i64> {
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
+            .fetch_all(&self.write)
+            .await
+            .unwrap_or_default()
     }
 
     pub fn backend(&self) -> Backend {
@@ -170,4 +189,26 @@ fn sqlite_pool(max: u32, acquire: Duration) -> AnyPoolOptions {
                 Ok(())
             })
         })
+}
+
+/// Why the database at `url` could not be opened, in the operator's terms: its host and port
+/// (or file) and the cause, without the driver's internals.
+pub fn connect_error(url: &crate::config::DatabaseUrl, e: &sqlx::Error) -> String {
+    let cause = match e {
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        sqlx::Error::Io(io) => io.to_string(),
+        sqlx::Error::Tls(tls) => format!("TLS: {tls}"),
+        sqlx::Error::PoolTimedOut => "no connection within db_acquire_timeout_secs".to_owned(),
+        other => other.to_string(),
+    };
+    let raw = url.expose();
+    match url::Url::parse(raw) {
+        Ok(u) if u.scheme().starts_with("postgres") => format!(
+            "cannot connect to PostgreSQL at {}:{} (database {}): {cause}",
+            u.host_str().unwrap_or("localhost"),
+            u.port().unwrap_or(5432),
+            u.path().trim_start_matches('/'),
+        ),
+        _ => format!("cannot open the database {url}: {cause}"),
+    }
 }

@@ -392,6 +392,16 @@ async fn record(app: &AppState, batch: &[Outcome]) -> Result<(), StoreError> {
         } else {
             d.failures + 1
         };
+        if !succeeded {
+            tracing::warn!(
+                message = %d.id,
+                endpoint = %d.endpoint_id,
+                attempt = failures,
+                status = ?o.attempt.status_code,
+                cause = o.attempt.error.as_deref().unwrap_or("HTTP status"),
+                "webhook delivery attempt failed"
+            );
+        }
         let retry = (!succeeded)
             .then(|| {
                 model::retry_after(

@@ -231,6 +231,24 @@ async fn tenant_and_key_commands_print_ids_and_keys_that_work() {
 #[tokio::test]
 async fn serve_bootstraps_a_tenant_once_and_exits_cleanly_on_sigterm() {
     let db = TestDb::new().await;
+    // A busy port stops serve before it creates anything.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = busy.local_addr().unwrap().to_string();
+    let out = omnirail(&db, &["serve", "--listen", &taken]);
+    assert!(!out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("omk_"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on {taken}")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no colour where stderr is no terminal: {stderr}"
+    );
+    assert_eq!(last_line(&omnirail(&db, &["tenant", "list"])), "");
+    drop(busy);
+
     let port = free_port();
     let mut child = serve(&db.url, port).await;
     let status = terminate(&mut child);
@@ -239,6 +257,22 @@ async fn serve_bootstraps_a_tenant_once_and_exits_cleanly_on_sigterm() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let key = stdout.lines().last().unwrap().to_owned();
     assert!(key.starts_with("omk_"), "{stdout}");
+    // The key's id is printed beside it, and the operator can find both again.
+    let key_id = stdout
+        .split("key id ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the key id")
+        .to_owned();
+    let tenants = omnirail(&db, &["tenant", "list"]);
+    let tenant = last_line(&tenants);
+    assert!(tenant.starts_with("ten_default\t"), "{tenant}");
+    let keys = last_line(&omnirail(&db, &["key", "list", "--tenant", "ten_default"]));
+    assert!(keys.starts_with(&format!("{key_id}\tactive\t")), "{keys}");
+    assert!(
+        !keys.contains("omk_"),
+        "a key list never shows a key: {keys}"
+    );
 
     // The printed key works; a second start prints no new key.
     let mut child = serve(&db.url, port).await;
@@ -275,10 +309,17 @@ async fn configuration_layers_and_never_logs_the_database_password() {
     let out = migrate(&[], None);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
+    // Where and why, at once (not a pool timeout), once, and without the password.
     assert!(
-        stderr.contains("postgres://app:***@127.0.0.1:1/omni"),
+        stderr.contains("cannot connect to PostgreSQL at 127.0.0.1:1 (database omni)"),
         "{stderr}"
     );
+    assert!(
+        stderr.to_lowercase().contains("connection refused"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("timed out"), "{stderr}");
+    assert_eq!(stderr.matches("cannot connect").count(), 1, "{stderr}");
     assert!(!stderr.contains("s3cret-pass"), "{stderr}");
 
     // The environment overrides the file; a flag overrides both.
@@ -308,4 +349,62 @@ async fn configuration_layers_and_never_logs_the_database_password() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn migrate_says_what_it_applied() {
+    let db = TestDb::new().await;
+    let out = omnirail(&db, &["migrate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("applied "), "{stdout}");
+    assert!(stdout.contains("0001 foundation"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("already exists"),
+        "no database notices: {stderr}"
+    );
+    let again = omnirail(&db, &["migrate"]);
+    assert_eq!(
+        last_line(&again),
+        "database schema is up to date: nothing to apply"
+    );
+    assert!(
+        !String::from_utf8_lossy(&again.stderr).contains("already exists"),
+        "no database notices: {}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_missing_database_says_so() {
+    let Ok(admin) = std::env::var("OMNIRAIL_TEST_DATABASE_URL") else {
+        eprintln!("PostgreSQL only: this runs in the PostgreSQL pass");
+        return;
+    };
+    let _watchdog = Watchdog::default();
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    let out = Command::new(BIN)
+        .args([
+            "migrate",
+            "--database-url",
+            &format!("{base}/omnirail_no_such_db"),
+        ])
+        .env_remove("OMNIRAIL_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("database \"omnirail_no_such_db\" does not exist"),
+        "{stderr}"
+    );
+    for internal in ["line", "file:", "routine", ".c"] {
+        assert!(!stderr.contains(internal), "{internal} in {stderr}");
+    }
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
