@@ -1015,3 +1015,80 @@ async fn a_schedule_survives_a_restart() {
     assert!(delivered >= omnirail::time::parse_rfc3339(&schedule_at).unwrap());
     assert_eq!(n["scheduleAt"], schedule_at);
 }
+
+/// Every failed delivery attempt is one `warn` log line naming its notification, delivery and
+/// cause (read from the log of a `serve` process).
+#[tokio::test]
+async fn a_failed_attempt_is_logged_once_with_its_ids_and_cause() {
+    use crate::cli::{free_port, serve_logging_to, terminate};
+    let db = crate::helpers::TestDb::new().await;
+    let (_, key) = crate::helpers::tenant_with_key(&db.open().await, "Log Bank").await;
+    let twilio = providers::twilio().await;
+    twilio.fail_with(&[503]);
+    let log_path = std::env::temp_dir().join(omnirail::ids::new_id("omnirail-log-"));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let port = free_port();
+    let mut child = serve_logging_to(
+        &db.url,
+        port,
+        &[
+            ("OMNIRAIL_NOTIFICATION_ALLOW_INSECURE_PROVIDERS", "true"),
+            ("OMNIRAIL_NOTIFICATION_ALLOW_PRIVATE_PROVIDERS", "true"),
+            ("OMNIRAIL_NOTIFICATION_RETRY_BASE_MS", "40"),
+            ("OMNIRAIL_NOTIFICATION_POLL_MS", "50"),
+        ],
+        log,
+    )
+    .await;
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, body: Value| {
+        client
+            .request(method, format!("{base}{path}"))
+            .header("x-api-key", &key)
+            .json(&body)
+    };
+    let (s, b) = send(call(
+        reqwest::Method::PUT,
+        "/api/v1/omni/notification-providers/sms",
+        providers::twilio_settings(&twilio),
+    ))
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, b) = send(call(
+        reqwest::Method::PUT,
+        "/api/v1/customers/cust_log",
+        json!({"profile": {"phone": "+966501234567"}}),
+    ))
+    .await;
+    assert!(s.is_success(), "{b}");
+    let (s, n) = send(call(
+        reqwest::Method::POST,
+        "/api/v1/omni/notifications",
+        on("cust_log", json!(["sms"])),
+    ))
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{n}");
+    let id = n["data"]["id"].as_str().unwrap().to_owned();
+    crate::helpers::wait_until("the retried SMS to be sent", || async {
+        let (_, n) = send(
+            client
+                .get(format!("{base}/api/v1/omni/notifications/{id}"))
+                .header("x-api-key", &key),
+        )
+        .await;
+        (n["data"]["deliveries"][0]["status"] == "sent").then_some(())
+    })
+    .await;
+    assert!(terminate(&mut child).success());
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("notification delivery attempt failed"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    for part in ["WARN", id.as_str(), "dlv_", "503", "attempt=1"] {
+        assert!(lines[0].contains(part), "{part} in {}", lines[0]);
+    }
+}
