@@ -41,6 +41,16 @@ impl Documents {
     pub fn open(location: &str) -> Result<Self, String> {
         let store: Arc<dyn ObjectStore> = if let Some(rest) = location.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            // Without a region the S3 client would quietly assume us-east-1: a bank's documents
+            // must not go to a region nobody chose.
+            let region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+                .iter()
+                .any(|name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty()));
+            if !region {
+                return Err(format!(
+                    "document_store {location}: no region; set AWS_REGION (or AWS_DEFAULT_REGION)"
+                ));
+            }
             let s3 = AmazonS3Builder::from_env()
                 .with_url(format!("s3://{bucket}"))
                 .build()

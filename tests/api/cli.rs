@@ -408,3 +408,26 @@ async fn a_missing_database_says_so() {
     }
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+#[tokio::test]
+async fn an_s3_document_store_without_a_region_stops_serve_at_start() {
+    let db = TestDb::new().await;
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &db.url,
+        ])
+        .env_remove("OMNIRAIL_DATABASE_URL")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env("OMNIRAIL_DOCUMENT_STORE", "s3://omnirail-docs/bank-a")
+        .output()
+        .expect("run omnirail");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no region; set AWS_REGION"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("omk_"));
+}
