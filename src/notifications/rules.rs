@@ -73,6 +73,10 @@ pub const NOTIFIABLE: &[(&str, &[RecipientRole])] = &[
         &[RecipientRole::Approvers, RecipientRole::Requester],
     ),
     (
+        "omni.approval.approver_assigned",
+        &[RecipientRole::Approvers],
+    ),
+    (
         "omni.approval.approved",
         &[RecipientRole::Approvers, RecipientRole::Requester],
     ),
@@ -109,7 +113,8 @@ pub fn default_rule(event_type: &str) -> Option<Rule> {
             priority: Priority::Normal,
             enabled: true,
         }),
-        "omni.approval.requested" => Some(Rule {
+        // A request that waited for its role reaches its approver as a new request would.
+        "omni.approval.requested" | "omni.approval.approver_assigned" => Some(Rule {
             recipients: vec![RecipientRole::Approvers],
             channels: vec![NotifyChannel::InApp, NotifyChannel::Email],
             template_code: "APPROVAL_REQUESTED".into(),

@@ -1589,6 +1589,11 @@ async fn a_customers_step_never_fails_for_the_banks_set_up() {
     assert!(a["data"]["awaitingRole"].is_null(), "{a}");
     let seen = types(app.events_of("approval", &approval).await);
     assert_eq!(seen.last().unwrap(), "omni.approval.approver_assigned");
+    // And is told, as of any new request.
+    let (_, told) = app
+        .get("/api/v1/omni/notifications?recipientId=usr_credit_001")
+        .await;
+    assert_eq!(told["data"][0]["templateCode"], "APPROVAL_REQUESTED", "{told}");
     let (s, b) = app
         .post(
             &format!("/api/v1/omni/approvals/{approval}/decisions"),
