@@ -49,7 +49,7 @@ pub struct TimelineQuery {
     #[param(required = true, example = "ent_customer_456")]
     entity_id: Option<String>,
     /// Required.
-    #[param(required = true, value_type = TimelineEntity, example = "customer")]
+    #[param(required = true, value_type = TimelineEntity, inline, example = "customer")]
     entity_type: Option<String>,
     /// RFC 3339; events at or after.
     from_date: Option<String>,
@@ -76,7 +76,7 @@ pub struct TimelineQuery {
 pub struct EntityQuery {
     #[param(required = true, example = "ent_customer_456")]
     entity_id: Option<String>,
-    #[param(required = true, value_type = TimelineEntity, example = "customer")]
+    #[param(required = true, value_type = TimelineEntity, inline, example = "customer")]
     entity_type: Option<String>,
 }
 
