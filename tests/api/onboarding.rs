@@ -1593,7 +1593,10 @@ async fn a_customers_step_never_fails_for_the_banks_set_up() {
     let (_, told) = app
         .get("/api/v1/omni/notifications?recipientId=usr_credit_001")
         .await;
-    assert_eq!(told["data"][0]["templateCode"], "APPROVAL_REQUESTED", "{told}");
+    assert_eq!(
+        told["data"][0]["templateCode"], "APPROVAL_REQUESTED",
+        "{told}"
+    );
     let (s, b) = app
         .post(
             &format!("/api/v1/omni/approvals/{approval}/decisions"),
