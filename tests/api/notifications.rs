@@ -872,8 +872,24 @@ async fn default_rules_notify_assignees_and_approvers() {
         )
         .await;
     assert_problem(status, &body, 422, "validation_failed");
+    // The rules in force: the two default ones and the one the tenant set.
     let (_, rules) = app.get("/api/v1/omni/notification-rules").await;
-    assert_eq!(rules["data"].as_array().unwrap().len(), 2);
+    let mut events: Vec<&str> = rules["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["eventType"].as_str().unwrap())
+        .collect();
+    events.sort_unstable();
+    assert_eq!(
+        events,
+        [
+            "omni.approval.approver_assigned",
+            "omni.approval.requested",
+            "omni.journey.assigned"
+        ],
+        "{rules}"
+    );
 }
 
 #[tokio::test]
