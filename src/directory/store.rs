@@ -419,6 +419,21 @@ pub async fn has_any_role(
 }
 
 /// Every user holding `role`, in id order.
+/// Whether any user of the tenant holds `role`.
+pub async fn role_is_held(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    role: &str,
+) -> Result<bool, StoreError> {
+    let held: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM user_roles WHERE tenant_id = $1 AND role = $2 LIMIT 1")
+            .bind(tenant)
+            .bind(role)
+            .fetch_optional(conn)
+            .await?;
+    Ok(held.is_some())
+}
+
 pub async fn users_with_role(
     conn: &mut AnyConnection,
     tenant: &str,
@@ -433,7 +448,6 @@ pub async fn users_with_role(
     .await?)
 }
 
-/// The names of the given users that have one, in one query.
 /// Each actor's name at the instant of each of their events: `(actor, at)` pairs to the name
 /// the actor had then (from the name history `put_user` keeps), where they had one.
 pub async fn names_at(
@@ -479,6 +493,7 @@ pub async fn names_at(
     Ok(out)
 }
 
+/// The names of the given users that have one, in one query.
 pub async fn names(
     conn: &mut AnyConnection,
     tenant: &str,

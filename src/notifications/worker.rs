@@ -277,27 +277,6 @@ async fn record_outcome(
 ) -> Result<(), ApiError> {
     let now = app.db.now_ms();
     let attempts = d.attempts + 1;
-    match &attempt {
-        Attempt::Transient { error } | Attempt::Permanent { error, .. } => tracing::warn!(
-            notification = %d.notification_id,
-            delivery = %d.id,
-            channel = channel.as_str(),
-            provider = provider.unwrap_or("none"),
-            attempt = attempts,
-            cause = %error,
-            "notification delivery attempt failed"
-        ),
-        Attempt::Accepted {
-            note: Some(note), ..
-        } => tracing::warn!(
-            notification = %d.notification_id,
-            delivery = %d.id,
-            channel = channel.as_str(),
-            note = %note,
-            "notification accepted with an odd answer"
-        ),
-        Attempt::Accepted { .. } => {}
-    }
     let update = match &attempt {
         Attempt::Accepted { message_id, note } => DeliveryUpdate {
             status: if channel == NotifyChannel::InApp {
@@ -350,6 +329,18 @@ async fn record_outcome(
             }
         }
     };
+    if let (Some(code), Some(cause)) = (update.error_code, update.last_error) {
+        tracing::warn!(
+            notification = %d.notification_id,
+            delivery = %d.id,
+            channel = channel.as_str(),
+            provider = provider.unwrap_or("none"),
+            attempt = attempts,
+            code,
+            cause,
+            "notification delivery attempt failed"
+        );
+    }
     let mut tx = app.db.begin().await?;
     let Some(n) = store::lock_notification(&mut tx, &d.tenant_id, &d.notification_id, now).await?
     else {

@@ -118,10 +118,7 @@ async fn checked_view(
             {
                 continue;
             }
-            if crate::directory::store::users_with_role(conn, tenant, role)
-                .await?
-                .is_empty()
-            {
+            if !crate::directory::store::role_is_held(conn, tenant, role).await? {
                 warnings.push(ReadinessWarning {
                     code: "no_eligible_approver",
                     step_id: step.id.clone(),

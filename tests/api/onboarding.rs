@@ -1207,6 +1207,31 @@ impl S3Server {
     }
 }
 
+impl S3Server {
+    /// A `serve` process on `app`'s database that keeps its documents in this server's bucket
+    /// `omnirail-docs` (created here), under the prefix `bank-a`: the process and its port.
+    async fn node(&self, app: &TestApp) -> (std::process::Child, u16) {
+        let bucket = format!("{}/omnirail-docs", self.endpoint);
+        let (s, _) = send(reqwest::Client::new().put(bucket)).await;
+        assert!(s.is_success(), "bucket not created: {s}");
+        let port = crate::cli::free_port();
+        let node = crate::cli::serve_with_env(
+            app.config.database_url.expose(),
+            port,
+            &[
+                ("OMNIRAIL_DOCUMENT_STORE", "s3://omnirail-docs/bank-a"),
+                ("AWS_ENDPOINT", &self.endpoint),
+                ("AWS_ALLOW_HTTP", "true"),
+                ("AWS_REGION", "us-east-1"),
+                ("AWS_ACCESS_KEY_ID", "test"),
+                ("AWS_SECRET_ACCESS_KEY", "test"),
+            ],
+        )
+        .await;
+        (node, port)
+    }
+}
+
 impl Drop for S3Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -1222,24 +1247,9 @@ async fn documents_go_to_s3_compatible_storage_by_configuration() {
     let app = TestApp::spawn().await;
     configure(&app).await;
     let client = reqwest::Client::new();
-    let (s, _) = send(client.put(format!("{}/omnirail-docs", s3.endpoint))).await;
-    assert!(s.is_success(), "bucket not created: {s}");
 
     // A second node on the same database keeps its documents in the bucket.
-    let port = crate::cli::free_port();
-    let mut node = crate::cli::serve_with_env(
-        app.config.database_url.expose(),
-        port,
-        &[
-            ("OMNIRAIL_DOCUMENT_STORE", "s3://omnirail-docs/bank-a"),
-            ("AWS_ENDPOINT", &s3.endpoint),
-            ("AWS_ALLOW_HTTP", "true"),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-        ],
-    )
-    .await;
+    let (mut node, port) = s3.node(&app).await;
     let base = format!("http://127.0.0.1:{port}");
     let (token, interview, _) = start(&app, "ent_customer_456").await;
     let on_node = |method: Method, path: &str| {
@@ -1483,22 +1493,7 @@ async fn uploads_that_change_nothing_leave_no_object_in_s3() {
     };
     let app = TestApp::spawn().await;
     let client = reqwest::Client::new();
-    let (s, _) = send(client.put(format!("{}/omnirail-docs", s3.endpoint))).await;
-    assert!(s.is_success(), "bucket not created: {s}");
-    let port = crate::cli::free_port();
-    let mut node = crate::cli::serve_with_env(
-        app.config.database_url.expose(),
-        port,
-        &[
-            ("OMNIRAIL_DOCUMENT_STORE", "s3://omnirail-docs/bank-a"),
-            ("AWS_ENDPOINT", &s3.endpoint),
-            ("AWS_ALLOW_HTTP", "true"),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-        ],
-    )
-    .await;
+    let (mut node, port) = s3.node(&app).await;
     let listing = format!("{}/omnirail-docs?list-type=2&prefix=bank-a/", s3.endpoint);
     uploads_that_change_nothing_leave_nothing(&app, &format!("http://127.0.0.1:{port}"), || {
         let (client, listing) = (client.clone(), listing.clone());
