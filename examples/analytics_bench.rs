@@ -87,6 +87,7 @@ async fn change(
 ) {
     calls::within(
         Some(channel),
+        None,
         events::record(
             tx,
             NewEvent {

@@ -8,6 +8,7 @@
 //! transaction. Changes made outside any call (the background sweeps) are not transactions.
 
 use std::cell::Cell;
+use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::middleware::Next;
@@ -15,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::channel::Channel;
 use crate::error::{ApiError, FieldError};
+use crate::identity::{Actor, ProvenActor};
 
 pub const HEADER: &str = "x-omni-channel";
 
@@ -30,6 +32,8 @@ struct Call {
     resolved: Cell<Option<Channel>>,
     /// Whether the call wrote webhook messages, to wake the delivery worker once it answers.
     webhooks: Cell<bool>,
+    /// The person the call's actor token proves, if it carries one.
+    actor: Option<Arc<ProvenActor>>,
 }
 
 /// Runs the call in its scope; an `X-Omni-Channel` that names no channel is 422.
@@ -42,16 +46,23 @@ pub async fn middleware(req: Request, next: Next) -> Response {
             None => return invalid("must be ASCII".into()).into_response(),
         },
     };
-    within(stated, next.run(req)).await
+    let actor = req.extensions().get::<Actor>().and_then(|a| a.0.clone());
+    within(stated, actor, next.run(req)).await
 }
 
-/// Runs `work` as one API call made through `stated` (if it states a channel).
-pub async fn within<F: Future>(stated: Option<Channel>, work: F) -> F::Output {
+/// Runs `work` as one API call made through `stated` (if it states a channel), by `actor` (if
+/// a token proved one).
+pub async fn within<F: Future>(
+    stated: Option<Channel>,
+    actor: Option<Arc<ProvenActor>>,
+    work: F,
+) -> F::Output {
     let call = Call {
         stated: Cell::new(stated),
         counted: Cell::new(false),
         resolved: Cell::new(None),
         webhooks: Cell::new(false),
+        actor,
     };
     let (output, wrote) = CALL
         .scope(call, async {
@@ -73,6 +84,21 @@ pub(crate) fn wrote_webhooks() {
 
 fn invalid(message: String) -> ApiError {
     ApiError::validation(vec![FieldError::new("X-Omni-Channel", message)])
+}
+
+/// The proof to record with a change made by `actor_id`: the call's proven person's, when that
+/// is who the change names as its actor; none otherwise (a change by someone only named, or
+/// made outside any call).
+pub(crate) fn proof_for(actor_id: Option<&str>) -> Option<String> {
+    let actor_id = actor_id?;
+    CALL.try_with(|call| {
+        call.actor
+            .as_ref()
+            .filter(|a| a.user_id == actor_id)
+            .map(|a| a.proof())
+    })
+    .ok()
+    .flatten()
 }
 
 /// States the call's channel, as its body names it (this overrides the header).

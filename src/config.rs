@@ -67,6 +67,37 @@ pub struct Config {
     pub webhooks: WebhookConfig,
     /// Bounds on what one client may hold or ask: the `[limits]` table, `OMNIRAIL_LIMITS__*`.
     pub limits: LimitsConfig,
+    /// Staff identity through each tenant's OpenID Connect provider: the `[identity]` table,
+    /// `OMNIRAIL_IDENTITY__*` variables (docs/identity.md).
+    pub identity: IdentityConfig,
+}
+
+/// How tenants' identity providers are reached and their tokens checked.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// Accept `http://` issuers (a test provider, a local Keycloak); otherwise only `https://`.
+    pub allow_http: bool,
+    /// Reach providers at loopback, private, link-local or metadata addresses, or at names that
+    /// can only be local (a provider inside the bank's network, a test provider). Off, a
+    /// tenant's provider settings cannot reach inside the network.
+    pub allow_private_providers: bool,
+    /// Seconds of clock difference allowed when checking a token's `exp` and `nbf`.
+    pub leeway_secs: u64,
+    /// Least seconds between two fetches of one tenant's signing keys: a token naming a key
+    /// not yet known fetches them again, at most this often.
+    pub key_refresh_secs: u64,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            allow_http: false,
+            allow_private_providers: false,
+            leeway_secs: 60,
+            key_refresh_secs: 60,
+        }
+    }
 }
 
 /// Bounds that keep one client from exhausting the server.
@@ -186,6 +217,7 @@ impl Default for Config {
             notification_lease_ms: 120_000,
             webhooks: WebhookConfig::default(),
             limits: LimitsConfig::default(),
+            identity: IdentityConfig::default(),
         }
     }
 }
@@ -274,6 +306,11 @@ impl Config {
                 "limits: request_timeout_secs and header_read_timeout_secs must be positive, \
                  max_connections between 1 and 1,000,000, and max_header_bytes at least 4096"
                     .into(),
+            );
+        }
+        if self.identity.leeway_secs > 300 || self.identity.key_refresh_secs == 0 {
+            return Err(
+                "identity: leeway_secs must be at most 300 and key_refresh_secs positive".into(),
             );
         }
         if let Some(url) = &self.public_base_url

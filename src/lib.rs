@@ -19,6 +19,7 @@ pub mod directory;
 pub mod error;
 pub mod events;
 pub mod idempotency;
+pub mod identity;
 pub mod ids;
 pub mod journeys;
 pub mod limits;
@@ -78,6 +79,8 @@ pub struct AppState {
     pub notifier: Arc<notifications::Notifier>,
     /// Requests per API key, when `limits.rate_per_second` sets a limit.
     pub rate_limits: Option<Arc<limits::RateLimits>>,
+    /// Tenants' identity providers: discovery and signing keys.
+    pub identity: Arc<identity::keys::ProviderKeys>,
 }
 
 impl AppState {
@@ -89,6 +92,7 @@ impl AppState {
             config.notification_allow_private_providers,
         )?);
         let rate_limits = limits::RateLimits::from_config(&config.limits).map(Arc::new);
+        let identity = Arc::new(identity::keys::ProviderKeys::new(&config.identity)?);
         Ok(Self {
             db,
             config: Arc::new(config),
@@ -101,6 +105,7 @@ impl AppState {
             documents,
             notifier,
             rate_limits,
+            identity,
         })
     }
 
@@ -124,6 +129,7 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
             "/api/v1/omni",
             journeys::router()
                 .merge(directory::router())
+                .merge(identity::router())
                 .merge(approvals::router())
                 .merge(timeline::router())
                 .merge(onboarding::router())

@@ -21,11 +21,14 @@ def field(value):
 
 
 def link_hash(e):
+    # A link whose actor a token proved carries the proof and is hashed as v2 (docs/timeline.md).
+    proof = e.get("actorProof")
+    version = "omnirail.event.v1" if proof is None else "omnirail.event.v2"
     parts = [
-        "omnirail.event.v1", e["tenantId"], e["chainKey"], str(e["chainSeq"]), e["id"],
+        version, e["tenantId"], e["chainKey"], str(e["chainSeq"]), e["id"],
         e["eventType"], str(e["occurredAt"]), e["actorId"], e["channel"], e["summary"],
-        e["metadata"], e["payload"], e["prevHash"],
-    ]
+        e["metadata"], e["payload"],
+    ] + ([] if proof is None else [proof]) + [e["prevHash"]]
     return hashlib.sha256(b"".join(field(p) for p in parts)).hexdigest()
 
 

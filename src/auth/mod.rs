@@ -4,6 +4,10 @@
 //! keeps only its SHA-256. Requests carry it in `x-api-key` or `Authorization: Bearer`. A
 //! missing key is 401 `unauthenticated`; an unknown or revoked one is 401 `invalid_api_key`.
 //! On PostgreSQL, checked keys are remembered until a revocation is announced ([`key_cache`]).
+//!
+//! Beside a key in `x-api-key`, `Authorization: Bearer` may carry a person's actor token from
+//! the tenant's identity provider: it is checked here (`identity::token`), after the key, and
+//! the request goes on with the person it proves (`identity::Actor`).
 
 pub mod key_cache;
 
@@ -47,14 +51,13 @@ pub async fn require_api_key(
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let hash = sha256_hex(presented_key(&req)?);
+    let (key, actor_token) = presented(&req)?;
+    let hash = sha256_hex(key);
     let tenant = match state.keys.get(&hash) {
         Some(tenant) => tenant,
         None => {
             let generation = state.keys.generation();
-            let tenant = find_key(&state.db, &hash).await?.ok_or_else(|| {
-                ApiError::unauthorized("invalid_api_key", "The API key is unknown or revoked")
-            })?;
+            let tenant = find_key(&state.db, &hash).await?.ok_or_else(invalid_key)?;
             state.keys.remember(hash, tenant.clone(), generation);
             tenant
         }
@@ -64,11 +67,18 @@ pub async fn require_api_key(
             .check(&tenant.key_id)
             .map_err(crate::limits::rate_limited)?;
     }
+    if let Some(token) = actor_token {
+        let token = token.to_owned();
+        let actor = crate::identity::token::actor(&state, &tenant.id, &token).await?;
+        req.extensions_mut().insert(actor);
+    }
     req.extensions_mut().insert(tenant);
     Ok(next.run(req).await)
 }
 
-fn presented_key(req: &Request) -> Result<&str, ApiError> {
+/// The API key a request presents, and the actor token beside it if any: `Authorization:
+/// Bearer` carries a key (starting `omk_`) or, beside `x-api-key`, a person's token.
+fn presented(req: &Request) -> Result<(&str, Option<&str>), ApiError> {
     let headers = req.headers();
     let from_header = headers.get("x-api-key").map(|v| v.to_str());
     let from_bearer = headers.get(AUTHORIZATION).map(|v| {
@@ -76,31 +86,48 @@ fn presented_key(req: &Request) -> Result<&str, ApiError> {
             s.strip_prefix("Bearer ")
                 .or_else(|| s.strip_prefix("bearer "))
                 .unwrap_or("")
+                .trim()
         })
     });
-    // Two API keys that disagree are refused, not resolved by picking one: a request must not
-    // be taken for a tenant it may not have meant. Another credential beside x-api-key (a
-    // gateway's Basic credentials, a customer's session token) names no API key.
-    if let (Some(Ok(key)), Some(Ok(bearer))) = (&from_header, &from_bearer)
-        && bearer.trim().starts_with(KEY_PREFIX)
-        && key.trim() != bearer.trim()
-    {
-        return Err(ApiError::unauthorized(
-            "conflicting_credentials",
-            "x-api-key and Authorization name different keys; send one, or the same in both",
-        ));
-    }
-    match from_header.or(from_bearer) {
-        None => Err(ApiError::unauthorized(
+    let bearer_is_key = matches!(&from_bearer, Some(Ok(b)) if b.starts_with(KEY_PREFIX));
+    match (from_header, from_bearer) {
+        // Two API keys that disagree are refused, not resolved by picking one: a request must
+        // not be taken for a tenant it may not have meant.
+        (Some(Ok(key)), Some(Ok(bearer))) if bearer_is_key && key.trim() != bearer => {
+            Err(ApiError::unauthorized(
+                "conflicting_credentials",
+                "x-api-key and Authorization name different keys; send one, or the same in both",
+            ))
+        }
+        (Some(Ok(key)), Some(Ok(token))) if !bearer_is_key && !token.is_empty() => {
+            Ok((nonempty(key)?, Some(token)))
+        }
+        // Another credential beside x-api-key (a gateway's Basic credentials) names no key.
+        (Some(Ok(key)), _) => Ok((nonempty(key)?, None)),
+        (None, Some(Ok(bearer))) if !bearer_is_key && bearer.contains('.') => {
+            Err(ApiError::unauthorized(
+                "unauthenticated",
+                "An actor token travels beside the tenant's API key: send the key in x-api-key",
+            ))
+        }
+        (None, Some(Ok(bearer))) => Ok((nonempty(bearer)?, None)),
+        (None, None) => Err(ApiError::unauthorized(
             "unauthenticated",
             "An API key is required in x-api-key or Authorization: Bearer",
         )),
-        Some(Ok(key)) if !key.trim().is_empty() => Ok(key.trim()),
-        Some(_) => Err(ApiError::unauthorized(
-            "invalid_api_key",
-            "The API key is unknown or revoked",
-        )),
+        (Some(Err(_)), _) | (None, Some(Err(_))) => Err(invalid_key()),
     }
+}
+
+fn nonempty(key: &str) -> Result<&str, ApiError> {
+    match key.trim() {
+        "" => Err(invalid_key()),
+        key => Ok(key),
+    }
+}
+
+fn invalid_key() -> ApiError {
+    ApiError::unauthorized("invalid_api_key", "The API key is unknown or revoked")
 }
 
 async fn find_key(db: &Db, hash: &str) -> Result<Option<Tenant>, StoreError> {

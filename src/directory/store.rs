@@ -137,19 +137,7 @@ pub async fn put_user(
         .execute(&mut *conn)
         .await?;
     }
-    sqlx::query("DELETE FROM user_roles WHERE tenant_id = $1 AND user_id = $2")
-        .bind(tenant)
-        .bind(&u.id)
-        .execute(&mut *conn)
-        .await?;
-    for role in &u.roles {
-        sqlx::query("INSERT INTO user_roles (tenant_id, user_id, role) VALUES ($1, $2, $3)")
-            .bind(tenant)
-            .bind(&u.id)
-            .bind(role)
-            .execute(&mut *conn)
-            .await?;
-    }
+    replace_roles(conn, tenant, &u.id, &u.roles).await?;
     sqlx::query("DELETE FROM team_members WHERE tenant_id = $1 AND user_id = $2")
         .bind(tenant)
         .bind(&u.id)
@@ -182,6 +170,66 @@ async fn ensure_team(
     .bind(now)
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Whether `id` is a user of the tenant's directory.
+pub async fn user_exists(pool: &AnyPool, tenant: &str, id: &str) -> Result<bool, StoreError> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant)
+        .bind(id)
+        .fetch_one(pool)
+        .await?;
+    Ok(n > 0)
+}
+
+/// A user's roles, in order.
+pub async fn roles_of(pool: &AnyPool, tenant: &str, user: &str) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT role FROM user_roles WHERE tenant_id = $1 AND user_id = $2 ORDER BY role",
+    )
+    .bind(tenant)
+    .bind(user)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Replaces a user's roles (as its identity provider states them), leaving the rest of it.
+pub async fn set_roles(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    user: &str,
+    roles: &[String],
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE users SET updated_at = $3 WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant)
+        .bind(user)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    replace_roles(conn, tenant, user, roles).await
+}
+
+async fn replace_roles(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    user: &str,
+    roles: &[String],
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM user_roles WHERE tenant_id = $1 AND user_id = $2")
+        .bind(tenant)
+        .bind(user)
+        .execute(&mut *conn)
+        .await?;
+    for role in roles {
+        sqlx::query("INSERT INTO user_roles (tenant_id, user_id, role) VALUES ($1, $2, $3)")
+            .bind(tenant)
+            .bind(user)
+            .bind(role)
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
 }
 

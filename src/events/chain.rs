@@ -16,6 +16,12 @@
 //! stored, `omni.journey.created`), occurred at (milliseconds since the epoch, decimal), actor
 //! id, channel, summary, metadata (the stored JSON text), payload (the stored JSON text),
 //! previous hash.
+//!
+//! An event whose actor was proven by a token from the tenant's identity provider carries the
+//! proof (the stored JSON text: `{"verified":true,"issuer":...}`); its link is hashed as
+//! `omnirail.event.v2`, with the proof after the payload. An event without one is hashed as
+//! v1, as every event was before proofs existed: removing a proof, or adding one, changes the
+//! hash either way.
 
 use sha2::{Digest, Sha256};
 
@@ -36,6 +42,8 @@ pub struct Link<'a> {
     pub summary: &'a str,
     pub metadata: &'a str,
     pub payload: &'a str,
+    /// The proof of the actor, when a token proved them (v2 links only).
+    pub actor_proof: Option<&'a str>,
     pub prev_hash: &'a str,
 }
 
@@ -55,8 +63,12 @@ pub fn hash(l: &Link<'_>) -> String {
     let mut h = Sha256::new();
     let seq = l.chain_seq.to_string();
     let at = l.occurred_at.to_string();
+    let version = match l.actor_proof {
+        Some(_) => "omnirail.event.v2",
+        None => "omnirail.event.v1",
+    };
     for value in [
-        Some("omnirail.event.v1"),
+        Some(version),
         Some(l.tenant_id),
         Some(l.chain_key),
         Some(seq.as_str()),
@@ -68,10 +80,13 @@ pub fn hash(l: &Link<'_>) -> String {
         Some(l.summary),
         Some(l.metadata),
         Some(l.payload),
-        Some(l.prev_hash),
     ] {
         field(&mut h, value);
     }
+    if let Some(proof) = l.actor_proof {
+        field(&mut h, Some(proof));
+    }
+    field(&mut h, Some(l.prev_hash));
     hex::encode(h.finalize())
 }
 
@@ -200,6 +215,7 @@ mod tests {
             summary: "SME Onboarding journey created",
             metadata: "{}",
             payload: "{}",
+            actor_proof: None,
             prev_hash: GENESIS,
         }
     }
@@ -265,10 +281,33 @@ mod tests {
                 event_type: "omni.journey.advanced",
                 ..link()
             },
+            Link {
+                actor_proof: Some(r#"{"verified":true}"#),
+                ..link()
+            },
         ];
         for v in variants {
             assert_ne!(hash(&v), base, "{v:?}");
         }
+    }
+
+    #[test]
+    fn a_proven_actor_is_hashed_as_v2_and_its_proof_is_covered() {
+        let proof = r#"{"verified":true,"issuer":"https://idp.bank.example","subject":"usr_rm_001","tokenId":"jti-1"}"#;
+        let proven = Link {
+            actor_proof: Some(proof),
+            ..link()
+        };
+        // Computed independently from the scheme in docs/timeline.md (Python's hashlib).
+        assert_eq!(
+            hash(&proven),
+            "8be35f06a4ae4a830181c40c228aa4a9e081d0c6709888850aa1a2aa6efe79d2"
+        );
+        let other = Link {
+            actor_proof: Some(r#"{"verified":true,"issuer":"https://idp.bank.example","subject":"usr_rm_001","tokenId":"jti-2"}"#),
+            ..link()
+        };
+        assert_ne!(hash(&other), hash(&proven));
     }
 
     #[test]

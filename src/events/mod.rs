@@ -62,8 +62,8 @@ const CHAIN_ADVANCE: &str =
 macro_rules! event_insert {
     () => {
         "INSERT INTO events (id, tenant_id, event_type, occurred_at, actor_id, channel, summary, \
-         metadata, payload, chain_key, chain_seq, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+         metadata, payload, chain_key, chain_seq, prev_hash, hash, actor_proof) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
     };
 }
 macro_rules! pg_with_entities {
@@ -86,9 +86,9 @@ macro_rules! pg_with_entities {
         )
     };
 }
-const PG_EVENT_WITH_1: &str = pg_with_entities!("($14, $15)");
-const PG_EVENT_WITH_2: &str = pg_with_entities!("($14, $15), ($16, $17)");
-const PG_EVENT_WITH_3: &str = pg_with_entities!("($14, $15), ($16, $17), ($18, $19)");
+const PG_EVENT_WITH_1: &str = pg_with_entities!("($15, $16)");
+const PG_EVENT_WITH_2: &str = pg_with_entities!("($15, $16), ($17, $18)");
+const PG_EVENT_WITH_3: &str = pg_with_entities!("($15, $16), ($17, $18), ($19, $20)");
 const EVENT_INSERT: &str = concat!(event_insert!(), " RETURNING seq");
 macro_rules! count_upsert {
     ($values:literal) => {
@@ -145,6 +145,8 @@ pub async fn append(conn: &mut AnyConnection, event: &NewEvent<'_>) -> Result<()
     let chain_seq = length + 1;
     let metadata = event.metadata.to_string();
     let payload = event.payload.to_string();
+    // The proof of the actor, when the call's token proved the person the change names.
+    let actor_proof = calls::proof_for(event.actor_id);
     let hash = chain::hash(&chain::Link {
         tenant_id: event.tenant_id,
         chain_key: &chain_key,
@@ -157,6 +159,7 @@ pub async fn append(conn: &mut AnyConnection, event: &NewEvent<'_>) -> Result<()
         summary: &event.summary,
         metadata: &metadata,
         payload: &payload,
+        actor_proof: actor_proof.as_deref(),
         prev_hash: &prev_hash,
     });
     // One entity named twice (a user who is both decider and assignee, say) is indexed once.
@@ -184,7 +187,8 @@ pub async fn append(conn: &mut AnyConnection, event: &NewEvent<'_>) -> Result<()
         .bind(&chain_key)
         .bind(chain_seq)
         .bind(&prev_hash)
-        .bind(&hash);
+        .bind(&hash)
+        .bind(&actor_proof);
     if postgres {
         for (entity_type, entity_id) in first {
             q = q.bind(*entity_type).bind(*entity_id);

@@ -164,7 +164,7 @@ pub async fn require_session_token(
     });
     extensions.insert(Scope(format!("onboarding:{}", row.onboarding_id)));
     extensions.insert(token);
-    Ok(calls::within(Some(channel), next.run(req)).await)
+    Ok(calls::within(Some(channel), None, next.run(req)).await)
 }
 
 fn expired() -> ApiError {

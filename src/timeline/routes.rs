@@ -310,6 +310,7 @@ fn link(r: &LinkRow) -> Link<'_> {
         summary: &r.summary,
         metadata: &r.metadata,
         payload: &r.payload,
+        actor_proof: r.actor_proof.as_deref(),
         prev_hash: &r.prev_hash,
     }
 }
@@ -441,6 +442,10 @@ pub struct ExportedLink {
     pub metadata: String,
     /// The stored JSON text, as hashed.
     pub payload: String,
+    /// The proof of the actor, as stored and hashed (a JSON text), when a token from the
+    /// tenant's identity provider proved them; `null` otherwise. A link with one is hashed as
+    /// `omnirail.event.v2`.
+    pub actor_proof: Option<String>,
     pub prev_hash: String,
     pub hash: String,
 }
@@ -461,6 +466,7 @@ impl From<LinkRow> for ExportedLink {
             summary: r.summary,
             metadata: r.metadata,
             payload: r.payload,
+            actor_proof: r.actor_proof,
             prev_hash: r.prev_hash,
             hash: r.hash,
         }

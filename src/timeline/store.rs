@@ -188,6 +188,7 @@ pub struct LinkRow {
     pub summary: String,
     pub metadata: String,
     pub payload: String,
+    pub actor_proof: Option<String>,
     pub chain_key: String,
     pub chain_seq: i64,
     pub prev_hash: String,
@@ -197,7 +198,7 @@ pub struct LinkRow {
 macro_rules! link_columns {
     () => {
         "id, tenant_id, event_type, occurred_at, actor_id, channel, summary, metadata, payload, \
-         chain_key, chain_seq, prev_hash, hash"
+         actor_proof, chain_key, chain_seq, prev_hash, hash"
     };
 }
 

@@ -1,0 +1,294 @@
+//! Tenants' providers as this process reaches them: discovery, and each tenant's signing keys,
+//! kept in memory.
+//!
+//! A provider's discovery document (`{issuer}/.well-known/openid-configuration`) is read when a
+//! tenant puts its settings; its `jwks_uri` is stored with them. Signing keys are fetched from
+//! there when a token first needs them, and again when a token names a key not yet known (the
+//! provider rotated its keys), but at most once per `identity.key_refresh_secs` for a tenant,
+//! whatever the tokens name: a flood of made-up key ids costs the provider one fetch a minute.
+//! Every fetch goes through the outbound guard of webhooks (`webhooks::guard`). Each process
+//! keeps its own keys; settings changed on another process are noticed by their update time.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde::Deserialize;
+
+use super::provider::Settings;
+use crate::config::IdentityConfig;
+use crate::webhooks::guard;
+
+/// Largest discovery document or key set read.
+const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+
+/// The signature algorithms a token may use: RSA with SHA-256, ECDSA on P-256, RSA-PSS. No
+/// `none`, no HMAC (whose secret the provider would have to share), nothing weaker.
+pub const ALGORITHMS: [Algorithm; 3] = [Algorithm::RS256, Algorithm::ES256, Algorithm::PS256];
+
+/// What discovery found.
+#[derive(Debug, Clone)]
+pub struct Discovered {
+    pub jwks_uri: String,
+    pub keys: Vec<Jwk>,
+}
+
+/// The result of looking for a token's key.
+pub enum Lookup {
+    Found(DecodingKey),
+    /// The provider's keys, fetched now or lately, have none that fits.
+    Unknown,
+    /// The keys could not be fetched, and none that fits is cached: retry after these seconds.
+    Unavailable(u64),
+}
+
+#[derive(Default)]
+struct Entry {
+    /// The settings the keys belong to: their key set URL and update time.
+    source: Option<(String, i64)>,
+    keys: Vec<Jwk>,
+    /// When keys were last fetched (or tried), by the server's clock, and whether that worked.
+    fetched: Option<(i64, bool)>,
+}
+
+/// Discovery and signing keys for every tenant, shared by the process.
+pub struct ProviderKeys {
+    http: reqwest::Client,
+    allow_http: bool,
+    allow_private: bool,
+    refresh_ms: i64,
+    tenants: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Entry>>>>,
+}
+
+impl std::fmt::Debug for ProviderKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderKeys").finish_non_exhaustive()
+    }
+}
+
+impl ProviderKeys {
+    pub fn new(config: &IdentityConfig) -> Result<Self, String> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(5))
+            // A redirect could lead anywhere the guard did not look: not followed.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("omnirail/", env!("CARGO_PKG_VERSION")));
+        if !config.allow_private_providers {
+            builder = builder.dns_resolver(guard::GuardedResolver);
+        }
+        Ok(Self {
+            http: builder
+                .build()
+                .map_err(|e| format!("cannot build the HTTP client: {e}"))?,
+            allow_http: config.allow_http,
+            allow_private: config.allow_private_providers,
+            refresh_ms: i64::try_from(config.key_refresh_secs.saturating_mul(1000))
+                .unwrap_or(i64::MAX),
+            tenants: Mutex::default(),
+        })
+    }
+
+    /// Why `url` may not be fetched, as a field message; `None` if it may.
+    pub fn url_problem(&self, url: &str) -> Option<String> {
+        guard::url_problem(url, self.allow_http, self.allow_private).map(|p| {
+            p.replace("webhooks.allow_http", "identity.allow_http").replace(
+                "webhooks.allow_private_targets",
+                "identity.allow_private_providers",
+            )
+        })
+    }
+
+    /// Reads the provider's discovery document and its signing keys. The document must name
+    /// `issuer` exactly (OpenID Connect Discovery 1.0, section 4.3).
+    pub async fn discover(&self, issuer: &str) -> Result<Discovered, String> {
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        );
+        #[derive(Deserialize)]
+        struct Document {
+            issuer: String,
+            jwks_uri: String,
+        }
+        let doc: Document = serde_json::from_slice(&self.fetch(&url).await?)
+            .map_err(|e| format!("{url} is not a discovery document: {e}"))?;
+        if doc.issuer != issuer {
+            return Err(format!(
+                "{url} names the issuer {:?}, not {issuer:?}",
+                doc.issuer
+            ));
+        }
+        if let Some(problem) = self.url_problem(&doc.jwks_uri) {
+            return Err(format!("its jwks_uri {} {problem}", doc.jwks_uri));
+        }
+        let keys = self.fetch_keys(&doc.jwks_uri).await?;
+        if keys.is_empty() {
+            return Err(format!(
+                "{} has no RS256, ES256 or PS256 signing key",
+                doc.jwks_uri
+            ));
+        }
+        Ok(Discovered {
+            jwks_uri: doc.jwks_uri,
+            keys,
+        })
+    }
+
+    /// Keeps keys just discovered for `settings`, so the first token needs no fetch.
+    pub async fn prime(&self, settings: &Settings, keys: Vec<Jwk>, now: i64) {
+        let entry = self.entry(&settings.tenant_id);
+        let mut e = entry.lock().await;
+        e.source = Some((settings.jwks_uri.clone(), settings.updated_at));
+        e.keys = keys;
+        e.fetched = Some((now, true));
+    }
+
+    /// The key a token of `settings`' provider names (`kid`, for `alg`), fetching the keys when
+    /// none fits and the last fetch is old enough.
+    pub async fn lookup(
+        &self,
+        settings: &Settings,
+        kid: Option<&str>,
+        alg: Algorithm,
+        now: i64,
+    ) -> Lookup {
+        let entry = self.entry(&settings.tenant_id);
+        let mut e = entry.lock().await;
+        let source = (settings.jwks_uri.clone(), settings.updated_at);
+        if e.source.as_ref() != Some(&source) {
+            *e = Entry {
+                source: Some(source),
+                ..Entry::default()
+            };
+        }
+        if let Some(key) = find(&e.keys, kid, alg) {
+            return Lookup::Found(key);
+        }
+        let due = e
+            .fetched
+            .is_none_or(|(at, _)| now.saturating_sub(at) >= self.refresh_ms);
+        if due {
+            match self.fetch_keys(&settings.jwks_uri).await {
+                Ok(keys) => {
+                    e.keys = keys;
+                    e.fetched = Some((now, true));
+                }
+                Err(error) => {
+                    tracing::warn!(tenant = %settings.tenant_id, %error, "identity provider keys not fetched");
+                    e.fetched = Some((now, false));
+                }
+            }
+            if let Some(key) = find(&e.keys, kid, alg) {
+                return Lookup::Found(key);
+            }
+        }
+        match e.fetched {
+            Some((at, false)) => {
+                let wait_ms = (at.saturating_add(self.refresh_ms)).saturating_sub(now);
+                Lookup::Unavailable(u64::try_from(wait_ms.div_euclid(1000) + 1).unwrap_or(1))
+            }
+            _ => Lookup::Unknown,
+        }
+    }
+
+    fn entry(&self, tenant: &str) -> Arc<tokio::sync::Mutex<Entry>> {
+        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        tenants.entry(tenant.to_owned()).or_default().clone()
+    }
+
+    /// The signing keys at `url` that a token may be checked with; others (encryption keys,
+    /// HMAC secrets, unknown types) are left out.
+    async fn fetch_keys(&self, url: &str) -> Result<Vec<Jwk>, String> {
+        #[derive(Deserialize)]
+        struct Set {
+            keys: Vec<serde_json::Value>,
+        }
+        let set: Set = serde_json::from_slice(&self.fetch(url).await?)
+            .map_err(|e| format!("{url} is not a JSON Web Key Set: {e}"))?;
+        Ok(set
+            .keys
+            .into_iter()
+            .filter_map(|k| serde_json::from_value::<Jwk>(k).ok())
+            .filter(|k| {
+                !matches!(
+                    k.common.public_key_use,
+                    Some(PublicKeyUse::Encryption | PublicKeyUse::Other(_))
+                ) && family(k).is_some()
+            })
+            .collect())
+    }
+
+    async fn fetch(&self, url: &str) -> Result<Vec<u8>, String> {
+        if let Some(problem) = self.url_problem(url) {
+            return Err(format!("{url} {problem}"));
+        }
+        let mut res = self
+            .http
+            .get(url)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {}", guard::describe(&e)))?;
+        if !res.status().is_success() {
+            return Err(format!("{url} answered {}", res.status()));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = res
+            .chunk()
+            .await
+            .map_err(|e| format!("{url}: {}", guard::describe(&e)))?
+        {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_DOCUMENT_BYTES {
+                return Err(format!("{url} answered more than 1 MiB"));
+            }
+        }
+        Ok(body)
+    }
+}
+
+/// The algorithms a key may check: RSA keys RS256 and PS256, P-256 keys ES256.
+fn family(k: &Jwk) -> Option<&'static [Algorithm]> {
+    match &k.algorithm {
+        AlgorithmParameters::RSA(_) => Some(&[Algorithm::RS256, Algorithm::PS256]),
+        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => {
+            Some(&[Algorithm::ES256])
+        }
+        _ => None,
+    }
+}
+
+/// The key among `keys` that `kid` names and that may check `alg` (a key that states its own
+/// `alg` checks only that one). Without a `kid`, the only key that fits, if just one does.
+fn find(keys: &[Jwk], kid: Option<&str>, alg: Algorithm) -> Option<DecodingKey> {
+    let fits = |k: &&Jwk| {
+        family(k).is_some_and(|algs| algs.contains(&alg))
+            && k.common
+                .key_algorithm
+                .is_none_or(|stated| same_algorithm(stated, alg))
+    };
+    let mut candidates = keys.iter().filter(fits);
+    let key = match kid {
+        Some(kid) => candidates.find(|k| k.common.key_id.as_deref() == Some(kid))?,
+        None => {
+            let first = candidates.next()?;
+            if candidates.next().is_some() {
+                return None;
+            }
+            first
+        }
+    };
+    DecodingKey::from_jwk(key).ok()
+}
+
+fn same_algorithm(stated: KeyAlgorithm, alg: Algorithm) -> bool {
+    matches!(
+        (stated, alg),
+        (KeyAlgorithm::RS256, Algorithm::RS256)
+            | (KeyAlgorithm::ES256, Algorithm::ES256)
+            | (KeyAlgorithm::PS256, Algorithm::PS256)
+    )
+}

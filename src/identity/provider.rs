@@ -1,0 +1,131 @@
+//! A tenant's identity provider: its settings, as stored. Every statement is scoped by tenant.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::StoreError;
+use crate::store::Db;
+
+/// Whether a person a call names must be proven by an actor token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ActorTokens {
+    /// A named person without a token is taken on the caller's word, and recorded as not
+    /// verified (`actorVerified: false`).
+    Optional,
+    /// A call that names a person without a valid token is 401 `actor_token_required`.
+    Required,
+}
+
+impl ActorTokens {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorTokens::Optional => "optional",
+            ActorTokens::Required => "required",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "optional" => Ok(ActorTokens::Optional),
+            "required" => Ok(ActorTokens::Required),
+            other => Err(StoreError::Corrupt(format!("unknown actor_tokens {other:?}"))),
+        }
+    }
+}
+
+/// A tenant's provider, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub tenant_id: String,
+    pub issuer: String,
+    pub audience: String,
+    pub user_claim: String,
+    pub roles_claim: Option<String>,
+    pub actor_tokens: ActorTokens,
+    /// Where its signing keys are, as its discovery document said when the settings were put.
+    pub jwks_uri: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    i64,
+    i64,
+);
+
+/// The tenant's provider, if it has one.
+pub async fn get(db: &Db, tenant: &str) -> Result<Option<Settings>, StoreError> {
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT tenant_id, issuer, audience, user_claim, roles_claim, actor_tokens, jwks_uri,
+                created_at, updated_at
+         FROM identity_providers WHERE tenant_id = $1",
+    )
+    .bind(tenant)
+    .fetch_optional(db.reader())
+    .await?;
+    row.map(|r| {
+        Ok(Settings {
+            tenant_id: r.0,
+            issuer: r.1,
+            audience: r.2,
+            user_claim: r.3,
+            roles_claim: r.4,
+            actor_tokens: ActorTokens::parse(&r.5)?,
+            jwks_uri: r.6,
+            created_at: r.7,
+            updated_at: r.8,
+        })
+    })
+    .transpose()
+}
+
+/// The tenant's `actorTokens` setting; `None` without a provider (names are taken as given).
+pub async fn mode(db: &Db, tenant: &str) -> Result<Option<ActorTokens>, StoreError> {
+    let mode: Option<String> =
+        sqlx::query_scalar("SELECT actor_tokens FROM identity_providers WHERE tenant_id = $1")
+            .bind(tenant)
+            .fetch_optional(db.reader())
+            .await?;
+    mode.as_deref().map(ActorTokens::parse).transpose()
+}
+
+/// Creates or replaces the tenant's provider; `true` if it was new. The stored creation time
+/// is kept on a replacement.
+pub async fn put(db: &Db, s: &Settings) -> Result<bool, StoreError> {
+    let mut tx = db.begin().await?;
+    let existed: Option<i64> =
+        sqlx::query_scalar("SELECT created_at FROM identity_providers WHERE tenant_id = $1")
+            .bind(&s.tenant_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    sqlx::query(
+        "INSERT INTO identity_providers (tenant_id, issuer, audience, user_claim, roles_claim,
+             actor_tokens, jwks_uri, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (tenant_id) DO UPDATE SET issuer = excluded.issuer,
+             audience = excluded.audience, user_claim = excluded.user_claim,
+             roles_claim = excluded.roles_claim, actor_tokens = excluded.actor_tokens,
+             jwks_uri = excluded.jwks_uri, updated_at = excluded.updated_at",
+    )
+    .bind(&s.tenant_id)
+    .bind(&s.issuer)
+    .bind(&s.audience)
+    .bind(&s.user_claim)
+    .bind(&s.roles_claim)
+    .bind(s.actor_tokens.as_str())
+    .bind(&s.jwks_uri)
+    .bind(s.created_at)
+    .bind(s.updated_at)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(existed.is_none())
+}
