@@ -452,6 +452,18 @@ pub fn check_id(errors: &mut Vec<FieldError>, field: &str, value: Option<&str>) 
     }
 }
 
+/// Appends an error if the person a body must name is missing (no actor token named them
+/// either: `identity::Actor::claim` fills it in from one) or is not an id.
+pub fn check_person(errors: &mut Vec<FieldError>, field: &str, value: Option<&str>) {
+    match value {
+        None => errors.push(FieldError::new(
+            field,
+            "is required: name the person, or send their actor token",
+        )),
+        Some(_) => check_id(errors, field, value),
+    }
+}
+
 /// Appends an error if an optional value is not a JSON object.
 pub fn check_object(errors: &mut Vec<FieldError>, field: &str, value: Option<&serde_json::Value>) {
     if value.is_some_and(|v| !v.is_object()) {

@@ -20,6 +20,7 @@ use crate::directory;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::events::{self, NewEvent};
 use crate::idempotency::Idem;
+use crate::identity::Actor;
 use crate::ids::ID_RULE;
 use crate::ids::{is_external_id, new_id};
 use crate::journeys::model::check_text;
@@ -38,8 +39,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateDelegation {
+    /// Who grants the authority. Required, unless an actor token proves who grants it (then it
+    /// may be omitted, or must name that person).
     #[schema(example = "usr_manager_001")]
-    pub delegator_id: String,
+    pub delegator_id: Option<String>,
     #[schema(example = "usr_deputy_002")]
     pub delegatee_id: String,
     /// What is handed over: `approvals`, `journey_assign`, or `all`.
@@ -199,16 +202,18 @@ async fn create_delegation(
     State(app): State<AppState>,
     tenant: Tenant,
     idem: Idem,
-    ApiJson(body): ApiJson<CreateDelegation>,
+    actor: Actor,
+    ApiJson(mut body): ApiJson<CreateDelegation>,
 ) -> ApiResult<Response> {
+    actor
+        .claim(&app, &tenant.id, &mut [("delegatorId", &mut body.delegator_id)])
+        .await?;
     let now = app.db.now_ms();
     let mut errors = Vec::new();
-    if !is_external_id(&body.delegator_id) {
-        errors.push(FieldError::new("delegatorId", ID_RULE));
-    }
+    crate::api::check_person(&mut errors, "delegatorId", body.delegator_id.as_deref());
     if !is_external_id(&body.delegatee_id) {
         errors.push(FieldError::new("delegateeId", ID_RULE));
-    } else if body.delegatee_id == body.delegator_id {
+    } else if body.delegator_id.as_deref() == Some(body.delegatee_id.as_str()) {
         errors.push(FieldError::new(
             "delegateeId",
             "must differ from delegatorId: nobody delegates to themselves",
@@ -256,13 +261,15 @@ async fn create_delegation(
         check_text(&mut errors, "reason", reason, 1000, false);
     }
     reject(errors)?;
-    let (Some(valid_from), Some(valid_to)) = (valid_from, valid_to) else {
+    let (Some(valid_from), Some(valid_to), Some(delegator_id)) =
+        (valid_from, valid_to, body.delegator_id)
+    else {
         return Err(ApiError::internal());
     };
 
     let mut tx = app.db.begin().await?;
-    let own_role = directory::store::has_any_role(&mut tx, &tenant.id, &body.delegator_id).await?;
-    let held: Vec<_> = store::grants_held_by(&mut tx, &tenant.id, &body.delegator_id)
+    let own_role = directory::store::has_any_role(&mut tx, &tenant.id, &delegator_id).await?;
+    let held: Vec<_> = store::grants_held_by(&mut tx, &tenant.id, &delegator_id)
         .await?
         .iter()
         .map(DelegationRow::grant)
@@ -271,8 +278,8 @@ async fn create_delegation(
         return Err(ApiError::unprocessable(
             "redelegation_forbidden",
             format!(
-                "{} holds this authority only by delegation and cannot delegate it onward",
-                body.delegator_id
+                "{delegator_id} holds this authority only by delegation and cannot delegate it \
+                 onward"
             ),
         )
         .with("field", "delegatorId"));
@@ -281,7 +288,7 @@ async fn create_delegation(
         &mut tx,
         &app.users,
         &tenant.id,
-        &[&body.delegator_id, &body.delegatee_id],
+        &[&delegator_id, &body.delegatee_id],
         now,
     )
     .await?;
@@ -289,7 +296,7 @@ async fn create_delegation(
     let (max_amount, max_currency) = Money::stored(body.max_approval_amount);
     let row = DelegationRow {
         id: new_id("del_"),
-        delegator_id: body.delegator_id,
+        delegator_id,
         delegatee_id: body.delegatee_id,
         scopes: serde_json::to_string(&scope_names).unwrap_or_else(|_| "[]".into()),
         max_amount,
@@ -436,8 +443,12 @@ async fn revoke_delegation(
     tenant: Tenant,
     idem: Idem,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<RevokeDelegation>,
+    actor: Actor,
+    ApiJson(mut body): ApiJson<RevokeDelegation>,
 ) -> ApiResult<Response> {
+    actor
+        .claim(&app, &tenant.id, &mut [("revokedBy", &mut body.revoked_by)])
+        .await?;
     let mut errors = Vec::new();
     check_id(&mut errors, "revokedBy", body.revoked_by.as_deref());
     if let Some(reason) = &body.reason {

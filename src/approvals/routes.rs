@@ -24,6 +24,7 @@ use crate::auth::Tenant;
 use crate::directory;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::idempotency::Idem;
+use crate::identity::{Actor, Proof};
 use crate::ids::ID_RULE;
 use crate::ids::{is_external_id, new_id};
 use crate::journeys;
@@ -67,9 +68,10 @@ pub struct CreateApproval {
     pub entity_id: String,
     #[schema(example = "credit_committee")]
     pub approval_type: String,
-    /// The maker: never allowed to decide on this request.
+    /// The maker: never allowed to decide on this request. Required, unless an actor token
+    /// proves who makes the request (then it may be omitted, or must name that person).
     #[schema(example = "usr_rm_001")]
-    pub requested_by: String,
+    pub requested_by: Option<String>,
     /// 1 to 20 distinct users, not including the requester.
     pub approvers: Vec<ApproverInput>,
     /// Facts for the approvers. `facilityAmount` (money) is the amount under approval when
@@ -87,9 +89,10 @@ pub struct CreateApproval {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateDecision {
-    /// Who decides: an approver, or a deputy with `onBehalfOf`.
+    /// Who decides: an approver, or a deputy with `onBehalfOf`. Required, unless an actor token
+    /// proves who decides (then it may be omitted, or must name that person).
     #[schema(example = "usr_credit_001")]
-    pub approver_id: String,
+    pub approver_id: Option<String>,
     pub decision: Decision,
     #[schema(example = "Within risk appetite")]
     pub comment: Option<String>,
@@ -126,6 +129,11 @@ pub struct DecisionView {
     pub decision: Decision,
     pub comment: Option<String>,
     pub decided_at: String,
+    /// Whether an actor token from the tenant's identity provider proved who decided; `false`
+    /// when the approver was only named by the caller.
+    pub actor_verified: bool,
+    /// The provider that proved them, when one did.
+    pub actor_issuer: Option<String>,
 }
 
 /// An approval request with every decision.
@@ -228,6 +236,8 @@ pub(super) async fn views(
                             decision: Decision::parse(&d.decision)?,
                             comment: d.comment.clone(),
                             decided_at: to_rfc3339(d.decided_at),
+                            actor_verified: Proof::verified(d.actor_proof.as_deref()),
+                            actor_issuer: Proof::issuer(d.actor_proof.as_deref()),
                         })
                     })
                     .collect(),
@@ -274,8 +284,12 @@ async fn create_approval(
     State(app): State<AppState>,
     tenant: Tenant,
     idem: Idem,
-    ApiJson(body): ApiJson<CreateApproval>,
+    actor: Actor,
+    ApiJson(mut body): ApiJson<CreateApproval>,
 ) -> ApiResult<Response> {
+    actor
+        .claim(&app, &tenant.id, &mut [("requestedBy", &mut body.requested_by)])
+        .await?;
     let now = app.db.now_ms();
     let mut errors = Vec::new();
     if !is_slug(&body.entity_type) {
@@ -287,9 +301,7 @@ async fn create_approval(
     if !is_slug(&body.approval_type) {
         errors.push(FieldError::new("approvalType", SLUG_RULE));
     }
-    if !is_external_id(&body.requested_by) {
-        errors.push(FieldError::new("requestedBy", ID_RULE));
-    }
+    crate::api::check_person(&mut errors, "requestedBy", body.requested_by.as_deref());
     if body.approvers.is_empty() || body.approvers.len() > 20 {
         errors.push(FieldError::new("approvers", "must name 1 to 20 approvers"));
     }
@@ -297,7 +309,7 @@ async fn create_approval(
         let at = |f: &str| format!("approvers[{i}].{f}");
         if !is_external_id(&a.user_id) {
             errors.push(FieldError::new(at("userId"), ID_RULE));
-        } else if a.user_id == body.requested_by {
+        } else if body.requested_by.as_deref() == Some(a.user_id.as_str()) {
             errors.push(FieldError::new(
                 at("userId"),
                 "the requester cannot approve their own request (maker-checker)",
@@ -364,7 +376,7 @@ async fn create_approval(
         entity_type: body.entity_type,
         entity_id: body.entity_id,
         approval_type: body.approval_type,
-        requested_by: body.requested_by,
+        requested_by: body.requested_by.unwrap_or_default(),
         requested_by_type: RequesterType::User.as_str().to_owned(),
         awaiting_role: None,
         approval_data: body.approval_data.unwrap_or_else(|| json!({})).to_string(),
@@ -529,17 +541,20 @@ async fn decide(
     tenant: Tenant,
     idem: Idem,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<CreateDecision>,
+    actor: Actor,
+    ApiJson(mut body): ApiJson<CreateDecision>,
 ) -> ApiResult<Response> {
+    actor
+        .claim(&app, &tenant.id, &mut [("approverId", &mut body.approver_id)])
+        .await?;
     let mut errors = Vec::new();
-    if !is_external_id(&body.approver_id) {
-        errors.push(FieldError::new("approverId", ID_RULE));
-    }
+    crate::api::check_person(&mut errors, "approverId", body.approver_id.as_deref());
     crate::api::check_id(&mut errors, "onBehalfOf", body.on_behalf_of.as_deref());
     if let Some(comment) = &body.comment {
         check_text(&mut errors, "comment", comment, 2000, false);
     }
     reject(errors)?;
+    let approver_id = body.approver_id.unwrap_or_default();
 
     let mut tx = app.db.begin().await?;
     // Deciders on one request take turns from here to the commit.
@@ -566,7 +581,7 @@ async fn decide(
     };
     let now = app.db.now_ms();
     let attempt = Attempt {
-        decider: &body.approver_id,
+        decider: &approver_id,
         on_behalf_of: body.on_behalf_of.as_deref(),
         decision: body.decision,
         now,
@@ -583,18 +598,19 @@ async fn decide(
     let decided =
         model::decide(&state, &attempt, &grants, row.money().as_ref()).map_err(refusal)?;
     let on_behalf_of = attempt.is_deputy().then(|| attempt.slot_user().to_owned());
-    let mut users = vec![body.approver_id.as_str()];
+    let mut users = vec![approver_id.as_str()];
     users.extend(on_behalf_of.as_deref());
     directory::ensure_users(&mut tx, &app.users, &tenant.id, &users, now).await?;
     let decision = DecisionRow {
         approval_id: row.id.clone(),
         slot_user_id: attempt.slot_user().to_owned(),
-        decided_by: body.approver_id.clone(),
+        decided_by: approver_id.clone(),
         on_behalf_of,
         delegation_id: decided.delegation_id.clone(),
         decision: body.decision.as_str().to_owned(),
         comment: body.comment.clone(),
         decided_at: now,
+        actor_proof: actor.proven().map(|a| a.proof()),
     };
     store::insert_decision(&mut tx, &decision).await?;
     let v = super::after_decision(

@@ -299,6 +299,9 @@ pub struct DecisionRow {
     pub decision: String,
     pub comment: Option<String>,
     pub decided_at: i64,
+    /// The proof of the person who decided, when an actor token proved them
+    /// (`identity::ProvenActor::proof`).
+    pub actor_proof: Option<String>,
 }
 
 macro_rules! approval_columns {
@@ -412,7 +415,7 @@ pub async fn decisions<'e, E: Executor<'e, Database = Any>>(
 ) -> Result<Vec<DecisionRow>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT approval_id, slot_user_id, decided_by, on_behalf_of, delegation_id, decision, comment,
-             decided_at
+             decided_at, actor_proof
          FROM approval_decisions WHERE approval_id = $1 ORDER BY decided_at, slot_user_id",
     )
     .bind(approval_id)
@@ -423,8 +426,8 @@ pub async fn decisions<'e, E: Executor<'e, Database = Any>>(
 pub async fn insert_decision(conn: &mut AnyConnection, d: &DecisionRow) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO approval_decisions (approval_id, slot_user_id, decided_by, on_behalf_of,
-             delegation_id, decision, comment, decided_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             delegation_id, decision, comment, decided_at, actor_proof)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&d.approval_id)
     .bind(&d.slot_user_id)
@@ -434,6 +437,7 @@ pub async fn insert_decision(conn: &mut AnyConnection, d: &DecisionRow) -> Resul
     .bind(&d.decision)
     .bind(&d.comment)
     .bind(d.decided_at)
+    .bind(&d.actor_proof)
     .execute(conn)
     .await?;
     Ok(())
@@ -622,7 +626,7 @@ pub async fn list_approvals(
     .await?;
     let decisions = bind_filter!(sqlx::query_as(concat!(
         "SELECT approval_id, slot_user_id, decided_by, on_behalf_of, delegation_id, decision, \
-         comment, decided_at FROM approval_decisions WHERE approval_id IN (",
+         comment, decided_at, actor_proof FROM approval_decisions WHERE approval_id IN (",
         approval_page!(),
         ") ORDER BY approval_id, decided_at, slot_user_id"
     )))

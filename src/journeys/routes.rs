@@ -32,6 +32,7 @@ use crate::directory;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::events::{self, NewEvent};
 use crate::idempotency::Idem;
+use crate::identity::Actor;
 use crate::ids::ID_RULE;
 use crate::ids::{is_external_id, new_id};
 use crate::money::Money;
@@ -686,8 +687,12 @@ async fn create_journey(
     State(app): State<AppState>,
     tenant: Tenant,
     idem: Idem,
-    ApiJson(body): ApiJson<CreateJourney>,
+    actor: Actor,
+    ApiJson(mut body): ApiJson<CreateJourney>,
 ) -> ApiResult<Response> {
+    actor
+        .claim(&app, &tenant.id, &mut [("createdBy", &mut body.created_by)])
+        .await?;
     let mut errors = Vec::new();
     if body.template_id.is_empty() || body.template_id.len() > 128 {
         errors.push(FieldError::new("templateId", "must be a template id"));
@@ -999,8 +1004,12 @@ async fn advance_journey(
     tenant: Tenant,
     idem: Idem,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<AdvanceJourney>,
+    actor: Actor,
+    ApiJson(mut body): ApiJson<AdvanceJourney>,
 ) -> ApiResult<Response> {
+    actor
+        .claim(&app, &tenant.id, &mut [("advancedBy", &mut body.advanced_by)])
+        .await?;
     let mut errors = Vec::new();
     check_text(
         &mut errors,
@@ -1101,8 +1110,12 @@ async fn assign_journey(
     tenant: Tenant,
     idem: Idem,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<AssignJourney>,
+    actor: Actor,
+    ApiJson(mut body): ApiJson<AssignJourney>,
 ) -> ApiResult<Response> {
+    actor
+        .claim(&app, &tenant.id, &mut [("assignedBy", &mut body.assigned_by)])
+        .await?;
     let mut errors = Vec::new();
     if !is_external_id(&body.assignee_id) {
         errors.push(FieldError::new("assigneeId", ID_RULE));
@@ -1207,8 +1220,12 @@ async fn complete_journey(
     tenant: Tenant,
     idem: Idem,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<CompleteJourney>,
+    actor: Actor,
+    ApiJson(mut body): ApiJson<CompleteJourney>,
 ) -> ApiResult<Response> {
+    actor
+        .claim(&app, &tenant.id, &mut [("completedBy", &mut body.completed_by)])
+        .await?;
     let mut errors = Vec::new();
     if let Some(notes) = &body.completion_notes {
         check_text(&mut errors, "completionNotes", notes, 2000, false);
@@ -1264,8 +1281,12 @@ async fn cancel_journey(
     tenant: Tenant,
     idem: Idem,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<CancelJourney>,
+    actor: Actor,
+    ApiJson(mut body): ApiJson<CancelJourney>,
 ) -> ApiResult<Response> {
+    actor
+        .claim(&app, &tenant.id, &mut [("cancelledBy", &mut body.cancelled_by)])
+        .await?;
     let mut errors = Vec::new();
     if let Some(reason) = &body.cancellation_reason {
         check_text(&mut errors, "cancellationReason", reason, 1000, false);

@@ -206,6 +206,8 @@ pub struct StreamEvent {
     #[schema(example = "session.resumed")]
     pub event_type: String,
     pub actor_id: Option<String>,
+    /// Whether an actor token proved the actor (as on the timeline).
+    pub actor_verified: bool,
     pub channel: Option<String>,
     pub summary: String,
     #[schema(value_type = Object)]
@@ -222,6 +224,7 @@ impl StreamEvent {
             sequence: r.chain_seq,
             timestamp: to_rfc3339(r.occurred_at),
             event_type: events::shown_type(&r.event_type).to_owned(),
+            actor_verified: crate::identity::Proof::verified(r.actor_proof.as_deref()),
             actor_id: r.actor_id,
             channel: r.channel,
             summary: r.summary,

@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 
 use super::store::{self, LinkRow, TimelineFilter};
 use crate::AppState;
+use crate::identity::Proof;
 use crate::api::{ApiQuery, Data, PageRequest, Paginated, data, stored_json};
 use crate::auth::Tenant;
 use crate::directory;
@@ -93,6 +94,11 @@ pub struct TimelineItem {
     pub actor_id: Option<String>,
     /// From the staff directory; `null` when the actor has no name there.
     pub actor_name: Option<String>,
+    /// Whether an actor token from the tenant's identity provider proved the actor; `false`
+    /// when the caller only named them (or the event has no actor). Inside the hash chain.
+    pub actor_verified: bool,
+    /// The provider that proved the actor, when one did.
+    pub actor_issuer: Option<String>,
     pub channel: Option<String>,
     #[schema(example = "Journey advanced: KYC Verification completed")]
     pub summary: String,
@@ -288,6 +294,8 @@ async fn timeline(
                 .clone()
                 .and_then(|a| names.get(&(a, r.occurred_at)).cloned()),
             metadata: stored_json(&r.metadata),
+            actor_verified: Proof::verified(r.actor_proof.as_deref()),
+            actor_issuer: Proof::issuer(r.actor_proof.as_deref()),
             id: r.id,
             actor_id: r.actor_id,
             channel: r.channel,

@@ -15,6 +15,7 @@ pub struct TimelineRow {
     pub channel: Option<String>,
     pub summary: String,
     pub metadata: String,
+    pub actor_proof: Option<String>,
 }
 
 /// Which of an entity's events a page holds.
@@ -128,8 +129,8 @@ pub async fn page(
     let n = 4 + c.times.len() + c.texts.len();
     let order = if f.newest_first { "DESC" } else { "ASC" };
     let page_sql = format!(
-        "SELECT e.id, e.event_type, e.occurred_at, e.actor_id, e.channel, e.summary, e.metadata \
-         FROM events e WHERE e.seq IN (SELECT x.event_seq{ENTITY}{} \
+        "SELECT e.id, e.event_type, e.occurred_at, e.actor_id, e.channel, e.summary, e.metadata, \
+         e.actor_proof FROM events e WHERE e.seq IN (SELECT x.event_seq{ENTITY}{} \
          ORDER BY x.occurred_at {order}, x.event_seq {order} LIMIT ${} OFFSET ${}) \
          ORDER BY e.occurred_at {order}, e.seq {order}",
         c.sql,

@@ -52,7 +52,9 @@ async fn the_seed_request_answers_the_seed_shape_oldest_first() {
         keys,
         [
             "actorId",
+            "actorIssuer",
             "actorName",
+            "actorVerified",
             "channel",
             "eventType",
             "id",
@@ -65,6 +67,9 @@ async fn the_seed_request_answers_the_seed_shape_oldest_first() {
     assert!(e["timestamp"].as_str().unwrap().ends_with('Z'));
     assert_eq!(e["actorId"], "usr_rm_001");
     assert_eq!(e["actorName"], "Ahmed Al-Rashidi");
+    // Named by the caller, not proven by a token (tests/api/identity.rs proves some).
+    assert_eq!(e["actorVerified"], false);
+    assert_eq!(e["actorIssuer"], Value::Null);
     assert_eq!(e["channel"], "web");
     assert_eq!(e["summary"], "Journey advanced: KYC Verification completed");
     assert_eq!(e["metadata"]["stepId"], "step_kyc");
