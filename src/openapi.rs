@@ -19,7 +19,9 @@ use crate::error::PROBLEM_JSON;
         description = "Omnichannel engagement engine: customer journeys, approvals, delegations, \
                        timeline, notifications, cross-channel sessions and onboarding.\n\n\
                        Authenticate with a tenant API key in `x-api-key` or `Authorization: Bearer`. \
-                       Every error is RFC 9457 problem details with a stable `code`.",
+                       A call made by a person carries, beside the key in `x-api-key`, their \
+                       access token from the tenant's identity provider in `Authorization: \
+                       Bearer` (docs/identity.md). Every error is RFC 9457 problem details with a stable `code`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     components(schemas(crate::error::ProblemDoc, crate::error::FieldError)),
@@ -35,6 +37,7 @@ use crate::error::PROBLEM_JSON;
         (name = "Onboarding", description = "Onboarding configurations, and the bank's view of onboardings, their data and documents"),
         (name = "Onboarding sessions", description = "Seed 002: the customer-facing onboarding API, started with an API key and continued with a session token; every call carries `api-version: 1.0`"),
         (name = "Staff directory", description = "Users with their roles and teams: who may approve and assign"),
+        (name = "Staff identity", description = "The tenant's OpenID Connect provider, whose access tokens prove the person behind a call (actor tokens)"),
         (name = "Webhooks", description = "Signed messages (Standard Webhooks) for every event, to the tenant's endpoints: delivery with retries, attempts, replay and statistics"),
         (name = "Operations", description = "Health and readiness probes"),
     )
@@ -61,6 +64,20 @@ fn complete(doc: &mut utoipa::openapi::OpenApi) {
         ),
     );
 
+    components.add_security_scheme(
+        "actorToken",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .description(Some(
+                    "A person's access token from the tenant's identity provider, beside the \
+                     API key in `x-api-key`: the actor fields of the body must name that person \
+                     (or are filled with them)",
+                ))
+                .build(),
+        ),
+    );
     components.add_security_scheme(
         "sessionToken",
         SecurityScheme::Http(
@@ -180,6 +197,8 @@ fn complete_operation(op: &mut Operation, method: &HttpMethod, rail: Rail) {
         op.security = Some(vec![
             SecurityRequirement::new("apiKey", Vec::<String>::new()),
             SecurityRequirement::new("bearer", Vec::<String>::new()),
+            SecurityRequirement::new("apiKey", Vec::<String>::new())
+                .add("actorToken", Vec::<String>::new()),
         ]);
         add_error(
             op,
@@ -193,6 +212,58 @@ fn complete_operation(op: &mut Operation, method: &HttpMethod, rail: Rail) {
              `x-api-key` and `Authorization: Bearer` naming different keys \
              (`conflicting_credentials`)",
         );
+        add_error(
+            op,
+            "401",
+            "An actor token beside the key (`Authorization: Bearer`) that does not prove a \
+             person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, \
+             ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a \
+             key its provider does not publish (`actor_token_key_unknown`), a bad signature \
+             (`actor_token_signature`), another audience (`actor_token_audience`), expired \
+             (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim \
+             or no `exp` (`actor_token_claim_missing`), a user not in the directory \
+             (`actor_unknown_user`), a tenant without an identity provider \
+             (`identity_provider_not_configured`)",
+        );
+        add_error(
+            op,
+            "503",
+            "The tenant's identity provider unreachable for the keys an actor token needs \
+             (`identity_provider_unavailable`), with `Retry-After`",
+        );
+        let body_schema = match &op.request_body {
+            Some(RefOr::T(b)) => b.content.get("application/json").and_then(|c| match c {
+                RefOr::T(Content {
+                    schema: Some(RefOr::Ref(r)),
+                    ..
+                }) => r.ref_location.rsplit('/').next().map(str::to_owned),
+                _ => None,
+            }),
+            _ => None,
+        };
+        if let Some(field) = body_schema.as_deref().and_then(|name| {
+            crate::identity::ACTOR_BODIES
+                .iter()
+                .find(|(body, _)| *body == name)
+                .map(|(_, field)| field)
+        }) {
+            add_error(
+                op,
+                "401",
+                &format!(
+                    "`{field}` naming a person without an actor token, where the tenant's \
+                     identity provider requires one (`actor_token_required`)"
+                ),
+            );
+            add_error(
+                op,
+                "403",
+                &format!(
+                    "`{field}` naming someone other than the person the actor token proves \
+                     (`actor_mismatch`)"
+                ),
+            );
+        }
         op.parameters
             .get_or_insert_with(Vec::new)
             .push(header_param(

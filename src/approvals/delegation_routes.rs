@@ -206,7 +206,11 @@ async fn create_delegation(
     ApiJson(mut body): ApiJson<CreateDelegation>,
 ) -> ApiResult<Response> {
     actor
-        .claim(&app, &tenant.id, &mut [("delegatorId", &mut body.delegator_id)])
+        .claim(
+            &app,
+            &tenant.id,
+            &mut [("delegatorId", &mut body.delegator_id)],
+        )
         .await?;
     let now = app.db.now_ms();
     let mut errors = Vec::new();

@@ -288,7 +288,11 @@ async fn create_approval(
     ApiJson(mut body): ApiJson<CreateApproval>,
 ) -> ApiResult<Response> {
     actor
-        .claim(&app, &tenant.id, &mut [("requestedBy", &mut body.requested_by)])
+        .claim(
+            &app,
+            &tenant.id,
+            &mut [("requestedBy", &mut body.requested_by)],
+        )
         .await?;
     let now = app.db.now_ms();
     let mut errors = Vec::new();
@@ -545,7 +549,11 @@ async fn decide(
     ApiJson(mut body): ApiJson<CreateDecision>,
 ) -> ApiResult<Response> {
     actor
-        .claim(&app, &tenant.id, &mut [("approverId", &mut body.approver_id)])
+        .claim(
+            &app,
+            &tenant.id,
+            &mut [("approverId", &mut body.approver_id)],
+        )
         .await?;
     let mut errors = Vec::new();
     crate::api::check_person(&mut errors, "approverId", body.approver_id.as_deref());

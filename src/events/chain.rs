@@ -304,7 +304,9 @@ mod tests {
             "8be35f06a4ae4a830181c40c228aa4a9e081d0c6709888850aa1a2aa6efe79d2"
         );
         let other = Link {
-            actor_proof: Some(r#"{"verified":true,"issuer":"https://idp.bank.example","subject":"usr_rm_001","tokenId":"jti-2"}"#),
+            actor_proof: Some(
+                r#"{"verified":true,"issuer":"https://idp.bank.example","subject":"usr_rm_001","tokenId":"jti-2"}"#,
+            ),
             ..link()
         };
         assert_ne!(hash(&other), hash(&proven));

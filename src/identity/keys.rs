@@ -94,10 +94,11 @@ impl ProviderKeys {
     /// Why `url` may not be fetched, as a field message; `None` if it may.
     pub fn url_problem(&self, url: &str) -> Option<String> {
         guard::url_problem(url, self.allow_http, self.allow_private).map(|p| {
-            p.replace("webhooks.allow_http", "identity.allow_http").replace(
-                "webhooks.allow_private_targets",
-                "identity.allow_private_providers",
-            )
+            p.replace("webhooks.allow_http", "identity.allow_http")
+                .replace(
+                    "webhooks.allow_private_targets",
+                    "identity.allow_private_providers",
+                )
         })
     }
 
@@ -187,8 +188,10 @@ impl ProviderKeys {
         }
         match e.fetched {
             Some((at, false)) => {
-                let wait_ms = (at.saturating_add(self.refresh_ms)).saturating_sub(now);
-                Lookup::Unavailable(u64::try_from(wait_ms.div_euclid(1000) + 1).unwrap_or(1))
+                // Seconds until the next fetch may be tried, rounded up; at least one.
+                let wait_ms = at.saturating_add(self.refresh_ms).saturating_sub(now);
+                let secs = wait_ms.saturating_add(999).div_euclid(1000).max(1);
+                Lookup::Unavailable(u64::try_from(secs).unwrap_or(1))
             }
             _ => Lookup::Unknown,
         }

@@ -28,6 +28,22 @@ use crate::error::{ApiError, ApiResult};
 
 pub use provider::ActorTokens;
 
+/// The request bodies that name a person acting, and the fields that name them: each handler
+/// passes these through [`Actor::claim`], and the OpenAPI document gives their operations the
+/// refusals that brings (`actor_mismatch`, `actor_token_required`). A test fails on a body field
+/// that names an actor and is not listed here.
+pub const ACTOR_BODIES: &[(&str, &str)] = &[
+    ("CreateJourney", "createdBy"),
+    ("AdvanceJourney", "advancedBy"),
+    ("AssignJourney", "assignedBy"),
+    ("CompleteJourney", "completedBy"),
+    ("CancelJourney", "cancelledBy"),
+    ("CreateApproval", "requestedBy"),
+    ("CreateDecision", "approverId"),
+    ("CreateDelegation", "delegatorId"),
+    ("RevokeDelegation", "revokedBy"),
+];
+
 /// The header an actor token travels in, beside `x-api-key`.
 pub const ACTOR_HEADER: &str = "Authorization: Bearer";
 

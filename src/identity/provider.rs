@@ -29,7 +29,9 @@ impl ActorTokens {
         match s {
             "optional" => Ok(ActorTokens::Optional),
             "required" => Ok(ActorTokens::Required),
-            other => Err(StoreError::Corrupt(format!("unknown actor_tokens {other:?}"))),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown actor_tokens {other:?}"
+            ))),
         }
     }
 }

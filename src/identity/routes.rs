@@ -27,7 +27,9 @@ pub struct PutIdentityProvider {
     /// The provider's issuer, exactly as its tokens' `iss` and its discovery document state it.
     /// `https` (`http` only with `identity.allow_http`), and not at a private address unless
     /// `identity.allow_private_providers`.
-    #[schema(example = "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0")]
+    #[schema(
+        example = "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0"
+    )]
     pub issuer: String,
     /// The audience Omnirail's actor tokens are issued for (their `aud`).
     #[schema(example = "api://omnirail")]

@@ -198,7 +198,10 @@ fn check_claims(settings: &Settings, claims: &Claims, now: i64, leeway: u64) -> 
         )
     })?;
     if now_secs > exp.saturating_add(leeway) {
-        return Err(refused("actor_token_expired", "The actor token has expired"));
+        return Err(refused(
+            "actor_token_expired",
+            "The actor token has expired",
+        ));
     }
     if let Some(nbf) = seconds("nbf")
         && now_secs.saturating_add(leeway) < nbf
@@ -250,5 +253,7 @@ async fn sync_roles(app: &AppState, tenant: &str, user: &str, roles: Vec<String>
 
 /// The actor a request's token proves, for `auth::require_api_key`.
 pub async fn actor(app: &AppState, tenant: &str, token: &str) -> ApiResult<super::Actor> {
-    Ok(super::Actor(Some(Arc::new(verify(app, tenant, token).await?))))
+    Ok(super::Actor(Some(Arc::new(
+        verify(app, tenant, token).await?,
+    ))))
 }

@@ -1008,7 +1008,11 @@ async fn advance_journey(
     ApiJson(mut body): ApiJson<AdvanceJourney>,
 ) -> ApiResult<Response> {
     actor
-        .claim(&app, &tenant.id, &mut [("advancedBy", &mut body.advanced_by)])
+        .claim(
+            &app,
+            &tenant.id,
+            &mut [("advancedBy", &mut body.advanced_by)],
+        )
         .await?;
     let mut errors = Vec::new();
     check_text(
@@ -1114,7 +1118,11 @@ async fn assign_journey(
     ApiJson(mut body): ApiJson<AssignJourney>,
 ) -> ApiResult<Response> {
     actor
-        .claim(&app, &tenant.id, &mut [("assignedBy", &mut body.assigned_by)])
+        .claim(
+            &app,
+            &tenant.id,
+            &mut [("assignedBy", &mut body.assigned_by)],
+        )
         .await?;
     let mut errors = Vec::new();
     if !is_external_id(&body.assignee_id) {
@@ -1224,7 +1232,11 @@ async fn complete_journey(
     ApiJson(mut body): ApiJson<CompleteJourney>,
 ) -> ApiResult<Response> {
     actor
-        .claim(&app, &tenant.id, &mut [("completedBy", &mut body.completed_by)])
+        .claim(
+            &app,
+            &tenant.id,
+            &mut [("completedBy", &mut body.completed_by)],
+        )
         .await?;
     let mut errors = Vec::new();
     if let Some(notes) = &body.completion_notes {
@@ -1285,7 +1297,11 @@ async fn cancel_journey(
     ApiJson(mut body): ApiJson<CancelJourney>,
 ) -> ApiResult<Response> {
     actor
-        .claim(&app, &tenant.id, &mut [("cancelledBy", &mut body.cancelled_by)])
+        .claim(
+            &app,
+            &tenant.id,
+            &mut [("cancelledBy", &mut body.cancelled_by)],
+        )
         .await?;
     let mut errors = Vec::new();
     if let Some(reason) = &body.cancellation_reason {
