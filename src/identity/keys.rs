@@ -295,3 +295,38 @@ fn same_algorithm(stated: KeyAlgorithm, alg: Algorithm) -> bool {
             | (KeyAlgorithm::PS256, Algorithm::PS256)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rsa(kid: &str, alg: Option<&str>) -> Jwk {
+        let mut k = json!({ "kty": "RSA", "kid": kid, "n": "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw", "e": "AQAB" });
+        if let Some(alg) = alg {
+            k["alg"] = json!(alg);
+        }
+        serde_json::from_value(k).unwrap()
+    }
+
+    #[test]
+    fn a_token_gets_only_the_key_it_names_that_may_check_its_algorithm() {
+        let keys = vec![rsa("k1", Some("RS256")), rsa("k2", None)];
+        assert!(find(&keys, Some("k1"), Algorithm::RS256).is_some());
+        assert!(find(&keys, Some("k2"), Algorithm::PS256).is_some());
+        assert!(
+            find(&keys, Some("k1"), Algorithm::PS256).is_none(),
+            "a key stating RS256 checks only RS256"
+        );
+        assert!(
+            find(&keys, Some("k2"), Algorithm::ES256).is_none(),
+            "RSA is not ECDSA"
+        );
+        assert!(find(&keys, Some("k3"), Algorithm::RS256).is_none());
+        assert!(
+            find(&keys, None, Algorithm::RS256).is_none(),
+            "no kid and two keys that fit: none is guessed"
+        );
+        assert!(find(&keys[..1], None, Algorithm::RS256).is_some());
+    }
+}

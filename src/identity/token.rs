@@ -23,12 +23,8 @@ use crate::ids::is_external_id;
 
 type Claims = Map<String, Value>;
 
-fn refused(code: &'static str, detail: impl Into<String>) -> ApiError {
-    ApiError::unauthorized(code, detail)
-}
-
 fn malformed(detail: &str) -> ApiError {
-    refused(
+    ApiError::unauthorized(
         "actor_token_malformed",
         format!("The actor token is not a signed JWT: {detail}"),
     )
@@ -41,14 +37,14 @@ pub async fn verify(app: &AppState, tenant: &str, token: &str) -> ApiResult<Prov
     let unverified: Claims = jsonwebtoken::dangerous::insecure_decode_claims(token)
         .map_err(|_| malformed("its claims are not a JSON object"))?;
     let settings = provider::get(&app.db, tenant).await?.ok_or_else(|| {
-        refused(
+        ApiError::unauthorized(
             "identity_provider_not_configured",
             "This tenant has no identity provider (PUT /api/v1/omni/identity-provider), so no \
              actor token can be checked",
         )
     })?;
     if unverified.get("iss").and_then(Value::as_str) != Some(settings.issuer.as_str()) {
-        return Err(refused(
+        return Err(ApiError::unauthorized(
             "actor_token_issuer",
             format!(
                 "The actor token was not issued by this tenant's identity provider ({})",
@@ -64,7 +60,7 @@ pub async fn verify(app: &AppState, tenant: &str, token: &str) -> ApiResult<Prov
     {
         Lookup::Found(key) => key,
         Lookup::Unknown => {
-            return Err(refused(
+            return Err(ApiError::unauthorized(
                 "actor_token_key_unknown",
                 "The actor token is signed with a key its provider does not publish",
             ));
@@ -87,7 +83,7 @@ pub async fn verify(app: &AppState, tenant: &str, token: &str) -> ApiResult<Prov
     let claims: Claims = match jsonwebtoken::decode(token, &key, &validation) {
         Ok(data) => data.claims,
         Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => {
-            return Err(refused(
+            return Err(ApiError::unauthorized(
                 "actor_token_signature",
                 "The actor token's signature does not verify",
             ));
@@ -103,7 +99,7 @@ pub async fn verify(app: &AppState, tenant: &str, token: &str) -> ApiResult<Prov
         })
         .filter(|id| is_external_id(id))
         .ok_or_else(|| {
-            refused(
+            ApiError::unauthorized(
                 "actor_token_claim_missing",
                 format!(
                     "The actor token has no {:?} claim naming a staff user id",
@@ -112,7 +108,7 @@ pub async fn verify(app: &AppState, tenant: &str, token: &str) -> ApiResult<Prov
             )
         })?;
     if !crate::directory::store::user_exists(app.db.reader(), tenant, &user_id).await? {
-        return Err(refused(
+        return Err(ApiError::unauthorized(
             "actor_unknown_user",
             format!("{user_id}, whom the actor token names, is not a staff user of this tenant"),
         ));
@@ -158,7 +154,7 @@ fn header(token: &str) -> ApiResult<(Algorithm, Option<String>)> {
         .into_iter()
         .find(|a| format!("{a:?}") == named)
         .ok_or_else(|| {
-            refused(
+            ApiError::unauthorized(
                 "actor_token_algorithm",
                 format!(
                     "The actor token is signed with {named:?}; only RS256, ES256 and PS256 are \
@@ -180,7 +176,7 @@ fn check_claims(settings: &Settings, claims: &Claims, now: i64, leeway: u64) -> 
         _ => false,
     };
     if !audience_ok {
-        return Err(refused(
+        return Err(ApiError::unauthorized(
             "actor_token_audience",
             format!(
                 "The actor token is not meant for this API (audience {:?})",
@@ -192,13 +188,13 @@ fn check_claims(settings: &Settings, claims: &Claims, now: i64, leeway: u64) -> 
     let now_secs = now.div_euclid(1000);
     let seconds = |name: &str| claims.get(name).and_then(Value::as_f64).map(|f| f as i64);
     let exp = seconds("exp").ok_or_else(|| {
-        refused(
+        ApiError::unauthorized(
             "actor_token_claim_missing",
             "The actor token has no exp: a token that never expires is not accepted",
         )
     })?;
     if now_secs > exp.saturating_add(leeway) {
-        return Err(refused(
+        return Err(ApiError::unauthorized(
             "actor_token_expired",
             "The actor token has expired",
         ));
@@ -206,7 +202,7 @@ fn check_claims(settings: &Settings, claims: &Claims, now: i64, leeway: u64) -> 
     if let Some(nbf) = seconds("nbf")
         && now_secs.saturating_add(leeway) < nbf
     {
-        return Err(refused(
+        return Err(ApiError::unauthorized(
             "actor_token_not_yet_valid",
             "The actor token is not valid yet (nbf)",
         ));
@@ -256,4 +252,142 @@ pub async fn actor(app: &AppState, tenant: &str, token: &str) -> ApiResult<super
     Ok(super::Actor(Some(Arc::new(
         verify(app, tenant, token).await?,
     ))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn settings() -> Settings {
+        Settings {
+            tenant_id: "ten_1".into(),
+            issuer: "https://idp.bank.example".into(),
+            audience: "api://omnirail".into(),
+            user_claim: "sub".into(),
+            roles_claim: None,
+            actor_tokens: provider::ActorTokens::Optional,
+            jwks_uri: "https://idp.bank.example/jwks".into(),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn claims(v: Value) -> Claims {
+        v.as_object().unwrap().clone()
+    }
+
+    fn code(r: ApiResult<()>) -> Option<&'static str> {
+        r.err().map(|e| e.code)
+    }
+
+    #[test]
+    fn audience_expiry_and_not_before_are_held_to_the_clock_with_leeway() {
+        let s = settings();
+        let now = 1_000_000_000_000; // ms
+        let at = |aud: Value, exp: Value, nbf: Value| {
+            let mut c = json!({ "aud": aud, "exp": exp });
+            if !nbf.is_null() {
+                c["nbf"] = nbf;
+            }
+            code(check_claims(&s, &claims(c), now, 60))
+        };
+        let secs = now / 1000;
+        assert_eq!(
+            at(json!("api://omnirail"), json!(secs + 1), Value::Null),
+            None
+        );
+        assert_eq!(
+            at(json!(["x", "api://omnirail"]), json!(secs), Value::Null),
+            None
+        );
+        assert_eq!(
+            at(json!("api://other"), json!(secs + 1), Value::Null),
+            Some("actor_token_audience")
+        );
+        assert_eq!(
+            at(Value::Null, json!(secs + 1), Value::Null),
+            Some("actor_token_audience")
+        );
+        // A minute's leeway either side, and not a second more.
+        assert_eq!(
+            at(json!("api://omnirail"), json!(secs - 60), Value::Null),
+            None
+        );
+        assert_eq!(
+            at(json!("api://omnirail"), json!(secs - 61), Value::Null),
+            Some("actor_token_expired")
+        );
+        assert_eq!(
+            at(json!("api://omnirail"), json!(secs + 9), json!(secs + 60)),
+            None
+        );
+        assert_eq!(
+            at(json!("api://omnirail"), json!(secs + 99), json!(secs + 61)),
+            Some("actor_token_not_yet_valid")
+        );
+        assert_eq!(
+            at(json!("api://omnirail"), Value::Null, Value::Null),
+            Some("actor_token_claim_missing")
+        );
+    }
+
+    #[test]
+    fn only_rs256_es256_and_ps256_are_accepted() {
+        let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        for (alg, ok) in [
+            ("RS256", true),
+            ("ES256", true),
+            ("PS256", true),
+            ("none", false),
+            ("HS256", false),
+            ("RS512", false),
+            ("", false),
+        ] {
+            let token = format!("{}.e30.sig", b64(json!({ "alg": alg, "kid": "k1" })));
+            match header(&token) {
+                Ok((_, kid)) => {
+                    assert!(ok, "{alg} accepted");
+                    assert_eq!(kid.as_deref(), Some("k1"));
+                }
+                Err(e) => {
+                    assert!(!ok, "{alg} refused");
+                    assert_eq!(e.code, "actor_token_algorithm");
+                }
+            }
+        }
+        for bad in ["", "a.b", "a.b.c.d", "!!!.e30.sig"] {
+            assert_eq!(
+                header(bad).unwrap_err().code,
+                "actor_token_malformed",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn claims_are_found_by_name_or_by_path_and_roles_kept_if_valid() {
+        let c = claims(json!({
+            "sub": "usr_1",
+            "realm_access": { "roles": ["manager", "Bad Role", "credit_analyst", "manager"] },
+            "https://bank.example/roles": "teller  manager",
+            "a.b": 1,
+        }));
+        assert_eq!(claim(&c, "sub"), Some(&json!("usr_1")));
+        assert_eq!(
+            claim(&c, "a.b"),
+            Some(&json!(1)),
+            "a name with dots that is a claim"
+        );
+        assert_eq!(
+            roles(claim(&c, "realm_access.roles")),
+            Some(vec!["credit_analyst".to_owned(), "manager".to_owned()])
+        );
+        assert_eq!(
+            roles(claim(&c, "https://bank.example/roles")),
+            Some(vec!["manager".to_owned(), "teller".to_owned()])
+        );
+        assert_eq!(roles(claim(&c, "missing.path")), None);
+        assert_eq!(roles(Some(&json!(7))), None);
+    }
 }

@@ -568,6 +568,18 @@ async fn bad_tokens_are_refused_each_with_its_code_and_change_nothing() {
     ))
     .await;
     assert_eq!(s, StatusCode::OK, "{body}");
+    // A provider whose clock runs ten minutes ahead: its tokens are not valid yet here.
+    let Some(fast) = Provider::start_with(json!({}), &["--clock-ahead-secs", "600"]).await else {
+        return;
+    };
+    configure(&app, &app.key, &fast, json!({})).await;
+    let early = fast.token("usr_rm_001").await;
+    let (s, body) = send(
+        as_person(&app, Method::POST, &advance, &early)
+            .json(&json!({ "completedStepId": "step_kyc" })),
+    )
+    .await;
+    assert_problem(s, &body, 401, "actor_token_not_yet_valid");
     configure(&app, &app.key, &provider, json!({})).await;
     // Past its expiry (an hour, and a minute's leeway) by the server's clock.
     app.advance(Duration::from_secs(3600 + 61));

@@ -27,6 +27,8 @@ pub struct Provider {
     port: u16,
     keys: TempDir,
     roles: String,
+    /// More options for `provider.mjs`, kept across restarts.
+    options: Vec<String>,
     child: Option<Child>,
     http: reqwest::Client,
 }
@@ -55,11 +57,17 @@ fn script() -> Option<PathBuf> {
 impl Provider {
     /// A provider signing with key `k1`; `roles` gives logins their `roles` claim.
     pub async fn start(roles: Value) -> Option<Self> {
+        Self::start_with(roles, &[]).await
+    }
+
+    /// As [`Provider::start`], with more options of `provider.mjs` (`--clock-ahead-secs`).
+    pub async fn start_with(roles: Value, options: &[&str]) -> Option<Self> {
         let mut provider = Provider {
             script: script()?,
             port: crate::cli::free_port(),
             keys: TempDir::new(),
             roles: roles.to_string(),
+            options: options.iter().map(|o| (*o).to_owned()).collect(),
             child: None,
             http: reqwest::Client::new(),
         };
@@ -79,6 +87,7 @@ impl Provider {
             .arg("--keys-dir")
             .arg(&self.keys.0)
             .args(["--roles", &self.roles])
+            .args(&self.options)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

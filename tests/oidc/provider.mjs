@@ -4,12 +4,14 @@
 //
 //   node provider.mjs --port 9400 [--keys-dir DIR] [--kids k1[,k0]] [--alg RS256|ES256|PS256]
 //                     [--audience api://omnirail] [--roles '{"usr_credit_001":["credit_analyst"]}']
+//                     [--clock-ahead-secs N]
 //
 // - Issuer: http://127.0.0.1:PORT. One public client, `omnirail-test`, redirect URI
 //   http://127.0.0.1/callback, PKCE required.
 // - Access tokens are JWTs (RFC 9068) for the resource the flow asks for (`resource`), by default
 //   the audience given; `sub` is the login typed on the sign-in page, `preferred_username` the same,
-//   `employee_id` it with `emp-` in front, `roles` what --roles gives the login.
+//   `employee_id` it with `emp-` in front, `roles` what --roles gives the login; with
+//   --clock-ahead-secs, `nbf` that many seconds ahead (a provider whose clock runs fast).
 // - Signing keys live in --keys-dir as <kid>.json, made on first use: the first of --kids signs,
 //   every one listed is published. Restarting with `--kids k2,k1` rotates to k2 and keeps k1's
 //   tokens valid; `--kids k2` drops k1.
@@ -30,6 +32,7 @@ const { values: args } = parseArgs({
     alg: { type: 'string', default: 'RS256' },
     audience: { type: 'string', default: 'api://omnirail' },
     roles: { type: 'string', default: '{}' },
+    'clock-ahead-secs': { type: 'string', default: '0' },
   },
 });
 const port = Number(args.port);
@@ -39,6 +42,7 @@ if (!Number.isInteger(port) || port <= 0) {
 }
 const issuer = `http://127.0.0.1:${port}`;
 const roles = JSON.parse(args.roles);
+const ahead = Number(args['clock-ahead-secs']);
 
 async function key(kid) {
   mkdirSync(args['keys-dir'], { recursive: true });
@@ -81,6 +85,8 @@ const provider = new Provider(issuer, {
     preferred_username: token.accountId,
     employee_id: `emp-${token.accountId}`,
     roles: roles[token.accountId] ?? [],
+    // A provider whose clock runs ahead issues tokens valid only from its own "now".
+    ...(ahead ? { nbf: Math.floor(Date.now() / 1000) + ahead } : {}),
   }),
 });
 
