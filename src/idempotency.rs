@@ -1,7 +1,7 @@
 //! `Idempotency-Key` on POST and PATCH.
 //!
 //! The middleware looks the key up before the handler runs: the same key with the same
-//! method, path and body replays the first answer (`Idempotent-Replayed: true`); the same key
+//! method, path, body and proven person (an actor token's) replays the first answer (`Idempotent-Replayed: true`); the same key
 //! with anything else is 422 `idempotency_key_reused`. Otherwise the handler runs and
 //! [`Idem::commit`] stores its answer in the same transaction as the change it made, so a
 //! change and its idempotency record commit together or not at all. Two concurrent requests
@@ -104,6 +104,18 @@ pub async fn middleware(
     hasher.update(parts.uri.path_and_query().map_or("", |p| p.as_str()));
     hasher.update(b"\n");
     hasher.update(&bytes);
+    // A person's request is theirs: another person's with the same key and body is another
+    // request, not a retry (with its actor fields omitted, the bodies are alike).
+    if let Some(actor) = parts
+        .extensions
+        .get::<crate::identity::Actor>()
+        .and_then(|a| a.proven())
+    {
+        hasher.update(b"\nactor:");
+        hasher.update(actor.issuer.as_bytes());
+        hasher.update(b"\n");
+        hasher.update(actor.user_id.as_bytes());
+    }
     let idem = IdempotencyKey {
         tenant_id: tenant.id,
         key,

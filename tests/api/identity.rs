@@ -106,17 +106,25 @@ async fn a_proven_approver_decides_and_the_proof_is_inside_the_chain() {
 
     // The approver signs in at the bank's provider; the decision names nobody: the token does.
     let token = provider.token("usr_credit_001").await;
-    let (s, body) = send(
+    let decide = |token: &str| {
         as_person(
             &app,
             Method::POST,
             &format!("/api/v1/omni/approvals/{approval}/decisions"),
-            &token,
+            token,
         )
-        .json(&json!({ "decision": "approve", "comment": "Within appetite" })),
-    )
-    .await;
+        .header("idempotency-key", "decide-once")
+        .json(&json!({ "decision": "approve", "comment": "Within appetite" }))
+    };
+    let (s, body) = send(decide(&token)).await;
     assert_eq!(s, StatusCode::CREATED, "{body}");
+    // The same key and body from another person is not their retry; from the same person (a
+    // fresh token) it is.
+    let (s, other) = send(decide(&provider.token("usr_rm_001").await)).await;
+    assert_problem(s, &other, 422, "idempotency_key_reused");
+    let (s, again) = send(decide(&provider.token("usr_credit_001").await)).await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(again, body);
     let decision = &body["data"]["decisions"][0];
     assert_eq!(decision["approverId"], "usr_credit_001");
     assert_eq!(decision["actorVerified"], true);

@@ -73,7 +73,8 @@ async fn secrets_never_reach_the_log_even_at_debug_level() {
     secrets.push(handoff["handoff_token"].as_str().unwrap().to_owned());
     // A person's actor token beside the key (refused: this tenant has no identity provider;
     // tests/api/identity.rs checks real ones).
-    let actor_token = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJ1c3Jfcm1fMDAxIn0.c2VjcmV0LXNpZ25hdHVyZQ";
+    let actor_token =
+        "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJ1c3Jfcm1fMDAxIn0.c2VjcmV0LXNpZ25hdHVyZQ";
     let (s, _) = send(
         client
             .get(format!("{base}/api/v1/omni/templates"))
