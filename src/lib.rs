@@ -259,14 +259,14 @@ struct Health {
 }
 
 /// Liveness: the process is up.
-#[utoipa::path(get, path = "/healthz", tag = "Operations", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/healthz", operation_id = "operations.healthz", tag = "Operations", responses((status = 200, description = "The process is up: `{\"status\": \"ok\"}`", body = Health)))]
 async fn healthz() -> axum::Json<Health> {
     axum::Json(Health { status: "ok" })
 }
 
 /// Readiness: the database answers.
 #[utoipa::path(
-    get, path = "/readyz", tag = "Operations",
+    get, path = "/readyz", operation_id = "operations.readyz", tag = "Operations",
     responses(
         (status = 200, description = "Ready", body = Health),
         (status = 503, description = "Database unreachable (`database_unavailable`), with `Retry-After`", body = error::ProblemDoc, content_type = "application/problem+json"),

@@ -432,8 +432,45 @@ pub fn document(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     close_request_schemas(&mut doc);
     if let Some(components) = doc.components.as_mut() {
         inline_strict_variants(&mut components.schemas);
+        reference_envelope_items(&mut components.schemas);
     }
     doc
+}
+
+/// utoipa writes the item of a generic envelope (`Data<JourneyView>`, `Paginated<JourneyView>`,
+/// `Data<Vec<RuleView>>`) inline, a copy of the item's own schema. Each envelope refers to the
+/// item's component instead, so that generators make one type per object.
+fn reference_envelope_items(schemas: &mut SchemaMap) {
+    use utoipa::openapi::schema::{ArrayItems, Schema};
+    let names: Vec<String> = schemas.keys().cloned().collect();
+    for name in names {
+        let (item, list) = if let Some(item) = name.strip_prefix("Data_Vec_") {
+            (item, true)
+        } else if let Some(item) = name.strip_prefix("Paginated_") {
+            (item, true)
+        } else if let Some(item) = name.strip_prefix("Data_") {
+            (item, false)
+        } else {
+            continue;
+        };
+        if !schemas.contains_key(item) {
+            continue;
+        }
+        let reference = RefOr::Ref(Ref::from_schema_name(item));
+        let Some(RefOr::T(Schema::Object(envelope))) = schemas.get_mut(&name) else {
+            continue;
+        };
+        let Some(data) = envelope.properties.get_mut("data") else {
+            continue;
+        };
+        match (list, data) {
+            (true, RefOr::T(Schema::Array(array))) => {
+                array.items = ArrayItems::RefOrSchema(Box::new(reference));
+            }
+            (false, data) => *data = reference,
+            _ => {}
+        }
+    }
 }
 
 type SchemaMap = std::collections::BTreeMap<String, RefOr<utoipa::openapi::schema::Schema>>;

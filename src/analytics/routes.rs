@@ -109,7 +109,7 @@ impl Window {
 
 /// Channel activity: active users and transactions per channel, and cross-channel journeys.
 #[utoipa::path(
-    get, path = "/analytics/channels", tag = "Channels",
+    get, path = "/analytics/channels", operation_id = "analytics.channels.get", tag = "Channels",
     params(WindowQuery),
     responses(
         (status = 200, description = "Figures per channel over the window", body = ChannelActivity),

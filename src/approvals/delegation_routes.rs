@@ -191,7 +191,7 @@ async fn finish(
 
 /// Grant a delegation of authority from one user to another.
 #[utoipa::path(
-    post, path = "/delegations", tag = "Delegations",
+    post, path = "/delegations", operation_id = "omni.delegations.create", tag = "Delegations",
     request_body = CreateDelegation,
     responses(
         (status = 201, description = "Delegation granted", body = Data<DelegationView>),
@@ -360,7 +360,7 @@ pub struct DelegationQuery {
 
 /// List active and historical delegations, newest first.
 #[utoipa::path(
-    get, path = "/delegations", tag = "Delegations",
+    get, path = "/delegations", operation_id = "omni.delegations.list", tag = "Delegations",
     params(DelegationQuery),
     responses(
         (status = 200, description = "A page of delegations", body = Paginated<DelegationView>),
@@ -403,7 +403,7 @@ async fn list_delegations(
 
 /// Get a delegation by id.
 #[utoipa::path(
-    get, path = "/delegations/{id}", tag = "Delegations",
+    get, path = "/delegations/{id}", operation_id = "omni.delegations.get", tag = "Delegations",
     params(("id" = String, Path, description = "Delegation id")),
     responses(
         (status = 200, description = "The delegation", body = Data<DelegationView>),
@@ -432,7 +432,7 @@ async fn get_delegation(
 
 /// Revoke a delegation at once.
 #[utoipa::path(
-    post, path = "/delegations/{id}/revoke", tag = "Delegations",
+    post, path = "/delegations/{id}/revoke", operation_id = "omni.delegations.revoke", tag = "Delegations",
     params(("id" = String, Path, description = "Delegation id")),
     request_body = RevokeDelegation,
     responses(

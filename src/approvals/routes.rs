@@ -273,7 +273,7 @@ pub(super) async fn view_of(
 
 /// Raise an approval request.
 #[utoipa::path(
-    post, path = "/approvals", tag = "Approvals",
+    post, path = "/approvals", operation_id = "omni.approvals.create", tag = "Approvals",
     request_body = CreateApproval,
     responses(
         (status = 201, description = "Approval requested", body = Data<ApprovalView>),
@@ -444,7 +444,7 @@ pub struct ApprovalQuery {
 
 /// List approval requests, newest first, with their decisions.
 #[utoipa::path(
-    get, path = "/approvals", tag = "Approvals",
+    get, path = "/approvals", operation_id = "omni.approvals.list", tag = "Approvals",
     params(ApprovalQuery),
     responses(
         (status = 200, description = "A page of approval requests", body = Paginated<ApprovalView>),
@@ -481,7 +481,7 @@ async fn list_approvals(
 
 /// Get an approval request with every decision.
 #[utoipa::path(
-    get, path = "/approvals/{id}", tag = "Approvals",
+    get, path = "/approvals/{id}", operation_id = "omni.approvals.get", tag = "Approvals",
     params(("id" = String, Path, description = "Approval id")),
     responses(
         (status = 200, description = "The approval request", body = Data<ApprovalView>),
@@ -529,7 +529,7 @@ fn refusal(r: Refusal) -> ApiError {
 
 /// Record a decision by an approver, or by a deputy on an approver's behalf.
 #[utoipa::path(
-    post, path = "/approvals/{id}/decisions", tag = "Approvals",
+    post, path = "/approvals/{id}/decisions", operation_id = "omni.approvals.decisions.create", tag = "Approvals",
     params(("id" = String, Path, description = "Approval id")),
     request_body = CreateDecision,
     responses(

@@ -78,7 +78,7 @@ async fn views(app: &AppState, tenant: &str) -> ApiResult<ChannelsView> {
 
 /// List the channels with their state under the tenant's plan.
 #[utoipa::path(
-    get, path = "/channels", tag = "Channels",
+    get, path = "/channels", operation_id = "channels.list", tag = "Channels",
     responses(
         (status = 200, description = "The plan and every channel", body = ChannelsView),
         (status = 403, description = "The Starter plan has no omnichannel features (`plan_not_included`)", body = ProblemDoc, content_type = "application/problem+json"),
@@ -90,7 +90,7 @@ async fn list_channels(State(app): State<AppState>, tenant: Tenant) -> ApiResult
 
 /// Switch a channel on or off.
 #[utoipa::path(
-    put, path = "/channels/{channel}", tag = "Channels",
+    put, path = "/channels/{channel}", operation_id = "channels.put", tag = "Channels",
     params(("channel" = String, Path, description = "A channel, either case: `MOBILE_IOS`")),
     request_body = PutChannel,
     responses(

@@ -156,7 +156,7 @@ pub(crate) fn is_language_tag(s: &str) -> bool {
 
 /// Create or replace a customer's profile and preferences.
 #[utoipa::path(
-    put, path = "/customers/{customer_id}", tag = "Customers",
+    put, path = "/customers/{customer_id}", operation_id = "customers.put", tag = "Customers",
     params(("customer_id" = String, Path, description = "The bank's own customer id")),
     request_body = PutCustomer,
     responses(
@@ -262,7 +262,7 @@ async fn put_customer(
 /// Seed 000's unified customer profile: who the customer is, their activity per channel, and
 /// their preferences.
 #[utoipa::path(
-    get, path = "/customers/{customer_id}/profile/unified", tag = "Customers",
+    get, path = "/customers/{customer_id}/profile/unified", operation_id = "customers.profile.get", tag = "Customers",
     params(("customer_id" = String, Path, description = "The bank's own customer id")),
     responses(
         (status = 200, description = "The unified profile", body = UnifiedProfile),

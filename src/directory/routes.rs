@@ -161,7 +161,7 @@ fn check_list(
 
 /// Create or replace a member of staff.
 #[utoipa::path(
-    put, path = "/users/{id}", tag = "Staff directory",
+    put, path = "/users/{id}", operation_id = "omni.users.put", tag = "Staff directory",
     params(("id" = String, Path, description = "The bank's own user id, e.g. `usr_credit_001`")),
     request_body = PutUser,
     responses(
@@ -222,7 +222,7 @@ async fn put_user(
 
 /// Get a member of staff.
 #[utoipa::path(
-    get, path = "/users/{id}", tag = "Staff directory",
+    get, path = "/users/{id}", operation_id = "omni.users.get", tag = "Staff directory",
     params(("id" = String, Path, description = "User id")),
     responses(
         (status = 200, description = "The user", body = Data<UserView>),
@@ -259,7 +259,7 @@ pub struct UserQuery {
 
 /// List the staff directory in id order.
 #[utoipa::path(
-    get, path = "/users", tag = "Staff directory",
+    get, path = "/users", operation_id = "omni.users.list", tag = "Staff directory",
     params(UserQuery),
     responses(
         (status = 200, description = "A page of users", body = Paginated<UserView>),
@@ -286,7 +286,7 @@ async fn list_users(
 
 /// Create or replace a team and its members.
 #[utoipa::path(
-    put, path = "/teams/{id}", tag = "Staff directory",
+    put, path = "/teams/{id}", operation_id = "omni.teams.put", tag = "Staff directory",
     params(("id" = String, Path, description = "The bank's own team id, e.g. `team_credit`")),
     request_body = PutTeam,
     responses(
@@ -337,7 +337,7 @@ async fn put_team(
 
 /// Get a team and its members.
 #[utoipa::path(
-    get, path = "/teams/{id}", tag = "Staff directory",
+    get, path = "/teams/{id}", operation_id = "omni.teams.get", tag = "Staff directory",
     params(("id" = String, Path, description = "Team id")),
     responses(
         (status = 200, description = "The team", body = Data<TeamView>),

@@ -98,7 +98,7 @@ fn check_claim(errors: &mut Vec<FieldError>, field: &str, claim: &str) {
 /// its signing keys from the `jwks_uri` it names: a provider that cannot be reached, or whose
 /// document names another issuer, is refused and nothing changes.
 #[utoipa::path(
-    put, path = "/identity-provider", tag = "Staff identity",
+    put, path = "/identity-provider", operation_id = "omni.identityProvider.put", tag = "Staff identity",
     request_body = PutIdentityProvider,
     responses(
         (status = 200, description = "Provider replaced", body = Data<IdentityProviderView>),
@@ -153,7 +153,7 @@ async fn put_provider(
 
 /// Get the tenant's identity provider.
 #[utoipa::path(
-    get, path = "/identity-provider", tag = "Staff identity",
+    get, path = "/identity-provider", operation_id = "omni.identityProvider.get", tag = "Staff identity",
     responses(
         (status = 200, description = "The provider", body = Data<IdentityProviderView>),
         (status = 404, description = "The tenant has no identity provider (`not_found`)", body = ProblemDoc, content_type = "application/problem+json"),

@@ -675,7 +675,7 @@ pub async fn on_approval_closed(
 
 /// Create a journey from an active template.
 #[utoipa::path(
-    post, path = "/journeys", tag = "Journeys",
+    post, path = "/journeys", operation_id = "omni.journeys.create", tag = "Journeys",
     request_body = CreateJourney,
     responses(
         (status = 201, description = "Journey created", body = Data<JourneyView>),
@@ -857,7 +857,7 @@ pub struct JourneyQuery {
 
 /// List the tenant's journeys, newest first.
 #[utoipa::path(
-    get, path = "/journeys", tag = "Journeys",
+    get, path = "/journeys", operation_id = "omni.journeys.list", tag = "Journeys",
     params(JourneyQuery),
     responses(
         (status = 200, description = "A page of journeys", body = Paginated<JourneyView>),
@@ -903,7 +903,7 @@ async fn list_journeys(
 
 /// Get a journey with its context and each step's history.
 #[utoipa::path(
-    get, path = "/journeys/{id}", tag = "Journeys",
+    get, path = "/journeys/{id}", operation_id = "omni.journeys.get", tag = "Journeys",
     params(("id" = String, Path, description = "Journey id")),
     responses(
         (status = 200, description = "The journey", body = Data<JourneyView>),
@@ -989,7 +989,7 @@ async fn save(
 
 /// Advance the journey past its current step.
 #[utoipa::path(
-    post, path = "/journeys/{id}/advance", tag = "Journeys",
+    post, path = "/journeys/{id}/advance", operation_id = "omni.journeys.advance", tag = "Journeys",
     params(("id" = String, Path, description = "Journey id")),
     request_body = AdvanceJourney,
     responses(
@@ -1098,7 +1098,7 @@ pub(crate) async fn advance_step(
 
 /// Assign or reassign the journey to a user or a team.
 #[utoipa::path(
-    post, path = "/journeys/{id}/assign", tag = "Journeys",
+    post, path = "/journeys/{id}/assign", operation_id = "omni.journeys.assign", tag = "Journeys",
     params(("id" = String, Path, description = "Journey id")),
     request_body = AssignJourney,
     responses(
@@ -1213,7 +1213,7 @@ async fn check_assign_authority(
 
 /// Complete the journey; every required step must be done.
 #[utoipa::path(
-    post, path = "/journeys/{id}/complete", tag = "Journeys",
+    post, path = "/journeys/{id}/complete", operation_id = "omni.journeys.complete", tag = "Journeys",
     params(("id" = String, Path, description = "Journey id")),
     request_body = CompleteJourney,
     responses(
@@ -1278,7 +1278,7 @@ async fn complete_journey(
 
 /// Cancel a journey that is not completed.
 #[utoipa::path(
-    post, path = "/journeys/{id}/cancel", tag = "Journeys",
+    post, path = "/journeys/{id}/cancel", operation_id = "omni.journeys.cancel", tag = "Journeys",
     params(("id" = String, Path, description = "Journey id")),
     request_body = CancelJourney,
     responses(

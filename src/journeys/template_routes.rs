@@ -120,7 +120,7 @@ fn validate_common(
 
 /// Create a journey template.
 #[utoipa::path(
-    post, path = "/templates", tag = "Journey templates",
+    post, path = "/templates", operation_id = "omni.templates.create", tag = "Journey templates",
     request_body = CreateTemplate,
     responses(
         (status = 201, description = "Template created", body = Data<TemplateView>),
@@ -223,7 +223,7 @@ pub struct TemplateQuery {
 
 /// List journey templates, newest first.
 #[utoipa::path(
-    get, path = "/templates", tag = "Journey templates",
+    get, path = "/templates", operation_id = "omni.templates.list", tag = "Journey templates",
     params(TemplateQuery),
     responses(
         (status = 200, description = "A page of templates", body = Paginated<TemplateView>),
@@ -258,7 +258,7 @@ async fn list_templates(
 
 /// Get a journey template.
 #[utoipa::path(
-    get, path = "/templates/{id}", tag = "Journey templates",
+    get, path = "/templates/{id}", operation_id = "omni.templates.get", tag = "Journey templates",
     params(("id" = String, Path, description = "Template id")),
     responses(
         (status = 200, description = "The template at its current version", body = Data<TemplateView>),
@@ -280,7 +280,7 @@ async fn get_template(
 ///
 /// New steps make a new version; journeys already started keep theirs.
 #[utoipa::path(
-    patch, path = "/templates/{id}", tag = "Journey templates",
+    patch, path = "/templates/{id}", operation_id = "omni.templates.update", tag = "Journey templates",
     params(("id" = String, Path, description = "Template id")),
     request_body = UpdateTemplate,
     responses(

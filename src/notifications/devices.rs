@@ -86,7 +86,7 @@ fn view(d: DeviceRow) -> DeviceView {
 /// Register or replace a device's push token. The customer is created with only its id if
 /// the tenant has not described it yet.
 #[utoipa::path(
-    put, path = "/customers/{customer_id}/devices/{device_id}", tag = "Customers",
+    put, path = "/customers/{customer_id}/devices/{device_id}", operation_id = "customers.devices.put", tag = "Customers",
     params(
         ("customer_id" = String, Path, description = "The bank's own customer id"),
         ("device_id" = String, Path, description = "The app's id for the device"),
@@ -142,7 +142,7 @@ async fn put_device(
 
 /// Stop sending push notifications to a device.
 #[utoipa::path(
-    delete, path = "/customers/{customer_id}/devices/{device_id}", tag = "Customers",
+    delete, path = "/customers/{customer_id}/devices/{device_id}", operation_id = "customers.devices.delete", tag = "Customers",
     params(
         ("customer_id" = String, Path, description = "The bank's own customer id"),
         ("device_id" = String, Path, description = "The app's id for the device"),
@@ -168,7 +168,7 @@ async fn delete_device(
 
 /// List a customer's devices.
 #[utoipa::path(
-    get, path = "/customers/{customer_id}/devices", tag = "Customers",
+    get, path = "/customers/{customer_id}/devices", operation_id = "customers.devices.list", tag = "Customers",
     params(("customer_id" = String, Path, description = "The bank's own customer id")),
     responses(
         (status = 200, description = "The customer's devices, oldest first", body = DeviceList),

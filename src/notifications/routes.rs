@@ -77,7 +77,7 @@ pub struct CreateNotification {
 /// template needs and `templateData` lacks is 422 naming it, and nothing is stored. Sending
 /// happens in the background: read the notification to follow each delivery.
 #[utoipa::path(
-    post, path = "/notifications", tag = "Notifications",
+    post, path = "/notifications", operation_id = "omni.notifications.create", tag = "Notifications",
     request_body = CreateNotification,
     responses(
         (status = 201, description = "Created; its deliveries are pending", body = Data<NotificationView>),
@@ -199,7 +199,7 @@ pub struct NotificationQuery {
 
 /// List notifications, newest first, each with its deliveries.
 #[utoipa::path(
-    get, path = "/notifications", tag = "Notifications",
+    get, path = "/notifications", operation_id = "omni.notifications.list", tag = "Notifications",
     params(NotificationQuery),
     responses(
         (status = 200, description = "A page of notifications", body = Paginated<NotificationView>),
@@ -244,7 +244,7 @@ async fn views_page(
 
 /// Get a notification with one delivery per channel.
 #[utoipa::path(
-    get, path = "/notifications/{id}", tag = "Notifications",
+    get, path = "/notifications/{id}", operation_id = "omni.notifications.get", tag = "Notifications",
     params(("id" = String, Path, description = "Notification id")),
     responses(
         (status = 200, description = "The notification", body = Data<NotificationView>),
@@ -265,7 +265,7 @@ async fn get_notification(
 
 /// Mark a notification read. Reading it again changes nothing.
 #[utoipa::path(
-    post, path = "/notifications/{id}/read", tag = "Notifications",
+    post, path = "/notifications/{id}/read", operation_id = "omni.notifications.read", tag = "Notifications",
     params(
         ("id" = String, Path, description = "Notification id"),
     ),
@@ -291,7 +291,7 @@ async fn read_notification(
 /// Cancel a notification that has not been sent on any channel yet (scheduled, held for quiet
 /// hours, or not yet attempted).
 #[utoipa::path(
-    post, path = "/notifications/{id}/cancel", tag = "Notifications",
+    post, path = "/notifications/{id}/cancel", operation_id = "omni.notifications.cancel", tag = "Notifications",
     params(
         ("id" = String, Path, description = "Notification id"),
     ),
@@ -391,7 +391,7 @@ pub struct InboxQuery {
 /// The session's customer's in-app notifications, newest first: those delivered to the inbox
 /// (not those still scheduled or held).
 #[utoipa::path(
-    get, path = "/omni/notifications", tag = "Onboarding sessions",
+    get, path = "/omni/notifications", operation_id = "onboarding.notifications.list", tag = "Onboarding sessions",
     params(InboxQuery),
     security(("sessionToken" = [])),
     responses(
@@ -421,7 +421,7 @@ async fn list_inbox(
 
 /// Mark one of the inbox's notifications read.
 #[utoipa::path(
-    post, path = "/omni/notifications/{id}/read", tag = "Onboarding sessions",
+    post, path = "/omni/notifications/{id}/read", operation_id = "onboarding.notifications.read", tag = "Onboarding sessions",
     params(
         ("id" = String, Path, description = "A notification in this customer's inbox"),
     ),

@@ -346,7 +346,7 @@ fn notifiable(event_type: &str) -> ApiResult<&'static [RecipientRole]> {
 
 /// Set which event notifies whom, on which channels, with which template.
 #[utoipa::path(
-    put, path = "/notification-rules/{eventType}", tag = "Notifications",
+    put, path = "/notification-rules/{eventType}", operation_id = "omni.notificationRules.put", tag = "Notifications",
     params(("eventType" = String, Path, description = "A notifiable event: `omni.journey.assigned`, `omni.approval.requested`, ...")),
     request_body = PutRule,
     responses(
@@ -433,7 +433,7 @@ async fn put_rule(
 
 /// Get the rule of an event: the tenant's, else Omnirail's default.
 #[utoipa::path(
-    get, path = "/notification-rules/{eventType}", tag = "Notifications",
+    get, path = "/notification-rules/{eventType}", operation_id = "omni.notificationRules.get", tag = "Notifications",
     params(("eventType" = String, Path, description = "A notifiable event")),
     responses(
         (status = 200, description = "The rule", body = Data<RuleView>),
@@ -467,7 +467,7 @@ async fn get_rule(
 
 /// List the rules in force: the tenant's and the defaults it has not replaced.
 #[utoipa::path(
-    get, path = "/notification-rules", tag = "Notifications",
+    get, path = "/notification-rules", operation_id = "omni.notificationRules.list", tag = "Notifications",
     responses((status = 200, description = "The rules, by event type", body = Data<Vec<RuleView>>))
 )]
 async fn list_rules(State(app): State<AppState>, tenant: Tenant) -> ApiResult<Response> {

@@ -494,7 +494,7 @@ fn check_code(code: &str) -> ApiResult<()> {
 ///
 /// A tenant's template with a built-in's code replaces the built-in for that tenant.
 #[utoipa::path(
-    put, path = "/notification-templates/{code}", tag = "Notifications",
+    put, path = "/notification-templates/{code}", operation_id = "omni.notificationTemplates.put", tag = "Notifications",
     params(("code" = String, Path, description = "Template code, e.g. `JOURNEY_STEP_REQUIRED`")),
     request_body = PutTemplate,
     responses(
@@ -531,7 +531,7 @@ async fn put_template(
 
 /// Get a notification template: the tenant's own, else the built-in of that code.
 #[utoipa::path(
-    get, path = "/notification-templates/{code}", tag = "Notifications",
+    get, path = "/notification-templates/{code}", operation_id = "omni.notificationTemplates.get", tag = "Notifications",
     params(("code" = String, Path, description = "Template code")),
     responses(
         (status = 200, description = "The template", body = Data<TemplateView>),
@@ -553,7 +553,7 @@ async fn get_template(
 
 /// List the tenant's notification templates and the built-ins it has not replaced, by code.
 #[utoipa::path(
-    get, path = "/notification-templates", tag = "Notifications",
+    get, path = "/notification-templates", operation_id = "omni.notificationTemplates.list", tag = "Notifications",
     responses((status = 200, description = "Every template the tenant can send with", body = Data<Vec<TemplateView>>))
 )]
 async fn list_templates(State(app): State<AppState>, tenant: Tenant) -> ApiResult<Response> {

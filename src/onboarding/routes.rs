@@ -212,7 +212,7 @@ pub(super) fn onboarding_view(s: &Snapshot, now: i64) -> OnboardingView {
 
 /// Create an onboarding configuration.
 #[utoipa::path(
-    post, path = "/onboarding/configurations", tag = "Onboarding",
+    post, path = "/onboarding/configurations", operation_id = "omni.onboarding.configurations.create", tag = "Onboarding",
     request_body = CreateConfiguration,
     responses(
         (status = 201, description = "Configuration created", body = Data<ConfigurationView>),
@@ -332,7 +332,7 @@ pub struct PageQuery {
 
 /// List the onboarding configurations, newest first.
 #[utoipa::path(
-    get, path = "/onboarding/configurations", tag = "Onboarding",
+    get, path = "/onboarding/configurations", operation_id = "omni.onboarding.configurations.list", tag = "Onboarding",
     params(PageQuery),
     responses(
         (status = 200, description = "A page of configurations", body = Paginated<ConfigurationView>),
@@ -353,7 +353,7 @@ async fn list_configurations(
 
 /// Read an onboarding configuration.
 #[utoipa::path(
-    get, path = "/onboarding/configurations/{id}", tag = "Onboarding",
+    get, path = "/onboarding/configurations/{id}", operation_id = "omni.onboarding.configurations.get", tag = "Onboarding",
     params(("id" = String, Path, description = "Configuration id")),
     responses(
         (status = 200, description = "The configuration", body = Data<ConfigurationView>),
@@ -393,7 +393,7 @@ pub struct OnboardingQuery {
 
 /// List the onboardings, newest first.
 #[utoipa::path(
-    get, path = "/onboarding", tag = "Onboarding",
+    get, path = "/onboarding", operation_id = "omni.onboarding.list", tag = "Onboarding",
     params(OnboardingQuery),
     responses(
         (status = 200, description = "A page of onboardings (without current step, steps, data and documents)", body = Paginated<OnboardingView>),
@@ -430,7 +430,7 @@ async fn list_onboardings(
 
 /// Read an onboarding: its status, current step, the data and documents received.
 #[utoipa::path(
-    get, path = "/onboarding/{interviewId}", tag = "Onboarding",
+    get, path = "/onboarding/{interviewId}", operation_id = "omni.onboarding.get", tag = "Onboarding",
     params(("interviewId" = String, Path, description = "The onboarding's id (`interviewId` of `POST /omni/start`)")),
     responses(
         (status = 200, description = "The onboarding", body = Data<OnboardingView>),
@@ -460,7 +460,7 @@ pub struct DocumentBytes(#[allow(dead_code)] Vec<u8>);
 
 /// Download a document: its bytes, with its content type and its SHA-256 in `Repr-Digest`.
 #[utoipa::path(
-    get, path = "/onboarding/{interviewId}/documents/{documentId}", tag = "Onboarding",
+    get, path = "/onboarding/{interviewId}/documents/{documentId}", operation_id = "omni.onboarding.documents.get", tag = "Onboarding",
     params(
         ("interviewId" = String, Path, description = "The onboarding's id"),
         ("documentId" = String, Path, description = "The document's id"),

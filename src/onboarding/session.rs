@@ -362,7 +362,7 @@ fn is_http_url(s: &str) -> bool {
 /// Creates (or links, by `externalCustomerId`) the customer, a journey from the
 /// configuration's template, and the session; answers the session token.
 #[utoipa::path(
-    post, path = "/omni/start", tag = "Onboarding sessions",
+    post, path = "/omni/start", operation_id = "onboarding.start", tag = "Onboarding sessions",
     request_body = StartOnboarding,
     security(("apiKey" = [])),
     responses(
@@ -534,7 +534,7 @@ async fn start(
 /// The session: status, the current step with what it needs, the steps done, the data and
 /// documents received.
 #[utoipa::path(
-    get, path = "/omni/session", tag = "Onboarding sessions",
+    get, path = "/omni/session", operation_id = "onboarding.session.get", tag = "Onboarding sessions",
     security(("sessionToken" = [])),
     responses((status = 200, description = "The session", body = OnboardingSession))
 )]
@@ -553,7 +553,7 @@ async fn get_session(State(app): State<AppState>, token: SessionToken) -> ApiRes
 
 /// Download one of the session's own documents.
 #[utoipa::path(
-    get, path = "/omni/documents/{documentId}", tag = "Onboarding sessions",
+    get, path = "/omni/documents/{documentId}", operation_id = "onboarding.documents.get", tag = "Onboarding sessions",
     params(("documentId" = String, Path, description = "A document of this session")),
     security(("sessionToken" = [])),
     responses(
@@ -663,7 +663,7 @@ async fn pass_step(
 /// nothing is kept. Values given are kept (a later call may add or correct some); the step is
 /// passed once every required field has a value.
 #[utoipa::path(
-    post, path = "/omni/add/data", tag = "Onboarding sessions",
+    post, path = "/omni/add/data", operation_id = "onboarding.addData", tag = "Onboarding sessions",
     request_body = AddData,
     security(("sessionToken" = [])),
     responses(
@@ -854,7 +854,7 @@ async fn read_upload(mut multipart: Multipart, max: usize) -> ApiResult<Upload> 
 /// otherwise is refused. Its SHA-256 is recorded. The step is passed once a document of every
 /// required type is in.
 #[utoipa::path(
-    post, path = "/omni/add/document", tag = "Onboarding sessions",
+    post, path = "/omni/add/document", operation_id = "onboarding.addDocument", tag = "Onboarding sessions",
     request_body(content = AddDocument, content_type = "multipart/form-data"),
     security(("sessionToken" = [])),
     responses(
@@ -1027,7 +1027,7 @@ async fn add_document(
 /// Optional customer-facing steps still ahead of the first staff step are skipped; a
 /// required one is 409 `onboarding_incomplete`. The session is read-only afterwards.
 #[utoipa::path(
-    post, path = "/omni/finish", tag = "Onboarding sessions",
+    post, path = "/omni/finish", operation_id = "onboarding.finish", tag = "Onboarding sessions",
     security(("sessionToken" = [])),
     responses(
         (status = 200, description = "The finished session", body = OnboardingSession),
@@ -1083,7 +1083,7 @@ async fn finish(
 /// Hand the session to another device: a single-use handoff token, and a payload to show as
 /// a QR code.
 #[utoipa::path(
-    post, path = "/omni/handoff", tag = "Onboarding sessions",
+    post, path = "/omni/handoff", operation_id = "onboarding.handoff", tag = "Onboarding sessions",
     security(("sessionToken" = [])),
     responses(
         (status = 201, description = "Handoff token, shown once", body = OnboardingHandoff),
@@ -1142,7 +1142,7 @@ async fn handoff(
 ///
 /// The handoff token is the credential. Of concurrent resumes of one token exactly one wins.
 #[utoipa::path(
-    post, path = "/omni/resume", tag = "Onboarding sessions",
+    post, path = "/omni/resume", operation_id = "onboarding.resume", tag = "Onboarding sessions",
     request_body = ResumeOnboarding,
     security(()),
     responses(

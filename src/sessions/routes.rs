@@ -255,7 +255,7 @@ pub(super) async fn record_ended(
 
 /// Open a session on a channel.
 #[utoipa::path(
-    post, path = "/sessions", tag = "Sessions",
+    post, path = "/sessions", operation_id = "sessions.create", tag = "Sessions",
     request_body = StartSession,
     responses(
         (status = 201, description = "Session opened", body = SessionView),
@@ -341,7 +341,7 @@ async fn start_session(
 /// `id`s and `Last-Event-ID` resume; the stream closes after the session's own
 /// `session.ended`.
 #[utoipa::path(
-    get, path = "/sessions/{id}/stream", tag = "Sessions",
+    get, path = "/sessions/{id}/stream", operation_id = "sessions.stream", tag = "Sessions",
     params(
         ("id" = String, Path, description = "Session id"),
         ("Last-Event-ID" = Option<String>, Header, description = "The `id` of the last event received: resume after it"),
@@ -387,7 +387,7 @@ async fn session_stream(
 
 /// Get a session.
 #[utoipa::path(
-    get, path = "/sessions/{id}", tag = "Sessions",
+    get, path = "/sessions/{id}", operation_id = "sessions.get", tag = "Sessions",
     params(("id" = String, Path, description = "Session id")),
     responses(
         (status = 200, description = "The session", body = SessionView),
@@ -410,7 +410,7 @@ async fn get_session(
 
 /// End a session. Ending an ended session changes nothing and answers it as it is.
 #[utoipa::path(
-    delete, path = "/sessions/{id}", tag = "Sessions",
+    delete, path = "/sessions/{id}", operation_id = "sessions.end", tag = "Sessions",
     params(("id" = String, Path, description = "Session id")),
     responses(
         (status = 200, description = "The ended session", body = SessionView),
@@ -442,7 +442,7 @@ async fn end_session(
 
 /// Hand a session over to another channel: answers a single-use token for `resume`.
 #[utoipa::path(
-    post, path = "/sessions/handoff", tag = "Sessions",
+    post, path = "/sessions/handoff", operation_id = "sessions.handoff", tag = "Sessions",
     request_body = CreateHandoff,
     responses(
         (status = 201, description = "Handoff token, shown once", body = HandoffView),
@@ -540,7 +540,7 @@ pub(crate) fn handoff_refusal(used: bool) -> ApiError {
 
 /// Resume a handed-off session on its target channel.
 #[utoipa::path(
-    post, path = "/sessions/resume", tag = "Sessions",
+    post, path = "/sessions/resume", operation_id = "sessions.resume", tag = "Sessions",
     request_body = Resume,
     responses(
         (status = 200, description = "The new session on the target channel", body = ResumedView),

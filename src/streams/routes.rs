@@ -29,7 +29,7 @@ pub fn omni_router() -> OpenApiRouter<AppState> {
 /// to receive exactly the events after it. Without it, only events from now on are sent. An
 /// idle stream carries a `: heartbeat` comment every `stream_heartbeat_secs` (15 s).
 #[utoipa::path(
-    get, path = "/customers/{customer_id}/stream", tag = "Customers",
+    get, path = "/customers/{customer_id}/stream", operation_id = "customers.stream", tag = "Customers",
     params(
         ("customer_id" = String, Path, description = "Customer id"),
         ("Last-Event-ID" = Option<String>, Header, description = "The `id` of the last event received: resume after it"),
@@ -68,7 +68,7 @@ async fn customer_stream(
 /// Resumes with `Last-Event-ID` as the customer stream does; the ids count the user's own
 /// chain of events.
 #[utoipa::path(
-    get, path = "/users/{id}/stream", tag = "Staff directory",
+    get, path = "/users/{id}/stream", operation_id = "omni.users.stream", tag = "Staff directory",
     params(
         ("id" = String, Path, description = "Staff user id"),
         ("Last-Event-ID" = Option<String>, Header, description = "The `id` of the last event received: resume after it"),

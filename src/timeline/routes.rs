@@ -230,7 +230,7 @@ fn event_types(raw: Option<&str>) -> ApiResult<(Vec<String>, Vec<String>)> {
 
 /// An entity's activity timeline.
 #[utoipa::path(
-    get, path = "/timeline", tag = "Timeline",
+    get, path = "/timeline", operation_id = "omni.timeline.get", tag = "Timeline",
     params(TimelineQuery),
     responses(
         (status = 200, description = "A page of the entity's events, oldest first (an entity without events, or unknown, has an empty page)", body = Paginated<TimelineItem>),
@@ -375,7 +375,7 @@ async fn verify_chain(pool: &sqlx::AnyPool, tenant: &str, key: &str) -> ApiResul
 
 /// Verify the hash chains that hold an entity's events.
 #[utoipa::path(
-    get, path = "/timeline/verify", tag = "Timeline",
+    get, path = "/timeline/verify", operation_id = "omni.timeline.verify", tag = "Timeline",
     params(EntityQuery),
     responses(
         (status = 200, description = "The verification: `valid`, the events checked, the head hash, and the first broken link if any", body = Data<Verification>),
@@ -484,7 +484,7 @@ impl From<LinkRow> for ExportedLink {
 /// Export the chains that hold an entity's events as JSON Lines: each chain's links in order,
 /// then a `{"record": "chain_head", "chainKey", "length", "headHash"}` line.
 #[utoipa::path(
-    get, path = "/timeline/export", tag = "Timeline",
+    get, path = "/timeline/export", operation_id = "omni.timeline.export", tag = "Timeline",
     params(EntityQuery),
     responses(
         (status = 200, description = "JSON Lines, streamed: one `ExportedLink` per event, then one `chain_head` line per chain. docs/timeline.md tells how to re-verify it.", body = String, content_type = "application/x-ndjson"),

@@ -135,7 +135,7 @@ fn check_endpoint_fields(
 
 /// Create an endpoint; the answer shows its signing secret, once.
 #[utoipa::path(
-    post, path = "/webhooks/endpoints", tag = "Webhooks",
+    post, path = "/webhooks/endpoints", operation_id = "omni.webhooks.endpoints.create", tag = "Webhooks",
     request_body = CreateEndpoint,
     responses(
         (status = 201, description = "Created, with `secret`", body = Data<EndpointView>),
@@ -211,7 +211,7 @@ pub struct EndpointQuery {
 
 /// List the tenant's endpoints, newest first (without their secrets).
 #[utoipa::path(
-    get, path = "/webhooks/endpoints", tag = "Webhooks",
+    get, path = "/webhooks/endpoints", operation_id = "omni.webhooks.endpoints.list", tag = "Webhooks",
     params(EndpointQuery),
     responses(
         (status = 200, description = "A page of endpoints", body = Paginated<EndpointView>),
@@ -246,7 +246,7 @@ async fn find_endpoint(app: &AppState, tenant: &str, id: &str) -> ApiResult<Endp
 
 /// Get an endpoint (without its secret).
 #[utoipa::path(
-    get, path = "/webhooks/endpoints/{id}", tag = "Webhooks",
+    get, path = "/webhooks/endpoints/{id}", operation_id = "omni.webhooks.endpoints.get", tag = "Webhooks",
     params(("id" = String, Path, description = "Endpoint id (`ep_...`)")),
     responses(
         (status = 200, description = "The endpoint", body = Data<EndpointView>),
@@ -268,7 +268,7 @@ async fn get_endpoint(
 /// its URL as it is when they are attempted. Disabling parks the pending messages; enabling
 /// sends them.
 #[utoipa::path(
-    patch, path = "/webhooks/endpoints/{id}", tag = "Webhooks",
+    patch, path = "/webhooks/endpoints/{id}", operation_id = "omni.webhooks.endpoints.update", tag = "Webhooks",
     params(("id" = String, Path, description = "Endpoint id (`ep_...`)")),
     request_body = UpdateEndpoint,
     responses(
@@ -333,7 +333,7 @@ async fn update_endpoint(
 
 /// Delete an endpoint with its messages and their attempts: nothing more is sent to it.
 #[utoipa::path(
-    delete, path = "/webhooks/endpoints/{id}", tag = "Webhooks",
+    delete, path = "/webhooks/endpoints/{id}", operation_id = "omni.webhooks.endpoints.delete", tag = "Webhooks",
     params(("id" = String, Path, description = "Endpoint id (`ep_...`)")),
     responses(
         (status = 204, description = "Deleted"),
@@ -372,7 +372,7 @@ pub struct RotatedSecret {
 
 /// Rotate an endpoint's signing secret: for the next 24 hours messages are signed with both.
 #[utoipa::path(
-    post, path = "/webhooks/endpoints/{id}/rotate-secret", tag = "Webhooks",
+    post, path = "/webhooks/endpoints/{id}/rotate-secret", operation_id = "omni.webhooks.endpoints.rotateSecret", tag = "Webhooks",
     params(("id" = String, Path, description = "Endpoint id (`ep_...`)")),
     request_body(content = Option<RotateSecret>, description = "May be empty"),
     responses(
@@ -487,7 +487,7 @@ pub struct MessageQuery {
 
 /// List an endpoint's messages, newest first.
 #[utoipa::path(
-    get, path = "/webhooks/endpoints/{id}/messages", tag = "Webhooks",
+    get, path = "/webhooks/endpoints/{id}/messages", operation_id = "omni.webhooks.endpoints.messages.list", tag = "Webhooks",
     params(("id" = String, Path, description = "Endpoint id (`ep_...`)"), MessageQuery),
     responses(
         (status = 200, description = "A page of messages", body = Paginated<MessageView>),
@@ -526,7 +526,7 @@ async fn find_message(app: &AppState, tenant: &str, id: &str) -> ApiResult<Messa
 
 /// Get a message with the body it sends.
 #[utoipa::path(
-    get, path = "/webhooks/messages/{id}", tag = "Webhooks",
+    get, path = "/webhooks/messages/{id}", operation_id = "omni.webhooks.messages.get", tag = "Webhooks",
     params(("id" = String, Path, description = "Message id (`msg_...`)")),
     responses(
         (status = 200, description = "The message", body = Data<MessageView>),
@@ -575,7 +575,7 @@ fn attempt_view(a: &AttemptRow) -> AttemptView {
 
 /// List a message's attempts, oldest first.
 #[utoipa::path(
-    get, path = "/webhooks/messages/{id}/attempts", tag = "Webhooks",
+    get, path = "/webhooks/messages/{id}/attempts", operation_id = "omni.webhooks.messages.attempts.list", tag = "Webhooks",
     params(("id" = String, Path, description = "Message id (`msg_...`)")),
     responses(
         (status = 200, description = "Every attempt", body = Data<Vec<AttemptView>>),
@@ -597,7 +597,7 @@ async fn list_attempts(
 
 /// Send a message again now, with a fresh retry schedule, whatever its status.
 #[utoipa::path(
-    post, path = "/webhooks/messages/{id}/retry", tag = "Webhooks",
+    post, path = "/webhooks/messages/{id}/retry", operation_id = "omni.webhooks.messages.retry", tag = "Webhooks",
     params(("id" = String, Path, description = "Message id (`msg_...`)")),
     responses(
         (status = 202, description = "Due now", body = Data<MessageView>),
@@ -667,7 +667,7 @@ pub struct Replayed {
 
 /// Send again every failed message of an endpoint since an instant.
 #[utoipa::path(
-    post, path = "/webhooks/endpoints/{id}/replay", tag = "Webhooks",
+    post, path = "/webhooks/endpoints/{id}/replay", operation_id = "omni.webhooks.endpoints.replay", tag = "Webhooks",
     params(("id" = String, Path, description = "Endpoint id (`ep_...`)")),
     request_body = Replay,
     responses(
@@ -749,7 +749,7 @@ pub struct EndpointStats {
 
 /// Delivery statistics of an endpoint: success rate over the last 24 hours.
 #[utoipa::path(
-    get, path = "/webhooks/endpoints/{id}/stats", tag = "Webhooks",
+    get, path = "/webhooks/endpoints/{id}/stats", operation_id = "omni.webhooks.endpoints.stats", tag = "Webhooks",
     params(("id" = String, Path, description = "Endpoint id (`ep_...`)")),
     responses(
         (status = 200, description = "The figures", body = Data<EndpointStats>),
@@ -790,7 +790,7 @@ async fn stats(
 
 /// List every event type an endpoint can subscribe to.
 #[utoipa::path(
-    get, path = "/webhooks/event-types", tag = "Webhooks",
+    get, path = "/webhooks/event-types", operation_id = "omni.webhooks.eventTypes.list", tag = "Webhooks",
     responses((status = 200, description = "The event types", body = Data<Vec<String>>))
 )]
 async fn event_types() -> Response {

@@ -199,3 +199,76 @@ async fn every_reference_in_the_document_resolves() {
         assert!(doc.pointer(pointer).is_some(), "{r} resolves to nothing");
     }
 }
+
+#[tokio::test]
+async fn every_operation_id_is_unique_and_shaped_for_sdks() {
+    // `omni.journeys.create`, `omni.approvals.decisions.create`, `sessions.handoff`: dotted
+    // resource paths in camelCase, ending in the action, which generators turn into methods.
+    let doc = served_document().await;
+    let mut seen = std::collections::BTreeMap::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            let parts: Vec<&str> = id.split('.').collect();
+            assert!(
+                parts.len() >= 2
+                    && parts.iter().all(|p| {
+                        p.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                            && p.chars().all(|c| c.is_ascii_alphanumeric())
+                    }),
+                "{method} {path}: operationId {id:?} is not a dotted camelCase path"
+            );
+            if let Some(other) = seen.insert(id.to_owned(), format!("{method} {path}")) {
+                panic!("operationId {id} is used by {other} and {method} {path}");
+            }
+        }
+    }
+    for (id, op) in [
+        ("omni.journeys.create", "post /api/v1/omni/journeys"),
+        (
+            "omni.journeys.advance",
+            "post /api/v1/omni/journeys/{id}/advance",
+        ),
+        (
+            "omni.approvals.decisions.create",
+            "post /api/v1/omni/approvals/{id}/decisions",
+        ),
+        ("omni.timeline.get", "get /api/v1/omni/timeline"),
+        (
+            "omni.webhooks.messages.attempts.list",
+            "get /api/v1/omni/webhooks/messages/{id}/attempts",
+        ),
+        ("sessions.handoff", "post /api/v1/sessions/handoff"),
+        ("onboarding.start", "post /omni/start"),
+    ] {
+        assert_eq!(seen.get(id).map(String::as_str), Some(op), "{id}");
+    }
+}
+
+#[tokio::test]
+async fn envelopes_refer_to_their_items_instead_of_copying_them() {
+    let doc = served_document().await;
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let mut checked = 0;
+    for (name, schema) in schemas {
+        let item = name
+            .strip_prefix("Data_Vec_")
+            .or_else(|| name.strip_prefix("Paginated_"))
+            .or_else(|| name.strip_prefix("Data_"));
+        let Some(item) = item else { continue };
+        if !schemas.contains_key(item) {
+            continue; // `Data<Vec<String>>`: no component to refer to
+        }
+        let data = &schema["properties"]["data"];
+        let reference = data["$ref"].as_str().or(data["items"]["$ref"].as_str());
+        assert_eq!(
+            reference,
+            Some(format!("#/components/schemas/{item}").as_str()),
+            "{name}: {data}"
+        );
+        checked += 1;
+    }
+    assert!(checked > 20, "{checked} envelopes");
+}

@@ -75,7 +75,7 @@ fn provider_channel(channel: &str) -> ApiResult<NotifyChannel> {
 /// Secrets given here are never answered back. Deliveries already sent keep the provider that
 /// sent them; pending ones use the provider set when they are attempted.
 #[utoipa::path(
-    put, path = "/notification-providers/{channel}", tag = "Notifications",
+    put, path = "/notification-providers/{channel}", operation_id = "omni.notificationProviders.put", tag = "Notifications",
     params(("channel" = String, Path, description = "`email`, `sms` or `push`")),
     request_body = ProviderSettings,
     responses(
@@ -125,7 +125,7 @@ async fn put_provider(
 
 /// Get the provider of a channel, without its secrets.
 #[utoipa::path(
-    get, path = "/notification-providers/{channel}", tag = "Notifications",
+    get, path = "/notification-providers/{channel}", operation_id = "omni.notificationProviders.get", tag = "Notifications",
     params(("channel" = String, Path, description = "`email`, `sms` or `push`")),
     responses(
         (status = 200, description = "The provider", body = Data<ProviderView>),
@@ -147,7 +147,7 @@ async fn get_provider(
 
 /// Remove the provider of a channel: its deliveries then fail with `provider_not_configured`.
 #[utoipa::path(
-    delete, path = "/notification-providers/{channel}", tag = "Notifications",
+    delete, path = "/notification-providers/{channel}", operation_id = "omni.notificationProviders.delete", tag = "Notifications",
     params(("channel" = String, Path, description = "`email`, `sms` or `push`")),
     responses(
         (status = 204, description = "Removed"),
@@ -172,7 +172,7 @@ async fn delete_provider(
 
 /// List the tenant's providers, without their secrets.
 #[utoipa::path(
-    get, path = "/notification-providers", tag = "Notifications",
+    get, path = "/notification-providers", operation_id = "omni.notificationProviders.list", tag = "Notifications",
     responses((status = 200, description = "One per configured channel", body = Data<Vec<ProviderView>>))
 )]
 async fn list_providers(State(app): State<AppState>, tenant: Tenant) -> ApiResult<Response> {
@@ -191,7 +191,7 @@ async fn list_providers(State(app): State<AppState>, tenant: Tenant) -> ApiResul
 /// `delivered` marks the delivery delivered; `undelivered` and `failed` mark it failed with
 /// Twilio's error code.
 #[utoipa::path(
-    post, path = "/api/v1/omni/notifications/providers/{provider}/status", tag = "Notifications",
+    post, path = "/api/v1/omni/notifications/providers/{provider}/status", operation_id = "omni.notifications.providerStatus", tag = "Notifications",
     params(
         ("provider" = String, Path, description = "`twilio`"),
         ("X-Twilio-Signature" = String, Header, description = "Twilio's signature of the request"),
