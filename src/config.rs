@@ -240,6 +240,10 @@ pub struct Overrides {
     pub log_format: Option<LogFormat>,
 }
 
+/// The SDKs' own variables (`OMNIRAIL_API_KEY`, `OMNIRAIL_BASE_URL`), which the server knows
+/// and ignores.
+const CLIENT_VARIABLES: [&str; 2] = ["api_key", "base_url"];
+
 impl Config {
     /// Layers the sources in order; a later source wins.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, String> {
@@ -251,10 +255,15 @@ impl Config {
             fig = fig.merge(Toml::file(path));
         }
         fig = fig
-            // `OMNIRAIL_TEST_*` belong to the test harness, not to the server.
+            // `OMNIRAIL_TEST_*` belong to the test harness, and `OMNIRAIL_API_KEY` and
+            // `OMNIRAIL_BASE_URL` to the SDKs (a shell set up for a client must not stop the
+            // server from starting), not to the server.
             .merge(
                 Env::prefixed("OMNIRAIL_")
-                    .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_"))
+                    .filter(|key| {
+                        let key = key.as_str().to_ascii_lowercase();
+                        !key.starts_with("test_") && !CLIENT_VARIABLES.contains(&key.as_str())
+                    })
                     .split("__"),
             )
             .merge(Serialized::defaults(overrides));
@@ -432,6 +441,24 @@ mod tests {
             jail.set_env("OMNIRAIL_WEBHOOKS__LEASE_MS", "1000");
             let err = Config::load(None, &Overrides::default()).unwrap_err();
             assert!(err.contains("lease_ms"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's own Jail error type
+    fn the_sdks_variables_are_ignored_and_other_unknown_ones_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("OMNIRAIL_API_KEY", "omk_for_the_sdk");
+            jail.set_env("OMNIRAIL_BASE_URL", "http://127.0.0.1:8080");
+            jail.set_env("OMNIRAIL_TEST_ANYTHING", "1");
+            assert_eq!(
+                Config::load(None, &Overrides::default()).unwrap(),
+                Config::default()
+            );
+            jail.set_env("OMNIRAIL_API_KEYS", "x");
+            let err = Config::load(None, &Overrides::default()).unwrap_err();
+            assert!(err.contains("api_keys"), "{err}");
             Ok(())
         });
     }

@@ -269,6 +269,7 @@ pub fn render(
         .content_for(language, channel)
         .ok_or(RenderError::NoContent(channel))?;
     let env = environment();
+    let data = &in_both_cases(data);
     let ctx = minijinja::Value::from(minijinja::value::Serde(data));
     let mut out = serde_json::Map::new();
     for (part, source) in content.parts(channel) {
@@ -292,6 +293,60 @@ pub fn render(
         }
     }
     Ok(Value::Object(out))
+}
+
+/// `data` with each object key also under its other spelling, camelCase or snake_case
+/// (`step_name` and `stepName`), at every depth, unless a key of that spelling is given too: a
+/// template reads `{{ stepName }}` whichever way a client's language writes its keys (seed 001's
+/// Python example sends `template_data={"step_name": ...}`).
+pub fn in_both_cases(data: &Value) -> Value {
+    match data {
+        Value::Object(map) => {
+            let mut out = serde_json::Map::new();
+            for (key, value) in map {
+                out.insert(key.clone(), in_both_cases(value));
+            }
+            for (key, value) in map {
+                for other in [camel_case(key), snake_case(key)] {
+                    if !map.contains_key(&other) {
+                        out.entry(other).or_insert_with(|| in_both_cases(value));
+                    }
+                }
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(in_both_cases).collect()),
+        other => other.clone(),
+    }
+}
+
+fn camel_case(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut upper = false;
+    for (i, c) in key.chars().enumerate() {
+        if c == '_' && i > 0 {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn snake_case(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 4);
+    for (i, c) in key.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The variables `template` uses, `data` lacks, and rendering cannot do without: each absent
@@ -591,13 +646,16 @@ mod tests {
             "Your SME Onboarding needs Document Collection by 2024-01-17."
         );
         let out = render(&t, "en", NotifyChannel::Push, &json!({"stepName": "KYC"})).unwrap();
+        // Seed 001's Python example writes the key in snake_case.
+        let snake = render(&t, "en", NotifyChannel::Push, &json!({"step_name": "KYC"})).unwrap();
+        assert_eq!(snake, out);
         assert_eq!(out["body"], "KYC is needed.");
     }
 
     #[test]
     fn a_missing_variable_is_named_not_left_blank() {
         let t = builtin("JOURNEY_STEP_REQUIRED").unwrap();
-        match render(&t, "en", NotifyChannel::Sms, &json!({"step_name": "KYC"})) {
+        match render(&t, "en", NotifyChannel::Sms, &json!({"stage": "KYC"})) {
             Err(RenderError::Missing(names)) => assert_eq!(names, ["stepName"]),
             other => panic!("{other:?}"),
         }
@@ -652,5 +710,33 @@ mod tests {
         for bad in ["", "lower", "1ABC", "A-B", &"A".repeat(65)] {
             assert!(!is_code(bad), "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod case_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn keys_are_given_in_both_cases_and_a_given_spelling_wins() {
+        let data = json!({
+            "step_name": "Docs",
+            "dueDate": "2024-01-17",
+            "customer": { "first_name": "Aisha" },
+            "rows": [{ "row_id": 1 }],
+            "a_b": "given", "aB": "also given",
+            "_private": 1, "URL": "u",
+        });
+        let both = in_both_cases(&data);
+        assert_eq!(both["stepName"], "Docs");
+        assert_eq!(both["step_name"], "Docs");
+        assert_eq!(both["due_date"], "2024-01-17");
+        assert_eq!(both["customer"]["firstName"], "Aisha");
+        assert_eq!(both["rows"][0]["rowId"], 1);
+        assert_eq!(both["aB"], "also given");
+        assert_eq!(both["a_b"], "given");
+        assert_eq!(both["_private"], 1);
+        assert_eq!(both["URL"], "u");
     }
 }
