@@ -134,13 +134,6 @@ def tree(ops, auth):
 
 # ---------------------------------------------------------------------------------- TypeScript
 
-def ts_doc(op, indent):
-    lines = [op.summary or op.id, f"`{op.method} {op.path}`"]
-    return "".join(f"{indent}/** {line} */\n" if i == 0 and len(lines) == 1 else "" for i, line in enumerate(lines)) or (
-        f"{indent}/**\n" + "".join(f"{indent} * {l}\n" for l in lines) + f"{indent} */\n"
-    )
-
-
 def ts_result(op):
     item = f'S["{op.item}"]' if op.item else "unknown"
     if op.answer == "data":
@@ -211,7 +204,6 @@ def ts_classes(groups, prefix, token):
         lines = [f"export class {name} {{\n"]
         for child in children:
             lines.append(f"  readonly {child[-1]}: {prefix + pascal(child)};\n")
-        params = "core: Core" if not token else "core: Core, token: string"
         lines.append(f"\n  constructor(readonly core: Core{', readonly token: string' if token else ''}) {{\n")
         for child in children:
             args = "core, token" if token else "core"
@@ -246,7 +238,7 @@ type Query<K extends keyof operations> = operations[K] extends {{ parameters: {{
 {ts_classes(session, "Session", True)}"""
 
 
-def schema_ts(check):
+def schema_ts():
     """openapi-typescript's types of the document."""
     bin_ = TS / "node_modules" / ".bin" / "openapi-typescript"
     if not bin_.exists():
@@ -271,7 +263,7 @@ def py_models():
              "--snake-case-field", "--use-standard-collections", "--use-union-operator",
              "--target-python-version", "3.10", "--disable-timestamp", "--use-schema-description",
              "--use-field-description", "--allow-population-by-field-name", "--capitalise-enum-members",
-             "--use-double-quotes", "--formatters", "black", "isort"],
+             "--use-double-quotes", "--formatters", "black", "isort", "--field-constraints"],
             capture_output=True, text=True)
         if run.returncode != 0:
             sys.exit(f"datamodel-code-generator failed ({python}):\n{run.stderr}")
@@ -279,18 +271,55 @@ def py_models():
     return f"# {HEADER} (datamodel-code-generator)\n" + text
 
 
-def py_type(op):
+def py_type(op, is_async):
     if op.answer == "data":
         if op.item is None:
             return "list[str]" if op.item_type.get("items", {}).get("type") == "string" else "Any"
         return f"list[m.{op.item}]" if op.item_list else f"m.{op.item}"
+    page, stream = ("AsyncPage", "AsyncIterator") if is_async else ("Page", "Iterator")
     return {
-        "page": f"Page[m.{op.item}]",
+        "page": f"{page}[m.{op.item}]",
         "raw": f"m.{op.item}" if op.item else "Any",
         "none": "None",
-        "stream": "Iterator[ServerSentEvent]",
+        "stream": f"{stream}[ServerSentEvent]",
         "response": "httpx.Response",
     }[op.answer]
+
+
+def py_schema_type(schema, doc):
+    """The Python type a keyword argument takes for `schema`: enums also as their string
+    literals (`channel="web"`), models also as plain dicts."""
+    schemas = doc["components"]["schemas"]
+    if schema.get("type") == "null":
+        return "None"
+    name = ref_name(schema)
+    if name:
+        target = schemas.get(name, {})
+        if "enum" in target:
+            literals = ", ".join(json.dumps(v) for v in target["enum"] if isinstance(v, str))
+            return f"m.{name} | Literal[{literals}]"
+        if target.get("type") == "object" or "properties" in target:
+            return f"m.{name} | dict[str, Any]"
+        return "Any"
+    if "oneOf" in schema or "anyOf" in schema:
+        options = [py_schema_type(o, doc) for o in schema.get("oneOf", schema.get("anyOf"))]
+        return " | ".join(dict.fromkeys(options))
+    kind = schema.get("type")
+    kinds = kind if isinstance(kind, list) else [kind]
+    nullable = "null" in kinds
+    kinds = [k for k in kinds if k != "null"]
+    simple = {"string": "str", "integer": "int", "boolean": "bool", "number": "float | str"}
+    if len(kinds) == 1 and kinds[0] in simple:
+        base = simple[kinds[0]]
+        if "enum" in schema:
+            base = "Literal[" + ", ".join(json.dumps(v) for v in schema["enum"] if v is not None) + "]"
+    elif kinds == ["array"]:
+        base = f"list[{py_schema_type(schema.get('items', {}), doc)}]"
+    elif kinds == ["object"]:
+        base = "dict[str, Any]"
+    else:
+        base = "Any"
+    return f"{base} | None" if nullable and base != "Any" else base
 
 
 def py_method(op, doc, is_async):
@@ -305,13 +334,14 @@ def py_method(op, doc, is_async):
     if body_schema is not None:
         required = set(body_schema.get("required", []))
         props = body_schema.get("properties", {})
-        keywords += [f"{snake(n)}: Any" for n in props if n in required]
-        keywords += [f"{snake(n)}: Any = OMIT" for n in props if n not in required]
+        keywords += [f"{snake(n)}: {py_schema_type(props[n], doc)}" for n in props if n in required]
+        keywords += [f"{snake(n)}: {py_schema_type(props[n], doc)} = OMIT" for n in props if n not in required]
         pairs = ", ".join(f'"{snake(n)}": {snake(n)}' for n in props)
         body_lines.append(f"body = _body(m.{op.body_schema}, {{{pairs}}})")
     if op.query:
         for q in op.query:
-            keywords.append(f"{snake(q['name'])}: Any = {'OMIT' if not q.get('required') else 'OMIT'}")
+            kind = py_schema_type(q.get("schema", {}), doc)
+            keywords.append(f"{snake(q['name'])}: {kind} | None = OMIT")
         pairs = ", ".join(f'"{q["name"]}": {snake(q["name"])}' for q in op.query)
         body_lines.append(f"query = {{{pairs}}}")
     if op.last_event_id:
@@ -341,9 +371,7 @@ def py_method(op, doc, is_async):
     call.append(f'answer="{answer}"')
     spec = f"Call({', '.join(call)})"
     aw = "await " if is_async else ""
-    ret = py_type(op)
-    if is_async:
-        ret = {"Page[": "AsyncPage[", "Iterator[": "AsyncIterator["}.get(ret[:5] if ret.startswith("Page[") else ret[:9], None) and ret.replace("Page[", "AsyncPage[").replace("Iterator[", "AsyncIterator[") or ret
+    ret = py_type(op, is_async)
     if op.answer == "page":
         line = f"return {aw}self._core.paginate({spec}, m.{op.item}, options)"
     elif op.answer == "stream":
@@ -391,7 +419,7 @@ def python(ops, doc):
         "# ruff: noqa: E501",
         "from __future__ import annotations\n",
         "from collections.abc import AsyncIterator, Iterator",
-        "from typing import Any\n",
+        "from typing import Any, Literal\n",
         "import httpx\n",
         "from . import _models as m",
         "from ._core import OMIT, AsyncCore, AsyncPage, Call, Core, Page, RequestOptions, ServerSentEvent, _body\n\n",
@@ -409,7 +437,7 @@ def main():
     doc = json.loads(DOC.read_text())
     ops = operations(doc)
     files = {
-        TS / "src" / "schema.ts": schema_ts(check),
+        TS / "src" / "schema.ts": schema_ts(),
         TS / "src" / "resources.ts": typescript(ops),
         PY / "_models.py": py_models(),
         PY / "_resources.py": python(ops, doc),
