@@ -117,14 +117,15 @@ def operations(doc):
     return ops
 
 
-def tree(ops, auth):
-    """{group tuple: [operations]} for the operations of one client."""
-    groups = {}
+def tree(ops, session):
+    """{group tuple: [operations]} for the operations of one client: the session client's
+    (those that take a session token), or the main client's (all the others)."""
+    groups = {(): []}
     for op in ops:
-        if (op.auth == "session") != (auth == "session"):
+        if (op.auth == "session") != session:
             continue
         group = tuple(op.group)
-        if auth == "session" and group and group[0] == "onboarding":
+        if session and group and group[0] == "onboarding":
             group = group[1:]
         groups.setdefault(group, []).append(op)
         for i in range(len(group)):
@@ -217,8 +218,7 @@ def ts_classes(groups, prefix, token):
 
 
 def typescript(ops):
-    main = tree(ops, "key") | {k: v for k, v in tree([o for o in ops if o.auth == "none"], "none").items() if v}
-    session = tree(ops, "session")
+    main, session = tree(ops, False), tree(ops, True)
     return f"""// {HEADER}
 import type {{ components, operations }} from "./schema.js";
 import {{ Core, paginate, stream }} from "./core.js";
@@ -382,7 +382,7 @@ def py_method(op, doc, is_async):
         line = f"return {aw}self._core.call({spec}, {model}, options)"
     sig = ", ".join(args + (["*"] + keywords if keywords else []))
     d = "async def" if is_async and op.answer != "stream" else "def"
-    text = f"    {d} {op.name}({sig}) -> {ret}:\n"
+    text = f"    {d} {snake(op.name)}({sig}) -> {ret}:\n"
     text += f'        """{op.summary or op.id}\n\n        `{op.method} {op.path}`\n        """\n'
     for l in body_lines:
         text += f"        {l}\n"
@@ -412,8 +412,7 @@ def py_classes(groups, prefix, doc, is_async, token):
 
 
 def python(ops, doc):
-    main = tree(ops, "key") | {k: v for k, v in tree([o for o in ops if o.auth == "none"], "none").items() if v}
-    session = tree(ops, "session")
+    main, session = tree(ops, False), tree(ops, True)
     parts = [
         f"# {HEADER}",
         "# ruff: noqa: E501",

@@ -140,7 +140,7 @@ class ApiOmniWebhooksEndpoints:
         body = _body(m.Replay, {"since": since})
         return self._core.call(Call(method="POST", path="/api/v1/omni/webhooks/endpoints/{id}/replay", path_params={"id": id}, body=body, idempotent=True, answer="data"), m.Replayed, options)
 
-    def rotateSecret(self, id: str, *, options: RequestOptions | None = None) -> m.RotatedSecret:
+    def rotate_secret(self, id: str, *, options: RequestOptions | None = None) -> m.RotatedSecret:
         """Rotate an endpoint's signing secret: for the next 24 hours messages are signed with both.
 
         `POST /api/v1/omni/webhooks/endpoints/{id}/rotate-secret`
@@ -749,6 +749,14 @@ onboarding.
         body = _body(m.ResumeOnboarding, {"channel": channel, "device_id": device_id, "handoff_token": handoff_token})
         return self._core.call(Call(method="POST", path="/omni/resume", body=body, auth="none", headers={"api-version": "1.0"}, answer="raw"), m.SessionStarted, options)
 
+    def start(self, *, configuration_id: str, country_code: str, channel: m.Channel | Literal["web", "mobile_ios", "mobile_android", "api", "webhook", "branch", "call_center"] | None = OMIT, custom_fields: dict[str, Any] | None = OMIT, external_customer_id: str | None = OMIT, language: str | None = OMIT, redirect_url: str | None = OMIT, options: RequestOptions | None = None) -> m.SessionStarted:
+        """Start an onboarding session (seed 002).
+
+        `POST /omni/start`
+        """
+        body = _body(m.StartOnboarding, {"channel": channel, "configuration_id": configuration_id, "country_code": country_code, "custom_fields": custom_fields, "external_customer_id": external_customer_id, "language": language, "redirect_url": redirect_url})
+        return self._core.call(Call(method="POST", path="/omni/start", body=body, idempotent=True, headers={"api-version": "1.0"}, answer="raw"), m.SessionStarted, options)
+
 
 class ApiOperations:
     def __init__(self, core: Core) -> None:
@@ -890,7 +898,7 @@ class Session:
         self.notifications = SessionNotifications(core, token)
         self.session = SessionSession(core, token)
 
-    def addData(self, *, fields: dict[str, Any], step_id: str, options: RequestOptions | None = None) -> m.OnboardingSession:
+    def add_data(self, *, fields: dict[str, Any], step_id: str, options: RequestOptions | None = None) -> m.OnboardingSession:
         """Give data for the current `form` or `kyc_check` step.
 
         `POST /omni/add/data`
@@ -898,7 +906,7 @@ class Session:
         body = _body(m.AddData, {"fields": fields, "step_id": step_id})
         return self._core.call(Call(method="POST", path="/omni/add/data", body=body, idempotent=True, bearer=self._token, headers={"api-version": "1.0"}, answer="raw"), m.OnboardingSession, options)
 
-    def addDocument(self, files: dict[str, Any], data: dict[str, str] | None = None, *, options: RequestOptions | None = None) -> m.DocumentAdded:
+    def add_document(self, files: dict[str, Any], data: dict[str, str] | None = None, *, options: RequestOptions | None = None) -> m.DocumentAdded:
         """Send a document for the current `document_upload` step (multipart: `stepId`,
 `documentType`, `file`).
 
@@ -1054,7 +1062,7 @@ class AsyncApiOmniWebhooksEndpoints:
         body = _body(m.Replay, {"since": since})
         return await self._core.call(Call(method="POST", path="/api/v1/omni/webhooks/endpoints/{id}/replay", path_params={"id": id}, body=body, idempotent=True, answer="data"), m.Replayed, options)
 
-    async def rotateSecret(self, id: str, *, options: RequestOptions | None = None) -> m.RotatedSecret:
+    async def rotate_secret(self, id: str, *, options: RequestOptions | None = None) -> m.RotatedSecret:
         """Rotate an endpoint's signing secret: for the next 24 hours messages are signed with both.
 
         `POST /api/v1/omni/webhooks/endpoints/{id}/rotate-secret`
@@ -1663,6 +1671,14 @@ onboarding.
         body = _body(m.ResumeOnboarding, {"channel": channel, "device_id": device_id, "handoff_token": handoff_token})
         return await self._core.call(Call(method="POST", path="/omni/resume", body=body, auth="none", headers={"api-version": "1.0"}, answer="raw"), m.SessionStarted, options)
 
+    async def start(self, *, configuration_id: str, country_code: str, channel: m.Channel | Literal["web", "mobile_ios", "mobile_android", "api", "webhook", "branch", "call_center"] | None = OMIT, custom_fields: dict[str, Any] | None = OMIT, external_customer_id: str | None = OMIT, language: str | None = OMIT, redirect_url: str | None = OMIT, options: RequestOptions | None = None) -> m.SessionStarted:
+        """Start an onboarding session (seed 002).
+
+        `POST /omni/start`
+        """
+        body = _body(m.StartOnboarding, {"channel": channel, "configuration_id": configuration_id, "country_code": country_code, "custom_fields": custom_fields, "external_customer_id": external_customer_id, "language": language, "redirect_url": redirect_url})
+        return await self._core.call(Call(method="POST", path="/omni/start", body=body, idempotent=True, headers={"api-version": "1.0"}, answer="raw"), m.SessionStarted, options)
+
 
 class AsyncApiOperations:
     def __init__(self, core: AsyncCore) -> None:
@@ -1804,7 +1820,7 @@ class AsyncSession:
         self.notifications = AsyncSessionNotifications(core, token)
         self.session = AsyncSessionSession(core, token)
 
-    async def addData(self, *, fields: dict[str, Any], step_id: str, options: RequestOptions | None = None) -> m.OnboardingSession:
+    async def add_data(self, *, fields: dict[str, Any], step_id: str, options: RequestOptions | None = None) -> m.OnboardingSession:
         """Give data for the current `form` or `kyc_check` step.
 
         `POST /omni/add/data`
@@ -1812,7 +1828,7 @@ class AsyncSession:
         body = _body(m.AddData, {"fields": fields, "step_id": step_id})
         return await self._core.call(Call(method="POST", path="/omni/add/data", body=body, idempotent=True, bearer=self._token, headers={"api-version": "1.0"}, answer="raw"), m.OnboardingSession, options)
 
-    async def addDocument(self, files: dict[str, Any], data: dict[str, str] | None = None, *, options: RequestOptions | None = None) -> m.DocumentAdded:
+    async def add_document(self, files: dict[str, Any], data: dict[str, str] | None = None, *, options: RequestOptions | None = None) -> m.DocumentAdded:
         """Send a document for the current `document_upload` step (multipart: `stepId`,
 `documentType`, `file`).
 

@@ -216,3 +216,33 @@ def test_a_webhook_message_verifies_with_the_sdk(client: IOFClient) -> None:
         client.omni.webhooks.endpoints.delete(endpoint.id)
     finally:
         server.shutdown()
+
+
+def test_an_event_stream_resumes_after_the_last_event_seen(client: IOFClient) -> None:
+    customer = unique("ent")
+    journey = client.omni.journeys.create(template_id="tmpl_onboarding_sme", customer_id=customer)
+    client.omni.journeys.advance(journey.id, completed_step_id="step_kyc")
+    seen = []
+    for event in client.customers.stream(customer, last_event_id="0"):
+        seen.append(event)
+        if len(seen) == 2:
+            break
+    assert [e.data["eventType"] for e in seen] == ["journey.created", "journey.advanced"]
+    assert seen[0].id == "1"
+    after = next(iter(client.customers.stream(customer, last_event_id="1")))
+    assert after.data["eventType"] == "journey.advanced"
+
+
+def test_the_customers_onboarding_calls_go_through_a_session_client(client: IOFClient) -> None:
+    configuration = unique("cfg")
+    client.omni.onboarding.configurations.create(
+        id=configuration, name="SME onboarding", template_id="tmpl_onboarding_sme", countries=["ALL"]
+    )
+    started = client.onboarding.start(country_code="SA", configuration_id=configuration,
+                                      external_customer_id=unique("ent"))
+    session = client.onboarding_session(started.token)
+    assert session.session.get().current_step.id == "step_kyc"  # type: ignore[union-attr]
+    after = session.add_data(step_id="step_kyc", fields={
+        "firstName": "Layla", "lastName": "Al-Saud", "dateOfBirth": "1990-02-14", "nationality": "SA",
+        "idNumber": "1234567890"})
+    assert after.current_step is None or after.current_step.id != "step_kyc"

@@ -913,6 +913,15 @@ onboarding.
   resume(body: Body<"onboarding.resume">, options?: RequestOptions): Promise<S["SessionStarted"]> {
     return this.core.call({ method: "POST", path: "/omni/resume", body, auth: "none", headers: { "api-version": "1.0" }, answer: "raw" }, options);
   }
+
+  /**
+   * Start an onboarding session (seed 002).
+   *
+   * `POST /omni/start`
+   */
+  start(body: Body<"onboarding.start">, options?: RequestOptions): Promise<S["SessionStarted"]> {
+    return this.core.call({ method: "POST", path: "/omni/start", body, idempotent: true, headers: { "api-version": "1.0" }, answer: "raw" }, options);
+  }
 }
 
 export class ApiOperations {

@@ -226,3 +226,49 @@ test("a webhook message verifies with the SDK, and a changed one does not", asyn
   }
 });
 
+
+test("an event stream is an async iterator, resumed after the last event seen", async () => {
+  const client = new IOFClient();
+  await setUp(client);
+  const customerId = unique("ent");
+  const journey = await client.omni.journeys.create({ templateId: "tmpl_onboarding_sme", customerId });
+  await client.omni.journeys.advance(journey.id, { completedStepId: "step_kyc" });
+  const controller = new AbortController();
+  const seen = [];
+  for await (const event of client.customers.stream(customerId, "0", { signal: controller.signal })) {
+    seen.push(event);
+    if (seen.length === 2) break;
+  }
+  controller.abort();
+  assert.deepEqual(seen.map((e) => e.data.eventType), ["journey.created", "journey.advanced"]);
+  assert.equal(seen[0].id, "1");
+  const after = [];
+  for await (const event of client.customers.stream(customerId, "1")) {
+    after.push(event);
+    break;
+  }
+  assert.equal(after[0].data.eventType, "journey.advanced");
+});
+
+test("the customer's onboarding calls go through a session client", async () => {
+  const client = new IOFClient();
+  await setUp(client);
+  const configurationId = unique("cfg");
+  await client.omni.onboarding.configurations.create({
+    id: configurationId,
+    name: "SME onboarding",
+    templateId: "tmpl_onboarding_sme",
+    countries: ["ALL"],
+  });
+  const started = await client.onboarding.start({ countryCode: "SA", configurationId, externalCustomerId: unique("ent") });
+  const session = client.onboardingSession(started.token);
+  const before = await session.session.get();
+  assert.equal(before.currentStep.id, "step_kyc");
+  const after = await session.addData({
+    stepId: "step_kyc",
+    fields: { firstName: "Layla", lastName: "Al-Saud", dateOfBirth: "1990-02-14", nationality: "SA", idNumber: "1234567890" },
+  });
+  assert.notEqual(after.currentStep?.id, "step_kyc");
+  const bank = await client.omni.onboarding.get(started.interviewId);
+  assert.equal(bank.id ?? bank.interviewId, started.interviewId);
+});
