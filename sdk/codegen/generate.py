@@ -274,8 +274,8 @@ def py_models():
 def py_type(op, is_async):
     if op.answer == "data":
         if op.item is None:
-            return "list[str]" if op.item_type.get("items", {}).get("type") == "string" else "Any"
-        return f"list[m.{op.item}]" if op.item_list else f"m.{op.item}"
+            return "builtins.list[str]" if op.item_type.get("items", {}).get("type") == "string" else "Any"
+        return f"builtins.list[m.{op.item}]" if op.item_list else f"m.{op.item}"
     page, stream = ("AsyncPage", "AsyncIterator") if is_async else ("Page", "Iterator")
     return {
         "page": f"{page}[m.{op.item}]",
@@ -314,7 +314,7 @@ def py_schema_type(schema, doc):
         if "enum" in schema:
             base = "Literal[" + ", ".join(json.dumps(v) for v in schema["enum"] if v is not None) + "]"
     elif kinds == ["array"]:
-        base = f"list[{py_schema_type(schema.get('items', {}), doc)}]"
+        base = f"builtins.list[{py_schema_type(schema.get('items', {}), doc)}]"
     elif kinds == ["object"]:
         base = "dict[str, Any]"
     else:
@@ -366,7 +366,7 @@ def py_method(op, doc, is_async):
         call.append('headers={"api-version": "1.0"}')
     model = f"m.{op.item}" if op.item else "None"
     if op.answer == "data" and op.item and op.item_list:
-        model = f"list[m.{op.item}]"
+        model = f"builtins.list[m.{op.item}]"
     answer = {"page": "raw", "stream": "raw", "response": "raw"}.get(op.answer, op.answer)
     call.append(f'answer="{answer}"')
     spec = f"Call({', '.join(call)})"
@@ -417,6 +417,7 @@ def python(ops, doc):
         f"# {HEADER}",
         "# ruff: noqa: E501",
         "from __future__ import annotations\n",
+        "import builtins",
         "from collections.abc import AsyncIterator, Iterator",
         "from typing import Any, Literal\n",
         "import httpx\n",

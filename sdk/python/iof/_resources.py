@@ -2,6 +2,7 @@
 # ruff: noqa: E501
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
@@ -28,12 +29,12 @@ class ApiOmniWebhooksMessagesAttempts:
     def __init__(self, core: Core) -> None:
         self._core = core
 
-    def list(self, id: str, *, options: RequestOptions | None = None) -> list[m.AttemptView]:
+    def list(self, id: str, *, options: RequestOptions | None = None) -> builtins.list[m.AttemptView]:
         """List a message's attempts, oldest first.
 
         `GET /api/v1/omni/webhooks/messages/{id}/attempts`
         """
-        return self._core.call(Call(method="GET", path="/api/v1/omni/webhooks/messages/{id}/attempts", path_params={"id": id}, answer="data"), list[m.AttemptView], options)
+        return self._core.call(Call(method="GET", path="/api/v1/omni/webhooks/messages/{id}/attempts", path_params={"id": id}, answer="data"), builtins.list[m.AttemptView], options)
 
 
 class ApiOmniApprovalsDecisions:
@@ -61,7 +62,7 @@ class ApiOmniOnboardingConfigurations:
         query = {"page": page, "perPage": per_page}
         return self._core.paginate(Call(method="GET", path="/api/v1/omni/onboarding/configurations", query=query, answer="raw"), m.ConfigurationView, options)
 
-    def create(self, *, countries: list[str], name: str, template_id: str, id: str | None = OMIT, options: RequestOptions | None = None) -> m.ConfigurationView:
+    def create(self, *, countries: builtins.list[str], name: str, template_id: str, id: str | None = OMIT, options: RequestOptions | None = None) -> m.ConfigurationView:
         """Create an onboarding configuration.
 
         `POST /api/v1/omni/onboarding/configurations`
@@ -102,7 +103,7 @@ class ApiOmniWebhooksEndpoints:
         query = {"enabled": enabled, "page": page, "perPage": per_page}
         return self._core.paginate(Call(method="GET", path="/api/v1/omni/webhooks/endpoints", query=query, answer="raw"), m.EndpointView, options)
 
-    def create(self, *, url: str, description: str | None = OMIT, enabled: bool | None = OMIT, event_types: list[str] | None = OMIT, secret: str | None = OMIT, options: RequestOptions | None = None) -> m.EndpointView:
+    def create(self, *, url: str, description: str | None = OMIT, enabled: bool | None = OMIT, event_types: builtins.list[str] | None = OMIT, secret: str | None = OMIT, options: RequestOptions | None = None) -> m.EndpointView:
         """Create an endpoint; the answer shows its signing secret, once.
 
         `POST /api/v1/omni/webhooks/endpoints`
@@ -124,7 +125,7 @@ class ApiOmniWebhooksEndpoints:
         """
         return self._core.call(Call(method="GET", path="/api/v1/omni/webhooks/endpoints/{id}", path_params={"id": id}, answer="data"), m.EndpointView, options)
 
-    def update(self, id: str, *, description: str | None = OMIT, enabled: bool | None = OMIT, event_types: list[str] | None = OMIT, url: str | None = OMIT, options: RequestOptions | None = None) -> m.EndpointView:
+    def update(self, id: str, *, description: str | None = OMIT, enabled: bool | None = OMIT, event_types: builtins.list[str] | None = OMIT, url: str | None = OMIT, options: RequestOptions | None = None) -> m.EndpointView:
         """Change an endpoint's URL, description, event types, or whether it is enabled.
 
         `PATCH /api/v1/omni/webhooks/endpoints/{id}`
@@ -159,7 +160,7 @@ class ApiOmniWebhooksEventTypes:
     def __init__(self, core: Core) -> None:
         self._core = core
 
-    def list(self, *, options: RequestOptions | None = None) -> list[str]:
+    def list(self, *, options: RequestOptions | None = None) -> builtins.list[str]:
         """List every event type an endpoint can subscribe to.
 
         `GET /api/v1/omni/webhooks/event-types`
@@ -254,7 +255,7 @@ class ApiOmniApprovals:
         query = {"status": status, "approverId": approver_id, "requesterId": requester_id, "entityType": entity_type, "page": page, "perPage": per_page}
         return self._core.paginate(Call(method="GET", path="/api/v1/omni/approvals", query=query, answer="raw"), m.ApprovalView, options)
 
-    def create(self, *, approval_type: str, approvers: list[m.ApproverInput | dict[str, Any]], entity_id: str, entity_type: str, amount: m.Money | dict[str, Any] | None = OMIT, approval_data: dict[str, Any] | None = OMIT, expires_at: str | None = OMIT, requested_by: str | None = OMIT, options: RequestOptions | None = None) -> m.ApprovalView:
+    def create(self, *, approval_type: str, approvers: builtins.list[m.ApproverInput | dict[str, Any]], entity_id: str, entity_type: str, amount: m.Money | dict[str, Any] | None = OMIT, approval_data: dict[str, Any] | None = OMIT, expires_at: str | None = OMIT, requested_by: str | None = OMIT, options: RequestOptions | None = None) -> m.ApprovalView:
         """Raise an approval request.
 
         `POST /api/v1/omni/approvals`
@@ -282,7 +283,7 @@ class ApiOmniDelegations:
         query = {"delegatorId": delegator_id, "delegateeId": delegatee_id, "status": status, "scope": scope, "page": page, "perPage": per_page}
         return self._core.paginate(Call(method="GET", path="/api/v1/omni/delegations", query=query, answer="raw"), m.DelegationView, options)
 
-    def create(self, *, delegatee_id: str, scope: list[m.Scope | Literal["approvals", "journey_assign", "all"]], valid_to: str, delegator_id: str | None = OMIT, max_approval_amount: m.Money | dict[str, Any] | None = OMIT, reason: str | None = OMIT, valid_from: str | None = OMIT, options: RequestOptions | None = None) -> m.DelegationView:
+    def create(self, *, delegatee_id: str, scope: builtins.list[m.Scope | Literal["approvals", "journey_assign", "all"]], valid_to: str, delegator_id: str | None = OMIT, max_approval_amount: m.Money | dict[str, Any] | None = OMIT, reason: str | None = OMIT, valid_from: str | None = OMIT, options: RequestOptions | None = None) -> m.DelegationView:
         """Grant a delegation of authority from one user to another.
 
         `POST /api/v1/omni/delegations`
@@ -390,12 +391,12 @@ class ApiOmniNotificationProviders:
     def __init__(self, core: Core) -> None:
         self._core = core
 
-    def list(self, *, options: RequestOptions | None = None) -> list[m.ProviderView]:
+    def list(self, *, options: RequestOptions | None = None) -> builtins.list[m.ProviderView]:
         """List the tenant's providers, without their secrets.
 
         `GET /api/v1/omni/notification-providers`
         """
-        return self._core.call(Call(method="GET", path="/api/v1/omni/notification-providers", answer="data"), list[m.ProviderView], options)
+        return self._core.call(Call(method="GET", path="/api/v1/omni/notification-providers", answer="data"), builtins.list[m.ProviderView], options)
 
     def delete(self, channel: str, *, options: RequestOptions | None = None) -> None:
         """Remove the provider of a channel: its deliveries then fail with `provider_not_configured`.
@@ -424,12 +425,12 @@ class ApiOmniNotificationRules:
     def __init__(self, core: Core) -> None:
         self._core = core
 
-    def list(self, *, options: RequestOptions | None = None) -> list[m.RuleView]:
+    def list(self, *, options: RequestOptions | None = None) -> builtins.list[m.RuleView]:
         """List the rules in force: the tenant's and the defaults it has not replaced.
 
         `GET /api/v1/omni/notification-rules`
         """
-        return self._core.call(Call(method="GET", path="/api/v1/omni/notification-rules", answer="data"), list[m.RuleView], options)
+        return self._core.call(Call(method="GET", path="/api/v1/omni/notification-rules", answer="data"), builtins.list[m.RuleView], options)
 
     def get(self, event_type: str, *, options: RequestOptions | None = None) -> m.RuleView:
         """Get the rule of an event: the tenant's, else Omnirail's default.
@@ -438,7 +439,7 @@ class ApiOmniNotificationRules:
         """
         return self._core.call(Call(method="GET", path="/api/v1/omni/notification-rules/{eventType}", path_params={"eventType": event_type}, answer="data"), m.RuleView, options)
 
-    def put(self, event_type: str, *, channels: list[m.NotifyChannel | Literal["push", "email", "sms", "in_app"]], recipients: list[m.RecipientRole | Literal["assignee", "customer", "approvers", "requester"]], template_code: str, enabled: bool | None = OMIT, priority: m.Priority | Literal["low", "normal", "high", "urgent"] | None = OMIT, options: RequestOptions | None = None) -> m.RuleView:
+    def put(self, event_type: str, *, channels: builtins.list[m.NotifyChannel | Literal["push", "email", "sms", "in_app"]], recipients: builtins.list[m.RecipientRole | Literal["assignee", "customer", "approvers", "requester"]], template_code: str, enabled: bool | None = OMIT, priority: m.Priority | Literal["low", "normal", "high", "urgent"] | None = OMIT, options: RequestOptions | None = None) -> m.RuleView:
         """Set which event notifies whom, on which channels, with which template.
 
         `PUT /api/v1/omni/notification-rules/{eventType}`
@@ -451,12 +452,12 @@ class ApiOmniNotificationTemplates:
     def __init__(self, core: Core) -> None:
         self._core = core
 
-    def list(self, *, options: RequestOptions | None = None) -> list[m.NotificationTemplateView]:
+    def list(self, *, options: RequestOptions | None = None) -> builtins.list[m.NotificationTemplateView]:
         """List the tenant's notification templates and the built-ins it has not replaced, by code.
 
         `GET /api/v1/omni/notification-templates`
         """
-        return self._core.call(Call(method="GET", path="/api/v1/omni/notification-templates", answer="data"), list[m.NotificationTemplateView], options)
+        return self._core.call(Call(method="GET", path="/api/v1/omni/notification-templates", answer="data"), builtins.list[m.NotificationTemplateView], options)
 
     def get(self, code: str, *, options: RequestOptions | None = None) -> m.NotificationTemplateView:
         """Get a notification template: the tenant's own, else the built-in of that code.
@@ -486,7 +487,7 @@ class ApiOmniNotifications:
         query = {"recipientId": recipient_id, "channel": channel, "status": status, "read": read, "page": page, "perPage": per_page}
         return self._core.paginate(Call(method="GET", path="/api/v1/omni/notifications", query=query, answer="raw"), m.NotificationView, options)
 
-    def create(self, *, recipient_id: str, template_code: str, channels: list[m.NotifyChannel | Literal["push", "email", "sms", "in_app"]] | None = OMIT, priority: m.Priority | Literal["low", "normal", "high", "urgent"] | None = OMIT, recipient_type: m.RecipientType | Literal["customer", "user"] | None = OMIT, schedule_at: str | None = OMIT, template_data: dict[str, Any] | None = OMIT, options: RequestOptions | None = None) -> m.NotificationView:
+    def create(self, *, recipient_id: str, template_code: str, channels: builtins.list[m.NotifyChannel | Literal["push", "email", "sms", "in_app"]] | None = OMIT, priority: m.Priority | Literal["low", "normal", "high", "urgent"] | None = OMIT, recipient_type: m.RecipientType | Literal["customer", "user"] | None = OMIT, schedule_at: str | None = OMIT, template_data: dict[str, Any] | None = OMIT, options: RequestOptions | None = None) -> m.NotificationView:
         """Create a notification: rendered now, sent by the delivery worker.
 
         `POST /api/v1/omni/notifications`
@@ -550,7 +551,7 @@ class ApiOmniTeams:
         """
         return self._core.call(Call(method="GET", path="/api/v1/omni/teams/{id}", path_params={"id": id}, answer="data"), m.TeamView, options)
 
-    def put(self, id: str, *, members: list[str] = OMIT, name: str | None = OMIT, options: RequestOptions | None = None) -> m.TeamView:
+    def put(self, id: str, *, members: builtins.list[str] = OMIT, name: str | None = OMIT, options: RequestOptions | None = None) -> m.TeamView:
         """Create or replace a team and its members.
 
         `PUT /api/v1/omni/teams/{id}`
@@ -571,7 +572,7 @@ class ApiOmniTemplates:
         query = {"category": category, "status": status, "page": page, "perPage": per_page}
         return self._core.paginate(Call(method="GET", path="/api/v1/omni/templates", query=query, answer="raw"), m.TemplateView, options)
 
-    def create(self, *, name: str, steps: list[m.StepDef | dict[str, Any]], category: str | None = OMIT, description: str | None = OMIT, estimated_duration_days: Any | None = OMIT, id: str | None = OMIT, sla_hours: Any | None = OMIT, status: m.TemplateStatus | Literal["draft", "active", "archived"] | None = OMIT, options: RequestOptions | None = None) -> m.TemplateView:
+    def create(self, *, name: str, steps: builtins.list[m.StepDef | dict[str, Any]], category: str | None = OMIT, description: str | None = OMIT, estimated_duration_days: Any | None = OMIT, id: str | None = OMIT, sla_hours: Any | None = OMIT, status: m.TemplateStatus | Literal["draft", "active", "archived"] | None = OMIT, options: RequestOptions | None = None) -> m.TemplateView:
         """Create a journey template.
 
         `POST /api/v1/omni/templates`
@@ -586,7 +587,7 @@ class ApiOmniTemplates:
         """
         return self._core.call(Call(method="GET", path="/api/v1/omni/templates/{id}", path_params={"id": id}, answer="data"), m.TemplateView, options)
 
-    def update(self, id: str, *, category: str | None = OMIT, description: str | None = OMIT, estimated_duration_days: Any | None = OMIT, name: str | None = OMIT, sla_hours: Any | None = OMIT, status: m.TemplateStatus | Literal["draft", "active", "archived"] | None = OMIT, steps: list[m.StepDef | dict[str, Any]] | None = OMIT, options: RequestOptions | None = None) -> m.TemplateView:
+    def update(self, id: str, *, category: str | None = OMIT, description: str | None = OMIT, estimated_duration_days: Any | None = OMIT, name: str | None = OMIT, sla_hours: Any | None = OMIT, status: m.TemplateStatus | Literal["draft", "active", "archived"] | None = OMIT, steps: builtins.list[m.StepDef | dict[str, Any]] | None = OMIT, options: RequestOptions | None = None) -> m.TemplateView:
         """Change a template: its fields, its status (`draft`, `active`, `archived`) or its steps.
 
         `PATCH /api/v1/omni/templates/{id}`
@@ -644,7 +645,7 @@ class ApiOmniUsers:
         """
         return self._core.call(Call(method="GET", path="/api/v1/omni/users/{id}", path_params={"id": id}, answer="data"), m.UserView, options)
 
-    def put(self, id: str, *, email: str | None = OMIT, name: str | None = OMIT, phone: str | None = OMIT, roles: list[str] = OMIT, teams: list[str] = OMIT, options: RequestOptions | None = None) -> m.UserView:
+    def put(self, id: str, *, email: str | None = OMIT, name: str | None = OMIT, phone: str | None = OMIT, roles: builtins.list[str] = OMIT, teams: builtins.list[str] = OMIT, options: RequestOptions | None = None) -> m.UserView:
         """Create or replace a member of staff.
 
         `PUT /api/v1/omni/users/{id}`
@@ -950,12 +951,12 @@ class AsyncApiOmniWebhooksMessagesAttempts:
     def __init__(self, core: AsyncCore) -> None:
         self._core = core
 
-    async def list(self, id: str, *, options: RequestOptions | None = None) -> list[m.AttemptView]:
+    async def list(self, id: str, *, options: RequestOptions | None = None) -> builtins.list[m.AttemptView]:
         """List a message's attempts, oldest first.
 
         `GET /api/v1/omni/webhooks/messages/{id}/attempts`
         """
-        return await self._core.call(Call(method="GET", path="/api/v1/omni/webhooks/messages/{id}/attempts", path_params={"id": id}, answer="data"), list[m.AttemptView], options)
+        return await self._core.call(Call(method="GET", path="/api/v1/omni/webhooks/messages/{id}/attempts", path_params={"id": id}, answer="data"), builtins.list[m.AttemptView], options)
 
 
 class AsyncApiOmniApprovalsDecisions:
@@ -983,7 +984,7 @@ class AsyncApiOmniOnboardingConfigurations:
         query = {"page": page, "perPage": per_page}
         return await self._core.paginate(Call(method="GET", path="/api/v1/omni/onboarding/configurations", query=query, answer="raw"), m.ConfigurationView, options)
 
-    async def create(self, *, countries: list[str], name: str, template_id: str, id: str | None = OMIT, options: RequestOptions | None = None) -> m.ConfigurationView:
+    async def create(self, *, countries: builtins.list[str], name: str, template_id: str, id: str | None = OMIT, options: RequestOptions | None = None) -> m.ConfigurationView:
         """Create an onboarding configuration.
 
         `POST /api/v1/omni/onboarding/configurations`
@@ -1024,7 +1025,7 @@ class AsyncApiOmniWebhooksEndpoints:
         query = {"enabled": enabled, "page": page, "perPage": per_page}
         return await self._core.paginate(Call(method="GET", path="/api/v1/omni/webhooks/endpoints", query=query, answer="raw"), m.EndpointView, options)
 
-    async def create(self, *, url: str, description: str | None = OMIT, enabled: bool | None = OMIT, event_types: list[str] | None = OMIT, secret: str | None = OMIT, options: RequestOptions | None = None) -> m.EndpointView:
+    async def create(self, *, url: str, description: str | None = OMIT, enabled: bool | None = OMIT, event_types: builtins.list[str] | None = OMIT, secret: str | None = OMIT, options: RequestOptions | None = None) -> m.EndpointView:
         """Create an endpoint; the answer shows its signing secret, once.
 
         `POST /api/v1/omni/webhooks/endpoints`
@@ -1046,7 +1047,7 @@ class AsyncApiOmniWebhooksEndpoints:
         """
         return await self._core.call(Call(method="GET", path="/api/v1/omni/webhooks/endpoints/{id}", path_params={"id": id}, answer="data"), m.EndpointView, options)
 
-    async def update(self, id: str, *, description: str | None = OMIT, enabled: bool | None = OMIT, event_types: list[str] | None = OMIT, url: str | None = OMIT, options: RequestOptions | None = None) -> m.EndpointView:
+    async def update(self, id: str, *, description: str | None = OMIT, enabled: bool | None = OMIT, event_types: builtins.list[str] | None = OMIT, url: str | None = OMIT, options: RequestOptions | None = None) -> m.EndpointView:
         """Change an endpoint's URL, description, event types, or whether it is enabled.
 
         `PATCH /api/v1/omni/webhooks/endpoints/{id}`
@@ -1081,7 +1082,7 @@ class AsyncApiOmniWebhooksEventTypes:
     def __init__(self, core: AsyncCore) -> None:
         self._core = core
 
-    async def list(self, *, options: RequestOptions | None = None) -> list[str]:
+    async def list(self, *, options: RequestOptions | None = None) -> builtins.list[str]:
         """List every event type an endpoint can subscribe to.
 
         `GET /api/v1/omni/webhooks/event-types`
@@ -1176,7 +1177,7 @@ class AsyncApiOmniApprovals:
         query = {"status": status, "approverId": approver_id, "requesterId": requester_id, "entityType": entity_type, "page": page, "perPage": per_page}
         return await self._core.paginate(Call(method="GET", path="/api/v1/omni/approvals", query=query, answer="raw"), m.ApprovalView, options)
 
-    async def create(self, *, approval_type: str, approvers: list[m.ApproverInput | dict[str, Any]], entity_id: str, entity_type: str, amount: m.Money | dict[str, Any] | None = OMIT, approval_data: dict[str, Any] | None = OMIT, expires_at: str | None = OMIT, requested_by: str | None = OMIT, options: RequestOptions | None = None) -> m.ApprovalView:
+    async def create(self, *, approval_type: str, approvers: builtins.list[m.ApproverInput | dict[str, Any]], entity_id: str, entity_type: str, amount: m.Money | dict[str, Any] | None = OMIT, approval_data: dict[str, Any] | None = OMIT, expires_at: str | None = OMIT, requested_by: str | None = OMIT, options: RequestOptions | None = None) -> m.ApprovalView:
         """Raise an approval request.
 
         `POST /api/v1/omni/approvals`
@@ -1204,7 +1205,7 @@ class AsyncApiOmniDelegations:
         query = {"delegatorId": delegator_id, "delegateeId": delegatee_id, "status": status, "scope": scope, "page": page, "perPage": per_page}
         return await self._core.paginate(Call(method="GET", path="/api/v1/omni/delegations", query=query, answer="raw"), m.DelegationView, options)
 
-    async def create(self, *, delegatee_id: str, scope: list[m.Scope | Literal["approvals", "journey_assign", "all"]], valid_to: str, delegator_id: str | None = OMIT, max_approval_amount: m.Money | dict[str, Any] | None = OMIT, reason: str | None = OMIT, valid_from: str | None = OMIT, options: RequestOptions | None = None) -> m.DelegationView:
+    async def create(self, *, delegatee_id: str, scope: builtins.list[m.Scope | Literal["approvals", "journey_assign", "all"]], valid_to: str, delegator_id: str | None = OMIT, max_approval_amount: m.Money | dict[str, Any] | None = OMIT, reason: str | None = OMIT, valid_from: str | None = OMIT, options: RequestOptions | None = None) -> m.DelegationView:
         """Grant a delegation of authority from one user to another.
 
         `POST /api/v1/omni/delegations`
@@ -1312,12 +1313,12 @@ class AsyncApiOmniNotificationProviders:
     def __init__(self, core: AsyncCore) -> None:
         self._core = core
 
-    async def list(self, *, options: RequestOptions | None = None) -> list[m.ProviderView]:
+    async def list(self, *, options: RequestOptions | None = None) -> builtins.list[m.ProviderView]:
         """List the tenant's providers, without their secrets.
 
         `GET /api/v1/omni/notification-providers`
         """
-        return await self._core.call(Call(method="GET", path="/api/v1/omni/notification-providers", answer="data"), list[m.ProviderView], options)
+        return await self._core.call(Call(method="GET", path="/api/v1/omni/notification-providers", answer="data"), builtins.list[m.ProviderView], options)
 
     async def delete(self, channel: str, *, options: RequestOptions | None = None) -> None:
         """Remove the provider of a channel: its deliveries then fail with `provider_not_configured`.
@@ -1346,12 +1347,12 @@ class AsyncApiOmniNotificationRules:
     def __init__(self, core: AsyncCore) -> None:
         self._core = core
 
-    async def list(self, *, options: RequestOptions | None = None) -> list[m.RuleView]:
+    async def list(self, *, options: RequestOptions | None = None) -> builtins.list[m.RuleView]:
         """List the rules in force: the tenant's and the defaults it has not replaced.
 
         `GET /api/v1/omni/notification-rules`
         """
-        return await self._core.call(Call(method="GET", path="/api/v1/omni/notification-rules", answer="data"), list[m.RuleView], options)
+        return await self._core.call(Call(method="GET", path="/api/v1/omni/notification-rules", answer="data"), builtins.list[m.RuleView], options)
 
     async def get(self, event_type: str, *, options: RequestOptions | None = None) -> m.RuleView:
         """Get the rule of an event: the tenant's, else Omnirail's default.
@@ -1360,7 +1361,7 @@ class AsyncApiOmniNotificationRules:
         """
         return await self._core.call(Call(method="GET", path="/api/v1/omni/notification-rules/{eventType}", path_params={"eventType": event_type}, answer="data"), m.RuleView, options)
 
-    async def put(self, event_type: str, *, channels: list[m.NotifyChannel | Literal["push", "email", "sms", "in_app"]], recipients: list[m.RecipientRole | Literal["assignee", "customer", "approvers", "requester"]], template_code: str, enabled: bool | None = OMIT, priority: m.Priority | Literal["low", "normal", "high", "urgent"] | None = OMIT, options: RequestOptions | None = None) -> m.RuleView:
+    async def put(self, event_type: str, *, channels: builtins.list[m.NotifyChannel | Literal["push", "email", "sms", "in_app"]], recipients: builtins.list[m.RecipientRole | Literal["assignee", "customer", "approvers", "requester"]], template_code: str, enabled: bool | None = OMIT, priority: m.Priority | Literal["low", "normal", "high", "urgent"] | None = OMIT, options: RequestOptions | None = None) -> m.RuleView:
         """Set which event notifies whom, on which channels, with which template.
 
         `PUT /api/v1/omni/notification-rules/{eventType}`
@@ -1373,12 +1374,12 @@ class AsyncApiOmniNotificationTemplates:
     def __init__(self, core: AsyncCore) -> None:
         self._core = core
 
-    async def list(self, *, options: RequestOptions | None = None) -> list[m.NotificationTemplateView]:
+    async def list(self, *, options: RequestOptions | None = None) -> builtins.list[m.NotificationTemplateView]:
         """List the tenant's notification templates and the built-ins it has not replaced, by code.
 
         `GET /api/v1/omni/notification-templates`
         """
-        return await self._core.call(Call(method="GET", path="/api/v1/omni/notification-templates", answer="data"), list[m.NotificationTemplateView], options)
+        return await self._core.call(Call(method="GET", path="/api/v1/omni/notification-templates", answer="data"), builtins.list[m.NotificationTemplateView], options)
 
     async def get(self, code: str, *, options: RequestOptions | None = None) -> m.NotificationTemplateView:
         """Get a notification template: the tenant's own, else the built-in of that code.
@@ -1408,7 +1409,7 @@ class AsyncApiOmniNotifications:
         query = {"recipientId": recipient_id, "channel": channel, "status": status, "read": read, "page": page, "perPage": per_page}
         return await self._core.paginate(Call(method="GET", path="/api/v1/omni/notifications", query=query, answer="raw"), m.NotificationView, options)
 
-    async def create(self, *, recipient_id: str, template_code: str, channels: list[m.NotifyChannel | Literal["push", "email", "sms", "in_app"]] | None = OMIT, priority: m.Priority | Literal["low", "normal", "high", "urgent"] | None = OMIT, recipient_type: m.RecipientType | Literal["customer", "user"] | None = OMIT, schedule_at: str | None = OMIT, template_data: dict[str, Any] | None = OMIT, options: RequestOptions | None = None) -> m.NotificationView:
+    async def create(self, *, recipient_id: str, template_code: str, channels: builtins.list[m.NotifyChannel | Literal["push", "email", "sms", "in_app"]] | None = OMIT, priority: m.Priority | Literal["low", "normal", "high", "urgent"] | None = OMIT, recipient_type: m.RecipientType | Literal["customer", "user"] | None = OMIT, schedule_at: str | None = OMIT, template_data: dict[str, Any] | None = OMIT, options: RequestOptions | None = None) -> m.NotificationView:
         """Create a notification: rendered now, sent by the delivery worker.
 
         `POST /api/v1/omni/notifications`
@@ -1472,7 +1473,7 @@ class AsyncApiOmniTeams:
         """
         return await self._core.call(Call(method="GET", path="/api/v1/omni/teams/{id}", path_params={"id": id}, answer="data"), m.TeamView, options)
 
-    async def put(self, id: str, *, members: list[str] = OMIT, name: str | None = OMIT, options: RequestOptions | None = None) -> m.TeamView:
+    async def put(self, id: str, *, members: builtins.list[str] = OMIT, name: str | None = OMIT, options: RequestOptions | None = None) -> m.TeamView:
         """Create or replace a team and its members.
 
         `PUT /api/v1/omni/teams/{id}`
@@ -1493,7 +1494,7 @@ class AsyncApiOmniTemplates:
         query = {"category": category, "status": status, "page": page, "perPage": per_page}
         return await self._core.paginate(Call(method="GET", path="/api/v1/omni/templates", query=query, answer="raw"), m.TemplateView, options)
 
-    async def create(self, *, name: str, steps: list[m.StepDef | dict[str, Any]], category: str | None = OMIT, description: str | None = OMIT, estimated_duration_days: Any | None = OMIT, id: str | None = OMIT, sla_hours: Any | None = OMIT, status: m.TemplateStatus | Literal["draft", "active", "archived"] | None = OMIT, options: RequestOptions | None = None) -> m.TemplateView:
+    async def create(self, *, name: str, steps: builtins.list[m.StepDef | dict[str, Any]], category: str | None = OMIT, description: str | None = OMIT, estimated_duration_days: Any | None = OMIT, id: str | None = OMIT, sla_hours: Any | None = OMIT, status: m.TemplateStatus | Literal["draft", "active", "archived"] | None = OMIT, options: RequestOptions | None = None) -> m.TemplateView:
         """Create a journey template.
 
         `POST /api/v1/omni/templates`
@@ -1508,7 +1509,7 @@ class AsyncApiOmniTemplates:
         """
         return await self._core.call(Call(method="GET", path="/api/v1/omni/templates/{id}", path_params={"id": id}, answer="data"), m.TemplateView, options)
 
-    async def update(self, id: str, *, category: str | None = OMIT, description: str | None = OMIT, estimated_duration_days: Any | None = OMIT, name: str | None = OMIT, sla_hours: Any | None = OMIT, status: m.TemplateStatus | Literal["draft", "active", "archived"] | None = OMIT, steps: list[m.StepDef | dict[str, Any]] | None = OMIT, options: RequestOptions | None = None) -> m.TemplateView:
+    async def update(self, id: str, *, category: str | None = OMIT, description: str | None = OMIT, estimated_duration_days: Any | None = OMIT, name: str | None = OMIT, sla_hours: Any | None = OMIT, status: m.TemplateStatus | Literal["draft", "active", "archived"] | None = OMIT, steps: builtins.list[m.StepDef | dict[str, Any]] | None = OMIT, options: RequestOptions | None = None) -> m.TemplateView:
         """Change a template: its fields, its status (`draft`, `active`, `archived`) or its steps.
 
         `PATCH /api/v1/omni/templates/{id}`
@@ -1566,7 +1567,7 @@ class AsyncApiOmniUsers:
         """
         return await self._core.call(Call(method="GET", path="/api/v1/omni/users/{id}", path_params={"id": id}, answer="data"), m.UserView, options)
 
-    async def put(self, id: str, *, email: str | None = OMIT, name: str | None = OMIT, phone: str | None = OMIT, roles: list[str] = OMIT, teams: list[str] = OMIT, options: RequestOptions | None = None) -> m.UserView:
+    async def put(self, id: str, *, email: str | None = OMIT, name: str | None = OMIT, phone: str | None = OMIT, roles: builtins.list[str] = OMIT, teams: builtins.list[str] = OMIT, options: RequestOptions | None = None) -> m.UserView:
         """Create or replace a member of staff.
 
         `PUT /api/v1/omni/users/{id}`

@@ -43,3 +43,10 @@ def test_bad_calls_do_not(tmp_path: Path) -> None:
     for what, line in BAD.items():
         out, status = check(tmp_path, "from iof import IOFClient\nclient = IOFClient()\n" + line + "\n")
         assert status == 1 and "error" in out, f"{what}: {out}"
+
+
+def test_the_package_itself_type_checks() -> None:
+    package = Path(__file__).resolve().parents[1] / "iof"
+    cache = Path(__file__).resolve().parents[3] / "target" / "mypy-cache"
+    out, err, status = api.run([str(package), "--cache-dir", str(cache)])
+    assert status == 0, out + err
