@@ -150,7 +150,7 @@ def ts_result(op):
     }[op.answer]
 
 
-def ts_method(op, prefix):
+def ts_method(op):
     args, fields = [], []
     for p in op.path_params:
         args.append(f"{re.sub(r'[^A-Za-z0-9]', '_', p)}: string")
@@ -180,7 +180,10 @@ def ts_method(op, prefix):
         fields.append('auth: "none"')
     if op.api_version:
         fields.append('headers: { "api-version": "1.0" }')
-    call = "{ " + ", ".join(fields + [f'answer: "{ {"page": "raw", "stream": "raw", "response": "raw"}.get(op.answer, op.answer) }"']) + " }"
+    # Pages, streams and other media read the answer themselves.
+    answer = {"page": "raw", "stream": "raw", "response": "raw"}.get(op.answer, op.answer)
+    fields.append(f'answer: "{answer}"')
+    call = "{ " + ", ".join(fields) + " }"
     ret = ts_result(op)
     if op.answer == "page":
         body = f"return paginate(this.core, {call}, options);"
@@ -211,7 +214,7 @@ def ts_classes(groups, prefix, token):
             lines.append(f"    this.{child[-1]} = new {prefix + pascal(child)}({args});\n")
         lines.append("  }\n")
         for op in groups[group]:
-            lines.append("\n" + ts_method(op, prefix))
+            lines.append("\n" + ts_method(op))
         lines.append("}\n")
         out.append("".join(lines))
     return "\n".join(out)
@@ -325,7 +328,6 @@ def py_schema_type(schema, doc):
 def py_method(op, doc, is_async):
     args = ["self"] + [f"{snake(p)}: str" for p in op.path_params]
     keywords, body_lines = [], []
-    fields = []
     if op.multipart:
         args.append("files: dict[str, Any]")
         args.append("data: dict[str, str] | None = None")
