@@ -198,7 +198,7 @@ export class Core {
     }
     if (call.idempotent) {
       // One key per call, the same on every retry: the server applies the call once.
-      headers["idempotency-key"] = options.idempotencyKey ?? globalThis.crypto.randomUUID();
+      headers["idempotency-key"] = options.idempotencyKey ?? uuid();
     }
     const url = this.url(call);
     const maxRetries = options.maxRetries ?? this.maxRetries;
@@ -237,6 +237,17 @@ async function readProblem(res: Response): Promise<Problem> {
     // not problem details: described below
   }
   return { status: res.status, code: `http_${res.status}`, title: res.statusText, detail: text.slice(0, 500) };
+}
+
+/** A random UUID (v4): `crypto.randomUUID` where there is one (it needs a secure context in
+ * browsers), else made from `crypto.getRandomValues`. */
+function uuid(): string {
+  if (typeof globalThis.crypto.randomUUID === "function") return globalThis.crypto.randomUUID();
+  const b = globalThis.crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const hex = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -313,33 +324,42 @@ export async function* stream(
   const decoder = new TextDecoder();
   let buffer = "";
   let event: { id?: string; event?: string; data: string[] } = { data: [] };
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    buffer += decoder.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = buffer.search(/\r?\n/)) >= 0) {
-      const line = buffer.slice(0, nl);
-      buffer = buffer.slice(nl + (buffer[nl] === "\r" ? 2 : 1));
-      if (line === "") {
-        if (event.data.length > 0) {
-          const text = event.data.join("\n");
-          let data: unknown = text;
-          try {
-            data = JSON.parse(text);
-          } catch {
-            // plain text data stays text
+  // A reader, not `for await` over the body: not every browser iterates a ReadableStream.
+  const reader = res.body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      buffer += decoder.decode(value, { stream: true });
+      let nl: number;
+      while ((nl = buffer.search(/\r?\n/)) >= 0) {
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + (buffer[nl] === "\r" ? 2 : 1));
+        if (line === "") {
+          if (event.data.length > 0) {
+            const text = event.data.join("\n");
+            let data: unknown = text;
+            try {
+              data = JSON.parse(text);
+            } catch {
+              // plain text data stays text
+            }
+            yield { id: event.id, event: event.event, data };
           }
-          yield { id: event.id, event: event.event, data };
+          event = { data: [] };
+          continue;
         }
-        event = { data: [] };
-        continue;
+        if (line.startsWith(":")) continue;
+        const colon = line.indexOf(":");
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const text = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+        if (field === "data") event.data.push(text);
+        else if (field === "id") event.id = text;
+        else if (field === "event") event.event = text;
       }
-      if (line.startsWith(":")) continue;
-      const colon = line.indexOf(":");
-      const field = colon < 0 ? line : line.slice(0, colon);
-      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
-      if (field === "data") event.data.push(value);
-      else if (field === "id") event.id = value;
-      else if (field === "event") event.event = value;
     }
+  } finally {
+    // The consumer stopped (or the stream ended): let go of the connection.
+    await reader.cancel().catch(() => undefined);
   }
 }
