@@ -46,6 +46,10 @@ pub struct Config {
     /// The URL at which providers reach this service (`https://omnirail.bank.example`); with
     /// it, Twilio is asked for status callbacks, and deliveries can become `delivered`.
     pub public_base_url: Option<String>,
+    /// Web origins (`https://onboard.bank.example`) whose pages may call the API from a
+    /// browser (CORS): the customer's onboarding pages with their session token, a staff
+    /// application. Empty (the default): no cross-origin call is allowed.
+    pub cors_allowed_origins: Vec<String>,
     /// Allow providers over plain SMTP or `http://` URLs (a local relay, a test server).
     pub notification_allow_insecure_providers: bool,
     /// Allow providers at loopback, private, link-local or metadata addresses, or at names that
@@ -209,6 +213,7 @@ impl Default for Config {
             document_store: "./omnirail-documents".into(),
             max_document_bytes: 10 * 1024 * 1024,
             public_base_url: None,
+            cors_allowed_origins: Vec::new(),
             notification_allow_insecure_providers: false,
             notification_allow_private_providers: false,
             notification_max_attempts: 8,
@@ -321,6 +326,22 @@ impl Config {
             return Err(
                 "identity: leeway_secs must be at most 300 and key_refresh_secs positive".into(),
             );
+        }
+        for origin in &self.cors_allowed_origins {
+            let parsed = url::Url::parse(origin).ok();
+            let fits = parsed.as_ref().is_some_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host().is_some()
+                    && u.path() == "/"
+                    && !origin.ends_with('/')
+                    && u.query().is_none()
+                    && u.username().is_empty()
+            });
+            if !fits {
+                return Err(format!(
+                    "cors_allowed_origins: {origin:?} is not an origin such as https://app.bank.example"
+                ));
+            }
         }
         if let Some(url) = &self.public_base_url
             && !(url.starts_with("https://") || url.starts_with("http://"))
@@ -461,6 +482,31 @@ mod tests {
             assert!(err.contains("api_keys"), "{err}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn cors_origins_must_be_origins() {
+        for bad in [
+            "onboard.bank.example",
+            "https://a.example/",
+            "https://a.example/x",
+            "ftp://a.example",
+            "*",
+        ] {
+            let c = Config {
+                cors_allowed_origins: vec![bad.to_owned()],
+                ..Config::default()
+            };
+            assert!(c.check().is_err(), "{bad}");
+        }
+        let c = Config {
+            cors_allowed_origins: vec![
+                "https://onboard.bank.example".into(),
+                "http://localhost:3000".into(),
+            ],
+            ..Config::default()
+        };
+        assert_eq!(c.check(), Ok(()));
     }
 
     #[test]

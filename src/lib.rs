@@ -174,6 +174,7 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), limits::request_timeout))
         .layer(from_fn_with_state(state.clone(), limits::header_bounds))
         .layer(map_response(problem_safety_net))
+        .layer(tower::util::option_layer(cors(&state.config)))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("handler panicked");
             ApiError::internal().into_response()
@@ -190,6 +191,50 @@ pub fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(map_request(drop_unfit_request_id))
         .with_state(state)
+}
+
+/// Cross-origin calls from the browsers of `cors_allowed_origins`, none without it: their
+/// preflights are answered before authentication (they carry no credentials), and their
+/// answers expose what a client reads (`Retry-After`, `Idempotent-Replayed`, `x-request-id`).
+fn cors(config: &config::Config) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if config.cors_allowed_origins.is_empty() {
+        return None;
+    }
+    let origins = config
+        .cors_allowed_origins
+        .iter()
+        .filter_map(|o| header::HeaderValue::from_str(o).ok());
+    let names = [
+        "authorization",
+        "content-type",
+        "x-api-key",
+        "idempotency-key",
+        "api-version",
+        "x-omni-channel",
+        "last-event-id",
+        "x-request-id",
+    ];
+    let exposed = [
+        "retry-after",
+        "idempotent-replayed",
+        "x-request-id",
+        "allow",
+    ];
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([
+                axum::http::Method::GET,
+                axum::http::Method::POST,
+                axum::http::Method::PUT,
+                axum::http::Method::PATCH,
+                axum::http::Method::DELETE,
+            ])
+            .allow_headers(names.map(header::HeaderName::from_static))
+            .expose_headers(exposed.map(header::HeaderName::from_static))
+            .max_age(std::time::Duration::from_secs(600)),
+    )
 }
 
 /// A client's `x-request-id` is kept only if it is 1 to 128 characters of `[A-Za-z0-9._:-]`;

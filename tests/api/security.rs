@@ -168,3 +168,61 @@ async fn keys_and_tokens_are_stored_only_as_digests() {
         assert!(stored.contains(&digest), "{secret}'s digest is stored");
     }
 }
+
+#[tokio::test]
+async fn browsers_of_the_allowed_origins_only_may_call_across_origins() {
+    let allowed = "https://onboard.bank.example";
+    let app = crate::helpers::TestApp::spawn_with(|c| {
+        c.cors_allowed_origins = vec![allowed.to_owned()];
+    })
+    .await;
+    let url = app.url("/api/v1/omni/journeys");
+    // The preflight is answered before authentication: it carries no credentials.
+    let preflight = |origin: &str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, &url)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "x-api-key, content-type, idempotency-key",
+            )
+    };
+    let res = preflight(allowed).send().await.unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(res.headers()["access-control-allow-origin"], allowed);
+    let headers = res.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        headers.contains("x-api-key") && headers.contains("idempotency-key"),
+        "{headers}"
+    );
+    let res = preflight("https://evil.example").send().await.unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    // The call itself, from the allowed origin, says so and exposes what clients read.
+    let res = app
+        .req(reqwest::Method::GET, "/api/v1/omni/journeys")
+        .header("origin", allowed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["access-control-allow-origin"], allowed);
+    assert!(
+        res.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .contains("retry-after")
+    );
+    // Without the setting, no origin is allowed.
+    let closed = crate::helpers::TestApp::spawn().await;
+    let res = closed
+        .req(reqwest::Method::GET, "/api/v1/omni/journeys")
+        .header("origin", allowed)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+}
