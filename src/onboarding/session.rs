@@ -770,8 +770,10 @@ struct Upload {
     file: Option<(Vec<u8>, Option<String>, Option<String>)>,
 }
 
-/// Multipart body of `POST /omni/add/document`.
+/// Multipart body of `POST /omni/add/document`: the parts `stepId`, `documentType` and `file`,
+/// as `add_document` reads them.
 #[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
 #[allow(dead_code)]
 pub struct AddDocument {
     /// The current step, a `document_upload` step.

@@ -1606,3 +1606,54 @@ async fn a_customers_step_never_fails_for_the_banks_set_up() {
         .await;
     assert_eq!(config["data"]["warnings"], json!([]));
 }
+
+/// The parts a multipart body documents are the ones the server reads: an upload built from the
+/// OpenAPI document alone (as an SDK generator builds it) is accepted. (The document once said
+/// `step_id` where the server reads `stepId`, which the Python SDK's test caught.)
+#[tokio::test]
+async fn a_multipart_body_built_from_the_document_is_accepted() {
+    let app = TestApp::spawn().await;
+    configure(&app).await;
+    let (token, _, _) = start(&app, "ent_parts").await;
+    let (s, b) = add_data(&app, &token, "step_kyc", KYC()).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let mut checked = 0;
+    for (method, path, op) in crate::helpers::documented_operations() {
+        let Some(reference) =
+            op["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"].as_str()
+        else {
+            continue;
+        };
+        assert_eq!(
+            (method.as_str(), path.as_str()),
+            ("POST", "/omni/add/document")
+        );
+        let schema = &doc["components"]["schemas"][reference.rsplit('/').next().unwrap()];
+        let mut form = Form::new();
+        for (name, property) in schema["properties"].as_object().unwrap() {
+            form = match (name.as_str(), property["format"].as_str()) {
+                (_, Some("binary")) => form.part(
+                    name.clone(),
+                    Part::bytes(pdf(100))
+                        .file_name("licence.pdf")
+                        .mime_str("application/pdf")
+                        .unwrap(),
+                ),
+                (n, _) if n.to_ascii_lowercase().contains("step") => {
+                    form.text(name.clone(), "step_docs")
+                }
+                _ => form.text(name.clone(), "trade_license"),
+            };
+        }
+        let (s, b) =
+            send(omni(&app, Method::POST, "/omni/add/document", &token).multipart(form)).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        checked += 1;
+    }
+    assert_eq!(checked, 1);
+}

@@ -40,13 +40,14 @@ class AddData(BaseModel):
 
 class AddDocument(BaseModel):
     """
-    Multipart body of `POST /omni/add/document`.
+    Multipart body of `POST /omni/add/document`: the parts `stepId`, `documentType` and `file`,
+    as `add_document` reads them.
     """
 
     model_config = ConfigDict(
         populate_by_name=True,
     )
-    document_type: str
+    document_type: str = Field(..., alias="documentType")
     """
     One of the step's `documentsRequired`.
     """
@@ -54,7 +55,7 @@ class AddDocument(BaseModel):
     """
     PDF, JPEG or PNG (known by content), at most 10 MiB.
     """
-    step_id: str
+    step_id: str = Field(..., alias="stepId")
     """
     The current step, a `document_upload` step.
     """

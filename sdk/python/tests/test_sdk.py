@@ -26,7 +26,8 @@ SEED_TEMPLATE = {
     "category": "onboarding",
     "steps": [
         {"id": "step_kyc", "name": "KYC Verification", "type": "kyc_check", "order": 1, "required": True},
-        {"id": "step_docs", "name": "Document Collection", "type": "document_upload", "order": 2, "required": True},
+        {"id": "step_docs", "name": "Document Collection", "type": "document_upload", "order": 2, "required": True,
+         "documents_required": ["trade_license"]},
         {"id": "step_credit", "name": "Credit Assessment", "type": "approval", "order": 3, "required": True,
          "approval_role_required": "credit_analyst"},
     ],
@@ -246,3 +247,7 @@ def test_the_customers_onboarding_calls_go_through_a_session_client(client: IOFC
         "firstName": "Layla", "lastName": "Al-Saud", "dateOfBirth": "1990-02-14", "nationality": "SA",
         "idNumber": "1234567890"})
     assert after.current_step is None or after.current_step.id != "step_kyc"
+    pdf = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+    added = session.add_document(files={"file": ("licence.pdf", pdf, "application/pdf")},
+                                 data={"stepId": "step_docs", "documentType": "trade_license"})
+    assert added.document.document_type == "trade_license"

@@ -1378,17 +1378,20 @@ export interface components {
              */
             stepId: string;
         };
-        /** @description Multipart body of `POST /omni/add/document`. */
+        /**
+         * @description Multipart body of `POST /omni/add/document`: the parts `stepId`, `documentType` and `file`,
+         *     as `add_document` reads them.
+         */
         AddDocument: {
             /** @description One of the step's `documentsRequired`. */
-            document_type: string;
+            documentType: string;
             /**
              * Format: binary
              * @description PDF, JPEG or PNG (known by content), at most 10 MiB.
              */
             file: string;
             /** @description The current step, a `document_upload` step. */
-            step_id: string;
+            stepId: string;
         };
         /** @description Body of `POST /journeys/{id}/advance`. */
         AdvanceJourney: {

@@ -15,7 +15,7 @@ const seedTemplate = {
   category: "onboarding",
   steps: [
     { id: "step_kyc", name: "KYC Verification", type: "kyc_check", order: 1, required: true, timeoutHours: 48 },
-    { id: "step_docs", name: "Document Collection", type: "document_upload", order: 2, required: true },
+    { id: "step_docs", name: "Document Collection", type: "document_upload", order: 2, required: true, documentsRequired: ["trade_license"] },
     { id: "step_credit", name: "Credit Assessment", type: "approval", order: 3, required: true, approvalRoleRequired: "credit_analyst" },
   ],
   estimatedDurationDays: 5,
@@ -269,6 +269,13 @@ test("the customer's onboarding calls go through a session client", async () => 
     fields: { firstName: "Layla", lastName: "Al-Saud", dateOfBirth: "1990-02-14", nationality: "SA", idNumber: "1234567890" },
   });
   assert.notEqual(after.currentStep?.id, "step_kyc");
+  // A document, as a browser's form would send it.
+  const form = new FormData();
+  form.set("stepId", "step_docs");
+  form.set("documentType", "trade_license");
+  form.set("file", new Blob(["%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"], { type: "application/pdf" }), "licence.pdf");
+  const added = await session.addDocument(form);
+  assert.equal(added.document.documentType, "trade_license");
   const bank = await client.omni.onboarding.get(started.interviewId);
   assert.equal(bank.id ?? bank.interviewId, started.interviewId);
 });
