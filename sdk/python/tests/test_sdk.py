@@ -251,3 +251,17 @@ def test_the_customers_onboarding_calls_go_through_a_session_client(client: IOFC
     added = session.add_document(files={"file": ("licence.pdf", pdf, "application/pdf")},
                                  data={"stepId": "step_docs", "documentType": "trade_license"})
     assert added.document.document_type == "trade_license"
+
+
+def test_the_async_client_streams_events(client: IOFClient) -> None:
+    customer = unique("ent")
+    client.omni.journeys.create(template_id="tmpl_onboarding_sme", customer_id=customer)
+
+    async def first() -> iof.ServerSentEvent:
+        async with iof.AsyncIOFClient() as a:
+            async for event in a.customers.stream(customer, last_event_id="0"):
+                return event
+        raise AssertionError("the stream ended without an event")
+
+    event = asyncio.run(first())
+    assert event.data["eventType"] == "journey.created" and event.id == "1"
