@@ -107,6 +107,25 @@ class Operation:
                 self.answer, self.item = "raw", name
 
 
+    @property
+    def read_as(self):
+        """How the runtime reads the answer; pages, streams and other media read it themselves."""
+        return "raw" if self.answer in ("page", "stream", "response") else self.answer
+
+    def settings(self):
+        """The call's fixed settings beyond its method, path and arguments, the same in both
+        languages: (name, value) pairs, each value a JSON literal."""
+        out = []
+        if self.idempotent:
+            out.append(("idempotent", True))
+        if self.auth == "none":
+            out.append(("auth", "none"))
+        if self.api_version:
+            out.append(("headers", {"api-version": "1.0"}))
+        out.append(("answer", self.read_as))
+        return out
+
+
 def operations(doc):
     ops = []
     for path, item in doc["paths"].items():
@@ -172,17 +191,9 @@ def ts_method(op):
         args.append("lastEventId?: string")
     args.append("options?: RequestOptions")
     fields = [f'method: "{op.method}"', f'path: "{op.path}"'] + fields
-    if op.idempotent:
-        fields.append("idempotent: true")
     if op.auth == "session":
         fields.append("bearer: this.token")
-    if op.auth == "none":
-        fields.append('auth: "none"')
-    if op.api_version:
-        fields.append('headers: { "api-version": "1.0" }')
-    # Pages, streams and other media read the answer themselves.
-    answer = {"page": "raw", "stream": "raw", "response": "raw"}.get(op.answer, op.answer)
-    fields.append(f'answer: "{answer}"')
+    fields += [f"{name}: {json.dumps(value)}" for name, value in op.settings()]
     call = "{ " + ", ".join(fields) + " }"
     ret = ts_result(op)
     if op.answer == "page":
@@ -358,19 +369,13 @@ def py_method(op, doc, is_async):
         call.append("multipart=multipart")
     if op.query:
         call.append("query=query")
-    if op.idempotent:
-        call.append("idempotent=True")
     if op.auth == "session":
         call.append("bearer=self._token")
-    if op.auth == "none":
-        call.append('auth="none"')
-    if op.api_version:
-        call.append('headers={"api-version": "1.0"}')
+    # JSON literals are Python's too, but for the booleans.
+    call += [f"{name}={'True' if value is True else json.dumps(value)}" for name, value in op.settings()]
     model = f"m.{op.item}" if op.item else "None"
     if op.answer == "data" and op.item and op.item_list:
         model = f"builtins.list[m.{op.item}]"
-    answer = {"page": "raw", "stream": "raw", "response": "raw"}.get(op.answer, op.answer)
-    call.append(f'answer="{answer}"')
     spec = f"Call({', '.join(call)})"
     aw = "await " if is_async else ""
     ret = py_type(op, is_async)

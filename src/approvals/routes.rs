@@ -227,6 +227,7 @@ pub(super) async fn views(
                 decisions: mine
                     .iter()
                     .filter_map(|d| {
+                        let (actor_verified, actor_issuer) = Proof::shown(d.actor_proof.as_deref());
                         Some(DecisionView {
                             approver_id: d.decided_by.clone(),
                             approver_name: name(&d.decided_by),
@@ -236,8 +237,8 @@ pub(super) async fn views(
                             decision: Decision::parse(&d.decision)?,
                             comment: d.comment.clone(),
                             decided_at: to_rfc3339(d.decided_at),
-                            actor_verified: Proof::verified(d.actor_proof.as_deref()),
-                            actor_issuer: Proof::issuer(d.actor_proof.as_deref()),
+                            actor_verified,
+                            actor_issuer,
                         })
                     })
                     .collect(),

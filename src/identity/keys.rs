@@ -28,6 +28,12 @@ const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 /// `none`, no HMAC (whose secret the provider would have to share), nothing weaker.
 pub const ALGORITHMS: [Algorithm; 3] = [Algorithm::RS256, Algorithm::ES256, Algorithm::PS256];
 
+/// The settings that allow what the outbound guard refuses of a provider's URLs.
+const ALLOWANCES: guard::Allowances = guard::Allowances {
+    http: "identity.allow_http",
+    private: "identity.allow_private_providers",
+};
+
 /// What discovery found.
 #[derive(Debug, Clone)]
 pub struct Discovered {
@@ -93,13 +99,7 @@ impl ProviderKeys {
 
     /// Why `url` may not be fetched, as a field message; `None` if it may.
     pub fn url_problem(&self, url: &str) -> Option<String> {
-        guard::url_problem(url, self.allow_http, self.allow_private).map(|p| {
-            p.replace("webhooks.allow_http", "identity.allow_http")
-                .replace(
-                    "webhooks.allow_private_targets",
-                    "identity.allow_private_providers",
-                )
-        })
+        guard::url_problem(url, self.allow_http, self.allow_private, ALLOWANCES)
     }
 
     /// Reads the provider's discovery document and its signing keys. The document must name

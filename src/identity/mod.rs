@@ -89,18 +89,16 @@ pub struct Proof {
 
 impl Proof {
     /// Reads a stored proof; `None` for none (or for text that is not one).
-    pub fn read(stored: Option<&str>) -> Option<Self> {
+    fn read(stored: Option<&str>) -> Option<Self> {
         stored.and_then(|s| serde_json::from_str::<Proof>(s).ok())
     }
 
-    /// Whether a stored proof says the actor was verified.
-    pub fn verified(stored: Option<&str>) -> bool {
-        Self::read(stored).is_some_and(|p| p.verified)
-    }
-
-    /// The issuer of a stored proof.
-    pub fn issuer(stored: Option<&str>) -> Option<String> {
-        Self::read(stored).and_then(|p| p.issuer)
+    /// Whether a stored proof says the actor was verified, and by which issuer.
+    pub fn shown(stored: Option<&str>) -> (bool, Option<String>) {
+        match Self::read(stored) {
+            Some(p) => (p.verified, p.issuer),
+            None => (false, None),
+        }
     }
 }
 

@@ -99,9 +99,9 @@ pub async fn mode(db: &Db, tenant: &str) -> Result<Option<ActorTokens>, StoreErr
     mode.as_deref().map(ActorTokens::parse).transpose()
 }
 
-/// Creates or replaces the tenant's provider; `true` if it was new. The stored creation time
-/// is kept on a replacement.
-pub async fn put(db: &Db, s: &Settings) -> Result<bool, StoreError> {
+/// Creates or replaces the tenant's provider; answers when it was first set, if before (a
+/// replacement keeps that creation time), `None` if it is new.
+pub async fn put(db: &Db, s: &Settings) -> Result<Option<i64>, StoreError> {
     let mut tx = db.begin().await?;
     let existed: Option<i64> =
         sqlx::query_scalar("SELECT created_at FROM identity_providers WHERE tenant_id = $1")
@@ -129,5 +129,5 @@ pub async fn put(db: &Db, s: &Settings) -> Result<bool, StoreError> {
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(existed.is_none())
+    Ok(existed)
 }

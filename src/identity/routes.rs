@@ -140,13 +140,13 @@ async fn put_provider(
         created_at: now,
         updated_at: now,
     };
-    let created = provider::put(&app.db, &settings).await?;
-    if let Some(stored) = provider::get(&app.db, &tenant.id).await? {
-        settings = stored;
+    let earlier = provider::put(&app.db, &settings).await?;
+    if let Some(created_at) = earlier {
+        settings.created_at = created_at;
     }
     app.identity.prime(&settings, discovered.keys, now).await;
     Ok(data(
-        put_status(created),
+        put_status(earlier.is_none()),
         IdentityProviderView::from(settings),
     ))
 }

@@ -286,20 +286,23 @@ async fn timeline(
     let names = directory::store::names_at(&mut conn, &tenant.id, &actors).await?;
     let data = rows
         .into_iter()
-        .map(|r| TimelineItem {
-            timestamp: to_rfc3339(r.occurred_at),
-            event_type: events::shown_type(&r.event_type).to_owned(),
-            actor_name: r
-                .actor_id
-                .clone()
-                .and_then(|a| names.get(&(a, r.occurred_at)).cloned()),
-            metadata: stored_json(&r.metadata),
-            actor_verified: Proof::verified(r.actor_proof.as_deref()),
-            actor_issuer: Proof::issuer(r.actor_proof.as_deref()),
-            id: r.id,
-            actor_id: r.actor_id,
-            channel: r.channel,
-            summary: r.summary,
+        .map(|r| {
+            let (actor_verified, actor_issuer) = Proof::shown(r.actor_proof.as_deref());
+            TimelineItem {
+                timestamp: to_rfc3339(r.occurred_at),
+                event_type: events::shown_type(&r.event_type).to_owned(),
+                actor_name: r
+                    .actor_id
+                    .clone()
+                    .and_then(|a| names.get(&(a, r.occurred_at)).cloned()),
+                metadata: stored_json(&r.metadata),
+                actor_verified,
+                actor_issuer,
+                id: r.id,
+                actor_id: r.actor_id,
+                channel: r.channel,
+                summary: r.summary,
+            }
         })
         .collect();
     Ok(page.answer(data, total))

@@ -56,38 +56,63 @@ fn forbidden_v6(ip: Ipv6Addr) -> bool {
         || ip.to_ipv4().is_some_and(|v4| !v4.is_unspecified() && forbidden_v4(v4)) // IPv4-compatible
 }
 
-/// Why an endpoint URL is refused, as a field message; `None` if it is acceptable.
-pub fn url_problem(url: &str, allow_http: bool, allow_private: bool) -> Option<&'static str> {
+/// The settings that allow what the guard refuses, as its messages name them: each user of the
+/// guard (webhooks, identity providers) has its own.
+#[derive(Debug, Clone, Copy)]
+pub struct Allowances {
+    /// The setting that allows `http://`.
+    pub http: &'static str,
+    /// The setting that allows private targets.
+    pub private: &'static str,
+}
+
+/// Webhook endpoints' settings.
+pub const WEBHOOKS: Allowances = Allowances {
+    http: "webhooks.allow_http",
+    private: "webhooks.allow_private_targets",
+};
+
+/// Why a URL is refused, as a field message naming the setting that would allow it (`named`);
+/// `None` if it is acceptable.
+pub fn url_problem(
+    url: &str,
+    allow_http: bool,
+    allow_private: bool,
+    named: Allowances,
+) -> Option<String> {
+    let problem = |message: &str| Some(message.to_owned());
     if url.len() > MAX_URL_LEN {
-        return Some("must be at most 2048 characters");
+        return problem("must be at most 2048 characters");
     }
     let Ok(u) = Url::parse(url) else {
-        return Some("must be an absolute https URL");
+        return problem("must be an absolute https URL");
     };
     match u.scheme() {
         "https" => {}
         "http" if allow_http => {}
-        "http" => return Some("must be https (http only with webhooks.allow_http)"),
-        _ => return Some("must be an absolute https URL"),
+        "http" => return Some(format!("must be https (http only with {})", named.http)),
+        _ => return problem("must be an absolute https URL"),
     }
     if !u.username().is_empty() || u.password().is_some() {
-        return Some("must not carry credentials: receivers verify the signature instead");
+        return problem("must not carry credentials: receivers verify the signature instead");
     }
     if u.fragment().is_some() {
-        return Some("must not have a fragment");
-    }
-    if allow_private {
-        return u.host().is_none().then_some("must have a host");
+        return problem("must not have a fragment");
     }
     if u.host().is_none() {
-        return Some("must have a host");
+        return problem("must have a host");
     }
-    refused_literal(&u).then_some(REFUSED)
+    (!allow_private && refused_literal(&u)).then(|| refused(named))
 }
 
 /// The message for a target that is refused for where it points.
-pub const REFUSED: &str = "must not point to a loopback, private, link-local or metadata address \
-     (allowed only with webhooks.allow_private_targets)";
+pub fn refused(named: Allowances) -> String {
+    format!(
+        "must not point to a loopback, private, link-local or metadata address (allowed only \
+         with {})",
+        named.private
+    )
+}
 
 /// Names that only ever mean this machine or its local network.
 fn is_local_name(name: &str) -> bool {
@@ -211,10 +236,13 @@ mod tests {
 
     #[test]
     fn urls_are_checked_for_scheme_credentials_and_target() {
-        let ok = |u: &str| url_problem(u, false, false);
+        let ok = |u: &str| url_problem(u, false, false, WEBHOOKS);
         assert_eq!(ok("https://hooks.bank.example/omnirail"), None);
         assert!(ok("http://hooks.bank.example/").is_some());
-        assert_eq!(url_problem("http://hooks.bank.example/", true, false), None);
+        assert_eq!(
+            url_problem("http://hooks.bank.example/", true, false, WEBHOOKS),
+            None
+        );
         for bad in [
             "https://127.0.0.1/x",
             "https://[::1]/",
@@ -228,12 +256,15 @@ mod tests {
             "https://2130706433/",
             "https://0x7f.1/",
         ] {
-            assert_eq!(ok(bad), Some(REFUSED), "{bad}");
+            assert_eq!(ok(bad), Some(refused(WEBHOOKS)), "{bad}");
         }
         assert!(ok("https://user:pw@hooks.bank.example/").is_some());
         assert!(ok("ftp://hooks.bank.example/").is_some());
         assert!(ok("not a url").is_some());
-        assert_eq!(url_problem("http://127.0.0.1:9/", true, true), None);
+        assert_eq!(
+            url_problem("http://127.0.0.1:9/", true, true, WEBHOOKS),
+            None
+        );
     }
 
     #[tokio::test]

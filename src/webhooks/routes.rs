@@ -120,9 +120,14 @@ fn check_endpoint_fields(
     event_types: Option<&[String]>,
 ) {
     let cfg = &app.config.webhooks;
-    if let Some(problem) =
-        url.and_then(|u| guard::url_problem(u, cfg.allow_http, cfg.allow_private_targets))
-    {
+    if let Some(problem) = url.and_then(|u| {
+        guard::url_problem(
+            u,
+            cfg.allow_http,
+            cfg.allow_private_targets,
+            guard::WEBHOOKS,
+        )
+    }) {
         errors.push(FieldError::new("url", problem));
     }
     if let Some(d) = description {

@@ -307,7 +307,10 @@ async fn attempt(ctx: &Ctx, d: DeliveryRow) -> Outcome {
 async fn send(ctx: &Ctx, d: &DeliveryRow, now: i64) -> Result<(u16, String), String> {
     let url = Url::parse(&d.url).map_err(|_| "the endpoint URL cannot be read".to_owned())?;
     if !ctx.cfg.allow_private_targets && guard::refused_literal(&url) {
-        return Err(format!("target refused: the URL {}", guard::REFUSED));
+        return Err(format!(
+            "target refused: the URL {}",
+            guard::refused(guard::WEBHOOKS)
+        ));
     }
     let current = Secret::parse(&d.secret).ok_or("the endpoint secret cannot be read")?;
     let previous = d

@@ -11,7 +11,7 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 import httpx
@@ -270,7 +270,7 @@ class Core(_Base):
         raw = self.call(call, None, options)
         items = TypeAdapter(list[item]).validate_python(raw["data"])  # type: ignore[valid-type]
         fetch = lambda page: self.paginate(  # noqa: E731
-            Call(**{**call.__dict__, "query": {**call.query, "page": page}}), item, options)
+            replace(call, query={**call.query, "page": page}), item, options)
         return Page(items, raw["pagination"], fetch)
 
     def stream(self, call: Call, last_event_id: str | None, options: RequestOptions | None) -> Iterator[ServerSentEvent]:
@@ -331,7 +331,7 @@ class AsyncCore(_Base):
         items = TypeAdapter(list[item]).validate_python(raw["data"])  # type: ignore[valid-type]
 
         async def fetch(page: int) -> AsyncPage[T]:
-            return await self.paginate(Call(**{**call.__dict__, "query": {**call.query, "page": page}}), item, options)
+            return await self.paginate(replace(call, query={**call.query, "page": page}), item, options)
 
         return AsyncPage(items, raw["pagination"], fetch)
 

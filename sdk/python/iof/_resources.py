@@ -874,7 +874,7 @@ class SessionNotifications:
 
         `POST /omni/notifications/{id}/read`
         """
-        return self._core.call(Call(method="POST", path="/omni/notifications/{id}/read", path_params={"id": id}, idempotent=True, bearer=self._token, headers={"api-version": "1.0"}, answer="raw"), m.InboxItem, options)
+        return self._core.call(Call(method="POST", path="/omni/notifications/{id}/read", path_params={"id": id}, bearer=self._token, idempotent=True, headers={"api-version": "1.0"}, answer="raw"), m.InboxItem, options)
 
 
 class SessionSession:
@@ -905,7 +905,7 @@ class Session:
         `POST /omni/add/data`
         """
         body = _body(m.AddData, {"fields": fields, "step_id": step_id})
-        return self._core.call(Call(method="POST", path="/omni/add/data", body=body, idempotent=True, bearer=self._token, headers={"api-version": "1.0"}, answer="raw"), m.OnboardingSession, options)
+        return self._core.call(Call(method="POST", path="/omni/add/data", body=body, bearer=self._token, idempotent=True, headers={"api-version": "1.0"}, answer="raw"), m.OnboardingSession, options)
 
     def add_document(self, files: dict[str, Any], data: dict[str, str] | None = None, *, options: RequestOptions | None = None) -> m.DocumentAdded:
         """Send a document for the current `document_upload` step (multipart: `stepId`,
@@ -914,14 +914,14 @@ class Session:
         `POST /omni/add/document`
         """
         multipart = (files, data)
-        return self._core.call(Call(method="POST", path="/omni/add/document", multipart=multipart, idempotent=True, bearer=self._token, headers={"api-version": "1.0"}, answer="raw"), m.DocumentAdded, options)
+        return self._core.call(Call(method="POST", path="/omni/add/document", multipart=multipart, bearer=self._token, idempotent=True, headers={"api-version": "1.0"}, answer="raw"), m.DocumentAdded, options)
 
     def finish(self, *, options: RequestOptions | None = None) -> m.OnboardingSession:
         """The customer is done: the journey goes on with its staff steps.
 
         `POST /omni/finish`
         """
-        return self._core.call(Call(method="POST", path="/omni/finish", idempotent=True, bearer=self._token, headers={"api-version": "1.0"}, answer="raw"), m.OnboardingSession, options)
+        return self._core.call(Call(method="POST", path="/omni/finish", bearer=self._token, idempotent=True, headers={"api-version": "1.0"}, answer="raw"), m.OnboardingSession, options)
 
     def handoff(self, *, options: RequestOptions | None = None) -> m.OnboardingHandoff:
         """Hand the session to another device: a single-use handoff token, and a payload to show as
@@ -929,7 +929,7 @@ a QR code.
 
         `POST /omni/handoff`
         """
-        return self._core.call(Call(method="POST", path="/omni/handoff", idempotent=True, bearer=self._token, headers={"api-version": "1.0"}, answer="raw"), m.OnboardingHandoff, options)
+        return self._core.call(Call(method="POST", path="/omni/handoff", bearer=self._token, idempotent=True, headers={"api-version": "1.0"}, answer="raw"), m.OnboardingHandoff, options)
 
 
 
@@ -1796,7 +1796,7 @@ class AsyncSessionNotifications:
 
         `POST /omni/notifications/{id}/read`
         """
-        return await self._core.call(Call(method="POST", path="/omni/notifications/{id}/read", path_params={"id": id}, idempotent=True, bearer=self._token, headers={"api-version": "1.0"}, answer="raw"), m.InboxItem, options)
+        return await self._core.call(Call(method="POST", path="/omni/notifications/{id}/read", path_params={"id": id}, bearer=self._token, idempotent=True, headers={"api-version": "1.0"}, answer="raw"), m.InboxItem, options)
 
 
 class AsyncSessionSession:
@@ -1827,7 +1827,7 @@ class AsyncSession:
         `POST /omni/add/data`
         """
         body = _body(m.AddData, {"fields": fields, "step_id": step_id})
-        return await self._core.call(Call(method="POST", path="/omni/add/data", body=body, idempotent=True, bearer=self._token, headers={"api-version": "1.0"}, answer="raw"), m.OnboardingSession, options)
+        return await self._core.call(Call(method="POST", path="/omni/add/data", body=body, bearer=self._token, idempotent=True, headers={"api-version": "1.0"}, answer="raw"), m.OnboardingSession, options)
 
     async def add_document(self, files: dict[str, Any], data: dict[str, str] | None = None, *, options: RequestOptions | None = None) -> m.DocumentAdded:
         """Send a document for the current `document_upload` step (multipart: `stepId`,
@@ -1836,14 +1836,14 @@ class AsyncSession:
         `POST /omni/add/document`
         """
         multipart = (files, data)
-        return await self._core.call(Call(method="POST", path="/omni/add/document", multipart=multipart, idempotent=True, bearer=self._token, headers={"api-version": "1.0"}, answer="raw"), m.DocumentAdded, options)
+        return await self._core.call(Call(method="POST", path="/omni/add/document", multipart=multipart, bearer=self._token, idempotent=True, headers={"api-version": "1.0"}, answer="raw"), m.DocumentAdded, options)
 
     async def finish(self, *, options: RequestOptions | None = None) -> m.OnboardingSession:
         """The customer is done: the journey goes on with its staff steps.
 
         `POST /omni/finish`
         """
-        return await self._core.call(Call(method="POST", path="/omni/finish", idempotent=True, bearer=self._token, headers={"api-version": "1.0"}, answer="raw"), m.OnboardingSession, options)
+        return await self._core.call(Call(method="POST", path="/omni/finish", bearer=self._token, idempotent=True, headers={"api-version": "1.0"}, answer="raw"), m.OnboardingSession, options)
 
     async def handoff(self, *, options: RequestOptions | None = None) -> m.OnboardingHandoff:
         """Hand the session to another device: a single-use handoff token, and a payload to show as
@@ -1851,4 +1851,4 @@ a QR code.
 
         `POST /omni/handoff`
         """
-        return await self._core.call(Call(method="POST", path="/omni/handoff", idempotent=True, bearer=self._token, headers={"api-version": "1.0"}, answer="raw"), m.OnboardingHandoff, options)
+        return await self._core.call(Call(method="POST", path="/omni/handoff", bearer=self._token, idempotent=True, headers={"api-version": "1.0"}, answer="raw"), m.OnboardingHandoff, options)

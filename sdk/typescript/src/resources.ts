@@ -911,7 +911,7 @@ onboarding.
    * `POST /omni/resume`
    */
   resume(body: Body<"onboarding.resume">, options?: RequestOptions): Promise<S["SessionStarted"]> {
-    return this.core.call({ method: "POST", path: "/omni/resume", body, auth: "none", headers: { "api-version": "1.0" }, answer: "raw" }, options);
+    return this.core.call({ method: "POST", path: "/omni/resume", body, auth: "none", headers: {"api-version": "1.0"}, answer: "raw" }, options);
   }
 
   /**
@@ -920,7 +920,7 @@ onboarding.
    * `POST /omni/start`
    */
   start(body: Body<"onboarding.start">, options?: RequestOptions): Promise<S["SessionStarted"]> {
-    return this.core.call({ method: "POST", path: "/omni/start", body, idempotent: true, headers: { "api-version": "1.0" }, answer: "raw" }, options);
+    return this.core.call({ method: "POST", path: "/omni/start", body, idempotent: true, headers: {"api-version": "1.0"}, answer: "raw" }, options);
   }
 }
 
@@ -1039,7 +1039,7 @@ export class SessionDocuments {
    * `GET /omni/documents/{documentId}`
    */
   get(documentId: string, options?: RequestOptions): Promise<Response> {
-    return this.core.send({ method: "GET", path: "/omni/documents/{documentId}", pathParams: { "documentId": documentId }, bearer: this.token, headers: { "api-version": "1.0" }, answer: "raw" }, options, "*/*");
+    return this.core.send({ method: "GET", path: "/omni/documents/{documentId}", pathParams: { "documentId": documentId }, bearer: this.token, headers: {"api-version": "1.0"}, answer: "raw" }, options, "*/*");
   }
 }
 
@@ -1055,7 +1055,7 @@ export class SessionNotifications {
    * `GET /omni/notifications`
    */
   list(query?: Query<"onboarding.notifications.list">, options?: RequestOptions): Promise<Page<S["InboxItem"]>> {
-    return paginate(this.core, { method: "GET", path: "/omni/notifications", query: query as Record<string, unknown> | undefined, bearer: this.token, headers: { "api-version": "1.0" }, answer: "raw" }, options);
+    return paginate(this.core, { method: "GET", path: "/omni/notifications", query: query as Record<string, unknown> | undefined, bearer: this.token, headers: {"api-version": "1.0"}, answer: "raw" }, options);
   }
 
   /**
@@ -1064,7 +1064,7 @@ export class SessionNotifications {
    * `POST /omni/notifications/{id}/read`
    */
   read(id: string, options?: RequestOptions): Promise<S["InboxItem"]> {
-    return this.core.call({ method: "POST", path: "/omni/notifications/{id}/read", pathParams: { "id": id }, idempotent: true, bearer: this.token, headers: { "api-version": "1.0" }, answer: "raw" }, options);
+    return this.core.call({ method: "POST", path: "/omni/notifications/{id}/read", pathParams: { "id": id }, bearer: this.token, idempotent: true, headers: {"api-version": "1.0"}, answer: "raw" }, options);
   }
 }
 
@@ -1080,7 +1080,7 @@ documents received.
    * `GET /omni/session`
    */
   get(options?: RequestOptions): Promise<S["OnboardingSession"]> {
-    return this.core.call({ method: "GET", path: "/omni/session", bearer: this.token, headers: { "api-version": "1.0" }, answer: "raw" }, options);
+    return this.core.call({ method: "GET", path: "/omni/session", bearer: this.token, headers: {"api-version": "1.0"}, answer: "raw" }, options);
   }
 }
 
@@ -1101,7 +1101,7 @@ export class Session {
    * `POST /omni/add/data`
    */
   addData(body: Body<"onboarding.addData">, options?: RequestOptions): Promise<S["OnboardingSession"]> {
-    return this.core.call({ method: "POST", path: "/omni/add/data", body, idempotent: true, bearer: this.token, headers: { "api-version": "1.0" }, answer: "raw" }, options);
+    return this.core.call({ method: "POST", path: "/omni/add/data", body, bearer: this.token, idempotent: true, headers: {"api-version": "1.0"}, answer: "raw" }, options);
   }
 
   /**
@@ -1111,7 +1111,7 @@ export class Session {
    * `POST /omni/add/document`
    */
   addDocument(body: FormData, options?: RequestOptions): Promise<S["DocumentAdded"]> {
-    return this.core.call({ method: "POST", path: "/omni/add/document", body, idempotent: true, bearer: this.token, headers: { "api-version": "1.0" }, answer: "raw" }, options);
+    return this.core.call({ method: "POST", path: "/omni/add/document", body, bearer: this.token, idempotent: true, headers: {"api-version": "1.0"}, answer: "raw" }, options);
   }
 
   /**
@@ -1120,7 +1120,7 @@ export class Session {
    * `POST /omni/finish`
    */
   finish(options?: RequestOptions): Promise<S["OnboardingSession"]> {
-    return this.core.call({ method: "POST", path: "/omni/finish", idempotent: true, bearer: this.token, headers: { "api-version": "1.0" }, answer: "raw" }, options);
+    return this.core.call({ method: "POST", path: "/omni/finish", bearer: this.token, idempotent: true, headers: {"api-version": "1.0"}, answer: "raw" }, options);
   }
 
   /**
@@ -1130,6 +1130,6 @@ a QR code.
    * `POST /omni/handoff`
    */
   handoff(options?: RequestOptions): Promise<S["OnboardingHandoff"]> {
-    return this.core.call({ method: "POST", path: "/omni/handoff", idempotent: true, bearer: this.token, headers: { "api-version": "1.0" }, answer: "raw" }, options);
+    return this.core.call({ method: "POST", path: "/omni/handoff", bearer: this.token, idempotent: true, headers: {"api-version": "1.0"}, answer: "raw" }, options);
   }
 }
