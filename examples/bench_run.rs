@@ -1,12 +1,14 @@
 //! The one load harness behind `bench/run` (never run by the tests).
 //!
-//! `bench_run run`: on one database, in this order,
+//! `bench_run run`: on one database, in this order (`--phases` picks some),
+//! - issue 23's reference: the database's own durable single-row commits per second, with no
+//!   server in the way (`bench/raw_sqlite.py` on SQLite, `pgbench` on PostgreSQL);
 //! - the raw database baseline: single-row durable insert transactions per second through
 //!   Omnirail's own store, on a second, empty database of the same kind;
 //! - the bare HTTP baseline: the same closed loop of clients against `bench_run bare`, a
 //!   process that only parses a JSON body and answers JSON;
-//! - the release `omnirail serve` on the database: its idle RSS, then five closed-loop
-//!   phases (journey flow, approvals, handoff/resume, timeline reads, notification intake)
+//! - the release `omnirail serve` on the database: its idle RSS, then six closed-loop
+//!   phases (journey create, journey flow, approvals, handoff/resume, timeline reads, notification intake)
 //!   with throughput, p50/p99 and the server's peak RSS during each;
 //! - webhook delivery: endpoints at a receiver in this process, journeys created at a fixed
 //!   rate, deliveries per second and latency from the event's commit to its arrival;
@@ -85,6 +87,10 @@ struct RunArgs {
     /// Seconds the server idles before its idle RSS is read.
     #[arg(long, default_value_t = 10)]
     settle: u64,
+    /// Only these phases (`create,flow,approvals,handoff,timeline,notifications,webhooks,sweep`);
+    /// all when not given.
+    #[arg(long, value_delimiter = ',')]
+    phases: Vec<String>,
     /// A scratch folder: the server's document store and log.
     #[arg(long)]
     work: PathBuf,
@@ -126,6 +132,9 @@ struct Results {
     clients: usize,
     seconds: u64,
     cores: usize,
+    /// Issue 23's reference: the database's own durable single-row commits per second with no
+    /// server in the way (Python's sqlite3; pgbench).
+    reference: Row,
     database_baseline: Row,
     http_baseline: Row,
     idle_rss_mb: f64,
@@ -375,6 +384,12 @@ fn customer(c: usize) -> String {
     format!("ent_bench_{c:03}")
 }
 
+/// One journey create, for a customer never seen before: the issue-23 phase.
+async fn journey_create(api: Arc<Api>, c: usize, i: u64) -> Result<Vec<Duration>, String> {
+    let body = journey(&format!("ent_new_{c:03}_{i:07}"));
+    Ok(vec![api.post("/api/v1/omni/journeys", &body).await?.0])
+}
+
 async fn journey_flow(api: Arc<Api>, c: usize) -> Result<Vec<Duration>, String> {
     let (took, created) = api
         .post("/api/v1/omni/journeys", &journey(&customer(c)))
@@ -555,7 +570,7 @@ async fn webhooks(api: &Arc<Api>, args: &RunArgs, pid: u32) -> Row {
 }
 
 /// The bare HTTP handler under the same closed loop.
-async fn http_baseline(args: &RunArgs) -> Row {
+async fn http_baseline(args: &RunArgs, seconds: u64) -> Row {
     let port = free_port();
     let me = std::env::current_exe().expect("own path");
     let bare = Process(
@@ -582,7 +597,7 @@ async fn http_baseline(args: &RunArgs) -> Row {
     });
     let pid = bare.pid();
     reset_peak(pid);
-    let measured = closed_loop(args.clients, args.seconds, move |c, _| {
+    let measured = closed_loop(args.clients, seconds, move |c, _| {
         let api = api.clone();
         async move { Ok(vec![api.post("/bare", &journey(&customer(c))).await?.0]) }
     })
@@ -590,6 +605,99 @@ async fn http_baseline(args: &RunArgs) -> Row {
     let row = measured.row("bare HTTP handler", "requests", rss_mb(pid, "VmHWM"));
     bare.stop();
     row
+}
+
+/// Issue 23's reference on the raw database: on SQLite, `bench/raw_sqlite.py` (Python's sqlite3,
+/// WAL, synchronous=FULL, BEGIN IMMEDIATE / INSERT / COMMIT from `clients` threads, on a file
+/// of its own); on PostgreSQL, `pgbench` with `clients` clients each committing one
+/// single-row INSERT per transaction.
+async fn reference(args: &RunArgs) -> Row {
+    let clients = args.clients.to_string();
+    let seconds = args.seconds.to_string();
+    if kind(&args.raw_database_url) == "sqlite" {
+        println!(
+            "reference: Python sqlite3 single-row commits ({} s)",
+            args.seconds
+        );
+        let path = args.work.join("reference.db");
+        let out = Command::new("python3")
+            .args(["bench/raw_sqlite.py", "--path"])
+            .arg(&path)
+            .args(["--clients", &clients, "--seconds", &seconds])
+            .output()
+            .expect("run bench/raw_sqlite.py");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got: Value = serde_json::from_slice(&out.stdout).expect("its JSON");
+        let rate = got["commits"].as_f64().unwrap_or(0.0) / got["seconds"].as_f64().unwrap_or(1.0);
+        return Row {
+            name: "reference: Python sqlite3 single-row commits",
+            unit: "commits",
+            ops_per_s: rate,
+            requests_per_s: rate,
+            p50_ms: got["p50_ms"].as_f64().unwrap_or(0.0),
+            p99_ms: got["p99_ms"].as_f64().unwrap_or(0.0),
+            peak_rss_mb: 0.0,
+            errors: 0,
+        };
+    }
+    println!("reference: pgbench single-row inserts ({} s)", args.seconds);
+    let config = omnirail::config::Config {
+        database_url: omnirail::config::DatabaseUrl(args.raw_database_url.clone()),
+        ..omnirail::config::Config::default()
+    };
+    let db = omnirail::store::Db::connect(&config)
+        .await
+        .expect("connect");
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS bench_reference \
+         (id BIGSERIAL PRIMARY KEY, payload TEXT NOT NULL, created_at BIGINT NOT NULL)",
+    )
+    .execute(db.reader())
+    .await
+    .expect("reference table");
+    db.close().await;
+    let script = args.work.join("reference.sql");
+    std::fs::write(
+        &script,
+        "INSERT INTO bench_reference (payload, created_at) \
+         VALUES ('{\"productType\":\"murabaha\"}', 1);\n",
+    )
+    .expect("pgbench script");
+    let out = Command::new("pgbench")
+        .args(["-n", "-c", &clients, "-j", "2", "-T", &seconds, "-f"])
+        .arg(&script)
+        .arg(&args.raw_database_url)
+        .output()
+        .expect("run pgbench");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let rate = field("tps = ");
+    let latency = field("latency average = ");
+    Row {
+        name: "reference: pgbench single-row inserts",
+        unit: "commits",
+        ops_per_s: rate,
+        requests_per_s: rate,
+        p50_ms: latency,
+        p99_ms: 0.0,
+        peak_rss_mb: 0.0,
+        errors: 0,
+    }
 }
 
 fn kind(url: &str) -> &'static str {
@@ -604,9 +712,23 @@ async fn run(args: RunArgs) {
     std::fs::create_dir_all(&args.work).expect("work folder");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 
+    let wanted = |phase: &str| args.phases.is_empty() || args.phases.iter().any(|p| p == phase);
+    let reference = if wanted("reference") {
+        reference(&args).await
+    } else {
+        Measured {
+            ops: 0,
+            latencies: Vec::new(),
+            secs: 1.0,
+            errors: 0,
+        }
+        .row("reference", "commits", 0.0)
+    };
+    print_row(&reference);
     println!("raw database baseline ({} s)", args.seconds);
+    let seconds = if wanted("raw") { args.seconds } else { 0 };
     let (secs, inserts) =
-        support::raw_inserts(args.raw_database_url.clone(), args.clients, args.seconds).await;
+        support::raw_inserts(args.raw_database_url.clone(), args.clients, seconds).await;
     let database_baseline = Measured {
         ops: inserts.len() as u64,
         latencies: inserts,
@@ -617,7 +739,7 @@ async fn run(args: RunArgs) {
     print_row(&database_baseline);
 
     println!("bare HTTP handler ({} s)", args.seconds);
-    let http_baseline = http_baseline(&args).await;
+    let http_baseline = http_baseline(&args, if wanted("bare") { args.seconds } else { 0 }).await;
     print_row(&http_baseline);
 
     let (db, _, key) = support::bench_tenant(args.database_url.clone()).await;
@@ -645,46 +767,69 @@ async fn run(args: RunArgs) {
 
     let mut scenarios = Vec::new();
     macro_rules! scenario {
-        ($name:literal, $unit:literal, $op:expr) => {{
-            println!("{} ({} s, {} clients)", $name, args.seconds, args.clients);
-            reset_peak(pid);
-            let api = api.clone();
-            let measured = closed_loop(args.clients, args.seconds, move |c, i| {
-                #[allow(clippy::redundant_closure_call)]
-                $op(api.clone(), c, i)
-            })
-            .await;
-            let row = measured.row($name, $unit, rss_mb(pid, "VmHWM"));
-            print_row(&row);
-            scenarios.push(row);
+        ($phase:literal, $name:literal, $unit:literal, $op:expr) => {{
+            if wanted($phase) {
+                println!("{} ({} s, {} clients)", $name, args.seconds, args.clients);
+                reset_peak(pid);
+                let api = api.clone();
+                let measured = closed_loop(args.clients, args.seconds, move |c, i| {
+                    #[allow(clippy::redundant_closure_call)]
+                    $op(api.clone(), c, i)
+                })
+                .await;
+                let row = measured.row($name, $unit, rss_mb(pid, "VmHWM"));
+                print_row(&row);
+                scenarios.push(row);
+            }
         }};
     }
-    scenario!("journey flow", "journeys", |api, c, _| journey_flow(api, c));
-    scenario!("approvals", "approvals decided", approval);
-    scenario!("handoff/resume", "handoffs resumed", |api, c, _| handoff(
+    scenario!("create", "journey create", "journeys", journey_create);
+    scenario!(
+        "flow",
+        "journey flow",
+        "journeys",
+        |api, c, _| journey_flow(api, c)
+    );
+    scenario!("approvals", "approvals", "approvals decided", approval);
+    scenario!(
+        "handoff",
+        "handoff/resume",
+        "handoffs resumed",
+        |api, c, _| { handoff(api, c) }
+    );
+    scenario!("timeline", "timeline reads", "pages", |api, c, _| timeline(
         api, c
     ));
-    scenario!("timeline reads", "pages", |api, c, _| timeline(api, c));
-    scenario!("notification intake", "notifications", |api, c, _| {
-        notification(api, c)
-    });
-
-    println!(
-        "webhook delivery ({} endpoints, {} journeys/s, {} s)",
-        args.endpoints, args.webhook_rate, args.seconds
+    scenario!(
+        "notifications",
+        "notification intake",
+        "notifications",
+        |api, c, _| { notification(api, c) }
     );
-    let row = webhooks(&api, &args, pid).await;
-    print_row(&row);
-    scenarios.push(row);
+
+    if wanted("webhooks") {
+        println!(
+            "webhook delivery ({} endpoints, {} journeys/s, {} s)",
+            args.endpoints, args.webhook_rate, args.seconds
+        );
+        let row = webhooks(&api, &args, pid).await;
+        print_row(&row);
+        scenarios.push(row);
+    }
     // The sweep's customers exist before it starts, so its first steps do not pay for
     // creating them.
-    for i in 0..64 {
+    let rates = if wanted("sweep") {
+        &args.rates[..]
+    } else {
+        &[]
+    };
+    for i in 0..64.min(rates.len() * 64) {
         api.post("/api/v1/omni/journeys", &journey(&sweep_customer(i)))
             .await
             .expect("warm-up journey");
     }
     let mut sweep = Vec::new();
-    for &rate in &args.rates {
+    for &rate in rates {
         println!(
             "offered {rate:.0} journey creates/s ({} s)",
             args.sweep_seconds
@@ -701,6 +846,7 @@ async fn run(args: RunArgs) {
 
     let results = Results {
         database: kind(&args.database_url),
+        reference,
         clients: args.clients,
         seconds: args.seconds,
         cores,
