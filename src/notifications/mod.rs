@@ -32,7 +32,7 @@ use crate::AppState;
 use crate::api::stored_json;
 use crate::customers;
 use crate::directory;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, StoreError};
 use crate::events::{self, NewEvent};
 use crate::ids::new_id;
 use crate::store::known::KnownIds;
@@ -256,7 +256,7 @@ pub(crate) async fn recipient(
     tenant: &str,
     id: &str,
     kind: &str,
-) -> ApiResult<Recipient> {
+) -> Result<Recipient, StoreError> {
     let sql = if kind == "user" {
         "SELECT email, phone, CAST(NULL AS TEXT) AS preferred_channel,
              CAST(NULL AS TEXT) AS language, CAST(NULL AS TEXT) AS quiet_hours
@@ -281,6 +281,10 @@ type Rendered = Result<Value, (&'static str, String)>;
 /// with only its id if new; `known` is `(users, customers)`, or `None` when the caller knows
 /// the recipient exists), every channel is rendered, and `omni.notification.created` is
 /// recorded. Returns it as it stands. The caller wakes the worker after commit.
+///
+/// The outer error is the database's, kept as the store gave it (a busy database stays busy
+/// for a caller that is itself a store function, such as a notification rule); the inner one
+/// is a refusal of the request.
 pub async fn create(
     conn: &mut AnyConnection,
     known: Option<(&KnownIds, &KnownIds)>,
@@ -288,16 +292,17 @@ pub async fn create(
     new: NewNotification<'_>,
     on_error: OnRenderError,
     now: i64,
-) -> ApiResult<NotificationView> {
-    match (new.recipient_type, known) {
-        (_, None) => {}
+) -> Result<ApiResult<NotificationView>, StoreError> {
+    let ensured: Result<(), StoreError> = match (new.recipient_type, known) {
+        (_, None) => Ok(()),
         (RecipientType::Customer, Some((_, customers_known))) => {
-            customers::ensure_customer(conn, customers_known, tenant, new.recipient_id, now).await?
+            customers::ensure_customer(conn, customers_known, tenant, new.recipient_id, now).await
         }
         (RecipientType::User, Some((users, _))) => {
-            directory::ensure_users(conn, users, tenant, &[new.recipient_id], now).await?
+            directory::ensure_users(conn, users, tenant, &[new.recipient_id], now).await
         }
-    }
+    };
+    ensured?;
     let who = recipient(conn, tenant, new.recipient_id, new.recipient_type.as_str()).await?;
     let channels = new.channels.clone().unwrap_or_else(|| {
         vec![
@@ -316,14 +321,14 @@ pub async fn create(
     for channel in &channels {
         let outcome = match &template {
             None if on_error == OnRenderError::Refuse => {
-                return Err(ApiError::unprocessable(
+                return Ok(Err(ApiError::unprocessable(
                     "unknown_template",
                     format!(
                         "No notification template {}: PUT it first, or use a built-in",
                         new.template_code
                     ),
                 )
-                .with("field", "templateCode"));
+                .with("field", "templateCode")));
             }
             None => Err((
                 "unknown_template",
@@ -332,7 +337,7 @@ pub async fn create(
             Some(t) => match templates::render(t, &language, *channel, &new.template_data) {
                 Ok(content) => Ok(content),
                 Err(e) if on_error == OnRenderError::Refuse => {
-                    return Err(e.into_api(new.template_code));
+                    return Ok(Err(e.into_api(new.template_code)));
                 }
                 Err(e) => Err((e.code(), e.detail(new.template_code))),
             },
@@ -431,7 +436,7 @@ pub async fn create(
     for d in deliveries.iter().filter(|d| d.status == "failed") {
         record_delivery(conn, &row, d, &v).await?;
     }
-    Ok(v)
+    Ok(Ok(v))
 }
 
 /// Records one of the notification's events on its recipient's timeline.
@@ -443,7 +448,7 @@ async fn record(
     summary: String,
     metadata: Value,
     v: &NotificationView,
-) -> ApiResult<()> {
+) -> Result<(), StoreError> {
     // The recipient first: a staff user's notifications chain on the user (see events::chain).
     let recipient: &'static str = if n.recipient_type == "user" {
         "user"
@@ -474,7 +479,7 @@ async fn record_delivery(
     n: &NotificationRow,
     d: &DeliveryRow,
     v: &NotificationView,
-) -> ApiResult<()> {
+) -> Result<(), StoreError> {
     let (event_type, what) = match d.status.as_str() {
         "sent" => ("omni.notification.sent", "sent"),
         "delivered" => ("omni.notification.delivered", "delivered"),

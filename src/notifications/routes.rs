@@ -164,7 +164,7 @@ async fn create_notification(
         OnRenderError::Refuse,
         app.db.now_ms(),
     )
-    .await?;
+    .await??;
     let answer = idem
         .commit(&app.db, tx, StatusCode::CREATED, &Data { data: v })
         .await;

@@ -267,13 +267,13 @@ pub async fn on_event(
             OnRenderError::RecordFailed,
             event.occurred_at,
         )
-        .await;
+        .await?;
+        // A database failure went up as it is, above (a busy database stays a retryable
+        // 503); a refusal here would be a rule the server itself made wrong.
         if let Err(e) = made {
-            // Only the database can fail here; the event's transaction fails with it.
-            tracing::warn!(code = e.code, detail = %e.detail, "a notification rule could not be applied");
             return Err(crate::error::StoreError::Corrupt(format!(
-                "notification rule for {} failed: {}",
-                event.event_type, e.detail
+                "notification rule for {} refused: {} {}",
+                event.event_type, e.code, e.detail
             )));
         }
     }

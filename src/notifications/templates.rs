@@ -24,7 +24,7 @@ use crate::AppState;
 use crate::api::{ApiJson, ApiPath, Data, data, put_status, reject};
 use crate::auth::Tenant;
 use crate::customers::is_language_tag;
-use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
+use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc, StoreError};
 
 use crate::time::to_rfc3339;
 
@@ -445,11 +445,11 @@ pub async fn find(
     conn: &mut sqlx::AnyConnection,
     tenant: &str,
     code: &str,
-) -> ApiResult<Option<Template>> {
+) -> Result<Option<Template>, StoreError> {
     if let Some(row) = store::get_template(conn, tenant, code).await? {
-        return Template::from_row(&row)
-            .map(Some)
-            .ok_or_else(ApiError::internal);
+        return Template::from_row(&row).map(Some).ok_or_else(|| {
+            StoreError::Corrupt(format!("notification template {code} cannot be read"))
+        });
     }
     Ok(builtin(code))
 }

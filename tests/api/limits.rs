@@ -195,6 +195,73 @@ async fn a_write_lock_held_past_the_database_wait_is_503_database_busy() {
 }
 
 #[tokio::test]
+async fn a_busy_database_inside_a_reaction_is_503_database_busy_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    if app.db.backend() != Backend::Postgres {
+        // SQLite's one writer takes its lock when the transaction begins, never inside a
+        // reaction: the test above covers it there.
+        eprintln!("a deadlock inside the transaction: this runs in the PostgreSQL pass");
+        return;
+    }
+    let approval = json!({
+        "entityType": "contract", "entityId": "ctr_001", "approvalType": "limit_increase",
+        "requestedBy": "usr_rm_001", "approvers": [{ "userId": "usr_credit_001", "required": true }],
+        "expiresAt": at(86_400_000)
+    });
+    // A request notifies its approver (a default notification rule): the rule's insert waits
+    // for a lock another transaction holds, which then waits for the approval the request
+    // wrote. PostgreSQL ends the cycle by failing the request's transaction (40P01) after its
+    // deadlock_timeout (1 s); the other transaction waits longer before it checks.
+    let mut other = app.db.begin().await.unwrap();
+    for sql in [
+        "SET LOCAL deadlock_timeout = '60s'",
+        "LOCK TABLE notifications IN EXCLUSIVE MODE",
+    ] {
+        sqlx::query(sql).execute(&mut *other).await.unwrap();
+    }
+    let req = app
+        .req(Method::POST, "/api/v1/omni/approvals")
+        .json(&approval);
+    let requested = tokio::spawn(async move {
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let wait = res.headers().get("retry-after").cloned();
+        (status, wait, res.json::<Value>().await.unwrap())
+    });
+    let reader = app.db.reader().clone();
+    wait_until("the rule's insert waiting for the lock", || async {
+        if requested.is_finished() {
+            return Some(());
+        }
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+             WHERE c.relname = 'notifications' AND NOT l.granted",
+        )
+        .fetch_one(&reader)
+        .await
+        .unwrap();
+        (waiting > 0).then_some(())
+    })
+    .await;
+    if requested.is_finished() {
+        panic!("the request did not wait: {:?}", requested.await.unwrap());
+    }
+    sqlx::query("LOCK TABLE approvals IN EXCLUSIVE MODE")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    other.rollback().await.unwrap();
+    let (status, wait, body) = requested.await.unwrap();
+    assert_problem(status, &body, 503, "database_busy");
+    assert!(wait.is_some(), "no Retry-After");
+    assert_eq!(app.count("approvals").await, 0);
+    assert_eq!(app.count("notifications").await, 0);
+    let (s, body) = app.post("/api/v1/omni/approvals", &approval).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    assert_eq!(app.count("notifications").await, 1);
+}
+
+#[tokio::test]
 async fn a_request_past_its_time_limit_is_503_and_changes_nothing() {
     let app = TestApp::spawn_with(|c| c.limits.request_timeout_secs = 1).await;
     app.post("/api/v1/omni/templates", &seed_template()).await;
