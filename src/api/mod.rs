@@ -3,6 +3,7 @@
 //! methods that do not exist.
 
 pub mod input;
+pub mod rules;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -23,6 +24,8 @@ use utoipa::openapi::path::ParameterIn;
 
 use crate::error::{ApiError, FieldError};
 use crate::ids::ID_RULE;
+
+pub use rules::{SLUG_RULE, check_text, is_e164, is_email, is_language_tag, is_slug};
 
 /// Seed 001's single-object envelope.
 #[derive(Debug, Serialize, ToSchema)]

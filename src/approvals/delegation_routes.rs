@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 use super::model::{self, DelegationStatus, Scope};
 use super::store::{self, DelegationFilter, DelegationRow};
 use crate::AppState;
+use crate::api::check_text;
 use crate::api::{
     ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, check_id, data, parse_filter, reject,
 };
@@ -23,7 +24,6 @@ use crate::idempotency::Idem;
 use crate::identity::Actor;
 use crate::ids::ID_RULE;
 use crate::ids::{is_external_id, new_id};
-use crate::journeys::model::check_text;
 use crate::money::Money;
 use crate::store::Tx;
 use crate::time::{parse_rfc3339, to_rfc3339};

@@ -16,10 +16,12 @@ use super::model::{
 };
 use super::store::{self, ApprovalFilter, ApprovalRow, ApproverRow, DecisionRow};
 use crate::AppState;
+use crate::api::SLUG_RULE;
 use crate::api::{
     ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, check_object, data, parse_filter,
     reject, stored_json,
 };
+use crate::api::{check_text, is_slug};
 use crate::auth::Tenant;
 use crate::directory;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
@@ -28,8 +30,6 @@ use crate::identity::{Actor, Proof};
 use crate::ids::ID_RULE;
 use crate::ids::{is_external_id, new_id};
 use crate::journeys;
-use crate::journeys::model::SLUG_RULE;
-use crate::journeys::model::{check_text, is_slug};
 use crate::money::Money;
 
 use crate::time::{parse_rfc3339, to_rfc3339};

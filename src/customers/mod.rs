@@ -4,7 +4,6 @@
 
 mod routes;
 
-pub(crate) use routes::is_language_tag;
 pub mod store;
 
 use sqlx::AnyConnection;

@@ -14,12 +14,12 @@ use utoipa_axum::routes;
 use super::store::{self, CustomerRow};
 use crate::AppState;
 use crate::api::{ApiJson, ApiPath, json, put_status, reject};
+use crate::api::{check_text, is_language_tag};
+use crate::api::{is_e164, is_email};
 use crate::auth::Tenant;
-use crate::directory::{is_e164, is_email};
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::ids::ID_RULE;
 use crate::ids::is_external_id;
-use crate::journeys::model::check_text;
 use crate::notifications::model::QuietHours;
 use crate::sessions;
 
@@ -148,10 +148,6 @@ fn view(c: CustomerRow) -> (Profile, Preferences, String, String, String) {
         to_rfc3339(c.created_at),
         to_rfc3339(c.updated_at),
     )
-}
-
-pub(crate) fn is_language_tag(s: &str) -> bool {
-    language_tags::LanguageTag::parse(s).is_ok_and(|t| t.validate().is_ok())
 }
 
 /// Create or replace a customer's profile and preferences.
@@ -301,19 +297,4 @@ async fn unified_profile(
             preferences,
         },
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn language_tags_follow_bcp_47() {
-        assert!(is_language_tag("en"));
-        assert!(is_language_tag("ar-SA"));
-        assert!(is_language_tag("zh-Hant-TW"));
-        assert!(!is_language_tag("english"));
-        assert!(!is_language_tag("en_US"));
-        assert!(!is_language_tag(""));
-    }
 }

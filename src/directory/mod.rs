@@ -5,8 +5,6 @@
 mod routes;
 pub mod store;
 
-pub use routes::{is_e164, is_email};
-
 use sqlx::AnyConnection;
 use utoipa_axum::router::OpenApiRouter;
 

@@ -10,15 +10,15 @@ use utoipa_axum::routes;
 
 use super::store::{self, Team, User};
 use crate::AppState;
+use crate::api::SLUG_RULE;
 use crate::api::{
     ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, data, put_status, reject,
 };
+use crate::api::{check_text, is_e164, is_email, is_slug};
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::ids::ID_RULE;
 use crate::ids::is_external_id;
-use crate::journeys::model::SLUG_RULE;
-use crate::journeys::model::{check_text, is_slug};
 
 use crate::time::to_rfc3339;
 
@@ -112,27 +112,6 @@ impl From<Team> for TeamView {
             updated_at: to_rfc3339(t.updated_at),
         }
     }
-}
-
-pub fn is_email(s: &str) -> bool {
-    let Some((local, domain)) = s.split_once('@') else {
-        return false;
-    };
-    s.len() <= 254
-        && !local.is_empty()
-        && !domain.contains('@')
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !s.chars().any(|c| c.is_whitespace() || c.is_control())
-}
-
-pub fn is_e164(s: &str) -> bool {
-    s.strip_prefix('+').is_some_and(|digits| {
-        (7..=15).contains(&digits.len())
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && !digits.starts_with('0')
-    })
 }
 
 /// Sorted and without repeats.
@@ -353,20 +332,4 @@ async fn get_team(
         .await?
         .ok_or_else(|| ApiError::not_found("Team"))?;
     Ok(data(StatusCode::OK, TeamView::from(team)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn emails_and_phones() {
-        assert!(is_email("sara@bank.example"));
-        assert!(!is_email("sara@bank"));
-        assert!(!is_email("sara bank@x.example"));
-        assert!(!is_email("@bank.example"));
-        assert!(is_e164("+966501234567"));
-        assert!(!is_e164("0501234567"));
-        assert!(!is_e164("+0123456789"));
-    }
 }

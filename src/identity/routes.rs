@@ -10,10 +10,10 @@ use utoipa_axum::routes;
 
 use super::provider::{self, ActorTokens, Settings};
 use crate::AppState;
+use crate::api::check_text;
 use crate::api::{ApiJson, Data, data, put_status, reject};
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
-use crate::journeys::model::check_text;
 use crate::time::to_rfc3339;
 
 pub fn router() -> OpenApiRouter<AppState> {

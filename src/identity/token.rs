@@ -224,7 +224,7 @@ fn roles(claim: Option<&Value>) -> Option<Vec<String>> {
     };
     let mut names: Vec<String> = names
         .into_iter()
-        .filter(|r| crate::journeys::model::is_slug(r))
+        .filter(|r| crate::api::is_slug(r))
         .take(50)
         .collect();
     names.sort();

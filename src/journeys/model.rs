@@ -15,6 +15,7 @@
 //! - `complete` needs every required step done; `cancel` works from any open status.
 //! - Nothing leaves `completed` or `cancelled`.
 
+use crate::api::{SLUG_RULE, check_text, is_slug};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -153,35 +154,6 @@ fn is_step_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-/// What [`is_slug`] requires, as an error message.
-pub const SLUG_RULE: &str = "must be 1 to 64 characters of a-z, 0-9 or _";
-
-/// Categories and outcomes: 1 to 64 characters of `[a-z0-9_]`.
-pub fn is_slug(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-}
-
-/// Appends an error if `value` is longer than `max` characters (or blank, when `required`).
-pub fn check_text(
-    errors: &mut Vec<FieldError>,
-    field: &str,
-    value: &str,
-    max: usize,
-    required: bool,
-) {
-    if required && value.trim().is_empty() {
-        errors.push(FieldError::new(field, "must not be empty"));
-    } else if value.chars().count() > max {
-        errors.push(FieldError::new(
-            field,
-            format!("must be at most {max} characters"),
-        ));
-    }
 }
 
 /// Checks a template's steps; returns one error per offending field.

@@ -11,10 +11,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::model::SLUG_RULE;
 use super::model::{
     self, AssigneeType, JourneyStatus, Priority, Progress, Refusal, StepDef, StepOutcome,
-    StepStatus, StepType, check_text, is_slug,
+    StepStatus, StepType,
 };
 use super::store::{self, HistoryRow, JourneyFilter, JourneyRow, TemplateVersion};
 use crate::AppState;
@@ -22,6 +21,7 @@ use crate::api::{
     ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, check_id, check_object, data,
     parse_filter, reject, stored_json,
 };
+use crate::api::{SLUG_RULE, check_text, is_slug};
 use crate::approvals::model::{ApprovalStatus, RequesterType};
 use crate::approvals::{self, StepApproval};
 use crate::auth::Tenant;

@@ -9,13 +9,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::model::SLUG_RULE;
-use super::model::{
-    self, StepDef, TemplateStatus, check_text, in_run_order, is_slug, is_template_id,
-};
+use super::model::{self, StepDef, TemplateStatus, in_run_order, is_template_id};
 use super::store::{self, TemplateFilter, TemplateRow};
 use crate::AppState;
 use crate::api::{ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, data, parse_filter};
+use crate::api::{SLUG_RULE, check_text, is_slug};
 use crate::auth::Tenant;
 use crate::bounded::{Days, Hours};
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};

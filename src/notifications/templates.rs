@@ -21,9 +21,9 @@ use utoipa_axum::routes;
 use super::model::NotifyChannel;
 use super::store::{self, TemplateRow};
 use crate::AppState;
+use crate::api::is_language_tag;
 use crate::api::{ApiJson, ApiPath, Data, data, put_status, reject};
 use crate::auth::Tenant;
-use crate::customers::is_language_tag;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc, StoreError};
 
 use crate::time::to_rfc3339;
@@ -390,7 +390,7 @@ fn describe(e: &minijinja::Error, part: &str) -> String {
 fn check(body: &PutTemplate) -> Vec<FieldError> {
     let mut errors = Vec::new();
     if let Some(name) = &body.name {
-        crate::journeys::model::check_text(&mut errors, "name", name, 200, false);
+        crate::api::check_text(&mut errors, "name", name, 200, false);
     }
     if !body.content.contains_key(&body.default_language) {
         errors.push(FieldError::new(

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use crate::api::{is_e164, is_email};
 use crate::bounded::TextLength;
-use crate::directory::{is_e164, is_email};
 use crate::error::FieldError;
 use crate::journeys::model::{StepDef, StepType};
 

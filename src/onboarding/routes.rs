@@ -17,6 +17,7 @@ use super::model::{OnboardingStatus, is_country, shown_status};
 use super::store::{self, ConfigurationRow, DocumentRow, OnboardingRow};
 use super::{CurrentStepInputs, DocumentView, Snapshot, StepState};
 use crate::AppState;
+use crate::api::check_text;
 use crate::api::{
     ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, data, parse_filter, reject,
     stored_json,
@@ -26,7 +27,7 @@ use crate::channel::Channel;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::idempotency::Idem;
 use crate::ids::{ID_RULE, is_external_id, new_id};
-use crate::journeys::model::{JourneyStatus, check_text};
+use crate::journeys::model::JourneyStatus;
 
 use crate::time::to_rfc3339;
 

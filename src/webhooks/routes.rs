@@ -15,6 +15,7 @@ use super::guard;
 use super::model::{self, EVENT_TYPES, MessageStatus, SECRET_RULE, Secret};
 use super::store::{self, AttemptRow, EndpointRow, MessageRow};
 use crate::AppState;
+use crate::api::check_text;
 use crate::api::{
     ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, data, parse_bool, parse_filter,
     reject,
@@ -22,7 +23,6 @@ use crate::api::{
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::idempotency::Idem;
-use crate::journeys::model::check_text;
 
 use crate::time::{parse_rfc3339, to_rfc3339};
 

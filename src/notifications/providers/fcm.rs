@@ -139,7 +139,7 @@ impl FcmSettings {
                 "must be a Firebase project id",
             ));
         }
-        if !crate::directory::is_email(&sa.client_email) {
+        if !crate::api::is_email(&sa.client_email) {
             errors.push(FieldError::new(
                 "serviceAccount.client_email",
                 "must be the service account's email",

@@ -11,7 +11,7 @@ use sha1::Sha1;
 use utoipa::ToSchema;
 
 use super::{Reach, check_base_url, http_failure, join, unreachable};
-use crate::directory::is_e164;
+use crate::api::is_e164;
 use crate::error::FieldError;
 use crate::notifications::model::Attempt;
 
