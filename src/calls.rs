@@ -14,9 +14,9 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::actor::{Actor, ProvenActor};
 use crate::channel::Channel;
 use crate::error::{ApiError, FieldError};
-use crate::identity::{Actor, ProvenActor};
 
 pub const HEADER: &str = "x-omni-channel";
 
@@ -30,8 +30,9 @@ struct Call {
     /// Whether the call has recorded a change, and the channel that change was made through.
     counted: Cell<bool>,
     resolved: Cell<Option<Channel>>,
-    /// Whether the call wrote webhook messages, to wake the delivery worker once it answers.
-    webhooks: Cell<bool>,
+    /// What to run once the call has answered (its transaction is over by then): the wakers
+    /// of workers whose work the call committed.
+    after: std::cell::RefCell<Vec<fn()>>,
     /// The person the call's actor token proves, if it carries one.
     actor: Option<Arc<ProvenActor>>,
 }
@@ -61,25 +62,32 @@ pub async fn within<F: Future>(
         stated: Cell::new(stated),
         counted: Cell::new(false),
         resolved: Cell::new(None),
-        webhooks: Cell::new(false),
+        after: std::cell::RefCell::default(),
         actor,
     };
-    let (output, wrote) = CALL
+    let (output, after) = CALL
         .scope(call, async {
             let output = work.await;
-            (output, CALL.with(|c| c.webhooks.get()))
+            (output, CALL.with(|c| c.after.take()))
         })
         .await;
     // The call's transaction has committed (or rolled back) by the time it answers.
-    if wrote {
-        crate::webhooks::wake();
+    for wake in after {
+        wake();
     }
     output
 }
 
-/// Notes that the call wrote webhook messages; outside a call, the worker's polling finds them.
-pub(crate) fn wrote_webhooks() {
-    let _ = CALL.try_with(|call| call.webhooks.set(true));
+/// Runs `wake` once the call has answered (once, however often it is asked for): for a
+/// reaction that wrote work a worker of this process should find at once. Outside a call it
+/// does nothing; the worker's polling finds the work.
+pub fn after_answer(wake: fn()) {
+    let _ = CALL.try_with(|call| {
+        let mut after = call.after.borrow_mut();
+        if !after.contains(&wake) {
+            after.push(wake);
+        }
+    });
 }
 
 fn invalid(message: String) -> ApiError {
@@ -114,7 +122,7 @@ pub fn stated() -> Option<Channel> {
 /// How a change is attributed: the channel it was made through, and whether it is the first
 /// change of an API call (the one that counts the call as a transaction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Attribution {
+pub struct Attribution {
     pub channel: Option<Channel>,
     pub in_call: bool,
     pub first: bool,

@@ -84,6 +84,7 @@ enum KeyCommand {
 
 /// Parses the command line and runs the command.
 pub fn run() -> ExitCode {
+    crate::wire();
     let cli = Cli::parse();
     let listen = match &cli.command {
         Command::Serve { listen } => listen.clone(),

@@ -108,7 +108,7 @@ pub async fn middleware(
     // request, not a retry (with its actor fields omitted, the bodies are alike).
     if let Some(actor) = parts
         .extensions
-        .get::<crate::identity::Actor>()
+        .get::<crate::actor::Actor>()
         .and_then(|a| a.proven())
     {
         hasher.update(b"\nactor:");

@@ -4,9 +4,12 @@
 #[macro_use]
 mod macros;
 
+pub mod actor;
 pub mod analytics;
 pub mod api;
 pub mod approvals;
+#[cfg(test)]
+mod architecture;
 pub mod auth;
 pub mod bounded;
 pub mod calls;
@@ -83,10 +86,31 @@ pub struct AppState {
     pub identity: Arc<identity::keys::ProviderKeys>,
 }
 
+/// Wires the event spine's reactions, once per process: every change's event runs them in
+/// its own transaction, in this order.
+///
+/// 1. Channel analytics counts the call's transaction and the journeys' channel touches
+///    (`analytics::Counters`).
+/// 2. The webhook outbox writes one message per subscribed endpoint (`webhooks::Outbox`).
+/// 3. The notification rules create the notifications the tenant's rules send
+///    (`notifications::rules::Rules`); a notification's own events run the reactions again
+///    (no rule is about a notification event).
+///
+/// The order is the order of their writes inside the transaction; no reaction reads what
+/// another wrote.
+pub fn wire() {
+    events::wire(vec![
+        Box::new(analytics::Counters),
+        Box::new(webhooks::Outbox),
+        Box::new(notifications::rules::Rules),
+    ]);
+}
+
 impl AppState {
     /// A fresh state on `db`: empty caches, and the document store `config` names (an
-    /// unusable one is an error).
+    /// unusable one is an error). Wires the event spine ([`wire`]) if it is not yet.
     pub fn new(db: Db, config: Config) -> Result<Self, String> {
+        wire();
         let documents = onboarding::documents::Documents::open(&config.document_store)?;
         let notifier = Arc::new(notifications::Notifier::new(
             config.notification_allow_private_providers,
@@ -148,6 +172,7 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
         )
         .layer(from_fn(calls::middleware))
         .layer(from_fn_with_state(state.clone(), idempotency::middleware))
+        .layer(from_fn_with_state(state.clone(), identity::require_actor))
         .layer(from_fn_with_state(state.clone(), auth::require_api_key));
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(omni)

@@ -3,13 +3,13 @@
 //!
 //! Three tables, each keyed by tenant and UTC day (days since 1970-01-01):
 //! - `channel_daily`: transactions per channel, one per API call that changed something,
-//!   counted by `events::record` for the call's first change (apart per chain, see
+//!   counted by [`Counters`], the spine's reaction, for the call's first change (apart per chain, see
 //!   [`count_transaction`]);
 //! - `channel_daily_users`: the customers with a session open on a channel that day, written by
 //!   the sessions when one starts, is used or ends;
 //! - `journey_switches`: each time a journey was touched from another channel than the time
 //!   before, with the days of both touches (`journey_touches` holds each journey's last), written
-//!   by `events::record` for every change of a call that concerns a journey.
+//!   by [`Counters`] for every change of a call that concerns a journey.
 //!
 //! A change is made through the channel its call states (see `calls`), else through the
 //! channel of what it changes (a journey's, a session's); a change with neither counts as
@@ -20,6 +20,7 @@ mod routes;
 use std::collections::HashMap;
 
 use futures::TryFutureExt;
+use futures::future::BoxFuture;
 
 use sqlx::{AnyConnection, AnyPool};
 use utoipa_axum::router::OpenApiRouter;
@@ -27,6 +28,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::AppState;
 use crate::channel::Channel;
 use crate::error::StoreError;
+use crate::events::{Appended, Reaction};
 
 /// Routes under `/api/v1`.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -43,6 +45,45 @@ pub fn day_of(ms: i64) -> i64 {
 /// The channel a change is counted under: its own, else `api`.
 pub fn counted_channel(channel: Option<&str>) -> &str {
     channel.unwrap_or(Channel::Api.as_lower())
+}
+
+/// The spine's reaction that keeps the per-day figures: a call's first change counts one
+/// transaction on its channel, and every change a customer makes through a channel touches the
+/// journeys it concerns. Changes made outside any call (the background sweeps) count nothing.
+pub struct Counters;
+
+impl Reaction for Counters {
+    fn react<'a>(
+        &'a self,
+        conn: &'a mut AnyConnection,
+        appended: &'a Appended<'a>,
+        _: Option<Option<String>>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let made = appended.attribution;
+            if !made.in_call {
+                return Ok(());
+            }
+            let event = appended.event;
+            let day = day_of(event.occurred_at);
+            let channel = counted_channel(appended.channel);
+            if made.first {
+                count_transaction(conn, event.tenant_id, day, channel, appended.chain_key).await?;
+            }
+            // A journey is cross-channel by its customer's own actions: a change a staff
+            // member is named for (advancedBy, assignedBy, ...) does not touch it from a
+            // channel.
+            let entities = appended.entities;
+            let customer = entities.iter().find(|(t, _)| *t == "customer").map(|e| e.1);
+            let by_customer = event.actor_id.is_none_or(|actor| Some(actor) == customer);
+            if by_customer {
+                for (_, journey) in entities.iter().filter(|(t, _)| *t == "journey") {
+                    touch_journey(conn, event.tenant_id, day, journey, channel).await?;
+                }
+            }
+            Ok(())
+        })
+    }
 }
 
 /// Counts one transaction on `channel` on `day`, under the chain of the call's first change.

@@ -456,7 +456,7 @@ pub fn check_id(errors: &mut Vec<FieldError>, field: &str, value: Option<&str>) 
 }
 
 /// Appends an error if the person a body must name is missing (no actor token named them
-/// either: `identity::Actor::claim` fills it in from one) or is not an id.
+/// either: `actor::Actor::claim` (in `identity`) fills it in from one) or is not an id.
 pub fn check_person(errors: &mut Vec<FieldError>, field: &str, value: Option<&str>) {
     match value {
         None => errors.push(FieldError::new(

@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 use super::model::{self, DelegationStatus, Scope};
 use super::store::{self, DelegationFilter, DelegationRow};
 use crate::AppState;
+use crate::actor::Actor;
 use crate::api::check_text;
 use crate::api::{
     ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, check_id, data, parse_filter, reject,
@@ -21,7 +22,6 @@ use crate::directory;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::events::{self, NewEvent};
 use crate::idempotency::Idem;
-use crate::identity::Actor;
 use crate::ids::ID_RULE;
 use crate::ids::{is_external_id, new_id};
 use crate::money::Money;

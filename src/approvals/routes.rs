@@ -16,6 +16,7 @@ use super::model::{
 };
 use super::store::{self, ApprovalFilter, ApprovalRow, ApproverRow, DecisionRow};
 use crate::AppState;
+use crate::actor::{Actor, Proof};
 use crate::api::SLUG_RULE;
 use crate::api::{
     ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, check_object, data, parse_filter,
@@ -26,7 +27,6 @@ use crate::auth::Tenant;
 use crate::directory;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::idempotency::Idem;
-use crate::identity::{Actor, Proof};
 use crate::ids::ID_RULE;
 use crate::ids::{is_external_id, new_id};
 use crate::journeys;

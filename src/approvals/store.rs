@@ -300,7 +300,7 @@ pub struct DecisionRow {
     pub comment: Option<String>,
     pub decided_at: i64,
     /// The proof of the person who decided, when an actor token proved them
-    /// (`identity::ProvenActor::proof`).
+    /// (`actor::ProvenActor::proof`).
     pub actor_proof: Option<String>,
 }
 

@@ -3,23 +3,26 @@
 //! [`record`] writes the event row, as the next link of its customer's (or root entity's) hash
 //! chain ([`chain`]), and one row per entity it concerns (the journey, the customer, ...), so
 //! the timeline can be read per entity through an index. It takes the caller's open
-//! transaction: the event commits with the change or not at all. The webhook outbox rows for
-//! the event are written here too (`webhooks::enqueue`), so that no caller can record a change
-//! without its messages.
+//! transaction: the event commits with the change or not at all.
+//!
+//! The spine knows none of its consumers. Channel analytics, the webhook outbox and the
+//! notification rules are [`Reaction`]s, which `lib.rs` wires once per process ([`wire`]), in
+//! its documented order; each runs inside the event's transaction, after the event is written,
+//! so a reaction's writes commit with the event or not at all, and a reaction's failure fails
+//! the change (a busy database stays a retryable `database_busy`).
 
+use std::sync::OnceLock;
+
+use futures::future::BoxFuture;
 use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 
 pub mod chain;
 
-use crate::analytics;
-use crate::calls;
+use crate::calls::{self, Attribution};
 use crate::channel::Channel;
 use crate::error::StoreError;
 use crate::ids::new_id;
-use crate::notifications;
-
-use crate::webhooks;
 
 /// What concerns an event: `("journey", "jrn_...")`, `("customer", "ent_...")`.
 pub type EntityRef<'a> = (&'static str, &'a str);
@@ -43,6 +46,73 @@ pub struct NewEvent<'a> {
     pub entities: Vec<EntityRef<'a>>,
 }
 
+/// An event as the spine wrote it, in the transaction still open: what a reaction sees.
+#[derive(Debug)]
+pub struct Appended<'a> {
+    pub event: &'a NewEvent<'a>,
+    /// Its position in the tenant's log of events (`events.seq`).
+    pub seq: i64,
+    pub chain_key: &'a str,
+    /// The channel it was recorded with, as the timeline shows it.
+    pub channel: Option<&'static str>,
+    /// How the call that made it is attributed (see `calls`).
+    pub attribution: Attribution,
+    /// The entities it concerns, each once.
+    pub entities: &'a [EntityRef<'a>],
+}
+
+/// A consumer of the spine: runs in the event's transaction, after the event is written.
+pub trait Reaction: Send + Sync + 'static {
+    /// On PostgreSQL, a scalar subquery over the event's tenant (`$2`) whose text answer the
+    /// event's own statement returns, handed to [`Reaction::react`]: a read the reaction needs,
+    /// without a round trip of its own.
+    fn prefetch(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Reacts to `appended`. `prefetched` is `Some` (the subquery's answer) on PostgreSQL when
+    /// [`Reaction::prefetch`] names one, `None` where the reaction reads for itself.
+    fn react<'a>(
+        &'a self,
+        conn: &'a mut AnyConnection,
+        appended: &'a Appended<'a>,
+        prefetched: Option<Option<String>>,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
+/// The reactions in the order they run, and PostgreSQL's event statements with their
+/// prefetches.
+struct Spine {
+    reactions: Vec<Box<dyn Reaction>>,
+    /// The statement for one, two and three entities.
+    pg_event_with: [&'static str; 3],
+}
+
+static SPINE: OnceLock<Spine> = OnceLock::new();
+
+/// Wires the spine's reactions, in the order they will run, once per process (`lib.rs`); a
+/// second call leaves the first wiring in place.
+pub fn wire(reactions: Vec<Box<dyn Reaction>>) {
+    SPINE.get_or_init(|| {
+        let prefetches: String = reactions
+            .iter()
+            .filter_map(|r| r.prefetch())
+            .map(|sql| format!(", ({sql})"))
+            .collect();
+        let statement = |values: &str| -> &'static str {
+            Box::leak(pg_with_entities(values, &prefetches).into_boxed_str())
+        };
+        Spine {
+            pg_event_with: [
+                statement("($15, $16)"),
+                statement("($15, $16), ($17, $18)"),
+                statement("($15, $16), ($17, $18), ($19, $20)"),
+            ],
+            reactions,
+        }
+    });
+}
+
 // An event is appended to its chain (see `chain`): the chain's head row is read and locked
 // first (an upsert that creates an empty chain if needed, so concurrent first events of one
 // chain queue up), the link is hashed here, then the event, its entity index rows, each
@@ -50,10 +120,7 @@ pub struct NewEvent<'a> {
 // (data-modifying CTEs);
 // SQLite has no such CTE, so there they are separate statements. Up to three entities go in the
 // event's statement; more are rare and go three at a time. PostgreSQL's statement also answers
-// the tenant's enabled webhook endpoints, which the outbox needs next: one round trip less per
-// event. They are read `FOR KEY SHARE` (as the messages' foreign key would lock them anyway),
-// so an endpoint being deleted is waited for and then left out, never written a message it
-// cannot have.
+// the reactions' prefetches (the webhook outbox's endpoints): one round trip less per event.
 const CHAIN_HEAD: &str = "INSERT INTO event_chains (tenant_id, chain_key, length, head_hash) \
      VALUES ($1, $2, 0, $3) ON CONFLICT (tenant_id, chain_key) \
      DO UPDATE SET length = event_chains.length RETURNING length, head_hash";
@@ -66,29 +133,22 @@ macro_rules! event_insert {
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
     };
 }
-macro_rules! pg_with_entities {
-    ($values:literal) => {
-        concat!(
-            "WITH v(t, i) AS (VALUES ",
-            $values,
-            "), e AS (",
-            event_insert!(),
-            " RETURNING seq), c AS (UPDATE event_chains SET length = $11, head_hash = $13 \
-             WHERE tenant_id = $2 AND chain_key = $10), n AS (INSERT INTO entity_event_counts \
-             (tenant_id, entity_type, entity_id, events) SELECT $2, v.t, v.i, 1 FROM v \
-             ON CONFLICT (tenant_id, entity_type, entity_id) \
-             DO UPDATE SET events = entity_event_counts.events + 1), x AS (INSERT INTO \
-             event_entities (tenant_id, event_seq, occurred_at, event_type, entity_type, entity_id) \
-             SELECT $2, e.seq, $4, $3, v.t, v.i FROM e, v RETURNING event_seq) \
-             SELECT x.event_seq, (SELECT CAST(json_agg(json_build_array(w.id, w.event_types)) \
-             AS TEXT) FROM (SELECT id, event_types FROM webhook_endpoints \
-             WHERE tenant_id = $2 AND enabled = 1 FOR KEY SHARE) w) FROM x"
-        )
-    };
+/// PostgreSQL's one statement for an event with up to three entities, `values`, answering
+/// the event's sequence and then each reaction's prefetch.
+fn pg_with_entities(values: &str, prefetches: &str) -> String {
+    format!(
+        "WITH v(t, i) AS (VALUES {values}), e AS ({} RETURNING seq), \
+         c AS (UPDATE event_chains SET length = $11, head_hash = $13 \
+         WHERE tenant_id = $2 AND chain_key = $10), n AS (INSERT INTO entity_event_counts \
+         (tenant_id, entity_type, entity_id, events) SELECT $2, v.t, v.i, 1 FROM v \
+         ON CONFLICT (tenant_id, entity_type, entity_id) \
+         DO UPDATE SET events = entity_event_counts.events + 1), x AS (INSERT INTO \
+         event_entities (tenant_id, event_seq, occurred_at, event_type, entity_type, entity_id) \
+         SELECT $2, e.seq, $4, $3, v.t, v.i FROM e, v RETURNING event_seq) \
+         SELECT x.event_seq{prefetches} FROM x",
+        event_insert!()
+    )
 }
-const PG_EVENT_WITH_1: &str = pg_with_entities!("($15, $16)");
-const PG_EVENT_WITH_2: &str = pg_with_entities!("($15, $16), ($17, $18)");
-const PG_EVENT_WITH_3: &str = pg_with_entities!("($15, $16), ($17, $18), ($19, $20)");
 const EVENT_INSERT: &str = concat!(event_insert!(), " RETURNING seq");
 macro_rules! count_upsert {
     ($values:literal) => {
@@ -113,16 +173,12 @@ const ENTITY_INSERT_3: &str = "INSERT INTO event_entities
      (tenant_id, event_seq, occurred_at, event_type, entity_type, entity_id)
      VALUES ($1, $2, $3, $4, $5, $6), ($1, $2, $3, $4, $7, $8), ($1, $2, $3, $4, $9, $10)";
 
-/// Records `event` inside the caller's transaction, as the next link of its chain, with the
-/// notifications the tenant's rules send for it (`notifications::rules`).
+/// Records `event` inside the caller's transaction, as the next link of its chain, then runs
+/// the wired reactions on it, in order.
 pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(), StoreError> {
-    append(conn, &event).await?;
-    notifications::rules::on_event(conn, &event).await
-}
-
-/// Records `event` as [`record`] does, without applying notification rules: for the
-/// notifications' own events, which no rule is about.
-pub async fn append(conn: &mut AnyConnection, event: &NewEvent<'_>) -> Result<(), StoreError> {
+    let spine = SPINE
+        .get()
+        .ok_or_else(|| StoreError::Corrupt("the event spine's reactions are not wired".into()))?;
     let id = new_id("evt_");
     let occurred_at = event.occurred_at;
     let chain_key = chain::chain_key(&event.entities);
@@ -169,9 +225,7 @@ pub async fn append(conn: &mut AnyConnection, event: &NewEvent<'_>) -> Result<()
     let (first, mut rest) = entities.split_at(entities.len().min(3));
     let postgres = conn.backend_name() == "PostgreSQL" && !first.is_empty();
     let sql = match (postgres, first.len()) {
-        (true, 1) => PG_EVENT_WITH_1,
-        (true, 2) => PG_EVENT_WITH_2,
-        (true, _) => PG_EVENT_WITH_3,
+        (true, n) => spine.pg_event_with[n.min(3) - 1],
         (false, _) => EVENT_INSERT,
     };
     let mut q = sqlx::query(sql)
@@ -201,12 +255,20 @@ pub async fn append(conn: &mut AnyConnection, event: &NewEvent<'_>) -> Result<()
         .first()
         .ok_or_else(|| StoreError::Corrupt("event insert returned no sequence".into()))?;
     let seq: i64 = first_row.try_get(0)?;
-    let endpoints = if postgres {
-        let listed: Option<String> = first_row.try_get(1)?;
-        Some(webhooks::endpoints_from_json(listed.as_deref())?)
-    } else {
-        None
-    };
+    // The prefetches' answers, in the reactions' order, on PostgreSQL.
+    let mut prefetched = Vec::new();
+    if postgres {
+        let mut column = 1;
+        for reaction in &spine.reactions {
+            prefetched.push(match reaction.prefetch() {
+                Some(_) => {
+                    column += 1;
+                    Some(first_row.try_get::<Option<String>, _>(column - 1)?)
+                }
+                None => None,
+            });
+        }
+    }
     while !rest.is_empty() {
         let (sql, count_sql, n) = match rest.len() {
             1 => (ENTITY_INSERT_1, COUNT_UPSERT_1, 1),
@@ -227,34 +289,6 @@ pub async fn append(conn: &mut AnyConnection, event: &NewEvent<'_>) -> Result<()
         count.execute(&mut *conn).await?;
         rest = &rest[n..];
     }
-    if made.in_call {
-        let day = analytics::day_of(occurred_at);
-        let channel = analytics::counted_channel(channel);
-        if made.first {
-            analytics::count_transaction(conn, event.tenant_id, day, channel, &chain_key).await?;
-        }
-        // A journey is cross-channel by its customer's own actions: a change a staff member
-        // is named for (advancedBy, assignedBy, ...) does not touch it from a channel.
-        let customer = entities.iter().find(|(t, _)| *t == "customer").map(|e| e.1);
-        let by_customer = event.actor_id.is_none_or(|actor| Some(actor) == customer);
-        if by_customer {
-            for (_, journey) in entities.iter().filter(|(t, _)| *t == "journey") {
-                analytics::touch_journey(conn, event.tenant_id, day, journey, channel).await?;
-            }
-        }
-    }
-    if webhooks::enqueue(
-        conn,
-        event.tenant_id,
-        seq,
-        event.event_type,
-        occurred_at,
-        endpoints,
-    )
-    .await?
-    {
-        calls::wrote_webhooks();
-    }
     if !postgres {
         sqlx::query(CHAIN_ADVANCE)
             .bind(event.tenant_id)
@@ -263,6 +297,18 @@ pub async fn append(conn: &mut AnyConnection, event: &NewEvent<'_>) -> Result<()
             .bind(&hash)
             .execute(&mut *conn)
             .await?;
+    }
+    let appended = Appended {
+        event: &event,
+        seq,
+        chain_key: &chain_key,
+        channel,
+        attribution: made,
+        entities: &entities,
+    };
+    for (i, reaction) in spine.reactions.iter().enumerate() {
+        let prefetched = prefetched.get_mut(i).and_then(Option::take);
+        reaction.react(conn, &appended, prefetched).await?;
     }
     Ok(())
 }

@@ -16,14 +16,14 @@ pub mod provider;
 mod routes;
 pub mod token;
 
-use std::sync::Arc;
-
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
-use serde::{Deserialize, Serialize};
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
+use crate::actor::{Actor, ProvenActor};
+use crate::auth::{ActorToken, Tenant};
 use crate::error::{ApiError, ApiResult};
 
 pub use provider::ActorTokens;
@@ -47,78 +47,36 @@ pub const ACTOR_BODIES: &[(&str, &str)] = &[
 /// The header an actor token travels in, beside `x-api-key`.
 pub const ACTOR_HEADER: &str = "Authorization: Bearer";
 
+/// Middleware after `auth::require_api_key`: verifies the actor token the request presents
+/// beside its key, if any, and carries the proven person on as the [`Actor`] extension, or
+/// refuses the request (401, 503) before anything else runs.
+pub async fn require_actor(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if let Some(ActorToken(token)) = req.extensions_mut().remove::<ActorToken>() {
+        let tenant = req
+            .extensions()
+            .get::<Tenant>()
+            .map(|t| t.id.clone())
+            .ok_or_else(|| ApiError::unauthorized("unauthenticated", "An API key is required"))?;
+        let actor = token::actor(&state, &tenant, &token).await?;
+        req.extensions_mut().insert(actor);
+    }
+    Ok(next.run(req).await)
+}
+
 /// Routes under `/api/v1/omni`.
 pub fn router() -> OpenApiRouter<AppState> {
     routes::router()
 }
 
-/// A person proven by a verified token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProvenActor {
-    /// The staff user of the tenant the token's user claim names.
-    pub user_id: String,
-    pub issuer: String,
-    /// The token's `sub`.
-    pub subject: Option<String>,
-    /// The token's `jti`, when it has one.
-    pub token_id: Option<String>,
-}
-
-impl ProvenActor {
-    /// The proof as stored beside an event or a decision, and hashed into the event's link.
-    pub fn proof(&self) -> String {
-        serde_json::to_string(&Proof {
-            verified: true,
-            issuer: Some(self.issuer.clone()),
-            subject: self.subject.clone(),
-            token_id: self.token_id.clone(),
-        })
-        .unwrap_or_default()
-    }
-}
-
-/// A stored proof, as [`ProvenActor::proof`] writes it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct Proof {
-    pub verified: bool,
-    pub issuer: Option<String>,
-    pub subject: Option<String>,
-    pub token_id: Option<String>,
-}
-
-impl Proof {
-    /// Reads a stored proof; `None` for none (or for text that is not one).
-    fn read(stored: Option<&str>) -> Option<Self> {
-        stored.and_then(|s| serde_json::from_str::<Proof>(s).ok())
-    }
-
-    /// Whether a stored proof says the actor was verified, and by which issuer.
-    pub fn shown(stored: Option<&str>) -> (bool, Option<String>) {
-        match Self::read(stored) {
-            Some(p) => (p.verified, p.issuer),
-            None => (false, None),
-        }
-    }
-}
-
-/// Who the call is made by: the person its actor token proves, if it carries one.
-#[derive(Debug, Clone, Default)]
-pub struct Actor(pub Option<Arc<ProvenActor>>);
-
-impl<S: Send + Sync> FromRequestParts<S> for Actor {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts.extensions.get::<Actor>().cloned().unwrap_or_default())
-    }
-}
+// The call's person (`Actor`, `ProvenActor`) and a stored proof (`Proof`) are plain data in
+// `crate::actor`, which the low layers (calls, idempotency, the timeline) read without depending
+// on this module; what verifies the person and holds body fields to them is here.
 
 impl Actor {
-    pub fn proven(&self) -> Option<&ProvenActor> {
-        self.0.as_deref()
-    }
-
     /// Holds a body's actor fields (`("advancedBy", &mut body.advanced_by)`, ...) to the call's
     /// actor, before anything is checked or changed. With a proven person, an omitted field is
     /// filled with them, and a field naming someone else is 403 `actor_mismatch`. Without one,

@@ -247,7 +247,7 @@ async fn sync_roles(app: &AppState, tenant: &str, user: &str, roles: Vec<String>
     Ok(())
 }
 
-/// The actor a request's token proves, for `auth::require_api_key`.
+/// The actor a request's token proves, for [`super::require_actor`].
 pub async fn actor(app: &AppState, tenant: &str, token: &str) -> ApiResult<super::Actor> {
     Ok(super::Actor(Some(Arc::new(
         verify(app, tenant, token).await?,

@@ -17,6 +17,7 @@ use super::model::{
 };
 use super::store::{self, HistoryRow, JourneyFilter, JourneyRow, TemplateVersion};
 use crate::AppState;
+use crate::actor::Actor;
 use crate::api::{
     ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, check_id, check_object, data,
     parse_filter, reject, stored_json,
@@ -32,7 +33,6 @@ use crate::directory;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::events::{self, NewEvent};
 use crate::idempotency::Idem;
-use crate::identity::Actor;
 use crate::ids::ID_RULE;
 use crate::ids::{is_external_id, new_id};
 use crate::money::Money;

@@ -455,9 +455,9 @@ async fn record(
     } else {
         "customer"
     };
-    events::append(
+    events::record(
         conn,
-        &NewEvent {
+        NewEvent {
             tenant_id: &n.tenant_id,
             event_type,
             actor_id,

@@ -203,6 +203,20 @@ async fn resolve(
     })
 }
 
+/// The spine's reaction that applies the tenant's notification rules ([`on_event`]).
+pub struct Rules;
+
+impl crate::events::Reaction for Rules {
+    fn react<'a>(
+        &'a self,
+        conn: &'a mut AnyConnection,
+        appended: &'a crate::events::Appended<'a>,
+        _: Option<Option<String>>,
+    ) -> futures::future::BoxFuture<'a, Result<(), crate::error::StoreError>> {
+        Box::pin(on_event(conn, appended.event))
+    }
+}
+
 /// Applies the tenant's rule (or the default) for `event`, in the caller's transaction: one
 /// notification per recipient. A template that cannot be rendered is recorded as failed
 /// deliveries, never an error that would undo the change.

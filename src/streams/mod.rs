@@ -224,7 +224,7 @@ impl StreamEvent {
             sequence: r.chain_seq,
             timestamp: to_rfc3339(r.occurred_at),
             event_type: events::shown_type(&r.event_type).to_owned(),
-            actor_verified: crate::identity::Proof::shown(r.actor_proof.as_deref()).0,
+            actor_verified: crate::actor::Proof::shown(r.actor_proof.as_deref()).0,
             actor_id: r.actor_id,
             channel: r.channel,
             summary: r.summary,

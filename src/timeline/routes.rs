@@ -12,13 +12,13 @@ use utoipa_axum::routes;
 
 use super::store::{self, LinkRow, TimelineFilter};
 use crate::AppState;
+use crate::actor::Proof;
 use crate::api::{ApiQuery, Data, PageRequest, Paginated, data, stored_json};
 use crate::auth::Tenant;
 use crate::directory;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::events;
 use crate::events::chain::{self, Link, Verifier};
-use crate::identity::Proof;
 use crate::time::{parse_rfc3339, to_rfc3339};
 
 pub fn router() -> OpenApiRouter<AppState> {

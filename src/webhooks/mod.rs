@@ -1,8 +1,8 @@
 //! Webhooks: every committed event, signed per the Standard Webhooks specification and
 //! delivered to the tenant's endpoints, durably, with retries, replay and an attempts log.
 //!
-//! - The outbox: [`enqueue`] runs inside `events::append`, in the event's own transaction, and
-//!   writes one message per enabled endpoint that subscribes to the event. A change that rolls
+//! - The outbox: [`Outbox`], a reaction of the event spine, runs in the event's own
+//!   transaction and writes one message per enabled endpoint that subscribes to the event. A change that rolls
 //!   back leaves no message; a committed one always has its messages.
 //! - Delivery: [`worker`] runs in every `serve` process and claims due messages with a lease
 //!   (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so processes share the work and a process that
@@ -19,12 +19,14 @@ pub mod worker;
 
 use std::sync::LazyLock;
 
+use futures::future::BoxFuture;
 use sqlx::AnyConnection;
 use tokio::sync::Notify;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
 use crate::error::StoreError;
+use crate::events::{Appended, Reaction};
 
 pub fn router() -> OpenApiRouter<AppState> {
     routes::router()
@@ -37,6 +39,50 @@ static WAKE: LazyLock<Notify> = LazyLock::new(Notify::new);
 /// call that wrote them has answered, so the worker finds them at once).
 pub fn wake() {
     WAKE.notify_waiters();
+}
+
+/// The spine's reaction that writes an event's messages ([`enqueue`]). On PostgreSQL the
+/// event's statement reads the tenant's enabled endpoints for it, `FOR KEY SHARE` (as the
+/// messages' foreign key would lock them anyway), so an endpoint being deleted is waited for
+/// and then left out, never written a message it cannot have.
+pub struct Outbox;
+
+impl Reaction for Outbox {
+    fn prefetch(&self) -> Option<&'static str> {
+        Some(
+            "SELECT CAST(json_agg(json_build_array(w.id, w.event_types)) AS TEXT) \
+             FROM (SELECT id, event_types FROM webhook_endpoints \
+             WHERE tenant_id = $2 AND enabled = 1 FOR KEY SHARE) w",
+        )
+    }
+
+    fn react<'a>(
+        &'a self,
+        conn: &'a mut AnyConnection,
+        appended: &'a Appended<'a>,
+        prefetched: Option<Option<String>>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let endpoints = match prefetched {
+                Some(listed) => Some(endpoints_from_json(listed.as_deref())?),
+                None => None,
+            };
+            let event = appended.event;
+            let wrote = enqueue(
+                conn,
+                event.tenant_id,
+                appended.seq,
+                event.event_type,
+                event.occurred_at,
+                endpoints,
+            )
+            .await?;
+            if wrote {
+                crate::calls::after_answer(wake);
+            }
+            Ok(())
+        })
+    }
 }
 
 /// Writes the messages of one event, in the event's transaction: one per enabled endpoint of
@@ -70,7 +116,7 @@ pub async fn enqueue(
     Ok(true)
 }
 
-/// The endpoints PostgreSQL's event statement lists: a JSON array of `[id, patterns]`, or
+/// The endpoints PostgreSQL's event statement lists for [`Outbox`]: a JSON array of `[id, patterns]`, or
 /// nothing when the tenant has none. A list that cannot be read fails the change rather than
 /// lose its messages.
 pub fn endpoints_from_json(listed: Option<&str>) -> Result<Vec<(String, String)>, StoreError> {
