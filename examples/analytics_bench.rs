@@ -54,6 +54,8 @@ enum Cmd {
 
 #[tokio::main]
 async fn main() {
+    // It records events itself, outside a server: the spine's reactions count them.
+    omnirail::wire();
     match Args::parse().command {
         Cmd::Seed {
             database_url,
