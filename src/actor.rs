@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 
+/// The requester of a journey step's approval when nobody acting is named; it is not a user.
+pub const SYSTEM_ACTOR: &str = "omnirail";
+
 /// A person proven by a verified token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProvenActor {

@@ -250,6 +250,14 @@ pub struct Overrides {
 const CLIENT_VARIABLES: [&str; 2] = ["api_key", "base_url"];
 
 impl Config {
+    /// `session_idle_timeout_secs`, in milliseconds: how long a session may sit unused before
+    /// it ends (the sessions' sweep, and channel analytics counting the sessions open).
+    pub fn session_idle_ms(&self) -> i64 {
+        i64::try_from(self.session_idle_timeout_secs)
+            .unwrap_or(i64::MAX / 1000)
+            .saturating_mul(1000)
+    }
+
     /// Layers the sources in order; a later source wins.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, String> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));

@@ -176,7 +176,8 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
         .layer(from_fn_with_state(state.clone(), auth::require_api_key));
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(omni)
-        .merge(onboarding::session::router(state))
+        // The customer's notification inbox is read with the onboarding session's token.
+        .merge(onboarding::session::router(state, notifications::inbox()))
         .merge(notifications::providers::status_callbacks())
         .routes(routes!(healthz))
         .routes(routes!(readyz))

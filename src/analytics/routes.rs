@@ -128,7 +128,7 @@ async fn channel_activity(
     let mut conn = app.db.reader().acquire().await?;
     let plan = crate::channels::require_omnichannel(&mut conn, &tenant.id).await?;
     drop(conn);
-    let (open_from, open_to) = window.open_sessions(now, crate::sessions::idle_ms(&app));
+    let (open_from, open_to) = window.open_sessions(now, app.config.session_idle_ms());
     let report = super::report(
         app.db.reader(),
         &tenant.id,

@@ -22,9 +22,6 @@ use crate::events::{self, EntityRef, NewEvent};
 use crate::journeys;
 use crate::money::Money;
 
-/// The requester of a journey step's approval when nobody acting is named; it is not a user.
-pub const SYSTEM_ACTOR: &str = "omnirail";
-
 /// Routes under `/api/v1/omni`.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

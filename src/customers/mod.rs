@@ -2,6 +2,7 @@
 //! them with their activity on each channel. A customer named by a journey before the bank
 //! describes it is created with only its id ([`ensure_customer`]).
 
+pub mod quiet_hours;
 mod routes;
 
 pub mod store;

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::quiet_hours::QuietHours;
 use super::store::{self, CustomerRow};
 use crate::AppState;
 use crate::api::{ApiJson, ApiPath, json, put_status, reject};
@@ -20,8 +21,6 @@ use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::ids::ID_RULE;
 use crate::ids::is_external_id;
-use crate::notifications::model::QuietHours;
-use crate::sessions;
 
 use crate::time::to_rfc3339;
 
@@ -274,7 +273,7 @@ async fn unified_profile(
         .await?
         .ok_or_else(|| ApiError::not_found("Customer"))?;
     let mut conn = app.db.reader().acquire().await?;
-    let activity = sessions::channel_activity(&mut conn, &tenant.id, &id).await?;
+    let activity = store::channel_activity(&mut conn, &tenant.id, &id).await?;
     let channels = activity
         .into_iter()
         .map(|(channel, count, last)| {

@@ -13,7 +13,7 @@ pub struct CustomerRow {
     pub phone: Option<String>,
     pub notification_channel: Option<String>,
     pub preferred_language: Option<String>,
-    /// JSON of `notifications::model::QuietHours`.
+    /// JSON of `quiet_hours::QuietHours`.
     pub quiet_hours: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -87,5 +87,22 @@ pub async fn get(
     .bind(tenant)
     .bind(id)
     .fetch_optional(pool)
+    .await?)
+}
+
+/// A customer's sessions per channel, read from the sessions' table for the customer's
+/// profile: `(channel, sessions, last activity in ms)`.
+pub async fn channel_activity(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    customer: &str,
+) -> Result<Vec<(String, i64, i64)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT channel, COUNT(*), MAX(last_seen_at) FROM channel_sessions
+         WHERE tenant_id = $1 AND customer_id = $2 GROUP BY channel ORDER BY channel",
+    )
+    .bind(tenant)
+    .bind(customer)
+    .fetch_all(conn)
     .await?)
 }

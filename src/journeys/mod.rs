@@ -1,5 +1,6 @@
 //! Journey templates and the journeys that run them (seed 001).
 
+pub mod fields;
 pub mod model;
 mod routes;
 pub mod store;

@@ -19,9 +19,9 @@ use crate::api::{SLUG_RULE, check_text, is_slug};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::fields::{FieldDef, check_field_defs};
 use crate::bounded::{Hours, StepOrder};
 use crate::error::FieldError;
-use crate::onboarding::model::{FieldDef, check_field_defs};
 
 string_enum!(
     /// What kind of work a step is.

@@ -489,7 +489,7 @@ fn requester<'a>(
     match (actor, assignee) {
         (Some(customer), _) if by_customer => (customer, RequesterType::Customer),
         (Some(user), _) | (None, Some(user)) => (user, RequesterType::User),
-        (None, None) => (approvals::SYSTEM_ACTOR, RequesterType::System),
+        (None, None) => (crate::actor::SYSTEM_ACTOR, RequesterType::System),
     }
 }
 

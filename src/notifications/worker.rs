@@ -15,12 +15,13 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::watch;
 
-use super::model::{AfterFailure, Attempt, NotifyChannel, Priority, QuietHours, after_failure};
+use super::model::{AfterFailure, Attempt, NotifyChannel, Priority, after_failure};
 use super::providers::{ProviderSettings, Reach, STATUS_PATH_TWILIO};
 use super::store::{self, DeliveryUpdate, DueRow};
 use super::templates::{EmailContent, SmsContent, TitleBody};
 use super::{after_delivery_change, recipient};
 use crate::AppState;
+use crate::customers::quiet_hours::QuietHours;
 use crate::error::{ApiError, StoreError};
 use crate::store::Backend;
 

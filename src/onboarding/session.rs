@@ -47,8 +47,10 @@ use crate::time::to_rfc3339;
 /// The one version of the `/omni` API.
 pub const API_VERSION: &str = "1.0";
 
-/// The `/omni` routes, each with the checks it needs.
-pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
+/// The `/omni` routes, each with the checks it needs. `inbox` holds routes of other
+/// capabilities read with a session's token (the customer's notification inbox), which
+/// `lib.rs` hands in.
+pub fn router(state: &AppState, inbox: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     let start = OpenApiRouter::new()
         .routes(routes!(start))
         .layer(from_fn(calls::middleware))
@@ -66,7 +68,7 @@ pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(add_data))
         .routes(routes!(finish))
         .routes(routes!(handoff))
-        .merge(crate::notifications::inbox())
+        .merge(inbox)
         .merge(upload)
         .layer(from_fn_with_state(state.clone(), idempotency::middleware))
         .layer(from_fn_with_state(state.clone(), require_session_token));

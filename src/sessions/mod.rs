@@ -6,7 +6,6 @@ mod routes;
 pub(crate) use routes::handoff_refusal;
 pub mod store;
 
-use sqlx::AnyConnection;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
@@ -17,27 +16,11 @@ pub fn router() -> OpenApiRouter<AppState> {
     routes::router()
 }
 
-/// A customer's sessions per channel: `(channel, sessions, last activity in ms)`.
-pub async fn channel_activity(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    customer: &str,
-) -> ApiResult<Vec<(String, i64, i64)>> {
-    Ok(store::channel_activity(conn, tenant, customer).await?)
-}
-
-/// The idle timeout, in milliseconds.
-pub(crate) fn idle_ms(app: &AppState) -> i64 {
-    i64::try_from(app.config.session_idle_timeout_secs)
-        .unwrap_or(i64::MAX / 1000)
-        .saturating_mul(1000)
-}
-
 /// Ends sessions idle longer than the timeout, recording `omni.session.ended` once per session
 /// (the end is a conditional update: another process, or this one after a restart, finds
 /// nothing left to do). Returns how many it ended.
 pub async fn sweep_idle(app: &AppState) -> ApiResult<usize> {
-    let idle_ms = idle_ms(app);
+    let idle_ms = app.config.session_idle_ms();
     let before = app.db.now_ms().saturating_sub(idle_ms);
     let due = store::idle(app.db.reader(), before, 100).await?;
     let mut ended = 0;

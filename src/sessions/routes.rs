@@ -125,7 +125,7 @@ struct Timing {
 impl Timing {
     fn of(app: &AppState) -> Self {
         Self {
-            idle_ms: super::idle_ms(app),
+            idle_ms: app.config.session_idle_ms(),
         }
     }
 

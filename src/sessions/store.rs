@@ -141,22 +141,6 @@ pub async fn idle(
     .await?)
 }
 
-/// A customer's sessions per channel: `(channel, sessions, last activity in ms)`.
-pub async fn channel_activity(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    customer: &str,
-) -> Result<Vec<(String, i64, i64)>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT channel, COUNT(*), MAX(last_seen_at) FROM channel_sessions
-         WHERE tenant_id = $1 AND customer_id = $2 GROUP BY channel ORDER BY channel",
-    )
-    .bind(tenant)
-    .bind(customer)
-    .fetch_all(conn)
-    .await?)
-}
-
 /// A handoff row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct HandoffRow {
