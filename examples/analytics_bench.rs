@@ -19,7 +19,7 @@ use omnirail::analytics;
 use omnirail::calls;
 use omnirail::channel::Channel;
 use omnirail::config::{Config, DatabaseUrl};
-use omnirail::events::{self, NewEvent};
+use omnirail::events::{self, EventType, NewEvent};
 use omnirail::sessions::store::{SessionRow, insert_session};
 use omnirail::store::Db;
 use omnirail::store::known::KnownIds;
@@ -83,7 +83,7 @@ async fn change(
     tx: &mut omnirail::store::Tx,
     tenant: &str,
     channel: Channel,
-    event_type: &'static str,
+    event_type: EventType,
     entities: Vec<(&'static str, &str)>,
     payload: Value,
 ) {
@@ -134,7 +134,7 @@ async fn customer(db: &Db, tenant: &str, c: usize) {
         insert_session(&mut tx, tenant, &row)
             .await
             .expect("session");
-        for event_type in ["omni.session.started", "omni.session.ended"] {
+        for event_type in [EventType::SessionStarted, EventType::SessionEnded] {
             analytics::session_open(&mut tx, tenant, &customer, channel.as_lower(), now, now)
                 .await
                 .expect("active");
@@ -158,9 +158,9 @@ async fn customer(db: &Db, tenant: &str, c: usize) {
         for step in 0..11 {
             let channel = channels[usize::from(step >= 6)];
             let event_type = if step == 0 {
-                "omni.journey.created"
+                EventType::JourneyCreated
             } else {
-                "omni.journey.advanced"
+                EventType::JourneyAdvanced
             };
             let entities = vec![
                 ("journey", journey.as_str()),

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use omnirail::config::{Config, DatabaseUrl};
-use omnirail::events::{self, NewEvent};
+use omnirail::events::{self, EventType, NewEvent};
 use omnirail::store::Db;
 use serde_json::json;
 
@@ -51,18 +51,20 @@ enum Cmd {
     },
 }
 
-const TYPES: [&str; 7] = [
-    "omni.journey.created",
-    "omni.journey.advanced",
-    "omni.journey.advanced",
-    "omni.approval.requested",
-    "omni.approval.approved",
-    "omni.journey.assigned",
-    "omni.journey.completed",
+const TYPES: [EventType; 7] = [
+    EventType::JourneyCreated,
+    EventType::JourneyAdvanced,
+    EventType::JourneyAdvanced,
+    EventType::ApprovalRequested,
+    EventType::ApprovalApproved,
+    EventType::JourneyAssigned,
+    EventType::JourneyCompleted,
 ];
 
 #[tokio::main]
 async fn main() {
+    // It records events itself, outside a server: the spine's reactions run on them.
+    omnirail::wire();
     match Args::parse().command {
         Cmd::Seed {
             database_url,

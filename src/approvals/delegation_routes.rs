@@ -20,6 +20,7 @@ use crate::api::{
 use crate::auth::Tenant;
 use crate::directory;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
+use crate::events::EventType;
 use crate::events::{self, NewEvent};
 use crate::idempotency::Idem;
 use crate::ids::ID_RULE;
@@ -137,7 +138,7 @@ async fn views(
 
 /// The event a delegation change records.
 struct Change<'a> {
-    event_type: &'static str,
+    event_type: EventType,
     actor: Option<&'a str>,
     summary: String,
 }
@@ -328,7 +329,7 @@ async fn create_delegation(
         &tenant,
         &row,
         Change {
-            event_type: "omni.delegation.granted",
+            event_type: EventType::DelegationGranted,
             actor: Some(&actor),
             summary,
         },
@@ -518,7 +519,7 @@ async fn revoke_delegation(
         &tenant,
         &row,
         Change {
-            event_type: "omni.delegation.revoked",
+            event_type: EventType::DelegationRevoked,
             actor: body.revoked_by.as_deref(),
             summary,
         },

@@ -18,6 +18,7 @@ use self::store::{ApprovalRow, ApproverRow, DecisionRow};
 use crate::AppState;
 use crate::directory;
 use crate::error::{ApiError, ApiResult};
+use crate::events::EventType;
 use crate::events::{self, EntityRef, NewEvent};
 use crate::journeys;
 use crate::money::Money;
@@ -87,7 +88,7 @@ async fn open(
         conn,
         NewEvent {
             tenant_id: tenant,
-            event_type: "omni.approval.requested",
+            event_type: EventType::ApprovalRequested,
             actor_id: Some(&row.requested_by),
             channel: None,
             summary,
@@ -109,7 +110,7 @@ async fn open(
             conn,
             NewEvent {
                 tenant_id: tenant,
-                event_type: "omni.approval.unassignable",
+                event_type: EventType::ApprovalUnassignable,
                 actor_id: None,
                 channel: None,
                 summary: format!(
@@ -160,7 +161,7 @@ pub async fn assign_awaiting(
                 conn,
                 NewEvent {
                     tenant_id: tenant,
-                    event_type: "omni.approval.approver_assigned",
+                    event_type: EventType::ApprovalApproverAssigned,
                     actor_id: None,
                     channel: None,
                     summary: format!(
@@ -214,15 +215,15 @@ async fn after_decision(
         .unwrap_or_default();
     let (event_type, summary) = match status {
         ApprovalStatus::Approved => (
-            "omni.approval.approved",
+            EventType::ApprovalApproved,
             format!("Approval granted by {by}{behalf}"),
         ),
         ApprovalStatus::Rejected => (
-            "omni.approval.rejected",
+            EventType::ApprovalRejected,
             format!("Approval rejected by {by}{behalf}"),
         ),
         _ => (
-            "omni.approval.decision_recorded",
+            EventType::ApprovalDecisionRecorded,
             format!(
                 "Approval decision recorded: {} by {by}{behalf}; awaiting other approvers",
                 decision.decision
@@ -469,7 +470,7 @@ pub async fn sweep_expired(app: &AppState) -> ApiResult<usize> {
             &mut tx,
             NewEvent {
                 tenant_id: &tenant,
-                event_type: "omni.approval.expired",
+                event_type: EventType::ApprovalExpired,
                 actor_id: None,
                 channel: None,
                 summary: format!(

@@ -17,7 +17,10 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 
+pub mod catalogue;
 pub mod chain;
+
+pub use catalogue::EventType;
 
 use crate::calls::{self, Attribution};
 use crate::channel::Channel;
@@ -31,8 +34,9 @@ pub type EntityRef<'a> = (&'static str, &'a str);
 #[derive(Debug)]
 pub struct NewEvent<'a> {
     pub tenant_id: &'a str,
-    /// Webhook name, `omni.journey.created`; the timeline shows it without `omni.`.
-    pub event_type: &'static str,
+    /// Its type in the catalogue; stored by name (`omni.journey.created`), which the
+    /// timeline shows without `omni.`.
+    pub event_type: EventType,
     pub actor_id: Option<&'a str>,
     pub channel: Option<&'a str>,
     /// A human sentence: "Journey advanced: KYC Verification passed".
@@ -208,7 +212,7 @@ pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(),
         chain_key: &chain_key,
         chain_seq,
         id: &id,
-        event_type: event.event_type,
+        event_type: event.event_type.as_str(),
         occurred_at,
         actor_id: event.actor_id,
         channel,
@@ -231,7 +235,7 @@ pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(),
     let mut q = sqlx::query(sql)
         .bind(&id)
         .bind(event.tenant_id)
-        .bind(event.event_type)
+        .bind(event.event_type.as_str())
         .bind(occurred_at)
         .bind(event.actor_id)
         .bind(channel)
@@ -279,7 +283,7 @@ pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(),
             .bind(event.tenant_id)
             .bind(seq)
             .bind(occurred_at)
-            .bind(event.event_type);
+            .bind(event.event_type.as_str());
         let mut count = sqlx::query(count_sql).bind(event.tenant_id);
         for (entity_type, entity_id) in &rest[..n] {
             q = q.bind(*entity_type).bind(*entity_id);

@@ -31,6 +31,7 @@ use crate::channel::Channel;
 use crate::customers;
 use crate::directory;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
+use crate::events::EventType;
 use crate::events::{self, NewEvent};
 use crate::idempotency::Idem;
 use crate::ids::ID_RULE;
@@ -363,7 +364,7 @@ fn refusal(r: Refusal) -> ApiError {
 
 /// What a journey change records on its event.
 struct Change<'a> {
-    event_type: &'static str,
+    event_type: EventType,
     actor: Option<&'a str>,
     summary: String,
     metadata: Value,
@@ -617,7 +618,7 @@ async fn apply_step(
         tenant,
         loaded,
         Change {
-            event_type: "omni.journey.advanced",
+            event_type: EventType::JourneyAdvanced,
             actor,
             summary,
             metadata,
@@ -823,7 +824,7 @@ pub(crate) async fn create(
         tenant,
         &loaded,
         Change {
-            event_type: "omni.journey.created",
+            event_type: EventType::JourneyCreated,
             actor: created_by,
             summary,
             metadata,
@@ -1171,7 +1172,7 @@ async fn assign_journey(
         &tenant,
         &loaded,
         Change {
-            event_type: "omni.journey.assigned",
+            event_type: EventType::JourneyAssigned,
             actor,
             summary,
             metadata,
@@ -1266,7 +1267,7 @@ async fn complete_journey(
         &tenant,
         &loaded,
         Change {
-            event_type: "omni.journey.completed",
+            event_type: EventType::JourneyCompleted,
             actor,
             summary,
             metadata,
@@ -1329,7 +1330,7 @@ async fn cancel_journey(
         &tenant,
         &loaded,
         Change {
-            event_type: "omni.journey.cancelled",
+            event_type: EventType::JourneyCancelled,
             actor,
             summary,
             metadata,

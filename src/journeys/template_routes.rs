@@ -17,6 +17,7 @@ use crate::api::{SLUG_RULE, check_text, is_slug};
 use crate::auth::Tenant;
 use crate::bounded::{Days, Hours};
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
+use crate::events::EventType;
 use crate::events::{self, NewEvent};
 use crate::idempotency::Idem;
 use crate::ids::new_id;
@@ -186,7 +187,7 @@ async fn create_template(
         &mut tx,
         NewEvent {
             tenant_id: &tenant.id,
-            event_type: "omni.template.created",
+            event_type: EventType::TemplateCreated,
             actor_id: None,
             channel: None,
             summary: format!("Journey template created: {}", row.name),
@@ -363,7 +364,7 @@ async fn update_template(
         &mut tx,
         NewEvent {
             tenant_id: &tenant.id,
-            event_type: "omni.template.updated",
+            event_type: EventType::TemplateUpdated,
             actor_id: None,
             channel: None,
             summary: format!("Journey template updated: {} (version {}, {})", next.name, next.version, next.status),

@@ -33,7 +33,7 @@ use crate::api::stored_json;
 use crate::customers;
 use crate::directory;
 use crate::error::{ApiError, ApiResult, StoreError};
-use crate::events::{self, NewEvent};
+use crate::events::{self, EventType, NewEvent};
 use crate::ids::new_id;
 use crate::store::known::KnownIds;
 
@@ -419,7 +419,7 @@ pub async fn create(
     record(
         conn,
         &row,
-        "omni.notification.created",
+        EventType::NotificationCreated,
         new.actor_id,
         summary,
         json!({
@@ -443,7 +443,7 @@ pub async fn create(
 async fn record(
     conn: &mut AnyConnection,
     n: &NotificationRow,
-    event_type: &'static str,
+    event_type: EventType,
     actor_id: Option<&str>,
     summary: String,
     metadata: Value,
@@ -481,9 +481,9 @@ async fn record_delivery(
     v: &NotificationView,
 ) -> Result<(), StoreError> {
     let (event_type, what) = match d.status.as_str() {
-        "sent" => ("omni.notification.sent", "sent"),
-        "delivered" => ("omni.notification.delivered", "delivered"),
-        "failed" => ("omni.notification.failed", "failed"),
+        "sent" => (EventType::NotificationSent, "sent"),
+        "delivered" => (EventType::NotificationDelivered, "delivered"),
+        "failed" => (EventType::NotificationFailed, "failed"),
         _ => return Ok(()),
     };
     let why = d
@@ -608,7 +608,7 @@ pub(crate) async fn mark_read(
         record(
             conn,
             &n,
-            "omni.notification.read",
+            EventType::NotificationRead,
             actor,
             format!("Notification {} read", n.template_code),
             json!({"notificationId": n.id}),

@@ -21,6 +21,7 @@ use crate::api::{
 };
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
+use crate::events::EventType;
 use crate::idempotency::Idem;
 use crate::ids::{ID_RULE, is_external_id};
 use crate::onboarding::session::SessionToken;
@@ -329,7 +330,7 @@ async fn cancel_notification(
     super::record(
         &mut tx,
         &n,
-        "omni.notification.cancelled",
+        EventType::NotificationCancelled,
         None,
         format!("Notification {} cancelled", n.template_code),
         serde_json::json!({"notificationId": id}),

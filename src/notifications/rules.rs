@@ -26,6 +26,7 @@ use crate::actor::SYSTEM_ACTOR;
 use crate::api::{ApiJson, ApiPath, Data, data, put_status, reject};
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
+use crate::events::EventType;
 use crate::events::NewEvent;
 
 use crate::time::to_rfc3339;
@@ -51,45 +52,47 @@ pub enum RecipientRole {
 }
 
 /// The events rules can be set for, with the recipients each can name.
-pub const NOTIFIABLE: &[(&str, &[RecipientRole])] = &[
+pub const NOTIFIABLE: &[(EventType, &[RecipientRole])] = &[
     (
-        "omni.journey.assigned",
+        EventType::JourneyAssigned,
         &[RecipientRole::Assignee, RecipientRole::Customer],
     ),
     (
-        "omni.journey.advanced",
+        EventType::JourneyAdvanced,
         &[RecipientRole::Assignee, RecipientRole::Customer],
     ),
     (
-        "omni.journey.completed",
+        EventType::JourneyCompleted,
         &[RecipientRole::Assignee, RecipientRole::Customer],
     ),
     (
-        "omni.journey.cancelled",
+        EventType::JourneyCancelled,
         &[RecipientRole::Assignee, RecipientRole::Customer],
     ),
     (
-        "omni.approval.requested",
+        EventType::ApprovalRequested,
         &[RecipientRole::Approvers, RecipientRole::Requester],
     ),
     (
-        "omni.approval.approver_assigned",
+        EventType::ApprovalApproverAssigned,
         &[RecipientRole::Approvers],
     ),
     (
-        "omni.approval.approved",
+        EventType::ApprovalApproved,
         &[RecipientRole::Approvers, RecipientRole::Requester],
     ),
     (
-        "omni.approval.rejected",
+        EventType::ApprovalRejected,
         &[RecipientRole::Approvers, RecipientRole::Requester],
     ),
 ];
 
+/// The recipients a rule for the event named `event_type` may name; `None` for an event no
+/// rule is about (or a name outside the catalogue).
 pub fn offered(event_type: &str) -> Option<&'static [RecipientRole]> {
     NOTIFIABLE
         .iter()
-        .find(|(t, _)| *t == event_type)
+        .find(|(t, _)| t.as_str() == event_type)
         .map(|(_, r)| *r)
 }
 
@@ -105,8 +108,8 @@ pub struct Rule {
 
 /// Omnirail's rule for `event_type` when the tenant has set none.
 pub fn default_rule(event_type: &str) -> Option<Rule> {
-    match event_type {
-        "omni.journey.assigned" => Some(Rule {
+    match EventType::parse(event_type)? {
+        EventType::JourneyAssigned => Some(Rule {
             recipients: vec![RecipientRole::Assignee],
             channels: vec![NotifyChannel::InApp],
             template_code: "JOURNEY_ASSIGNED".into(),
@@ -114,7 +117,7 @@ pub fn default_rule(event_type: &str) -> Option<Rule> {
             enabled: true,
         }),
         // A request that waited for its role reaches its approver as a new request would.
-        "omni.approval.requested" | "omni.approval.approver_assigned" => Some(Rule {
+        EventType::ApprovalRequested | EventType::ApprovalApproverAssigned => Some(Rule {
             recipients: vec![RecipientRole::Approvers],
             channels: vec![NotifyChannel::InApp, NotifyChannel::Email],
             template_code: "APPROVAL_REQUESTED".into(),
@@ -224,13 +227,13 @@ pub async fn on_event(
     conn: &mut AnyConnection,
     event: &NewEvent<'_>,
 ) -> Result<(), crate::error::StoreError> {
-    if offered(event.event_type).is_none() {
+    if offered(event.event_type.as_str()).is_none() {
         return Ok(());
     }
-    let stored = store::get_rule(conn, event.tenant_id, event.event_type).await?;
+    let stored = store::get_rule(conn, event.tenant_id, event.event_type.as_str()).await?;
     let rule = match stored {
         Some(row) => rule_of(&row),
-        None => default_rule(event.event_type),
+        None => default_rule(event.event_type.as_str()),
     };
     let Some(rule) = rule.filter(|r| r.enabled) else {
         return Ok(());
@@ -259,7 +262,7 @@ pub async fn on_event(
         data.entry(format!("{kind}Id"))
             .or_insert_with(|| Value::String((*id).to_owned()));
     }
-    data.insert("eventType".into(), json!(event.event_type));
+    data.insert("eventType".into(), json!(event.event_type.as_str()));
     data.insert("summary".into(), json!(event.summary));
     let data = Value::Object(data);
     for (id, kind) in recipients {
@@ -276,7 +279,7 @@ pub async fn on_event(
                 priority: rule.priority,
                 schedule_at: None,
                 actor_id: event.actor_id,
-                source_event: Some(event.event_type),
+                source_event: Some(event.event_type.as_str()),
             },
             OnRenderError::RecordFailed,
             event.occurred_at,
@@ -349,7 +352,7 @@ fn notifiable(event_type: &str) -> ApiResult<&'static [RecipientRole]> {
                 "No rule can be set for {event_type}; notifiable events: {}",
                 NOTIFIABLE
                     .iter()
-                    .map(|(t, _)| *t)
+                    .map(|(t, _)| t.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
@@ -488,7 +491,8 @@ async fn list_rules(State(app): State<AppState>, tenant: Tenant) -> ApiResult<Re
     let rows = store::list_rules(app.db.reader(), &tenant.id).await?;
     let mut out = Vec::new();
     for (event_type, _) in NOTIFIABLE {
-        if let Some(row) = rows.iter().find(|r| r.event_type == *event_type) {
+        let event_type = event_type.as_str();
+        if let Some(row) = rows.iter().find(|r| r.event_type == event_type) {
             let rule = rule_of(row).ok_or_else(ApiError::internal)?;
             out.push(rule_view(event_type, rule, "tenant", Some(row.updated_at)));
         } else if let Some(rule) = default_rule(event_type) {
@@ -513,7 +517,7 @@ mod tests {
         assert_eq!(default_rule("omni.journey.created"), None);
         // Every default is for a notifiable event and names only recipients it offers.
         for (event_type, offered) in NOTIFIABLE {
-            if let Some(rule) = default_rule(event_type) {
+            if let Some(rule) = default_rule(event_type.as_str()) {
                 assert!(rule.recipients.iter().all(|r| offered.contains(r)));
             }
         }

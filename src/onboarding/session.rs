@@ -36,7 +36,7 @@ use crate::auth::{self, Tenant};
 use crate::calls;
 use crate::channel::Channel;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
-use crate::events::{self, NewEvent};
+use crate::events::{self, EventType, NewEvent};
 use crate::idempotency::{self, Idem, MULTIPART_OVERHEAD, Scope};
 use crate::ids::{ID_RULE, is_external_id, new_id, new_secret, sha256_hex};
 use crate::journeys::model::{StepDef, StepOutcome, StepType};
@@ -320,7 +320,7 @@ fn session_view(s: &Snapshot, channel: Channel, now: i64) -> OnboardingSession {
 async fn record(
     conn: &mut sqlx::AnyConnection,
     row: &OnboardingRow,
-    event_type: &'static str,
+    event_type: EventType,
     summary: String,
     mut metadata: Value,
     payload: Value,
@@ -515,7 +515,7 @@ async fn start(
     record(
         &mut tx,
         &snapshot.row,
-        "omni.onboarding.started",
+        EventType::OnboardingStarted,
         summary,
         metadata,
         serde_json::to_value(&view).unwrap_or_default(),
@@ -717,7 +717,7 @@ async fn add_data(
     record(
         &mut tx,
         &s.row,
-        "omni.onboarding.data_added",
+        EventType::OnboardingDataAdded,
         format!("Onboarding data added: {}", step.name),
         json!({ "stepId": step.id, "fields": names, "stepCompleted": complete }),
         json!({ "stepId": step.id, "fields": fields, "stepCompleted": complete }),
@@ -988,7 +988,7 @@ async fn add_document(
         record(
             &mut tx,
             &s.row,
-            "omni.onboarding.document_added",
+            EventType::OnboardingDocumentAdded,
             format!("Onboarding document added: {}", doc.document_type),
             json!({
                 "stepId": step.id, "documentId": doc.id, "documentType": doc.document_type,
@@ -1074,7 +1074,7 @@ async fn finish(
     record(
         &mut tx,
         &s.row,
-        "omni.onboarding.finished",
+        EventType::OnboardingFinished,
         "Onboarding finished by the customer".to_owned(),
         json!({ "nextStepId": next }),
         serde_json::to_value(super::routes::onboarding_view(&s, now)).unwrap_or_default(),
@@ -1132,7 +1132,7 @@ async fn handoff(
     record(
         &mut tx,
         &s.row,
-        "omni.onboarding.handoff_created",
+        EventType::OnboardingHandoffCreated,
         "Onboarding handed off to another device".to_owned(),
         facts.clone(),
         facts,
@@ -1208,7 +1208,7 @@ async fn resume(
     record(
         &mut tx,
         &row,
-        "omni.onboarding.resumed",
+        EventType::OnboardingResumed,
         format!("Onboarding resumed on {}", body.channel.as_lower()),
         json!({ "handoffId": h.id, "channel": body.channel, "deviceId": body.device_id }),
         json!({ "handoffId": h.id, "channel": body.channel, "deviceId": body.device_id }),

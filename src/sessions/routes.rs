@@ -20,7 +20,7 @@ use crate::channel::UpperChannel;
 use crate::channels;
 use crate::customers;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
-use crate::events::{self, NewEvent};
+use crate::events::{self, EventType, NewEvent};
 use crate::idempotency::Idem;
 use crate::ids::ID_RULE;
 use crate::ids::{is_external_id, new_id, new_secret, sha256_hex};
@@ -177,7 +177,7 @@ fn check_device(errors: &mut Vec<FieldError>, device: &str) {
 async fn record(
     tx: &mut Tx,
     tenant: &str,
-    event_type: &'static str,
+    event_type: EventType,
     summary: String,
     s: &SessionRow,
     metadata: Value,
@@ -239,7 +239,7 @@ pub(super) async fn record_ended(
     record(
         tx,
         tenant,
-        "omni.session.ended",
+        EventType::SessionEnded,
         format!(
             "Session ended on {} ({reason})",
             row.channel.to_ascii_uppercase()
@@ -323,7 +323,7 @@ async fn start_session(
     record(
         &mut tx,
         &tenant.id,
-        "omni.session.started",
+        EventType::SessionStarted,
         summary,
         &row,
         json!({ "sessionId": row.id, "deviceId": row.device_id }),
@@ -507,7 +507,7 @@ async fn create_handoff(
     record(
         &mut tx,
         &tenant.id,
-        "omni.session.handoff_created",
+        EventType::SessionHandoffCreated,
         summary,
         &source,
         json!({
@@ -630,7 +630,7 @@ async fn resume(
     record(
         &mut tx,
         &tenant.id,
-        "omni.session.resumed",
+        EventType::SessionResumed,
         summary,
         &session,
         json!({

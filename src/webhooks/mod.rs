@@ -72,7 +72,7 @@ impl Reaction for Outbox {
                 conn,
                 event.tenant_id,
                 appended.seq,
-                event.event_type,
+                event.event_type.as_str(),
                 event.occurred_at,
                 endpoints,
             )

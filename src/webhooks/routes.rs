@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::guard;
-use super::model::{self, EVENT_TYPES, MessageStatus, SECRET_RULE, Secret};
+use super::model::{self, MessageStatus, SECRET_RULE, Secret};
 use super::store::{self, AttemptRow, EndpointRow, MessageRow};
 use crate::AppState;
 use crate::api::check_text;
@@ -799,5 +799,5 @@ async fn stats(
     responses((status = 200, description = "The event types", body = Data<Vec<String>>))
 )]
 async fn event_types() -> Response {
-    data(StatusCode::OK, EVENT_TYPES)
+    data(StatusCode::OK, model::event_types().collect::<Vec<_>>())
 }

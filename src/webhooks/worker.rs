@@ -27,6 +27,7 @@ use super::{WAKE, guard};
 use crate::AppState;
 use crate::config::WebhookConfig;
 use crate::error::StoreError;
+use crate::events::EventType;
 use crate::events::{self, NewEvent};
 use crate::ids::new_id;
 
@@ -490,7 +491,7 @@ async fn disable(
         tx,
         NewEvent {
             tenant_id: tenant,
-            event_type: "omni.webhook.endpoint_disabled",
+            event_type: EventType::WebhookEndpointDisabled,
             actor_id: None,
             channel: None,
             summary: format!("Webhook endpoint disabled: {reason}"),
