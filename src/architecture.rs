@@ -2,23 +2,12 @@
 //! them. A capability may import the API's primitives and the spine below it, never a module
 //! that imports it back, directly or through others.
 //!
-//! The check reads the sources: every `crate::name` path outside a comment line, including
+//! There is no circle. The check reads the sources: every `crate::name` path outside a comment line, including
 //! each first segment of a `use crate::{...}` group, is an import of `name`. Imports between
 //! files of one module do not count.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-
-/// The imports on a circle today: each `(a, b)` is an import of `b` by `a` where `b` also
-/// reaches `a`. Issue 23 empties this list; it may only shrink. A new import that closes a
-/// circle fails the test, and so does one of these once it no longer closes one (take it off).
-const KNOWN_CIRCLES: &[(&str, &str)] = &[
-    ("approvals", "directory"),
-    ("approvals", "journeys"),
-    ("directory", "approvals"),
-    ("journeys", "approvals"),
-    ("journeys", "directory"),
-];
 
 fn modules(src: &Path) -> BTreeMap<String, Vec<PathBuf>> {
     let mut found = BTreeMap::new();
@@ -160,16 +149,11 @@ fn no_top_level_module_imports_one_that_imports_it_back() {
     let graph = graph();
     assert!(graph.contains_key("events") && graph.contains_key("journeys"));
     let found = circles(&graph);
-    let known: BTreeSet<(String, String)> = KNOWN_CIRCLES
-        .iter()
-        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
-        .collect();
-    let new: Vec<_> = found.difference(&known).collect();
-    let gone: Vec<_> = known.difference(&found).collect();
     assert!(
-        new.is_empty() && gone.is_empty(),
-        "imports on a circle that KNOWN_CIRCLES does not list: {new:?}; listed imports no \
-         longer on one (take them off): {gone:?}"
+        found.is_empty(),
+        "imports on a circle (a imports b, and b reaches a): {found:?}; a capability that must \
+         act on another's change reacts to its event (events::Reaction) or is handed in by \
+         lib.rs (Hooks), rather than import it"
     );
 }
 

@@ -39,6 +39,7 @@ pub mod timeline;
 pub mod webhooks;
 pub mod workers;
 
+use futures::future::BoxFuture;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,6 +85,57 @@ pub struct AppState {
     pub rate_limits: Option<Arc<limits::RateLimits>>,
     /// Tenants' identity providers: discovery and signing keys.
     pub identity: Arc<identity::keys::ProviderKeys>,
+    /// What a change of one capability asks of a capability above it ([`Hooks`]).
+    pub hooks: Hooks,
+}
+
+/// What a change of one capability asks of a capability that depends on it, wired here so that
+/// the lower one does not import the upper: each runs in the caller's transaction.
+#[derive(Clone, Copy, Debug)]
+pub struct Hooks {
+    /// A user was just given roles (`directory`): the requests waiting for one of them go to
+    /// the user (`approvals::assign_awaiting`).
+    pub roles_given: RolesGiven,
+    /// A journey step's approval closed (`approvals`): the journey moves on
+    /// (`journeys::on_approval_closed`).
+    pub approval_closed: ApprovalClosed,
+}
+
+/// `(conn, tenant, user, roles, now)`: see [`Hooks::roles_given`].
+pub type RolesGiven = for<'a> fn(
+    &'a mut sqlx::AnyConnection,
+    &'a str,
+    &'a str,
+    &'a [String],
+    i64,
+) -> BoxFuture<'a, error::ApiResult<()>>;
+
+/// See [`Hooks::approval_closed`].
+pub type ApprovalClosed = for<'a> fn(
+    &'a AppState,
+    &'a mut sqlx::AnyConnection,
+    approvals::ApprovalClosed<'a>,
+) -> BoxFuture<'a, error::ApiResult<()>>;
+
+impl Hooks {
+    fn wired() -> Self {
+        Self {
+            roles_given: |conn, tenant, user, roles, now| {
+                Box::pin(approvals::assign_awaiting(conn, tenant, user, roles, now))
+            },
+            approval_closed: |app, conn, closed| {
+                Box::pin(journeys::on_approval_closed(
+                    app,
+                    conn,
+                    closed.tenant,
+                    closed.journey_id,
+                    closed.approval_id,
+                    closed.status,
+                    closed.actor,
+                ))
+            },
+        }
+    }
 }
 
 /// Wires the event spine's reactions, once per process: every change's event runs them in
@@ -130,6 +182,7 @@ impl AppState {
             notifier,
             rate_limits,
             identity,
+            hooks: Hooks::wired(),
         })
     }
 

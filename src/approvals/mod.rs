@@ -20,7 +20,6 @@ use crate::directory;
 use crate::error::{ApiError, ApiResult};
 use crate::events::EventType;
 use crate::events::{self, EntityRef, NewEvent};
-use crate::journeys;
 use crate::money::Money;
 
 /// Routes under `/api/v1/omni`.
@@ -56,7 +55,7 @@ async fn customer_of(
     row: &ApprovalRow,
 ) -> ApiResult<Option<String>> {
     if row.entity_type == "journey" {
-        journeys::customer_of(conn, tenant, &row.entity_id).await
+        Ok(crate::customers::store::of_journey(conn, tenant, &row.entity_id).await?)
     } else {
         Ok(None)
     }
@@ -263,18 +262,28 @@ async fn after_decision(
     if status.is_final()
         && let Some(journey) = &row.journey_id
     {
-        journeys::on_approval_closed(
-            app,
-            conn,
+        let closed = ApprovalClosed {
             tenant,
-            journey,
-            &row.id,
+            journey_id: journey,
+            approval_id: &row.id,
             status,
-            Some(&decision.decided_by),
-        )
-        .await?;
+            actor: Some(&decision.decided_by),
+        };
+        (app.hooks.approval_closed)(app, conn, closed).await?;
     }
     Ok(v)
+}
+
+/// A journey step's approval that just closed, in the transaction that closed it: what
+/// `AppState::hooks.approval_closed` (the journeys, wired in `lib.rs`) moves the journey on by.
+#[derive(Debug, Clone, Copy)]
+pub struct ApprovalClosed<'a> {
+    pub tenant: &'a str,
+    pub journey_id: &'a str,
+    pub approval_id: &'a str,
+    pub status: ApprovalStatus,
+    /// Who decided; none when it expired.
+    pub actor: Option<&'a str>,
 }
 
 /// What a journey's approval step asks for.
@@ -490,16 +499,14 @@ pub async fn sweep_expired(app: &AppState) -> ApiResult<usize> {
         )
         .await?;
         if let Some(journey) = &row.journey_id {
-            journeys::on_approval_closed(
-                app,
-                &mut tx,
-                &tenant,
-                journey,
-                &row.id,
-                ApprovalStatus::Expired,
-                None,
-            )
-            .await?;
+            let closed = ApprovalClosed {
+                tenant: &tenant,
+                journey_id: journey,
+                approval_id: &row.id,
+                status: ApprovalStatus::Expired,
+                actor: None,
+            };
+            (app.hooks.approval_closed)(app, &mut tx, closed).await?;
         }
         tx.commit().await?;
         closed += 1;

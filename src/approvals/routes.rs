@@ -29,7 +29,6 @@ use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::idempotency::Idem;
 use crate::ids::ID_RULE;
 use crate::ids::{is_external_id, new_id};
-use crate::journeys;
 use crate::money::Money;
 
 use crate::time::{parse_rfc3339, to_rfc3339};
@@ -363,7 +362,8 @@ async fn create_approval(
 
     let mut tx = app.db.begin().await?;
     let customer = if body.entity_type == "journey" {
-        let customer = journeys::customer_of(&mut tx, &tenant.id, &body.entity_id).await?;
+        let customer =
+            crate::customers::store::of_journey(&mut tx, &tenant.id, &body.entity_id).await?;
         if customer.is_none() {
             return Err(ApiError::unprocessable(
                 "unknown_entity",

@@ -106,3 +106,19 @@ pub async fn channel_activity(
     .fetch_all(conn)
     .await?)
 }
+
+/// The customer a journey belongs to, or `None` if the tenant has no such journey: for the
+/// capabilities that refer to journeys (approvals) without depending on them.
+pub async fn of_journey(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT customer_id FROM journeys WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}

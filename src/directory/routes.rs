@@ -188,7 +188,8 @@ async fn put_user(
     };
     let mut tx = app.db.begin().await?;
     let created = store::put_user(&mut tx, &tenant.id, &user).await?;
-    crate::approvals::assign_awaiting(&mut tx, &tenant.id, &user.id, &user.roles, now).await?;
+    // Requests waiting for one of these roles go to this user (approvals, wired in lib.rs).
+    (app.hooks.roles_given)(&mut tx, &tenant.id, &user.id, &user.roles, now).await?;
     tx.commit().await?;
     if !created {
         // The answer shows when the user was first known.

@@ -22,15 +22,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(routes::router())
 }
 
-/// The customer of a journey, or `None` if the tenant has no such journey.
-pub async fn customer_of(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    id: &str,
-) -> crate::error::ApiResult<Option<String>> {
-    Ok(store::customer_of(conn, tenant, id).await?)
-}
-
 pub use routes::on_approval_closed;
 pub(crate) use routes::{Advance, Loaded, advance_step, create, load, new_row};
 

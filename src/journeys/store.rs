@@ -288,21 +288,6 @@ pub async fn insert_journey_on_active_template(
     .await?)
 }
 
-/// The customer of a journey, or `None` if the tenant has no such journey.
-pub async fn customer_of(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    id: &str,
-) -> Result<Option<String>, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT customer_id FROM journeys WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant)
-            .bind(id)
-            .fetch_optional(conn)
-            .await?,
-    )
-}
-
 pub async fn get_journey<'e, E: Executor<'e, Database = Any>>(
     ex: E,
     tenant: &str,
