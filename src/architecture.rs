@@ -169,3 +169,21 @@ fn the_spine_imports_no_capability() {
         .collect();
     assert!(above.is_empty(), "events imports {above:?}");
 }
+
+#[test]
+fn only_the_store_tells_the_databases_apart() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for (name, files) in modules(&src) {
+        if name == "store" || name == "architecture" {
+            continue;
+        }
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("source");
+            assert!(
+                !text.contains("backend_name()") && !text.contains("\"PostgreSQL\""),
+                "{} tells the databases apart itself: ask store::dialect",
+                file.display()
+            );
+        }
+    }
+}

@@ -5,6 +5,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Executor};
 use super::model::{ApprovalStatus, Grant, Scope};
 use crate::error::StoreError;
 use crate::money::Money;
+use crate::store::dialect::RowLock;
 
 /// A delegation row.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -132,14 +133,6 @@ const GRANTS_BETWEEN: &str = concat!(
     delegation_columns!(),
     " FROM delegations WHERE tenant_id = $1 AND delegator_id = $2 AND delegatee_id = $3 ORDER BY created_at"
 );
-// On PostgreSQL a decision holds the delegations it relies on until it commits, so a revocation
-// that races it waits and lands after it. SQLite has one writer at a time: no race to close.
-const GRANTS_BETWEEN_LOCKED: &str = concat!(
-    "SELECT ",
-    delegation_columns!(),
-    " FROM delegations WHERE tenant_id = $1 AND delegator_id = $2 AND delegatee_id = $3 ORDER BY created_at FOR SHARE"
-);
-
 /// Every delegation (in any status) from `delegator` to `delegatee`.
 pub async fn grants_between(
     conn: &mut AnyConnection,
@@ -147,12 +140,10 @@ pub async fn grants_between(
     delegator: &str,
     delegatee: &str,
 ) -> Result<Vec<DelegationRow>, StoreError> {
-    let sql = if conn.backend_name() == "PostgreSQL" {
-        GRANTS_BETWEEN_LOCKED
-    } else {
-        GRANTS_BETWEEN
-    };
-    Ok(sqlx::query_as(sql)
+    // On PostgreSQL a decision holds the delegations it relies on until it commits, so a
+    // revocation that races it waits and lands after it.
+    let sql = format!("{GRANTS_BETWEEN}{}", RowLock::Share.for_conn(conn));
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(tenant)
         .bind(delegator)
         .bind(delegatee)

@@ -21,7 +21,7 @@ use axum::response::Response;
 use crate::AppState;
 use crate::error::{ApiError, StoreError};
 use crate::ids::{new_id, new_secret, sha256_hex};
-use crate::store::{Backend, Db};
+use crate::store::Db;
 
 /// The tenant a request acts for, resolved from its API key.
 #[derive(Clone, Debug)]
@@ -249,12 +249,8 @@ pub async fn revoke_key(db: &Db, key_id: &str) -> Result<bool, StoreError> {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-    if done == 1 && db.backend() == Backend::Postgres {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(key_cache::CHANNEL)
-            .bind(key_id)
-            .execute(&mut *tx)
-            .await?;
+    if done == 1 {
+        crate::store::dialect::notify(&mut tx, key_cache::CHANNEL, key_id).await?;
     }
     tx.commit().await?;
     Ok(done == 1)

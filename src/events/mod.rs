@@ -227,7 +227,7 @@ pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(),
     entities.sort_unstable();
     entities.dedup();
     let (first, mut rest) = entities.split_at(entities.len().min(3));
-    let postgres = conn.backend_name() == "PostgreSQL" && !first.is_empty();
+    let postgres = crate::store::dialect::is_postgres(conn) && !first.is_empty();
     let sql = match (postgres, first.len()) {
         (true, n) => spine.pg_event_with[n.min(3) - 1],
         (false, _) => EVENT_INSERT,
@@ -262,12 +262,13 @@ pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(),
     // The prefetches' answers, in the reactions' order, on PostgreSQL.
     let mut prefetched = Vec::new();
     if postgres {
-        let mut column = 1;
+        // Column 0 is the sequence; the prefetches follow in the reactions' order.
+        let mut column = 0;
         for reaction in &spine.reactions {
             prefetched.push(match reaction.prefetch() {
                 Some(_) => {
                     column += 1;
-                    Some(first_row.try_get::<Option<String>, _>(column - 1)?)
+                    Some(first_row.try_get::<Option<String>, _>(column)?)
                 }
                 None => None,
             });

@@ -5,6 +5,7 @@
 use sqlx::{AnyConnection, AnyPool};
 
 use crate::error::StoreError;
+use crate::store::dialect::RowLock;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TemplateRow {
@@ -598,17 +599,12 @@ pub struct DueRow {
 /// until the lease ends, so a worker that dies mid-send leaves them to be taken again.
 pub async fn claim_due(
     conn: &mut AnyConnection,
-    postgres: bool,
     now: i64,
     lease: std::time::Duration,
     limit: i64,
 ) -> Result<Vec<DueRow>, StoreError> {
     // PostgreSQL: concurrent workers skip each other's rows. SQLite has one writer at a time.
-    let lock = if postgres {
-        " FOR UPDATE SKIP LOCKED"
-    } else {
-        ""
-    };
+    let lock = RowLock::UpdateSkipLocked.for_conn(conn);
     let sql = format!(
         "UPDATE notification_deliveries SET lease_until = $2 WHERE id IN (
              SELECT id FROM notification_deliveries

@@ -23,7 +23,6 @@ use super::{after_delivery_change, recipient};
 use crate::AppState;
 use crate::customers::quiet_hours::QuietHours;
 use crate::error::{ApiError, StoreError};
-use crate::store::Backend;
 
 /// Deliveries claimed at once.
 const BATCH: i64 = 64;
@@ -72,7 +71,6 @@ async fn tick(app: &AppState) -> Result<bool, ApiError> {
     let mut tx = app.db.begin().await?;
     let due = store::claim_due(
         &mut tx,
-        app.db.backend() == Backend::Postgres,
         now,
         Duration::from_millis(app.config.notification_lease_ms),
         BATCH,

@@ -572,9 +572,7 @@ async fn resume(
         return Err(refusal(&handoff));
     }
     // Ending a session (by the client or for idleness) revokes the handoffs it issued.
-    let postgres = app.db.backend() == crate::store::Backend::Postgres;
-    let source =
-        store::lock_session(&mut tx, postgres, &tenant.id, &handoff.source_session_id).await?;
+    let source = store::lock_session(&mut tx, &tenant.id, &handoff.source_session_id).await?;
     if source.is_none_or(|s| Timing::of(&app).ended(&s, now)) {
         return Err(ApiError::new(
             StatusCode::GONE,

@@ -3,6 +3,7 @@
 use sqlx::{Any, AnyConnection, AnyPool, Executor};
 
 use crate::error::StoreError;
+use crate::store::dialect::RowLock;
 
 /// A channel session row.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -71,11 +72,10 @@ pub async fn get_session<'e, E: Executor<'e, Database = Any>>(
 /// time), so that a concurrent end and the caller's transaction do not cross.
 pub async fn lock_session(
     conn: &mut AnyConnection,
-    postgres: bool,
     tenant: &str,
     id: &str,
 ) -> Result<Option<SessionRow>, StoreError> {
-    let lock = if postgres { " FOR UPDATE" } else { "" };
+    let lock = RowLock::Update.for_conn(conn);
     let sql = format!(
         "SELECT {} FROM channel_sessions WHERE tenant_id = $1 AND id = $2{lock}",
         session_columns!()

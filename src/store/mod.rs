@@ -3,7 +3,7 @@
 //! Why `Any` rather than one crate per backend behind a trait: every statement Omnirail runs is
 //! portable SQL (`$n` placeholders, `RETURNING`, `ON CONFLICT`), so one copy of each query
 //! serves both databases; where the dialects truly differ (how a write transaction begins,
-//! row locking), the two variants sit side by side in this module. Values crossing the
+//! row locking, announcements, statements PostgreSQL runs as one), [`dialect`] says how. Values crossing the
 //! driver are plain: ids and JSON as text, times as integer milliseconds since the epoch (UTC),
 //! flags as integers. Conversion to richer types happens at the edge of each `store.rs`.
 //!
@@ -12,6 +12,7 @@
 //! opening them with `BEGIN IMMEDIATE`; reads use a separate pool and run concurrently (WAL).
 //! On PostgreSQL reads and writes share one pool.
 
+pub mod dialect;
 pub mod known;
 
 use std::str::FromStr;

@@ -5,6 +5,7 @@
 use sqlx::{AnyConnection, AnyPool};
 
 use crate::error::StoreError;
+use crate::store::dialect::{self, RowLock};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EndpointRow {
@@ -48,16 +49,6 @@ pub async fn insert_endpoint(
     Ok(())
 }
 
-/// `clause` (a row lock) on PostgreSQL; nothing on SQLite, whose one writer at a time leaves
-/// nothing to lock.
-fn on_postgres(conn: &AnyConnection, clause: &'static str) -> &'static str {
-    if conn.backend_name() == "PostgreSQL" {
-        clause
-    } else {
-        ""
-    }
-}
-
 /// The endpoint, locked for change on PostgreSQL when `lock` (SQLite's writer is alone).
 pub async fn get_endpoint(
     conn: &mut AnyConnection,
@@ -66,7 +57,7 @@ pub async fn get_endpoint(
     lock: bool,
 ) -> Result<Option<EndpointRow>, StoreError> {
     let suffix = if lock {
-        on_postgres(conn, " FOR UPDATE")
+        RowLock::Update.for_conn(conn)
     } else {
         ""
     };
@@ -177,7 +168,7 @@ pub async fn delete_endpoint(
     if get_endpoint(conn, tenant, id, true).await?.is_none() {
         return Ok(false);
     }
-    let lock = on_postgres(conn, " FOR UPDATE");
+    let lock = RowLock::Update.for_conn(conn);
     if !lock.is_empty() {
         let sql = format!("SELECT id FROM webhook_messages WHERE endpoint_id = $1{lock}");
         sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -202,7 +193,7 @@ pub async fn enabled_endpoints(
     conn: &mut AnyConnection,
     tenant: &str,
 ) -> Result<Vec<(String, String)>, StoreError> {
-    let lock = on_postgres(conn, " FOR KEY SHARE");
+    let lock = RowLock::KeyShare.for_conn(conn);
     let sql = format!(
         "SELECT id, event_types FROM webhook_endpoints WHERE tenant_id = $1 AND enabled = 1{lock}"
     );
@@ -288,7 +279,7 @@ pub async fn claim(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let lock = on_postgres(conn, " FOR UPDATE SKIP LOCKED");
+    let lock = RowLock::UpdateSkipLocked.for_conn(conn);
     let sql = format!(
         "UPDATE webhook_messages SET lease_until = $2 WHERE id IN (
              SELECT id FROM webhook_messages
@@ -367,7 +358,7 @@ pub async fn insert_attempts(
     attempts: &[&AttemptRow],
 ) -> Result<(), StoreError> {
     let ids: Vec<&str> = attempts.iter().map(|a| a.message_id.as_str()).collect();
-    let lock = on_postgres(conn, " FOR KEY SHARE");
+    let lock = RowLock::KeyShare.for_conn(conn);
     let mut present: Vec<String> = Vec::new();
     for chunk in ids.chunks(500) {
         let sql = format!(
@@ -446,7 +437,7 @@ pub async fn finish_attempts(
     conn: &mut AnyConnection,
     updates: &[MessageUpdate<'_>],
 ) -> Result<(), StoreError> {
-    if conn.backend_name() == "PostgreSQL" {
+    if dialect::is_postgres(conn) {
         // One statement for many messages: a round trip each would bound the worker.
         for chunk in updates.chunks(100) {
             let rows: Vec<String> = (0..chunk.len())
