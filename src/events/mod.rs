@@ -88,9 +88,15 @@ pub trait Reaction: Send + Sync + 'static {
 /// prefetches.
 struct Spine {
     reactions: Vec<Box<dyn Reaction>>,
-    /// The statement for one, two and three entities.
+    /// PostgreSQL's statement for one, two and three entities.
     pg_event_with: [&'static str; 3],
+    /// SQLite's command for 0 to [`SQLITE_ONE_COMMAND`] entities.
+    sqlite_event_with: Vec<&'static str>,
 }
+
+/// Most entities SQLite's one command for an event writes; an event with more (none today)
+/// writes the rest three at a time.
+const SQLITE_ONE_COMMAND: usize = 6;
 
 static SPINE: OnceLock<Spine> = OnceLock::new();
 
@@ -107,6 +113,9 @@ pub fn wire(reactions: Vec<Box<dyn Reaction>>) {
             Box::leak(pg_with_entities(values, &prefetches).into_boxed_str())
         };
         Spine {
+            sqlite_event_with: (0..=SQLITE_ONE_COMMAND)
+                .map(|n| &*Box::leak(sqlite_with_entities(n).into_boxed_str()))
+                .collect(),
             pg_event_with: [
                 statement("($15, $16)"),
                 statement("($15, $16), ($17, $18)"),
@@ -121,10 +130,10 @@ pub fn wire(reactions: Vec<Box<dyn Reaction>>) {
 // first (an upsert that creates an empty chain if needed, so concurrent first events of one
 // chain queue up), the link is hashed here, then the event, its entity index rows, each
 // entity's event count and the new head are written. PostgreSQL writes those in one statement
-// (data-modifying CTEs);
-// SQLite has no such CTE, so there they are separate statements. Up to three entities go in the
-// event's statement; more are rare and go three at a time. PostgreSQL's statement also answers
-// the reactions' prefetches (the webhook outbox's endpoints): one round trip less per event.
+// (data-modifying CTEs, up to three entities); SQLite has no such CTE, so there they are
+// separate statements sent as one command (up to six entities). More entities are rare and go
+// three at a time. PostgreSQL's statement also answers the reactions' prefetches (the webhook
+// outbox's endpoints): one round trip less per event.
 const CHAIN_HEAD: &str = "INSERT INTO event_chains (tenant_id, chain_key, length, head_hash) \
      VALUES ($1, $2, 0, $3) ON CONFLICT (tenant_id, chain_key) \
      DO UPDATE SET length = event_chains.length RETURNING length, head_hash";
@@ -153,6 +162,42 @@ fn pg_with_entities(values: &str, prefetches: &str) -> String {
         event_insert!()
     )
 }
+/// SQLite's one command for an event with `n` entities: the event (answering its sequence),
+/// its entity index rows and counts, and its chain's new head, as statements sqlx's SQLite
+/// driver runs in one go (one handoff to SQLite's thread instead of four; `$n` numbers the
+/// arguments across the statements).
+fn sqlite_with_entities(n: usize) -> String {
+    let mut sql = concat!(event_insert!(), " RETURNING seq;").to_owned();
+    if n > 0 {
+        let rows: Vec<String> = (0..n)
+            .map(|i| {
+                format!(
+                    "($2, (SELECT seq FROM events WHERE id = $1), $4, $3, ${}, ${})",
+                    15 + 2 * i,
+                    16 + 2 * i
+                )
+            })
+            .collect();
+        let counts: Vec<String> = (0..n)
+            .map(|i| format!("($2, ${}, ${}, 1)", 15 + 2 * i, 16 + 2 * i))
+            .collect();
+        sql.push_str(&format!(
+            " INSERT INTO event_entities \
+             (tenant_id, event_seq, occurred_at, event_type, entity_type, entity_id) VALUES {};\
+             INSERT INTO entity_event_counts (tenant_id, entity_type, entity_id, events) \
+             VALUES {} ON CONFLICT (tenant_id, entity_type, entity_id) \
+             DO UPDATE SET events = entity_event_counts.events + 1;",
+            rows.join(", "),
+            counts.join(", ")
+        ));
+    }
+    sql.push_str(
+        " UPDATE event_chains SET length = $11, head_hash = $13 \
+         WHERE tenant_id = $2 AND chain_key = $10",
+    );
+    sql
+}
+
 const EVENT_INSERT: &str = concat!(event_insert!(), " RETURNING seq");
 macro_rules! count_upsert {
     ($values:literal) => {
@@ -226,12 +271,26 @@ pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(),
     let mut entities = event.entities.clone();
     entities.sort_unstable();
     entities.dedup();
-    let (first, mut rest) = entities.split_at(entities.len().min(3));
-    let postgres = crate::store::dialect::is_postgres(conn) && !first.is_empty();
-    let sql = match (postgres, first.len()) {
-        (true, n) => spine.pg_event_with[n.min(3) - 1],
+    // PostgreSQL writes up to three entities in the event's statement, SQLite up to six in its
+    // one command; the rest (none today) go three at a time, and then the chain's head after.
+    let postgres = crate::store::dialect::is_postgres(conn);
+    let (in_statement, mut rest) = if postgres {
+        entities.split_at(entities.len().min(3))
+    } else if entities.len() <= SQLITE_ONE_COMMAND {
+        (&entities[..], &entities[entities.len()..])
+    } else {
+        (&entities[..0], &entities[..])
+    };
+    let sql = match (postgres, in_statement.len()) {
+        (true, 0) => EVENT_INSERT,
+        (true, n) => spine.pg_event_with[n - 1],
+        (false, n) if rest.is_empty() => spine.sqlite_event_with[n],
         (false, _) => EVENT_INSERT,
     };
+    // Whether the event's statement answers the reactions' prefetches (PostgreSQL's does when
+    // it writes entities), and whether it moved the chain's head.
+    let prefetches = postgres && !in_statement.is_empty();
+    let advanced = sql != EVENT_INSERT;
     let mut q = sqlx::query(sql)
         .bind(&id)
         .bind(event.tenant_id)
@@ -247,12 +306,8 @@ pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(),
         .bind(&prev_hash)
         .bind(&hash)
         .bind(&actor_proof);
-    if postgres {
-        for (entity_type, entity_id) in first {
-            q = q.bind(*entity_type).bind(*entity_id);
-        }
-    } else {
-        rest = &entities;
+    for (entity_type, entity_id) in in_statement {
+        q = q.bind(*entity_type).bind(*entity_id);
     }
     let rows = q.fetch_all(&mut *conn).await?;
     let first_row = rows
@@ -261,7 +316,7 @@ pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(),
     let seq: i64 = first_row.try_get(0)?;
     // The prefetches' answers, in the reactions' order, on PostgreSQL.
     let mut prefetched = Vec::new();
-    if postgres {
+    if prefetches {
         // Column 0 is the sequence; the prefetches follow in the reactions' order.
         let mut column = 0;
         for reaction in &spine.reactions {
@@ -294,7 +349,7 @@ pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(),
         count.execute(&mut *conn).await?;
         rest = &rest[n..];
     }
-    if !postgres {
+    if !advanced {
         sqlx::query(CHAIN_ADVANCE)
             .bind(event.tenant_id)
             .bind(&chain_key)

@@ -514,3 +514,58 @@ async fn an_actor_is_named_as_they_were_when_the_event_happened() {
     let (_, user) = app.get("/api/v1/omni/users/usr_rm_001").await;
     assert_eq!(user["data"]["name"], "Ahmed Al-Otaibi");
 }
+
+/// Events name one to seven entities: each is indexed under every one, counted once for each,
+/// and links its customer's chain, whichever way the database writes them (SQLite's one
+/// command holds six; PostgreSQL's statement three; the rest go after).
+#[tokio::test]
+async fn events_with_many_entities_are_indexed_counted_and_chained() {
+    use omnirail::events::{self, EventType, NewEvent};
+    let app = TestApp::spawn().await;
+    // Recorded here, not by the server: the spine's reactions are wired as the server's are.
+    omnirail::wire();
+    let others: Vec<String> = (0..6).map(|i| format!("jrn_many_{i}")).collect();
+    for n in 0..=6 {
+        let mut entities = vec![("customer", "ent_many")];
+        entities.extend(others[..n].iter().map(|j| ("journey", j.as_str())));
+        let mut tx = app.db.begin().await.unwrap();
+        events::record(
+            &mut tx,
+            NewEvent {
+                tenant_id: &app.tenant,
+                event_type: EventType::JourneyAdvanced,
+                actor_id: None,
+                channel: None,
+                summary: format!("An event naming {} entities", n + 1),
+                metadata: json!({ "entities": n + 1 }),
+                payload: json!({}),
+                occurred_at: app.db.now_ms(),
+                entities,
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    assert_eq!(app.events_of("customer", "ent_many").await.len(), 7);
+    // jrn_many_0 is named by the events of 2 to 7 entities, jrn_many_5 only by the last.
+    for (i, journey) in others.iter().enumerate() {
+        assert_eq!(
+            app.events_of("journey", journey).await.len(),
+            6 - i,
+            "{journey}"
+        );
+        let (s, page) = app
+            .get(&format!(
+                "/api/v1/omni/timeline?entityType=journey&entityId={journey}"
+            ))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        assert_eq!(page["pagination"]["total"], 6 - i, "{page}");
+    }
+    let (_, v) = app
+        .get("/api/v1/omni/timeline/verify?entityType=customer&entityId=ent_many")
+        .await;
+    assert_eq!(v["data"]["valid"], true, "{v}");
+    assert_eq!(v["data"]["events"], 7, "{v}");
+}
