@@ -3,7 +3,8 @@
 //!
 //! The tenant's API key is the bank's backend; a person (a relationship manager, an approver)
 //! is proven by an access token from the bank's provider, carried beside the key in
-//! `Authorization: Bearer` ([`ACTOR_HEADER`]). `auth::require_api_key` checks it ([`verify`])
+//! `Authorization: Bearer` ([`ACTOR_HEADER`]). [`require_actor`], the layer after
+//! `auth::require_api_key` on every router that takes a key, checks it ([`token::verify`])
 //! and puts the [`Actor`] on the request. A handler then passes every actor field of its body
 //! through [`Actor::claim`]: with a proven person, a field may be omitted (it is filled in) or
 //! must name that person (else 403 `actor_mismatch`); without one, the tenant's `actorTokens`

@@ -55,6 +55,10 @@ pub fn router(state: &AppState, inbox: OpenApiRouter<AppState>) -> OpenApiRouter
         .routes(routes!(start))
         .layer(from_fn(calls::middleware))
         .layer(from_fn_with_state(state.clone(), idempotency::middleware))
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::identity::require_actor,
+        ))
         .layer(from_fn_with_state(state.clone(), auth::require_api_key));
     // Only the upload takes a body larger than `max_body_bytes`.
     let upload = OpenApiRouter::new()

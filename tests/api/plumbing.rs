@@ -355,3 +355,47 @@ async fn docs_page_and_its_assets_ship_inside_the_binary() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(doc["openapi"], "3.1.0");
 }
+
+/// Every operation the document says takes an actor token beside its key checks it before
+/// anything else: none leaves a person's token unchecked (the onboarding session's start, under
+/// its own router, once did).
+#[tokio::test]
+async fn every_operation_that_takes_an_actor_token_checks_it() {
+    let app = TestApp::spawn().await;
+    let (_, doc) = send(app.client.get(app.url("/openapi.json"))).await;
+    let mut checked = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let takes_token = op["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|r| r.get("actorToken").is_some()));
+            if !takes_token {
+                continue;
+            }
+            // Any value in a path parameter: the check comes before the handler reads it.
+            let concrete: String = path
+                .split('/')
+                .map(|seg| if seg.starts_with('{') { "x" } else { seg })
+                .collect::<Vec<_>>()
+                .join("/");
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let mut req = app
+                .client
+                .request(method.clone(), app.url(&concrete))
+                .header("x-api-key", &app.key)
+                .header("api-version", "1.0")
+                .header("authorization", "Bearer eyJhbGciOiJSUzI1NiJ9.e30.sig");
+            if method != Method::GET && method != Method::DELETE {
+                req = req.json(&json!({}));
+            }
+            let (s, res) = send(req).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {path}: {res}");
+            assert_eq!(
+                res["code"], "identity_provider_not_configured",
+                "{method} {path}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 50, "{checked}");
+}
