@@ -218,6 +218,13 @@ pub async fn wait_until<T, F: Future<Output = Option<T>>>(
     }
 }
 
+/// A condition on `events` that leaves out a delivery's outcome (`omni.notification.sent`,
+/// `.delivered`, `.failed`): the notification worker records it when it gets to the delivery,
+/// which may fall between two counts of a test that changes nothing. A change that creates a
+/// notification records its own event and `.created`, which count.
+pub const CHANGES_ONLY: &str = "event_type NOT IN ('omni.notification.sent', \
+     'omni.notification.delivered', 'omni.notification.failed')";
+
 /// A running server and a client holding a key of its tenant.
 pub struct TestApp {
     pub base: String,
@@ -442,16 +449,12 @@ impl TestApp {
     }
 
     /// How many events of changes the tenant has recorded, for checking that a refused request
-    /// recorded none. A delivery's outcome (`omni.notification.sent`, `.delivered`, `.failed`)
-    /// is left out: the notification worker records it when it gets to the delivery, which may
-    /// fall between two counts of a test that changes nothing (as a loaded machine showed). A
-    /// change that creates a notification records its own event and `.created`, which count.
+    /// recorded none ([`CHANGES_ONLY`]: a loaded machine once slipped a delivery's outcome
+    /// between two counts).
     pub async fn event_count(&self) -> i64 {
-        sqlx::query_scalar(
-            "SELECT COUNT(*) FROM events WHERE tenant_id = $1 AND event_type NOT IN \
-             ('omni.notification.sent', 'omni.notification.delivered', \
-              'omni.notification.failed')",
-        )
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM events WHERE tenant_id = $1 AND {CHANGES_ONLY}"
+        )))
         .bind(&self.tenant)
         .fetch_one(self.db.reader())
         .await
