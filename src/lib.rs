@@ -48,7 +48,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{Request, StatusCode, header};
-use axum::middleware::{from_fn, from_fn_with_state, map_request, map_response};
+use axum::middleware::{from_fn_with_state, map_request, map_response};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -222,11 +222,8 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
                 .merge(analytics::router())
                 .merge(streams::router())
                 .merge(notifications::devices::router()),
-        )
-        .layer(from_fn(calls::middleware))
-        .layer(from_fn_with_state(state.clone(), idempotency::middleware))
-        .layer(from_fn_with_state(state.clone(), identity::require_actor))
-        .layer(from_fn_with_state(state.clone(), auth::require_api_key));
+        );
+    let omni = identity::keyed(omni, state);
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(omni)
         // The customer's notification inbox is read with the onboarding session's token.

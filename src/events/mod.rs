@@ -281,16 +281,15 @@ pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(),
     } else {
         (&entities[..0], &entities[..])
     };
-    let sql = match (postgres, in_statement.len()) {
-        (true, 0) => EVENT_INSERT,
-        (true, n) => spine.pg_event_with[n - 1],
-        (false, n) if rest.is_empty() => spine.sqlite_event_with[n],
-        (false, _) => EVENT_INSERT,
+    // `whole`: the event's statement (or command) also moved the chain's head; on PostgreSQL
+    // it then answers the reactions' prefetches too.
+    let (sql, whole) = match (postgres, in_statement.len()) {
+        (true, 0) => (EVENT_INSERT, false),
+        (true, n) => (spine.pg_event_with[n - 1], true),
+        (false, n) if rest.is_empty() => (spine.sqlite_event_with[n], true),
+        (false, _) => (EVENT_INSERT, false),
     };
-    // Whether the event's statement answers the reactions' prefetches (PostgreSQL's does when
-    // it writes entities), and whether it moved the chain's head.
-    let prefetches = postgres && !in_statement.is_empty();
-    let advanced = sql != EVENT_INSERT;
+    let prefetches = postgres && whole;
     let mut q = sqlx::query(sql)
         .bind(&id)
         .bind(event.tenant_id)
@@ -349,7 +348,7 @@ pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(),
         count.execute(&mut *conn).await?;
         rest = &rest[n..];
     }
-    if !advanced {
+    if !whole {
         sqlx::query(CHAIN_ADVANCE)
             .bind(event.tenant_id)
             .bind(&chain_key)

@@ -48,6 +48,25 @@ pub const ACTOR_BODIES: &[(&str, &str)] = &[
 /// The header an actor token travels in, beside `x-api-key`.
 pub const ACTOR_HEADER: &str = "Authorization: Bearer";
 
+/// `routes` behind the layers every route a tenant's API key reaches needs, outermost first:
+/// the key (`auth::require_api_key`), the person beside it ([`require_actor`]), idempotency,
+/// and the call's scope (`calls::middleware`). Every such router takes them from here, so none
+/// can check a key and leave an actor token unchecked.
+pub fn keyed(routes: OpenApiRouter<AppState>, state: &AppState) -> OpenApiRouter<AppState> {
+    use axum::middleware::{from_fn, from_fn_with_state};
+    routes
+        .layer(from_fn(crate::calls::middleware))
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::idempotency::middleware,
+        ))
+        .layer(from_fn_with_state(state.clone(), require_actor))
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::auth::require_api_key,
+        ))
+}
+
 /// Middleware after `auth::require_api_key`: verifies the actor token the request presents
 /// beside its key, if any, and carries the proven person on as the [`Actor`] extension, or
 /// refuses the request (401, 503) before anything else runs.

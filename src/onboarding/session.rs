@@ -32,7 +32,7 @@ use crate::AppState;
 use crate::api::is_language_tag;
 use crate::api::{ApiJson, check_object, reject};
 use crate::api::{SLUG_RULE, check_text, is_slug};
-use crate::auth::{self, Tenant};
+use crate::auth::Tenant;
 use crate::calls;
 use crate::channel::Channel;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
@@ -51,15 +51,7 @@ pub const API_VERSION: &str = "1.0";
 /// capabilities read with a session's token (the customer's notification inbox), which
 /// `lib.rs` hands in.
 pub fn router(state: &AppState, inbox: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
-    let start = OpenApiRouter::new()
-        .routes(routes!(start))
-        .layer(from_fn(calls::middleware))
-        .layer(from_fn_with_state(state.clone(), idempotency::middleware))
-        .layer(from_fn_with_state(
-            state.clone(),
-            crate::identity::require_actor,
-        ))
-        .layer(from_fn_with_state(state.clone(), auth::require_api_key));
+    let start = crate::identity::keyed(OpenApiRouter::new().routes(routes!(start)), state);
     // Only the upload takes a body larger than `max_body_bytes`.
     let upload = OpenApiRouter::new()
         .routes(routes!(add_document))

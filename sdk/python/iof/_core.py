@@ -217,6 +217,12 @@ class _Base:
             kwargs["json"] = call.body
         return self.base_url + path, headers, kwargs
 
+    def _limits(self, options: RequestOptions | None, stream: bool) -> tuple[int, float | None]:
+        """How many retries a call may make, and its timeout (none for a stream)."""
+        o = options or RequestOptions()
+        retries = self.max_retries if o.max_retries is None else o.max_retries
+        return retries, None if stream else (o.timeout or self.timeout)
+
     def _read(self, call: Call, res: httpx.Response, model: Any) -> Any:
         if call.answer == "none" or res.status_code == 204:
             return None
@@ -226,6 +232,23 @@ class _Base:
         if model is None:
             return payload
         return TypeAdapter(model).validate_python(payload)
+
+
+def _wait_after_failure(call: Call, url: str, error: httpx.TransportError, attempt: int, retries: int) -> float:
+    """The wait before trying again after the connection failed; raises once retries are spent.
+    The sync and async runtimes share it, so they retry alike."""
+    if attempt < retries:
+        return backoff(attempt + 1, None)
+    raise APIConnectionError(f"{call.method} {url}: {error}") from error
+
+
+def _wait_after_refusal(res: httpx.Response, attempt: int, retries: int) -> float:
+    """The wait before trying again after an error answer that is worth retrying; raises the
+    answer's error otherwise, or once retries are spent."""
+    problem = _problem(res)
+    if attempt < retries and retryable(res.status_code, problem.get("code")):
+        return backoff(attempt + 1, res.headers.get("retry-after"))
+    raise _KINDS.get(res.status_code, APIError)(problem, res.headers)
 
 
 class Core(_Base):
@@ -240,27 +263,19 @@ class Core(_Base):
     def send(self, call: Call, options: RequestOptions | None = None, accept: str = "application/json",
              stream: bool = False) -> httpx.Response:
         url, headers, kwargs = self._prepare(call, options, accept)
-        o = options or RequestOptions()
-        retries = self.max_retries if o.max_retries is None else o.max_retries
-        timeout = None if stream else (o.timeout or self.timeout)
+        retries, timeout = self._limits(options, stream)
         for attempt in range(retries + 1):
             try:
                 req = self.http.build_request(call.method, url, headers=headers, timeout=timeout, **kwargs)
                 res = self.http.send(req, stream=stream)
             except httpx.TransportError as e:
-                if attempt < retries:
-                    time.sleep(backoff(attempt + 1, None))
-                    continue
-                raise APIConnectionError(f"{call.method} {url}: {e}") from e
+                time.sleep(_wait_after_failure(call, url, e, attempt, retries))
+                continue
             if res.is_success:
                 return res
             if stream:
                 res.read()
-            problem = _problem(res)
-            if attempt < retries and retryable(res.status_code, problem.get("code")):
-                time.sleep(backoff(attempt + 1, res.headers.get("retry-after")))
-                continue
-            raise _KINDS.get(res.status_code, APIError)(problem, res.headers)
+            time.sleep(_wait_after_refusal(res, attempt, retries))
         raise AssertionError("unreachable")
 
     def call(self, call: Call, model: Any, options: RequestOptions | None = None) -> Any:
@@ -300,27 +315,19 @@ class AsyncCore(_Base):
     async def send(self, call: Call, options: RequestOptions | None = None, accept: str = "application/json",
                    stream: bool = False) -> httpx.Response:
         url, headers, kwargs = self._prepare(call, options, accept)
-        o = options or RequestOptions()
-        retries = self.max_retries if o.max_retries is None else o.max_retries
-        timeout = None if stream else (o.timeout or self.timeout)
+        retries, timeout = self._limits(options, stream)
         for attempt in range(retries + 1):
             try:
                 req = self.http.build_request(call.method, url, headers=headers, timeout=timeout, **kwargs)
                 res = await self.http.send(req, stream=stream)
             except httpx.TransportError as e:
-                if attempt < retries:
-                    await asyncio.sleep(backoff(attempt + 1, None))
-                    continue
-                raise APIConnectionError(f"{call.method} {url}: {e}") from e
+                await asyncio.sleep(_wait_after_failure(call, url, e, attempt, retries))
+                continue
             if res.is_success:
                 return res
             if stream:
                 await res.aread()
-            problem = _problem(res)
-            if attempt < retries and retryable(res.status_code, problem.get("code")):
-                await asyncio.sleep(backoff(attempt + 1, res.headers.get("retry-after")))
-                continue
-            raise _KINDS.get(res.status_code, APIError)(problem, res.headers)
+            await asyncio.sleep(_wait_after_refusal(res, attempt, retries))
         raise AssertionError("unreachable")
 
     async def call(self, call: Call, model: Any, options: RequestOptions | None = None) -> Any:
