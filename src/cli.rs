@@ -267,6 +267,10 @@ async fn execute(command: Command, config: Config) -> Result<(), String> {
 }
 
 async fn serve(db: Db, config: Config) -> Result<(), String> {
+    // The signal handlers first, before the port is bound: from the moment anyone can connect,
+    // SIGTERM or SIGINT stops the process cleanly. Installed later (when the shutdown future is
+    // first polled), a signal arriving in between took the default action and killed it.
+    let shutdown = shutdown_signal().map_err(|e| format!("cannot handle signals: {e}"))?;
     // A document store that cannot be opened stops the process before anything else happens.
     crate::onboarding::documents::Documents::open(&config.document_store)?;
     // The port first: a busy port stops the process before it creates anything.
@@ -283,7 +287,7 @@ async fn serve(db: Db, config: Config) -> Result<(), String> {
     }
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%addr, database = %config.database_url, documents = %config.document_store, "omnirail listening");
-    crate::serve(db.clone(), config, listener, shutdown_signal())
+    crate::serve(db.clone(), config, listener, shutdown)
         .await
         .map_err(|e| e.to_string())?;
     db.close().await;
@@ -291,25 +295,26 @@ async fn serve(db: Db, config: Config) -> Result<(), String> {
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Installs the SIGINT and SIGTERM handlers now, and returns what resolves on either.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
+}
+
+/// Resolves on Ctrl-C (its handler is installed when first polled: no SIGTERM here).
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
 }

@@ -74,14 +74,14 @@ pub async fn serve_with_env(url: &str, port: u16, env: &[(&str, &str)]) -> std::
     serve_logging_to(url, port, env, Stdio::null()).await
 }
 
-/// [`serve_with_env`], writing its log (stderr) to `log`.
-pub async fn serve_logging_to(
+/// Starts `serve` on the database at `url`, without waiting for it to answer.
+fn spawn_serve(
     url: &str,
     port: u16,
     env: &[(&str, &str)],
     log: impl Into<Stdio>,
 ) -> std::process::Child {
-    let mut child = Command::new(BIN)
+    Command::new(BIN)
         .args([
             "serve",
             "--listen",
@@ -109,7 +109,17 @@ pub async fn serve_logging_to(
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
-        .expect("start serve");
+        .expect("start serve")
+}
+
+/// [`serve_with_env`], writing its log (stderr) to `log`.
+pub async fn serve_logging_to(
+    url: &str,
+    port: u16,
+    env: &[(&str, &str)],
+    log: impl Into<Stdio>,
+) -> std::process::Child {
+    let mut child = spawn_serve(url, port, env, log);
     let client = reqwest::Client::new();
     let deadline = std::time::Instant::now() + PATIENCE;
     while std::time::Instant::now() < deadline {
@@ -286,6 +296,34 @@ async fn serve_bootstraps_a_tenant_once_and_exits_cleanly_on_sigterm() {
     assert!(terminate(&mut child).success());
     let out = child.wait_with_output().unwrap();
     assert!(!String::from_utf8_lossy(&out.stdout).contains("omk_"));
+}
+
+/// From the moment its port takes connections, `serve` stops cleanly on SIGTERM, even while it
+/// is still bootstrapping and has not answered anything yet: its signal handlers are in place
+/// before the port is bound. (They were once installed only when the server first looked at
+/// its shutdown signal, and a SIGTERM arriving before that killed the process.)
+#[tokio::test]
+async fn sigterm_as_soon_as_the_port_takes_connections_stops_serve_cleanly() {
+    let db = TestDb::new().await;
+    for _ in 0..3 {
+        let port = free_port();
+        let mut child = spawn_serve(&db.url, port, &[], Stdio::null());
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "serve exited before its port took connections"
+            );
+            assert!(
+                std::time::Instant::now() < deadline,
+                "serve did not bind its port within {PATIENCE:?}"
+            );
+            // Not synchronisation: the pause between two looks at a port opening.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let status = terminate(&mut child);
+        assert!(status.success(), "exit status {status}");
+    }
 }
 
 #[tokio::test]
