@@ -103,7 +103,7 @@ pub struct Hooks {
 
 /// `(conn, tenant, user, roles, now)`: see [`Hooks::roles_given`].
 pub type RolesGiven = for<'a> fn(
-    &'a mut sqlx::AnyConnection,
+    &'a mut crate::store::Conn,
     &'a str,
     &'a str,
     &'a [String],
@@ -113,7 +113,7 @@ pub type RolesGiven = for<'a> fn(
 /// See [`Hooks::approval_closed`].
 pub type ApprovalClosed = for<'a> fn(
     &'a AppState,
-    &'a mut sqlx::AnyConnection,
+    &'a mut crate::store::Conn,
     approvals::ApprovalClosed<'a>,
 ) -> BoxFuture<'a, error::ApiResult<()>>;
 

@@ -22,7 +22,8 @@ use std::collections::HashMap;
 use futures::TryFutureExt;
 use futures::future::BoxFuture;
 
-use sqlx::{AnyConnection, AnyPool};
+use crate::store::Conn;
+use sqlx::AnyPool;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
@@ -55,7 +56,7 @@ pub struct Counters;
 impl Reaction for Counters {
     fn react<'a>(
         &'a self,
-        conn: &'a mut AnyConnection,
+        conn: &'a mut Conn,
         appended: &'a Appended<'a>,
         _: Option<Option<String>>,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
@@ -93,7 +94,7 @@ impl Reaction for Counters {
 /// for this row are calls that waited for that lock anyway, and the lock order is always chain
 /// first, counter second.
 pub async fn count_transaction(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     day: i64,
     channel: &str,
@@ -123,7 +124,7 @@ pub async fn count_transaction(
 /// report counts switches, not touches. Touches of one journey are in order: every event about
 /// a journey also concerns its customer and takes the customer's chain lock first.
 pub async fn touch_journey(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     day: i64,
     journey: &str,
@@ -170,7 +171,7 @@ pub async fn touch_journey(
 /// Notes that `customer` had a session open on `channel` on every day from `from_ms` to
 /// `to_ms` (both in milliseconds, `from_ms <= to_ms`).
 pub async fn session_open(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     customer: &str,
     channel: &str,

@@ -125,7 +125,7 @@ async fn channel_activity(
 ) -> ApiResult<Response> {
     let now = app.db.now_ms();
     let window = Window::parse(&q, day_of(now)).map_err(ApiError::validation)?;
-    let mut conn = app.db.reader().acquire().await?;
+    let mut conn = app.db.read_conn().await?;
     let plan = crate::channels::require_omnichannel(&mut conn, &tenant.id).await?;
     drop(conn);
     let (open_from, open_to) = window.open_sessions(now, app.config.session_idle_ms());

@@ -123,7 +123,7 @@ fn view(
 }
 
 async fn views(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     tenant: &str,
     rows: &[DelegationRow],
     now: i64,
@@ -397,7 +397,7 @@ async fn list_delegations(
         page.offset(),
     )
     .await?;
-    let mut conn = app.db.reader().acquire().await?;
+    let mut conn = app.db.read_conn().await?;
     let data = views(&mut conn, &tenant.id, &rows, now).await?;
     Ok(page.answer(data, total))
 }
@@ -416,8 +416,8 @@ async fn get_delegation(
     tenant: Tenant,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let mut conn = app.db.reader().acquire().await?;
-    let row = store::get_delegation(&mut *conn, &tenant.id, &id)
+    let mut conn = app.db.read_conn().await?;
+    let row = store::get_delegation(&mut conn, &tenant.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("Delegation"))?;
     let v = views(

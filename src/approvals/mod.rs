@@ -8,8 +8,8 @@ pub mod model;
 mod routes;
 pub mod store;
 
+use crate::store::Conn;
 use serde_json::{Value, json};
-use sqlx::AnyConnection;
 use utoipa_axum::router::OpenApiRouter;
 
 use self::model::{ApprovalStatus, NoAuthority, RequesterType};
@@ -50,7 +50,7 @@ fn entities<'a>(row: &'a ApprovalRow, customer: Option<&'a str>) -> Vec<EntityRe
 
 /// The customer a request concerns, when it is about a journey.
 async fn customer_of(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     row: &ApprovalRow,
 ) -> ApiResult<Option<String>> {
@@ -63,7 +63,7 @@ async fn customer_of(
 
 /// Stores a new request with its approvers and records `omni.approval.requested`.
 async fn open(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     known: &crate::store::known::KnownIds,
     tenant: &str,
     row: &ApprovalRow,
@@ -136,7 +136,7 @@ async fn open(
 /// of them (and that no other holder took first), each recorded as
 /// `omni.approval.approver_assigned`.
 pub async fn assign_awaiting(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     user: &str,
     roles: &[String],
@@ -189,7 +189,7 @@ pub async fn assign_awaiting(
 /// now stands.
 async fn after_decision(
     app: &AppState,
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     row: &ApprovalRow,
     decision: &DecisionRow,
@@ -316,7 +316,7 @@ pub struct StepApproval<'a> {
 /// and the bank is told by `omni.approval.unassignable`); when staff did, it is 409
 /// `no_eligible_approvers`, so that they can put the set-up right and try again.
 pub async fn open_for_step(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     known: &crate::store::known::KnownIds,
     tenant: &str,
     step: StepApproval<'_>,
@@ -423,7 +423,7 @@ pub async fn open_for_step(
 
 /// The status of a request at the instant `now`, or `None` if it does not exist.
 pub async fn status_at(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     id: &str,
     now: i64,
@@ -434,7 +434,7 @@ pub async fn status_at(
 
 /// Whether `by` may (re)assign something held by `current` (see [`model::may_assign`]).
 pub async fn may_assign(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     by: &str,
     current: Option<&str>,

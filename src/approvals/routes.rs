@@ -174,7 +174,7 @@ pub struct ApprovalView {
 
 /// Builds the views of `rows`, with names from the staff directory.
 pub(super) async fn views(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     tenant: &str,
     rows: &[ApprovalRow],
     approvers: &[ApproverRow],
@@ -252,7 +252,7 @@ pub(super) async fn views(
 
 /// The view of one request, read through `conn`.
 pub(super) async fn view_of(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     tenant: &str,
     row: &ApprovalRow,
     now: i64,
@@ -475,7 +475,7 @@ async fn list_approvals(
         page.offset(),
     )
     .await?;
-    let mut conn = app.db.reader().acquire().await?;
+    let mut conn = app.db.read_conn().await?;
     let data = views(&mut conn, &tenant.id, &rows, &approvers, &decisions, now).await?;
     Ok(page.answer(data, total))
 }
@@ -494,8 +494,8 @@ async fn get_approval(
     tenant: Tenant,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let mut conn = app.db.reader().acquire().await?;
-    let row = store::get_approval(&mut *conn, &tenant.id, &id)
+    let mut conn = app.db.read_conn().await?;
+    let row = store::get_approval(&mut conn, &tenant.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("Approval"))?;
     let v = view_of(&mut conn, &tenant.id, &row, app.db.now_ms()).await?;

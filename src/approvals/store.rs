@@ -1,6 +1,7 @@
 //! SQL for delegations and approvals. Every statement is scoped by tenant.
 
-use sqlx::{Any, AnyConnection, AnyPool, Executor};
+use crate::store::Conn;
+use sqlx::{Any, AnyPool, Executor};
 
 use super::model::{ApprovalStatus, Grant, Scope};
 use crate::error::StoreError;
@@ -63,7 +64,7 @@ macro_rules! delegation_columns {
 }
 
 pub async fn insert_delegation(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     d: &DelegationRow,
 ) -> Result<(), StoreError> {
@@ -106,7 +107,7 @@ pub async fn get_delegation<'e, E: Executor<'e, Database = Any>>(
 
 /// Marks the delegation revoked unless it already is; `false` if it was.
 pub async fn revoke_delegation(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     id: &str,
     at: i64,
@@ -135,7 +136,7 @@ const GRANTS_BETWEEN: &str = concat!(
 );
 /// Every delegation (in any status) from `delegator` to `delegatee`.
 pub async fn grants_between(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     delegator: &str,
     delegatee: &str,
@@ -153,7 +154,7 @@ pub async fn grants_between(
 
 /// Every delegation (in any status) held by `delegatee`.
 pub async fn grants_held_by(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     delegatee: &str,
 ) -> Result<Vec<DelegationRow>, StoreError> {
@@ -304,7 +305,7 @@ macro_rules! approval_columns {
 }
 
 pub async fn insert_approval(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     a: &ApprovalRow,
     approvers: &[ApproverRow],
@@ -373,7 +374,7 @@ pub async fn get_approval<'e, E: Executor<'e, Database = Any>>(
 /// Reads the request for a change, holding it until the transaction ends: concurrent
 /// deciders on one request take turns (a row lock on PostgreSQL; SQLite has one writer).
 pub async fn lock_approval(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     id: &str,
 ) -> Result<Option<ApprovalRow>, StoreError> {
@@ -414,7 +415,7 @@ pub async fn decisions<'e, E: Executor<'e, Database = Any>>(
     .await?)
 }
 
-pub async fn insert_decision(conn: &mut AnyConnection, d: &DecisionRow) -> Result<(), StoreError> {
+pub async fn insert_decision(conn: &mut Conn, d: &DecisionRow) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO approval_decisions (approval_id, slot_user_id, decided_by, on_behalf_of,
              delegation_id, decision, comment, decided_at, actor_proof)
@@ -437,7 +438,7 @@ pub async fn insert_decision(conn: &mut AnyConnection, d: &DecisionRow) -> Resul
 /// Marks the request changed at `at` (a decision that did not close it).
 /// Open requests of the tenant that wait for a holder of `role`, as of `now`.
 pub async fn awaiting_role(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     role: &str,
     now: i64,
@@ -458,7 +459,7 @@ pub async fn awaiting_role(
 /// Gives a request that waits for a role its first approver, `user`; `false` if another
 /// holder of the role came first (or it no longer waits).
 pub async fn assign_awaiting(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     id: &str,
     role: &str,
@@ -492,7 +493,7 @@ pub async fn assign_awaiting(
     Ok(true)
 }
 
-pub async fn touch_approval(conn: &mut AnyConnection, id: &str, at: i64) -> Result<(), StoreError> {
+pub async fn touch_approval(conn: &mut Conn, id: &str, at: i64) -> Result<(), StoreError> {
     sqlx::query("UPDATE approvals SET updated_at = $2 WHERE id = $1")
         .bind(id)
         .bind(at)
@@ -503,7 +504,7 @@ pub async fn touch_approval(conn: &mut AnyConnection, id: &str, at: i64) -> Resu
 
 /// Records a final status on a request still stored as `requested`; `false` if it was not.
 pub async fn close_approval(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     id: &str,
     status: ApprovalStatus,
     at: i64,

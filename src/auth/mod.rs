@@ -216,7 +216,7 @@ pub async fn create_key(
 }
 
 async fn insert_key(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     tenant_id: &str,
     name: Option<&str>,
     now: i64,

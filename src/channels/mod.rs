@@ -6,7 +6,7 @@ mod routes;
 
 use std::collections::HashMap;
 
-use sqlx::AnyConnection;
+use crate::store::Conn;
 use utoipa_axum::router::OpenApiRouter;
 
 use self::model::Plan;
@@ -20,7 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The tenant's plan.
-pub async fn plan(conn: &mut AnyConnection, tenant: &str) -> Result<Plan, StoreError> {
+pub async fn plan(conn: &mut Conn, tenant: &str) -> Result<Plan, StoreError> {
     let plan: Option<String> = sqlx::query_scalar("SELECT plan FROM tenants WHERE id = $1")
         .bind(tenant)
         .fetch_optional(conn)
@@ -32,11 +32,7 @@ pub async fn plan(conn: &mut AnyConnection, tenant: &str) -> Result<Plan, StoreE
 }
 
 /// Sets the tenant's plan; `false` if there is no such tenant.
-pub async fn set_plan(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    plan: Plan,
-) -> Result<bool, StoreError> {
+pub async fn set_plan(conn: &mut Conn, tenant: &str, plan: Plan) -> Result<bool, StoreError> {
     let n = sqlx::query("UPDATE tenants SET plan = $2 WHERE id = $1")
         .bind(tenant)
         .bind(plan.as_str())
@@ -47,10 +43,7 @@ pub async fn set_plan(
 }
 
 /// The tenant's own on/off settings, by lower-case channel name.
-async fn settings(
-    conn: &mut AnyConnection,
-    tenant: &str,
-) -> Result<HashMap<String, bool>, StoreError> {
+async fn settings(conn: &mut Conn, tenant: &str) -> Result<HashMap<String, bool>, StoreError> {
     let rows: Vec<(String, i64)> =
         sqlx::query_as("SELECT channel, enabled FROM tenant_channels WHERE tenant_id = $1")
             .bind(tenant)
@@ -60,7 +53,7 @@ async fn settings(
 }
 
 async fn set(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     channel: Channel,
     enabled: bool,
@@ -88,7 +81,7 @@ fn not_included() -> ApiError {
 }
 
 /// 403 `plan_not_included` unless the tenant's plan includes omnichannel features.
-pub async fn require_omnichannel(conn: &mut AnyConnection, tenant: &str) -> ApiResult<Plan> {
+pub async fn require_omnichannel(conn: &mut Conn, tenant: &str) -> ApiResult<Plan> {
     let plan = plan(conn, tenant).await?;
     if plan.includes_omnichannel() {
         Ok(plan)
@@ -99,11 +92,7 @@ pub async fn require_omnichannel(conn: &mut AnyConnection, tenant: &str) -> ApiR
 
 /// 403 unless sessions may run on `channel`: `plan_not_included` on Starter, `channel_disabled`
 /// when the channel is off (or outside the plan).
-pub async fn require_enabled(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    channel: Channel,
-) -> ApiResult<()> {
+pub async fn require_enabled(conn: &mut Conn, tenant: &str, channel: Channel) -> ApiResult<()> {
     let plan = require_omnichannel(conn, tenant).await?;
     let setting = settings(conn, tenant)
         .await?

@@ -59,7 +59,7 @@ fn description(c: Channel) -> &'static str {
 }
 
 async fn views(app: &AppState, tenant: &str) -> ApiResult<ChannelsView> {
-    let mut conn = app.db.reader().acquire().await?;
+    let mut conn = app.db.read_conn().await?;
     let plan = super::require_omnichannel(&mut conn, tenant).await?;
     let settings = super::settings(&mut conn, tenant).await?;
     Ok(ChannelsView {

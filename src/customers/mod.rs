@@ -7,7 +7,7 @@ mod routes;
 
 pub mod store;
 
-use sqlx::AnyConnection;
+use crate::store::Conn;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
@@ -22,7 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Makes sure the customer exists, creating it with only its id, in the caller's transaction.
 /// A customer already known to this process costs no statement.
 pub async fn ensure_customer(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     known: &KnownIds,
     tenant: &str,
     id: &str,

@@ -272,7 +272,7 @@ async fn unified_profile(
     let customer = store::get(app.db.reader(), &tenant.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("Customer"))?;
-    let mut conn = app.db.reader().acquire().await?;
+    let mut conn = app.db.read_conn().await?;
     let activity = store::channel_activity(&mut conn, &tenant.id, &id).await?;
     let channels = activity
         .into_iter()

@@ -1,6 +1,7 @@
 //! SQL for customers. Every statement is scoped by tenant.
 
-use sqlx::{AnyConnection, AnyPool};
+use crate::store::Conn;
+use sqlx::AnyPool;
 
 use crate::error::StoreError;
 
@@ -21,7 +22,7 @@ pub struct CustomerRow {
 
 /// Creates the customer with only its id unless it is stored; `true` if it was already there.
 pub async fn insert_if_missing(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     id: &str,
     now: i64,
@@ -39,11 +40,7 @@ pub async fn insert_if_missing(
 }
 
 /// Creates or replaces the customer; `true` if it was new.
-pub async fn put(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    c: &CustomerRow,
-) -> Result<bool, StoreError> {
+pub async fn put(conn: &mut Conn, tenant: &str, c: &CustomerRow) -> Result<bool, StoreError> {
     let existed: Option<i64> =
         sqlx::query_scalar("SELECT created_at FROM customers WHERE tenant_id = $1 AND id = $2")
             .bind(tenant)
@@ -93,7 +90,7 @@ pub async fn get(
 /// A customer's sessions per channel, read from the sessions' table for the customer's
 /// profile: `(channel, sessions, last activity in ms)`.
 pub async fn channel_activity(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     customer: &str,
 ) -> Result<Vec<(String, i64, i64)>, StoreError> {
@@ -110,7 +107,7 @@ pub async fn channel_activity(
 /// The customer a journey belongs to, or `None` if the tenant has no such journey: for the
 /// capabilities that refer to journeys (approvals) without depending on them.
 pub async fn of_journey(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     id: &str,
 ) -> Result<Option<String>, StoreError> {

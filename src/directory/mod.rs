@@ -5,7 +5,7 @@
 mod routes;
 pub mod store;
 
-use sqlx::AnyConnection;
+use crate::store::Conn;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
@@ -20,7 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Makes sure each of `ids` exists in the tenant's directory, creating the missing ones with
 /// only their id, in the caller's transaction. Ids already known cost no statement.
 pub async fn ensure_users(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     known: &KnownIds,
     tenant: &str,
     ids: &[&str],

@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 
-use sqlx::{AnyConnection, AnyPool};
+use crate::store::Conn;
+use sqlx::AnyPool;
 
 use crate::error::StoreError;
 
@@ -47,7 +48,7 @@ impl UserRow {
 /// Creates each of `ids` not yet stored, with only its id, in one statement; returns the ids
 /// it inserted (the others were already there). Stored users are left as they are.
 pub async fn insert_missing_users(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     ids: &[&str],
     now: i64,
@@ -76,7 +77,7 @@ pub async fn insert_missing_users(
 
 /// Whether `user` is a member of `team`.
 pub async fn is_member(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     team: &str,
     user: &str,
@@ -93,11 +94,7 @@ pub async fn is_member(
 }
 
 /// Creates or replaces a user with its roles and teams; `true` if the user was new.
-pub async fn put_user(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    u: &User,
-) -> Result<bool, StoreError> {
+pub async fn put_user(conn: &mut Conn, tenant: &str, u: &User) -> Result<bool, StoreError> {
     let existed: Option<(i64, Option<String>)> =
         sqlx::query_as("SELECT created_at, name FROM users WHERE tenant_id = $1 AND id = $2")
             .bind(tenant)
@@ -155,12 +152,7 @@ pub async fn put_user(
     Ok(existed.is_none())
 }
 
-async fn ensure_team(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    id: &str,
-    now: i64,
-) -> Result<(), StoreError> {
+async fn ensure_team(conn: &mut Conn, tenant: &str, id: &str, now: i64) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO teams (tenant_id, id, created_at, updated_at) VALUES ($1, $2, $3, $3)
          ON CONFLICT (tenant_id, id) DO NOTHING",
@@ -196,7 +188,7 @@ pub async fn roles_of(pool: &AnyPool, tenant: &str, user: &str) -> Result<Vec<St
 
 /// Replaces a user's roles (as its identity provider states them), leaving the rest of it.
 pub async fn set_roles(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     user: &str,
     roles: &[String],
@@ -212,7 +204,7 @@ pub async fn set_roles(
 }
 
 async fn replace_roles(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     user: &str,
     roles: &[String],
@@ -363,11 +355,7 @@ pub struct Team {
 
 /// Creates or replaces a team and its member list; `true` if the team was new. Members not
 /// yet known are created with only their id.
-pub async fn put_team(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    t: &Team,
-) -> Result<bool, StoreError> {
+pub async fn put_team(conn: &mut Conn, tenant: &str, t: &Team) -> Result<bool, StoreError> {
     let existed: Option<i64> =
         sqlx::query_scalar("SELECT created_at FROM teams WHERE tenant_id = $1 AND id = $2")
             .bind(tenant)
@@ -435,7 +423,7 @@ pub async fn get_team(ex: &AnyPool, tenant: &str, id: &str) -> Result<Option<Tea
 
 /// Whether the user holds `role`.
 pub async fn has_role(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     user: &str,
     role: &str,
@@ -452,11 +440,7 @@ pub async fn has_role(
 }
 
 /// Whether the user holds any role at all.
-pub async fn has_any_role(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    user: &str,
-) -> Result<bool, StoreError> {
+pub async fn has_any_role(conn: &mut Conn, tenant: &str, user: &str) -> Result<bool, StoreError> {
     let n: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM user_roles WHERE tenant_id = $1 AND user_id = $2")
             .bind(tenant)
@@ -468,11 +452,7 @@ pub async fn has_any_role(
 
 /// Every user holding `role`, in id order.
 /// Whether any user of the tenant holds `role`.
-pub async fn role_is_held(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    role: &str,
-) -> Result<bool, StoreError> {
+pub async fn role_is_held(conn: &mut Conn, tenant: &str, role: &str) -> Result<bool, StoreError> {
     let held: Option<i64> =
         sqlx::query_scalar("SELECT 1 FROM user_roles WHERE tenant_id = $1 AND role = $2 LIMIT 1")
             .bind(tenant)
@@ -483,7 +463,7 @@ pub async fn role_is_held(
 }
 
 pub async fn users_with_role(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     role: &str,
 ) -> Result<Vec<String>, StoreError> {
@@ -499,7 +479,7 @@ pub async fn users_with_role(
 /// Each actor's name at the instant of each of their events: `(actor, at)` pairs to the name
 /// the actor had then (from the name history `put_user` keeps), where they had one.
 pub async fn names_at(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     wanted: &[(&str, i64)],
 ) -> Result<HashMap<(String, i64), String>, StoreError> {
@@ -543,7 +523,7 @@ pub async fn names_at(
 
 /// The names of the given users that have one, in one query.
 pub async fn names(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     ids: &[&str],
 ) -> Result<HashMap<String, String>, StoreError> {

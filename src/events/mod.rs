@@ -13,9 +13,10 @@
 
 use std::sync::OnceLock;
 
+use crate::store::Conn;
 use futures::future::BoxFuture;
 use serde_json::Value;
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
 
 pub mod catalogue;
 pub mod chain;
@@ -78,7 +79,7 @@ pub trait Reaction: Send + Sync + 'static {
     /// [`Reaction::prefetch`] names one, `None` where the reaction reads for itself.
     fn react<'a>(
         &'a self,
-        conn: &'a mut AnyConnection,
+        conn: &'a mut Conn,
         appended: &'a Appended<'a>,
         prefetched: Option<Option<String>>,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
@@ -224,7 +225,7 @@ const ENTITY_INSERT_3: &str = "INSERT INTO event_entities
 
 /// Records `event` inside the caller's transaction, as the next link of its chain, then runs
 /// the wired reactions on it, in order.
-pub async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Result<(), StoreError> {
+pub async fn record(conn: &mut Conn, event: NewEvent<'_>) -> Result<(), StoreError> {
     let spine = SPINE
         .get()
         .ok_or_else(|| StoreError::Corrupt("the event spine's reactions are not wired".into()))?;

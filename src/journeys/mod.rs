@@ -8,7 +8,7 @@ mod template_routes;
 
 use std::sync::Arc;
 
-use sqlx::AnyConnection;
+use crate::store::Conn;
 use utoipa_axum::router::OpenApiRouter;
 
 use self::store::TemplateVersion;
@@ -40,7 +40,7 @@ impl VersionCache {
     /// The version, from memory or else from the database through `conn`.
     pub async fn get(
         &self,
-        conn: &mut AnyConnection,
+        conn: &mut Conn,
         tenant: &str,
         template_id: &str,
         version: i64,

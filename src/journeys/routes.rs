@@ -279,7 +279,7 @@ impl Loaded {
 
 pub(crate) async fn load(
     app: &AppState,
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     tenant: &str,
     id: &str,
 ) -> ApiResult<Loaded> {
@@ -293,7 +293,7 @@ pub(crate) async fn load(
 
 async fn template_version(
     app: &AppState,
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     tenant: &str,
     template_id: &str,
     version: i64,
@@ -372,7 +372,7 @@ struct Change<'a> {
 
 /// Records the journey's event in the caller's transaction.
 async fn record_change(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     tenant: &str,
     loaded: &Loaded,
     change: Change<'_>,
@@ -445,7 +445,7 @@ async fn commit(
 /// Opens the approval request of the current step, if the journey just reached an approval
 /// step (its `approval_id` was set for it before the journey was saved).
 async fn open_step_approval(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     app: &AppState,
     tenant: &str,
     loaded: &Loaded,
@@ -514,7 +514,7 @@ fn prepare_step_approval(loaded: &mut Loaded) -> bool {
 /// step by hand is 409 `approval_pending`; once it is rejected or expired, only `skipped` (on an
 /// optional step) is accepted, anything else being 409 `approval_required`.
 async fn approval_gate(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     tenant: &str,
     loaded: &Loaded,
     step_id: &str,
@@ -554,7 +554,7 @@ async fn approval_gate(
 /// request of an approval step it reaches.
 #[allow(clippy::too_many_arguments)]
 async fn apply_step(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     app: &AppState,
     tenant: &str,
     loaded: &mut Loaded,
@@ -637,7 +637,7 @@ async fn apply_step(
 /// on, or is completed or cancelled, is left as it is.
 pub async fn on_approval_closed(
     app: &AppState,
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     tenant: &str,
     journey_id: &str,
     approval_id: &str,
@@ -787,7 +787,7 @@ pub(crate) fn new_row(
 /// of a first step that is an approval step.
 pub(crate) async fn create(
     app: &AppState,
-    tx: &mut sqlx::AnyConnection,
+    tx: &mut crate::store::Conn,
     tenant: &str,
     mut row: JourneyRow,
     created_by: Option<&str>,
@@ -886,7 +886,7 @@ async fn list_journeys(
         page.offset(),
     )
     .await?;
-    let mut conn = app.db.reader().acquire().await?;
+    let mut conn = app.db.read_conn().await?;
     let mut data = Vec::with_capacity(rows.len());
     for row in rows {
         let version = template_version(
@@ -916,7 +916,7 @@ async fn get_journey(
     tenant: Tenant,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let mut conn = app.db.reader().acquire().await?;
+    let mut conn = app.db.read_conn().await?;
     let loaded = load(&app, &mut conn, &tenant.id, &id).await?;
     let history = store::history(&mut conn, &loaded.row.id).await?;
     let mut view = loaded.view(true);
@@ -971,7 +971,7 @@ fn steps_with_history(
 /// Writes the changed journey or answers 409 if a concurrent request changed it first.
 /// `now` is the change's time.
 async fn save(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     tenant: &str,
     loaded: &mut Loaded,
     now: i64,
@@ -1061,7 +1061,7 @@ pub(crate) struct Advance<'a> {
 /// only by its approval.
 pub(crate) async fn advance_step(
     app: &AppState,
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     tenant: &str,
     loaded: &mut Loaded,
     step: Advance<'_>,
@@ -1185,7 +1185,7 @@ async fn assign_journey(
 /// `assignedBy` must be the current assignee, a member of the team it is assigned to, a
 /// `manager`, or a deputy of the current assignee under an active `journey_assign` delegation.
 async fn check_assign_authority(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     tenant: &str,
     loaded: &Loaded,
     by: &str,

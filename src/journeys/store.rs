@@ -1,6 +1,7 @@
 //! SQL for templates and journeys. Every statement is scoped by tenant.
 
-use sqlx::{Any, AnyConnection, AnyPool, Executor};
+use crate::store::Conn;
+use sqlx::{Any, AnyPool, Executor};
 
 use super::model::StepDef;
 use crate::error::StoreError;
@@ -42,7 +43,7 @@ macro_rules! template_filter {
 }
 
 pub async fn insert_template(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     t: &TemplateRow,
 ) -> Result<(), StoreError> {
@@ -70,7 +71,7 @@ pub async fn insert_template(
 
 /// Records `t`'s steps as version `t.version`.
 pub async fn insert_template_version(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     t: &TemplateRow,
 ) -> Result<(), StoreError> {
@@ -91,7 +92,7 @@ pub async fn insert_template_version(
 
 /// Overwrites the template if it is still at `expected_version`; `false` if it moved on.
 pub async fn update_template(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     t: &TemplateRow,
     expected_version: i64,
@@ -254,7 +255,7 @@ macro_rules! journey_filter {
 /// the version the journey starts on, or `None` if the template is missing or not active
 /// (`j.template_version` is ignored).
 pub async fn insert_journey_on_active_template(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     j: &JourneyRow,
 ) -> Result<Option<i64>, StoreError> {
@@ -307,7 +308,7 @@ pub async fn get_journey<'e, E: Executor<'e, Database = Any>>(
 /// Writes the journey's changed state if nobody changed it since it was read at
 /// `j.row_version - 1`; `false` means a concurrent change won.
 pub async fn update_journey(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     j: &JourneyRow,
 ) -> Result<bool, StoreError> {
@@ -394,7 +395,7 @@ pub struct HistoryRow {
 }
 
 pub async fn insert_history(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     journey_id: &str,
     h: &HistoryRow,
 ) -> Result<(), StoreError> {
@@ -416,10 +417,7 @@ pub async fn insert_history(
 }
 
 /// A journey's step history, oldest first.
-pub async fn history(
-    conn: &mut AnyConnection,
-    journey_id: &str,
-) -> Result<Vec<HistoryRow>, StoreError> {
+pub async fn history(conn: &mut Conn, journey_id: &str) -> Result<Vec<HistoryRow>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT seq, step_id, step_index, outcome, data, actor_id, occurred_at FROM journey_step_history
          WHERE journey_id = $1 ORDER BY seq",

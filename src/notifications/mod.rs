@@ -19,9 +19,9 @@ pub mod store;
 pub mod templates;
 pub mod worker;
 
+use crate::store::Conn;
 use serde::Serialize;
 use serde_json::{Value, json};
-use sqlx::AnyConnection;
 use tokio::sync::Notify;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -203,7 +203,7 @@ pub(crate) fn view(n: &NotificationRow, all: &[DeliveryRow]) -> NotificationView
 
 /// The notification `id` of `tenant` as it now stands, read on `conn`.
 pub(crate) async fn load_view(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     id: &str,
 ) -> ApiResult<Option<NotificationView>> {
@@ -252,7 +252,7 @@ pub(crate) struct Recipient {
 
 /// The recipient's contact data and preferences; staff users have only contact data.
 pub(crate) async fn recipient(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     id: &str,
     kind: &str,
@@ -286,7 +286,7 @@ type Rendered = Result<Value, (&'static str, String)>;
 /// for a caller that is itself a store function, such as a notification rule); the inner one
 /// is a refusal of the request.
 pub async fn create(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     known: Option<(&KnownIds, &KnownIds)>,
     tenant: &str,
     new: NewNotification<'_>,
@@ -441,7 +441,7 @@ pub async fn create(
 
 /// Records one of the notification's events on its recipient's timeline.
 async fn record(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     n: &NotificationRow,
     event_type: EventType,
     actor_id: Option<&str>,
@@ -475,7 +475,7 @@ async fn record(
 
 /// Records the event of a delivery's new final state: `.sent`, `.delivered` or `.failed`.
 async fn record_delivery(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     n: &NotificationRow,
     d: &DeliveryRow,
     v: &NotificationView,
@@ -522,7 +522,7 @@ async fn record_delivery(
 /// answered it): the notification's status derived again from its deliveries and stored, and
 /// the notification as it now stands, with its deliveries' rows.
 pub(crate) async fn refresh(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     n: &mut NotificationRow,
     now: i64,
 ) -> ApiResult<(NotificationView, Vec<DeliveryRow>)> {
@@ -540,7 +540,7 @@ pub(crate) async fn refresh(
 /// After a delivery changed under the lock the caller holds on `n`: the notification's status,
 /// and the delivery's event if it reached a final state.
 pub(crate) async fn after_delivery_change(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mut n: NotificationRow,
     delivery_id: &str,
     now: i64,
@@ -590,7 +590,7 @@ pub async fn apply_report(
 /// Marks a notification read (once; reading again changes nothing) and records
 /// `omni.notification.read`. `None` if the tenant has no such notification.
 pub(crate) async fn mark_read(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     id: &str,
     actor: Option<&str>,

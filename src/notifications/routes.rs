@@ -235,7 +235,7 @@ async fn views_page(
     filter: &NotificationFilter<'_>,
     page: &PageRequest,
 ) -> ApiResult<(Vec<NotificationView>, i64)> {
-    let mut conn = app.db.reader().acquire().await?;
+    let mut conn = app.db.read_conn().await?;
     let (rows, total) =
         store::list_notifications(&mut conn, tenant, filter, page.limit(), page.offset()).await?;
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
@@ -257,7 +257,7 @@ async fn get_notification(
     tenant: Tenant,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let mut conn = app.db.reader().acquire().await?;
+    let mut conn = app.db.read_conn().await?;
     let v = load_view(&mut conn, &tenant.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("Notification"))?;

@@ -7,12 +7,12 @@
 //! until it puts its own: a journey assigned notifies its assignee in-app, and an approval
 //! requested notifies its approvers in-app and by email.
 
+use crate::store::Conn;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sqlx::AnyConnection;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -140,7 +140,7 @@ fn rule_of(row: &RuleRow) -> Option<Rule> {
 
 /// Whom `role` names in `event`: `(id, type)` pairs.
 async fn resolve(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     event: &NewEvent<'_>,
     role: RecipientRole,
 ) -> Result<Vec<(String, RecipientType)>, crate::error::StoreError> {
@@ -212,7 +212,7 @@ pub struct Rules;
 impl crate::events::Reaction for Rules {
     fn react<'a>(
         &'a self,
-        conn: &'a mut AnyConnection,
+        conn: &'a mut Conn,
         appended: &'a crate::events::Appended<'a>,
         _: Option<Option<String>>,
     ) -> futures::future::BoxFuture<'a, Result<(), crate::error::StoreError>> {
@@ -224,7 +224,7 @@ impl crate::events::Reaction for Rules {
 /// notification per recipient. A template that cannot be rendered is recorded as failed
 /// deliveries, never an error that would undo the change.
 pub async fn on_event(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     event: &NewEvent<'_>,
 ) -> Result<(), crate::error::StoreError> {
     if offered(event.event_type.as_str()).is_none() {
@@ -409,7 +409,7 @@ async fn put_rule(
     let mut channels = body.channels;
     channels.sort();
     channels.dedup();
-    let mut conn = app.db.reader().acquire().await?;
+    let mut conn = app.db.read_conn().await?;
     if super::templates::find(&mut conn, &tenant.id, &body.template_code)
         .await?
         .is_none()
@@ -464,7 +464,7 @@ async fn get_rule(
     ApiPath(event_type): ApiPath<String>,
 ) -> ApiResult<Response> {
     notifiable(&event_type)?;
-    let mut conn = app.db.reader().acquire().await?;
+    let mut conn = app.db.read_conn().await?;
     let v = match store::get_rule(&mut conn, &tenant.id, &event_type).await? {
         Some(row) => rule_view(
             &event_type,

@@ -2,7 +2,8 @@
 //! Every statement a request makes is scoped by tenant; the delivery worker works across
 //! tenants and carries each row's tenant with it.
 
-use sqlx::{AnyConnection, AnyPool};
+use crate::store::Conn;
+use sqlx::AnyPool;
 
 use crate::error::StoreError;
 use crate::store::dialect::RowLock;
@@ -18,7 +19,7 @@ pub struct TemplateRow {
 }
 
 pub async fn get_template(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     code: &str,
 ) -> Result<Option<TemplateRow>, StoreError> {
@@ -32,10 +33,7 @@ pub async fn get_template(
     .await?)
 }
 
-pub async fn list_templates(
-    conn: &mut AnyConnection,
-    tenant: &str,
-) -> Result<Vec<TemplateRow>, StoreError> {
+pub async fn list_templates(conn: &mut Conn, tenant: &str) -> Result<Vec<TemplateRow>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT code, name, default_language, content, created_at, updated_at
          FROM notification_templates WHERE tenant_id = $1 ORDER BY code",
@@ -47,7 +45,7 @@ pub async fn list_templates(
 
 /// Creates or replaces; `true` if it was new.
 pub async fn put_template(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     t: &TemplateRow,
 ) -> Result<bool, StoreError> {
@@ -107,7 +105,7 @@ pub async fn list_providers(ex: &AnyPool, tenant: &str) -> Result<Vec<ProviderRo
 
 /// Creates or replaces; `true` if it was new.
 pub async fn put_provider(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     p: &ProviderRow,
 ) -> Result<bool, StoreError> {
@@ -131,7 +129,7 @@ pub async fn put_provider(
 
 /// `true` if there was one.
 pub async fn delete_provider(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     channel: &str,
 ) -> Result<bool, StoreError> {
@@ -157,7 +155,7 @@ pub struct RuleRow {
 }
 
 pub async fn get_rule(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     event_type: &str,
 ) -> Result<Option<RuleRow>, StoreError> {
@@ -184,11 +182,7 @@ pub async fn list_rules(ex: &AnyPool, tenant: &str) -> Result<Vec<RuleRow>, Stor
 }
 
 /// Creates or replaces; `true` if it was new.
-pub async fn put_rule(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    r: &RuleRow,
-) -> Result<bool, StoreError> {
+pub async fn put_rule(conn: &mut Conn, tenant: &str, r: &RuleRow) -> Result<bool, StoreError> {
     let created: Option<i64> = sqlx::query_scalar(
         "INSERT INTO notification_rules (tenant_id, event_type, recipients, channels,
              template_code, priority, enabled, created_at, updated_at)
@@ -223,11 +217,7 @@ pub struct DeviceRow {
 }
 
 /// Creates or replaces; `true` if it was new.
-pub async fn put_device(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    d: &DeviceRow,
-) -> Result<bool, StoreError> {
+pub async fn put_device(conn: &mut Conn, tenant: &str, d: &DeviceRow) -> Result<bool, StoreError> {
     let created: Option<i64> = sqlx::query_scalar(
         "INSERT INTO customer_devices
              (tenant_id, customer_id, device_id, platform, push_token, created_at, updated_at)
@@ -265,7 +255,7 @@ pub async fn devices(
 
 /// `true` if there was one.
 pub async fn delete_device(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     customer: &str,
     device: &str,
@@ -283,7 +273,7 @@ pub async fn delete_device(
 
 /// Forgets a push token the provider says is no longer registered.
 pub async fn forget_push_token(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     customer: &str,
     token: &str,
@@ -350,7 +340,7 @@ const DELIVERY_COLUMNS: &str = "d.id, d.notification_id, d.tenant_id, d.channel,
      d.failed_at";
 
 pub async fn insert_notification(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     n: &NotificationRow,
     deliveries: &[DeliveryRow],
 ) -> Result<(), StoreError> {
@@ -402,7 +392,7 @@ pub async fn insert_notification(
 }
 
 pub async fn get_notification(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     id: &str,
 ) -> Result<Option<NotificationRow>, StoreError> {
@@ -419,7 +409,7 @@ pub async fn get_notification(
 /// Takes the notification's row lock (so changes to its deliveries take turns) and returns
 /// it, or `None` if the tenant has no such notification.
 pub async fn lock_notification(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     id: &str,
     now: i64,
@@ -438,7 +428,7 @@ pub async fn lock_notification(
 
 /// The deliveries of these notifications, by notification then channel.
 pub async fn deliveries_of(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     ids: &[&str],
 ) -> Result<Vec<DeliveryRow>, StoreError> {
@@ -472,7 +462,7 @@ pub struct NotificationFilter<'a> {
 
 /// A page of notifications, newest first, and how many match in all.
 pub async fn list_notifications<'a>(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &'a str,
     f: &NotificationFilter<'a>,
     limit: i64,
@@ -538,7 +528,7 @@ pub async fn list_notifications<'a>(
 /// Stores the notification's status (derived from its deliveries by the caller, who holds
 /// its lock).
 pub async fn set_status(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     id: &str,
     status: &str,
     now: i64,
@@ -552,7 +542,7 @@ pub async fn set_status(
     Ok(())
 }
 
-pub async fn mark_read(conn: &mut AnyConnection, id: &str, now: i64) -> Result<(), StoreError> {
+pub async fn mark_read(conn: &mut Conn, id: &str, now: i64) -> Result<(), StoreError> {
     sqlx::query("UPDATE notifications SET read_at = $2, updated_at = $2 WHERE id = $1")
         .bind(id)
         .bind(now)
@@ -562,7 +552,7 @@ pub async fn mark_read(conn: &mut AnyConnection, id: &str, now: i64) -> Result<(
 }
 
 /// Cancels every pending delivery of the notification.
-pub async fn cancel(conn: &mut AnyConnection, id: &str, now: i64) -> Result<(), StoreError> {
+pub async fn cancel(conn: &mut Conn, id: &str, now: i64) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE notification_deliveries SET status = 'cancelled', next_attempt_at = NULL,
              lease_until = NULL, updated_at = $2
@@ -598,7 +588,7 @@ pub struct DueRow {
 /// Claims up to `limit` deliveries due at `now` for `lease`: no other worker takes them
 /// until the lease ends, so a worker that dies mid-send leaves them to be taken again.
 pub async fn claim_due(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     now: i64,
     lease: std::time::Duration,
     limit: i64,
@@ -651,12 +641,7 @@ pub async fn next_due(pool: &AnyPool, now: i64) -> Result<Option<i64>, StoreErro
 
 /// Puts a claimed delivery back to wait until `until` without counting an attempt (quiet
 /// hours).
-pub async fn hold(
-    conn: &mut AnyConnection,
-    id: &str,
-    until: i64,
-    now: i64,
-) -> Result<(), StoreError> {
+pub async fn hold(conn: &mut Conn, id: &str, until: i64, now: i64) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE notification_deliveries SET next_attempt_at = $2, lease_until = NULL,
              updated_at = $3 WHERE id = $1 AND status = 'pending'",
@@ -684,7 +669,7 @@ pub struct DeliveryUpdate<'a> {
 /// Writes an attempt's outcome, if the delivery is still the caller's to write: pending and
 /// not cancelled meanwhile. `false` if it was not.
 pub async fn finish_attempt(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     id: &str,
     u: &DeliveryUpdate<'_>,
     now: i64,
@@ -733,7 +718,7 @@ pub async fn by_provider_message(
 
 /// A provider's later report on a sent delivery: delivered, or failed after all.
 pub async fn report(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     id: &str,
     status: &str,
     error_code: Option<&str>,

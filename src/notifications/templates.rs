@@ -442,7 +442,7 @@ fn check(body: &PutTemplate) -> Vec<FieldError> {
 
 /// The template `code` as the tenant sees it: its own, else Omnirail's built-in.
 pub async fn find(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     tenant: &str,
     code: &str,
 ) -> Result<Option<Template>, StoreError> {
@@ -598,7 +598,7 @@ async fn get_template(
     tenant: Tenant,
     ApiPath(code): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let mut conn = app.db.reader().acquire().await?;
+    let mut conn = app.db.read_conn().await?;
     if let Some(row) = store::get_template(&mut conn, &tenant.id, &code).await? {
         return Ok(data(axum::http::StatusCode::OK, view(row)?));
     }
@@ -612,7 +612,7 @@ async fn get_template(
     responses((status = 200, description = "Every template the tenant can send with", body = Data<Vec<TemplateView>>))
 )]
 async fn list_templates(State(app): State<AppState>, tenant: Tenant) -> ApiResult<Response> {
-    let mut conn = app.db.reader().acquire().await?;
+    let mut conn = app.db.read_conn().await?;
     let rows = store::list_templates(&mut conn, &tenant.id).await?;
     let mut out: BTreeMap<String, TemplateView> = BTreeMap::new();
     for code in BUILTIN_CODES {

@@ -95,7 +95,7 @@ async fn tick(app: &AppState) -> Result<bool, ApiError> {
 async fn deliver(app: &AppState, d: DueRow) -> Result<(), ApiError> {
     let channel = NotifyChannel::parse(&d.channel).unwrap_or(NotifyChannel::InApp);
     let who = {
-        let mut conn = app.db.reader().acquire().await?;
+        let mut conn = app.db.read_conn().await?;
         recipient(&mut conn, &d.tenant_id, &d.recipient_id, &d.recipient_type).await?
     };
     let now = app.db.now_ms();

@@ -119,7 +119,7 @@ pub(crate) struct Snapshot {
 impl Snapshot {
     pub(crate) async fn read(
         app: &AppState,
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut crate::store::Conn,
         row: OnboardingRow,
     ) -> ApiResult<Self> {
         let journey = journeys::load(app, &mut *conn, &row.tenant_id, &row.journey_id).await?;

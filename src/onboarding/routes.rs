@@ -103,7 +103,7 @@ fn configuration_view(c: &ConfigurationRow) -> ConfigurationView {
 /// The configuration with its readiness check: each approval step of its template's current
 /// version whose role no user of the tenant holds.
 async fn checked_view(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     tenant: &str,
     c: &ConfigurationRow,
 ) -> ApiResult<ConfigurationView> {
@@ -369,7 +369,7 @@ async fn get_configuration(
     let row = store::get_configuration(app.db.reader(), &tenant.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("Configuration"))?;
-    let mut conn = app.db.reader().acquire().await?;
+    let mut conn = app.db.read_conn().await?;
     Ok(data(
         StatusCode::OK,
         checked_view(&mut conn, &tenant.id, &row).await?,
@@ -443,8 +443,8 @@ async fn get_onboarding(
     tenant: Tenant,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let mut conn = app.db.reader().acquire().await?;
-    let row = store::get_onboarding(&mut *conn, &tenant.id, &id)
+    let mut conn = app.db.read_conn().await?;
+    let row = store::get_onboarding(&mut conn, &tenant.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("Onboarding"))?;
     let snapshot = Snapshot::read(&app, &mut conn, row).await?;

@@ -314,7 +314,7 @@ fn session_view(s: &Snapshot, channel: Channel, now: i64) -> OnboardingSession {
 /// Records an onboarding event in the caller's transaction, concerning the onboarding, its
 /// customer and its journey.
 async fn record(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     row: &OnboardingRow,
     event_type: EventType,
     summary: String,
@@ -539,8 +539,8 @@ async fn start(
 )]
 async fn get_session(State(app): State<AppState>, token: SessionToken) -> ApiResult<Response> {
     let now = app.db.now_ms();
-    let mut conn = app.db.reader().acquire().await?;
-    let row = store::get_onboarding(&mut *conn, &token.tenant_id, &token.onboarding_id)
+    let mut conn = app.db.read_conn().await?;
+    let row = store::get_onboarding(&mut conn, &token.tenant_id, &token.onboarding_id)
         .await?
         .ok_or_else(|| ApiError::not_found("Onboarding"))?;
     let snapshot = Snapshot::read(&app, &mut conn, row).await?;
@@ -907,7 +907,7 @@ async fn add_document(
     let row = store::get_onboarding(app.db.reader(), &token.tenant_id, &token.onboarding_id)
         .await?
         .ok_or_else(|| ApiError::not_found("Onboarding"))?;
-    let mut conn = app.db.reader().acquire().await?;
+    let mut conn = app.db.read_conn().await?;
     let before = Snapshot::read(&app, &mut conn, row).await?;
     drop(conn);
     upload_step(&before, &step_id, &document_type)?;

@@ -2,7 +2,8 @@
 //! Every statement reached from the bank's API is scoped by tenant; statements reached with a
 //! session token are scoped by the onboarding the token belongs to.
 
-use sqlx::{Any, AnyConnection, AnyPool, Executor};
+use crate::store::Conn;
+use sqlx::{Any, AnyPool, Executor};
 
 use crate::error::StoreError;
 
@@ -23,7 +24,7 @@ impl ConfigurationRow {
 }
 
 pub async fn insert_configuration(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     c: &ConfigurationRow,
 ) -> Result<(), StoreError> {
@@ -117,10 +118,7 @@ macro_rules! onboarding_columns {
     };
 }
 
-pub async fn insert_onboarding(
-    conn: &mut AnyConnection,
-    o: &OnboardingRow,
-) -> Result<(), StoreError> {
+pub async fn insert_onboarding(conn: &mut Conn, o: &OnboardingRow) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO onboardings (id, tenant_id, configuration_id, journey_id, customer_id,
              external_customer_id, country_code, language, redirect_url, custom_fields, channel,
@@ -171,7 +169,7 @@ pub async fn get_onboarding<'e, E: Executor<'e, Database = Any>>(
 /// Takes the onboarding's row lock for the rest of the caller's transaction (bumping its
 /// version), then reads it: every change to one onboarding runs one at a time, on fresh state.
 pub async fn lock_onboarding(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     id: &str,
     now: i64,
@@ -189,10 +187,7 @@ pub async fn lock_onboarding(
 }
 
 /// Writes what a change may change: the data given, the status, the finish time.
-pub async fn update_onboarding(
-    conn: &mut AnyConnection,
-    o: &OnboardingRow,
-) -> Result<(), StoreError> {
+pub async fn update_onboarding(conn: &mut Conn, o: &OnboardingRow) -> Result<(), StoreError> {
     sqlx::query("UPDATE onboardings SET data = $1, status = $2, finished_at = $3 WHERE id = $4")
         .bind(&o.data)
         .bind(&o.status)
@@ -268,7 +263,7 @@ pub struct TokenRow {
 }
 
 pub async fn insert_token(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     token_hash: &str,
     onboarding_id: &str,
     channel: &str,
@@ -317,7 +312,7 @@ pub struct HandoffRow {
 }
 
 pub async fn insert_handoff(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     token_hash: &str,
     h: &HandoffRow,
 ) -> Result<(), StoreError> {
@@ -350,11 +345,7 @@ pub async fn handoff_by_hash<'e, E: Executor<'e, Database = Any>>(
 }
 
 /// Marks the handoff used, if it is still unused and unexpired at `now`; `false` otherwise.
-pub async fn claim_handoff(
-    conn: &mut AnyConnection,
-    id: &str,
-    now: i64,
-) -> Result<bool, StoreError> {
+pub async fn claim_handoff(conn: &mut Conn, id: &str, now: i64) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE onboarding_handoffs SET used_at = $1
          WHERE id = $2 AND used_at IS NULL AND expires_at > $1",
@@ -380,7 +371,7 @@ pub struct DocumentRow {
     pub created_at: i64,
 }
 
-pub async fn insert_document(conn: &mut AnyConnection, d: &DocumentRow) -> Result<(), StoreError> {
+pub async fn insert_document(conn: &mut Conn, d: &DocumentRow) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO onboarding_documents (id, onboarding_id, step_id, document_type, content_type,
              size_bytes, sha256, file_name, storage_key, created_at)

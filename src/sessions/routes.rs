@@ -361,9 +361,9 @@ async fn session_stream(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let after = streams::last_event_id(&headers)?;
-    let mut conn = app.db.reader().acquire().await?;
+    let mut conn = app.db.read_conn().await?;
     channels::require_omnichannel(&mut conn, &tenant.id).await?;
-    let row = store::get_session(&mut *conn, &tenant.id, &id)
+    let row = store::get_session(&mut conn, &tenant.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("Session"))?;
     drop(conn);

@@ -1,6 +1,7 @@
 //! SQL for channel sessions and handoffs. Every statement is scoped by tenant.
 
-use sqlx::{Any, AnyConnection, AnyPool, Executor};
+use crate::store::Conn;
+use sqlx::{Any, AnyPool, Executor};
 
 use crate::error::StoreError;
 use crate::store::dialect::RowLock;
@@ -29,7 +30,7 @@ macro_rules! session_columns {
 }
 
 pub async fn insert_session(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     s: &SessionRow,
 ) -> Result<(), StoreError> {
@@ -71,7 +72,7 @@ pub async fn get_session<'e, E: Executor<'e, Database = Any>>(
 /// The session, read under a lock on its row (on PostgreSQL; SQLite has one writer at a
 /// time), so that a concurrent end and the caller's transaction do not cross.
 pub async fn lock_session(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     id: &str,
 ) -> Result<Option<SessionRow>, StoreError> {
@@ -89,7 +90,7 @@ pub async fn lock_session(
 
 /// Ends the session unless it already ended; `false` if it had.
 pub async fn end_session(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     id: &str,
     at: i64,
@@ -110,12 +111,7 @@ pub async fn end_session(
 }
 
 /// Records activity on a session.
-pub async fn touch(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    id: &str,
-    at: i64,
-) -> Result<(), StoreError> {
+pub async fn touch(conn: &mut Conn, tenant: &str, id: &str, at: i64) -> Result<(), StoreError> {
     sqlx::query("UPDATE channel_sessions SET last_seen_at = $3 WHERE tenant_id = $1 AND id = $2")
         .bind(tenant)
         .bind(id)
@@ -156,7 +152,7 @@ pub struct HandoffRow {
 }
 
 pub async fn insert_handoff(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     token_hash: &str,
     h: &HandoffRow,
@@ -199,7 +195,7 @@ pub async fn handoff_by_hash<'e, E: Executor<'e, Database = Any>>(
 /// Marks the handoff used by `target_session` if it is unused and unexpired at `now`, in one
 /// statement: of concurrent resumes, exactly one gets `true`.
 pub async fn claim_handoff(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     id: &str,
     now: i64,
     target_session: &str,

@@ -11,22 +11,16 @@
 //!   by side (`events`, `webhooks::store`).
 //! - How a write transaction begins: `Db::begin` (`BEGIN IMMEDIATE` on SQLite).
 
-use sqlx::AnyConnection;
-
-use super::Backend;
+use super::{Backend, Conn};
 use crate::error::StoreError;
 
 /// The backend a connection talks to.
-pub fn backend(conn: &AnyConnection) -> Backend {
-    if conn.backend_name() == "PostgreSQL" {
-        Backend::Postgres
-    } else {
-        Backend::Sqlite
-    }
+pub fn backend(conn: &Conn) -> Backend {
+    conn.backend()
 }
 
 /// Whether the connection is PostgreSQL's.
-pub fn is_postgres(conn: &AnyConnection) -> bool {
+pub fn is_postgres(conn: &Conn) -> bool {
     backend(conn) == Backend::Postgres
 }
 
@@ -56,18 +50,14 @@ impl RowLock {
     }
 
     /// [`RowLock::on`] the connection's backend.
-    pub fn for_conn(self, conn: &AnyConnection) -> &'static str {
+    pub fn for_conn(self, conn: &Conn) -> &'static str {
         self.on(backend(conn))
     }
 }
 
 /// Tells the other processes on the database `payload` on `channel`, when the transaction
 /// commits (PostgreSQL's `pg_notify`); nothing on SQLite.
-pub async fn notify(
-    conn: &mut AnyConnection,
-    channel: &str,
-    payload: &str,
-) -> Result<(), StoreError> {
+pub async fn notify(conn: &mut Conn, channel: &str, payload: &str) -> Result<(), StoreError> {
     if is_postgres(conn) {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(channel)

@@ -8,24 +8,219 @@
 //! flags as integers. Conversion to richer types happens at the edge of each `store.rs`.
 //!
 //! SQLite allows one writer at a time. Rather than let concurrent writers fail with
-//! `SQLITE_BUSY`, each process sends its writes through a pool of exactly one connection,
-//! opening them with `BEGIN IMMEDIATE`; reads use a separate pool and run concurrently (WAL).
-//! On PostgreSQL reads and writes share one pool.
+//! `SQLITE_BUSY`, each process writes through exactly one connection, opening each transaction
+//! with `BEGIN IMMEDIATE`; that connection is held by Omnirail itself and runs statements on the
+//! request's own thread ([`direct`]), the same sqlx queries answered in the same `Any` rows.
+//! Reads use a pool of their own and run concurrently (WAL). On PostgreSQL reads and writes
+//! share one pool. Store functions take a [`Conn`], whichever it is.
 
 pub mod dialect;
+pub mod direct;
 pub mod known;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyPool, Transaction};
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyQueryResult, AnyRow};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, Execute, Executor, Transaction};
+use sqlx_core::Either;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::config::Config;
 use crate::time::Clock;
 
-/// A write transaction, open until `commit`.
-pub type Tx = Transaction<'static, Any>;
+/// A connection store functions run their statements on: a write transaction (see [`Tx`]) or
+/// a pooled connection for reads. Queries run on `&mut Conn` as on any sqlx connection.
+pub enum Conn {
+    /// A transaction on a pooled connection (PostgreSQL's writes).
+    Tx(Transaction<'static, Any>),
+    /// A pooled connection outside a transaction.
+    Pooled(PoolConnection<Any>),
+    /// SQLite's one write connection, held for a transaction.
+    Sqlite(OwnedMutexGuard<direct::Writer>),
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Conn::Tx(_) => "Conn::Tx",
+            Conn::Pooled(_) => "Conn::Pooled",
+            Conn::Sqlite(_) => "Conn::Sqlite",
+        })
+    }
+}
+
+impl Conn {
+    /// The backend the connection talks to.
+    pub fn backend(&self) -> Backend {
+        let name = match self {
+            Conn::Sqlite(_) => return Backend::Sqlite,
+            Conn::Tx(t) => t.backend_name(),
+            Conn::Pooled(c) => c.backend_name(),
+        };
+        if name == "PostgreSQL" {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+}
+
+/// Runs `query` on SQLite's write connection.
+fn run_direct<'q, E: Execute<'q, Any>>(
+    writer: &mut direct::Writer,
+    mut query: E,
+    first_row_only: bool,
+) -> Result<Vec<direct::Step>, sqlx::Error> {
+    let args = query.take_arguments().map_err(sqlx::Error::Encode)?;
+    let sql = query.sql();
+    let values = args.map(|a| a.values.0).unwrap_or_default();
+    writer.run(sql.as_str(), &values, first_row_only)
+}
+
+impl<'c> Executor<'c> for &'c mut Conn {
+    type Database = Any;
+
+    fn fetch_many<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxStream<'e, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Any>,
+    {
+        match self {
+            Conn::Tx(t) => (&mut **t).fetch_many(query),
+            Conn::Pooled(c) => (&mut **c).fetch_many(query),
+            Conn::Sqlite(w) => match run_direct(w, query, false) {
+                Ok(steps) => futures::stream::iter(steps.into_iter().map(Ok)).boxed(),
+                Err(e) => futures::stream::once(std::future::ready(Err(e))).boxed(),
+            },
+        }
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Any>,
+    {
+        match self {
+            Conn::Tx(t) => (&mut **t).fetch_optional(query),
+            Conn::Pooled(c) => (&mut **c).fetch_optional(query),
+            Conn::Sqlite(w) => {
+                let first = run_direct(w, query, true)
+                    .map(|steps| steps.into_iter().find_map(|s| s.right()));
+                std::future::ready(first).boxed()
+            }
+        }
+    }
+
+    fn prepare_with<'e>(
+        self,
+        sql: sqlx::SqlStr,
+        parameters: &'e [sqlx::any::AnyTypeInfo],
+    ) -> BoxFuture<'e, Result<sqlx::any::AnyStatement, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        match self {
+            Conn::Tx(t) => (&mut **t).prepare_with(sql, parameters),
+            Conn::Pooled(c) => (&mut **c).prepare_with(sql, parameters),
+            Conn::Sqlite(_) => std::future::ready(Err(unsupported("prepare"))).boxed(),
+        }
+    }
+
+    fn describe<'e>(
+        self,
+        sql: sqlx::SqlStr,
+    ) -> BoxFuture<'e, Result<sqlx_core::describe::Describe<Any>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        match self {
+            Conn::Tx(t) => (&mut **t).describe(sql),
+            Conn::Pooled(c) => (&mut **c).describe(sql),
+            Conn::Sqlite(_) => std::future::ready(Err(unsupported("describe"))).boxed(),
+        }
+    }
+}
+
+fn unsupported(what: &str) -> sqlx::Error {
+    sqlx::Error::Protocol(format!(
+        "{what} is not offered on the SQLite write connection"
+    ))
+}
+
+/// A write transaction, rolled back unless [`Tx::commit`]ted. Dereferences to its [`Conn`].
+pub struct Tx {
+    conn: Option<Conn>,
+}
+
+impl std::fmt::Debug for Tx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tx").field("conn", &self.conn).finish()
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        self.conn.as_ref().expect("an open transaction")
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut Conn {
+        self.conn.as_mut().expect("an open transaction")
+    }
+}
+
+impl Tx {
+    /// Commits: durable once this returns.
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        match self.conn.take() {
+            Some(Conn::Tx(t)) => t.commit().await,
+            Some(Conn::Sqlite(w)) => {
+                let done = w.batch("COMMIT");
+                if done.is_err() && w.in_transaction() {
+                    let _ = w.batch("ROLLBACK");
+                }
+                done
+            }
+            Some(Conn::Pooled(_)) | None => Ok(()),
+        }
+    }
+
+    /// Rolls back now (dropping the transaction does too).
+    pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
+        match self.conn.take() {
+            Some(Conn::Tx(t)) => t.rollback().await,
+            Some(Conn::Sqlite(w)) => w.batch("ROLLBACK"),
+            Some(Conn::Pooled(_)) | None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        // A transaction neither committed nor rolled back (an error, a client gone): on SQLite
+        // undone here, before the write connection passes to the next writer; sqlx rolls back
+        // its own.
+        if let Some(Conn::Sqlite(w)) = &self.conn
+            && w.in_transaction()
+        {
+            let _ = w.batch("ROLLBACK");
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -39,6 +234,10 @@ pub enum Backend {
 pub struct Db {
     read: AnyPool,
     write: AnyPool,
+    /// SQLite's write connection (migrations alone use `write` there).
+    writer: Option<Arc<Mutex<direct::Writer>>>,
+    /// How long a writer waits for SQLite's write connection.
+    acquire: Duration,
     backend: Backend,
     clock: Clock,
 }
@@ -66,6 +265,8 @@ impl Db {
             Ok(Self {
                 read: pool.clone(),
                 write: pool,
+                writer: None,
+                acquire,
                 backend: Backend::Postgres,
                 clock: Clock::default(),
             })
@@ -82,9 +283,14 @@ impl Db {
             let read = sqlite_pool(config.db_max_connections, acquire)
                 .connect_with(options)
                 .await?;
+            // The file exists now (the pools created it): the write connection opens it too.
+            let file = sqlx::sqlite::SqliteConnectOptions::from_str(&url)?;
+            let writer = direct::Writer::open(file.get_filename())?;
             Ok(Self {
                 read,
                 write,
+                writer: Some(Arc::new(Mutex::new(writer))),
+                acquire,
                 backend: Backend::Sqlite,
                 clock: Clock::default(),
             })
@@ -152,12 +358,29 @@ impl Db {
         &self.read
     }
 
-    /// Opens a write transaction.
+    /// A pooled connection for reads, as a [`Conn`] store functions take.
+    pub async fn read_conn(&self) -> Result<Conn, sqlx::Error> {
+        Ok(Conn::Pooled(self.read.acquire().await?))
+    }
+
+    /// Opens a write transaction; waits up to `db_acquire_timeout_secs` for a connection.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        match self.backend {
-            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.write.begin().await,
-        }
+        let conn = match &self.writer {
+            Some(writer) => {
+                let w = tokio::time::timeout(self.acquire, writer.clone().lock_owned())
+                    .await
+                    .map_err(|_| sqlx::Error::PoolTimedOut)?;
+                if w.in_transaction() {
+                    // Not expected (every transaction ends on commit, rollback or drop), and
+                    // never inherited.
+                    w.batch("ROLLBACK")?;
+                }
+                w.batch("BEGIN IMMEDIATE")?;
+                Conn::Sqlite(w)
+            }
+            None => Conn::Tx(self.write.begin().await?),
+        };
+        Ok(Tx { conn: Some(conn) })
     }
 
     /// Whether the database answers.

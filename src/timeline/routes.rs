@@ -282,7 +282,7 @@ async fn timeline(
         .iter()
         .filter_map(|r| Some((r.actor_id.as_deref()?, r.occurred_at)))
         .collect();
-    let mut conn = app.db.reader().acquire().await?;
+    let mut conn = app.db.read_conn().await?;
     let names = directory::store::names_at(&mut conn, &tenant.id, &actors).await?;
     let data = rows
         .into_iter()

@@ -19,8 +19,8 @@ pub mod worker;
 
 use std::sync::LazyLock;
 
+use crate::store::Conn;
 use futures::future::BoxFuture;
-use sqlx::AnyConnection;
 use tokio::sync::Notify;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -58,7 +58,7 @@ impl Reaction for Outbox {
 
     fn react<'a>(
         &'a self,
-        conn: &'a mut AnyConnection,
+        conn: &'a mut Conn,
         appended: &'a Appended<'a>,
         prefetched: Option<Option<String>>,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
@@ -90,7 +90,7 @@ impl Reaction for Outbox {
 /// with their patterns, when the caller has read them already (in the same transaction).
 /// `true` if it wrote any.
 pub async fn enqueue(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     event_seq: i64,
     event_type: &str,

@@ -243,7 +243,7 @@ async fn list_endpoints(
 }
 
 async fn find_endpoint(app: &AppState, tenant: &str, id: &str) -> ApiResult<EndpointRow> {
-    let mut conn = app.db.reader().acquire().await?;
+    let mut conn = app.db.read_conn().await?;
     store::get_endpoint(&mut conn, tenant, id, false)
         .await?
         .ok_or_else(|| ApiError::not_found("Webhook endpoint"))
@@ -523,7 +523,7 @@ async fn list_messages(
 }
 
 async fn find_message(app: &AppState, tenant: &str, id: &str) -> ApiResult<MessageRow> {
-    let mut conn = app.db.reader().acquire().await?;
+    let mut conn = app.db.read_conn().await?;
     store::get_message(&mut conn, tenant, id)
         .await?
         .ok_or_else(|| ApiError::not_found("Webhook message"))

@@ -2,7 +2,8 @@
 //! request makes is scoped by tenant; the delivery worker works across tenants and carries
 //! each row's tenant with it.
 
-use sqlx::{AnyConnection, AnyPool};
+use crate::store::Conn;
+use sqlx::AnyPool;
 
 use crate::error::StoreError;
 use crate::store::dialect::{self, RowLock};
@@ -27,7 +28,7 @@ const ENDPOINT_COLUMNS: &str = "id, url, description, event_types, enabled, disa
      secret, previous_secret, previous_secret_until, failing_since, created_at, updated_at";
 
 pub async fn insert_endpoint(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     e: &EndpointRow,
 ) -> Result<(), StoreError> {
@@ -51,7 +52,7 @@ pub async fn insert_endpoint(
 
 /// The endpoint, locked for change on PostgreSQL when `lock` (SQLite's writer is alone).
 pub async fn get_endpoint(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     id: &str,
     lock: bool,
@@ -103,7 +104,7 @@ pub async fn list_endpoints(
 
 /// Writes an endpoint's changeable fields as they are in `e`.
 pub async fn update_endpoint(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     e: &EndpointRow,
 ) -> Result<(), StoreError> {
@@ -133,7 +134,7 @@ pub async fn update_endpoint(
 /// Parks an endpoint's pending messages (a disabled endpoint is sent nothing), or brings them
 /// back due at `now` when it is enabled again.
 pub async fn park_messages(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     endpoint: &str,
     park: bool,
     now: i64,
@@ -160,11 +161,7 @@ pub async fn park_messages(
 /// they point at with `FOR KEY SHARE` first (`events`, [`insert_attempts`]), so locking the
 /// endpoint and then its messages here waits for those already under way, and those that come
 /// after find them gone and add nothing; each DELETE then sees every row committed before it.
-pub async fn delete_endpoint(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    id: &str,
-) -> Result<bool, StoreError> {
+pub async fn delete_endpoint(conn: &mut Conn, tenant: &str, id: &str) -> Result<bool, StoreError> {
     if get_endpoint(conn, tenant, id, true).await?.is_none() {
         return Ok(false);
     }
@@ -190,7 +187,7 @@ pub async fn delete_endpoint(
 /// `FOR KEY SHARE`, so none is deleted before its messages are written (see
 /// [`delete_endpoint`]).
 pub async fn enabled_endpoints(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
 ) -> Result<Vec<(String, String)>, StoreError> {
     let lock = RowLock::KeyShare.for_conn(conn);
@@ -205,7 +202,7 @@ pub async fn enabled_endpoints(
 
 /// The messages of one event, one per endpoint, due at once.
 pub async fn insert_messages(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     endpoints: &[String],
     event_seq: i64,
@@ -271,7 +268,7 @@ pub async fn due_candidates(
 /// Leases those of `ids` still due and unheld until `lease_until`; returns the ones taken.
 /// PostgreSQL: rows another process is claiming are skipped, never waited for.
 pub async fn claim(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     ids: &[String],
     now: i64,
     lease_until: i64,
@@ -353,10 +350,7 @@ pub struct AttemptRow {
 /// Logs attempts, but those whose message is gone (its endpoint was deleted meanwhile). On
 /// PostgreSQL the messages are read `FOR KEY SHARE`, so an endpoint's deletion cannot remove
 /// them between this read and the insert (see [`delete_endpoint`]).
-pub async fn insert_attempts(
-    conn: &mut AnyConnection,
-    attempts: &[&AttemptRow],
-) -> Result<(), StoreError> {
+pub async fn insert_attempts(conn: &mut Conn, attempts: &[&AttemptRow]) -> Result<(), StoreError> {
     let ids: Vec<&str> = attempts.iter().map(|a| a.message_id.as_str()).collect();
     let lock = RowLock::KeyShare.for_conn(conn);
     let mut present: Vec<String> = Vec::new();
@@ -434,7 +428,7 @@ pub struct MessageUpdate<'a> {
 }
 
 pub async fn finish_attempts(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     updates: &[MessageUpdate<'_>],
 ) -> Result<(), StoreError> {
     if dialect::is_postgres(conn) {
@@ -508,7 +502,7 @@ pub async fn finish_attempts(
 
 /// Notes an endpoint's success (its failing run ends) or failure (one begins, if none has).
 pub async fn note_outcome(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     endpoint: &str,
     succeeded: bool,
     now: i64,
@@ -529,7 +523,7 @@ pub async fn note_outcome(
 
 /// Enabled endpoints among `ids` in a failing run: `(tenant, id, url, failing_since)`.
 pub async fn failing(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     ids: &[&str],
 ) -> Result<Vec<(String, String, String, i64)>, StoreError> {
     if ids.is_empty() {
@@ -616,7 +610,7 @@ pub async fn list_messages(
 }
 
 pub async fn get_message(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     id: &str,
 ) -> Result<Option<MessageRow>, StoreError> {
@@ -642,7 +636,7 @@ pub async fn attempts_of(pool: &AnyPool, message: &str) -> Result<Vec<AttemptRow
 /// Makes a message due now (`pending`, `next_attempt_at = now`, `updated_at = now`) with a
 /// fresh retry schedule, whatever its state.
 pub async fn retry_message(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     tenant: &str,
     id: &str,
     now: i64,
@@ -662,7 +656,7 @@ pub async fn retry_message(
 
 /// Makes every failed message of an endpoint created at or after `since` due now; how many.
 pub async fn replay_failed(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     endpoint: &str,
     since: i64,
     now: i64,

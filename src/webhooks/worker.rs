@@ -463,7 +463,7 @@ async fn record(app: &AppState, batch: &[Outcome]) -> Result<(), StoreError> {
 /// Disables an endpoint that has failed without a success since `since`, parks its pending
 /// messages, and records `omni.webhook.endpoint_disabled`.
 async fn disable(
-    tx: &mut sqlx::AnyConnection,
+    tx: &mut crate::store::Conn,
     tenant: &str,
     id: &str,
     url: &str,

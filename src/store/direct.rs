@@ -1,0 +1,370 @@
+//! SQLite's write connection, run on the caller's own thread.
+//!
+//! sqlx's SQLite driver runs each connection on a worker thread of its own and hands every
+//! statement across to it and its answer back: two thread wake-ups per statement, which on a
+//! loaded machine cost far more than SQLite takes to run one (`docs/decisions.md`, "The write
+//! path"). SQLite has one writer at a time anyway, so Omnirail holds its one write connection
+//! itself (rusqlite, over the same SQLite library sqlx links) behind an async lock, and runs
+//! each statement of a write transaction where the request already runs.
+//!
+//! The statements stay sqlx queries, written once for both databases: [`Writer::run`] takes a
+//! query's SQL and its arguments as sqlx's `Any` driver holds them and answers with `Any` rows,
+//! so a store function cannot tell this connection from a pooled one. It binds and reads values
+//! as sqlx's SQLite driver does for `Any`: `$n` (or `?n`) names the n-th argument in every
+//! statement of a command, a bare `?` the next one; integers read as 64-bit, reals as doubles.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+use sqlx::any::{AnyQueryResult, AnyRow, AnyTypeInfo, AnyTypeInfoKind, AnyValue};
+use sqlx::error::{DatabaseError, ErrorKind};
+use sqlx_core::Either;
+use sqlx_core::any::{AnyColumn, AnyValueKind};
+use sqlx_core::ext::ustr::UStr;
+
+/// The process's one SQLite write connection.
+pub struct Writer {
+    conn: rusqlite::Connection,
+    /// The statements of each multi-statement command met so far, split once.
+    commands: HashMap<String, Arc<[String]>>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").finish_non_exhaustive()
+    }
+}
+
+/// One statement's output: rows, then what it changed.
+pub type Step = Either<AnyQueryResult, AnyRow>;
+
+impl Writer {
+    /// Opens the database file at `path` with the pragmas of every Omnirail connection.
+    pub fn open(path: &Path) -> Result<Self, sqlx::Error> {
+        let conn = rusqlite::Connection::open(path).map_err(into_sqlx)?;
+        // As the pooled connections: WAL, every commit durable, foreign keys enforced, and a
+        // wait for other processes (admin commands) that hold the lock.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+        )
+        .map_err(into_sqlx)?;
+        // Every distinct statement Omnirail writes with stays prepared.
+        conn.set_prepared_statement_cache_capacity(512);
+        Ok(Self {
+            conn,
+            commands: HashMap::new(),
+        })
+    }
+
+    /// Runs a statement without arguments (`BEGIN IMMEDIATE`, `COMMIT`, `ROLLBACK`).
+    pub fn batch(&self, sql: &str) -> Result<(), sqlx::Error> {
+        self.conn.execute_batch(sql).map_err(into_sqlx)
+    }
+
+    /// Whether a transaction is open.
+    pub fn in_transaction(&self) -> bool {
+        !self.conn.is_autocommit()
+    }
+
+    /// Runs `sql` (one statement or several separated by `;`) with `args`; returns each
+    /// statement's rows followed by its result. With `first_row_only`, stops at the first row.
+    pub fn run(
+        &mut self,
+        sql: &str,
+        args: &[AnyValueKind],
+        first_row_only: bool,
+    ) -> Result<Vec<Step>, sqlx::Error> {
+        let statements = self.statements(sql)?;
+        let mut out = Vec::new();
+        let mut positional = 0;
+        for text in statements.iter() {
+            let mut stmt = self.conn.prepare_cached(text).map_err(into_sqlx)?;
+            for i in 1..=stmt.parameter_count() {
+                let n = match stmt.parameter_name(i) {
+                    None => {
+                        positional += 1;
+                        positional
+                    }
+                    Some(name) => name
+                        .strip_prefix(['$', '?'])
+                        .and_then(|n| n.parse::<usize>().ok())
+                        .ok_or_else(|| {
+                            sqlx::Error::Protocol(format!("unsupported parameter {name}"))
+                        })?,
+                };
+                let value = args.get(n.wrapping_sub(1)).ok_or_else(|| {
+                    sqlx::Error::Protocol(format!(
+                        "statement asks for argument {n}, {} given",
+                        args.len()
+                    ))
+                })?;
+                stmt.raw_bind_parameter(i, Arg(value)).map_err(into_sqlx)?;
+            }
+            let readonly = stmt.readonly();
+            let labels: Vec<UStr> = stmt
+                .column_names()
+                .into_iter()
+                .map(|name| UStr::from(name.to_owned()))
+                .collect();
+            let names: Arc<sqlx_core::HashMap<UStr, usize>> = Arc::new(
+                labels
+                    .iter()
+                    .enumerate()
+                    .map(|(i, name)| (name.clone(), i))
+                    .collect(),
+            );
+            let width = labels.len();
+            let mut rows = stmt.raw_query();
+            let mut found = false;
+            while let Some(row) = rows.next().map_err(into_sqlx)? {
+                let mut values = Vec::with_capacity(width);
+                let mut columns = Vec::with_capacity(width);
+                for (i, label) in labels.iter().enumerate() {
+                    let kind = value_of(row.get_ref(i).map_err(into_sqlx)?)?;
+                    columns.push(AnyColumn {
+                        ordinal: i,
+                        name: label.clone(),
+                        type_info: AnyTypeInfo {
+                            kind: kind_of(&kind),
+                        },
+                    });
+                    values.push(AnyValue { kind });
+                }
+                out.push(Either::Right(AnyRow {
+                    column_names: names.clone(),
+                    columns,
+                    values,
+                }));
+                found = true;
+                if first_row_only {
+                    break;
+                }
+            }
+            drop(rows);
+            if found && first_row_only {
+                return Ok(out);
+            }
+            out.push(Either::Left(AnyQueryResult {
+                rows_affected: if readonly { 0 } else { self.conn.changes() },
+                last_insert_id: Some(self.conn.last_insert_rowid()),
+            }));
+        }
+        Ok(out)
+    }
+
+    /// The statements of `sql`: itself when it is one, else split where SQLite says a
+    /// statement is complete (once per command; the split is kept).
+    fn statements(&mut self, sql: &str) -> Result<Arc<[String]>, sqlx::Error> {
+        if let Some(split) = self.commands.get(sql) {
+            return Ok(split.clone());
+        }
+        let split: Arc<[String]> = split_statements(sql)?.into();
+        self.commands.insert(sql.to_owned(), split.clone());
+        Ok(split)
+    }
+}
+
+/// Splits `sql` into its statements: each ends at a `;` where SQLite's own
+/// `sqlite3_complete` says the text so far is a whole statement (not inside a string, a
+/// comment or a trigger's body).
+fn split_statements(sql: &str) -> Result<Vec<String>, sqlx::Error> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, _) in sql.match_indices(';') {
+        let piece = &sql[start..=i];
+        let c = std::ffi::CString::new(piece)
+            .map_err(|_| sqlx::Error::Protocol("a NUL byte in a statement".into()))?;
+        // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+        if unsafe { rusqlite::ffi::sqlite3_complete(c.as_ptr()) } != 0 {
+            if !piece.trim().trim_end_matches(';').trim().is_empty() {
+                out.push(piece.to_owned());
+            }
+            start = i + 1;
+        }
+    }
+    if !sql[start..].trim().is_empty() {
+        out.push(sql[start..].to_owned());
+    }
+    Ok(out)
+}
+
+/// An `Any` argument as SQLite binds it (as sqlx's SQLite driver maps it).
+struct Arg<'a>(&'a AnyValueKind);
+
+impl rusqlite::ToSql for Arg<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self.0 {
+            AnyValueKind::Null(_) => ToSqlOutput::Owned(Value::Null),
+            AnyValueKind::Bool(b) => ToSqlOutput::Owned(Value::Integer(i64::from(*b))),
+            AnyValueKind::SmallInt(i) => ToSqlOutput::Owned(Value::Integer(i64::from(*i))),
+            AnyValueKind::Integer(i) => ToSqlOutput::Owned(Value::Integer(i64::from(*i))),
+            AnyValueKind::BigInt(i) => ToSqlOutput::Owned(Value::Integer(*i)),
+            AnyValueKind::Real(r) => ToSqlOutput::Owned(Value::Real(f64::from(*r))),
+            AnyValueKind::Double(d) => ToSqlOutput::Owned(Value::Real(*d)),
+            AnyValueKind::Text(t) => ToSqlOutput::Borrowed(ValueRef::Text(t.as_bytes())),
+            AnyValueKind::TextSlice(t) => ToSqlOutput::Borrowed(ValueRef::Text(t.as_bytes())),
+            AnyValueKind::Blob(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+            other => {
+                return Err(rusqlite::Error::ToSqlConversionFailure(
+                    format!("no SQLite value for {other:?}").into(),
+                ));
+            }
+        })
+    }
+}
+
+/// A column's value as sqlx's SQLite driver gives it to `Any`: by the value's own type.
+fn value_of(v: ValueRef<'_>) -> Result<AnyValueKind, sqlx::Error> {
+    Ok(match v {
+        ValueRef::Null => AnyValueKind::Null(AnyTypeInfoKind::Null),
+        ValueRef::Integer(i) => AnyValueKind::BigInt(i),
+        ValueRef::Real(f) => AnyValueKind::Double(f),
+        ValueRef::Text(t) => AnyValueKind::Text(Arc::new(
+            String::from_utf8(t.to_vec()).map_err(|e| sqlx::Error::Decode(e.into()))?,
+        )),
+        ValueRef::Blob(b) => AnyValueKind::Blob(Arc::new(b.to_vec())),
+    })
+}
+
+fn kind_of(v: &AnyValueKind) -> AnyTypeInfoKind {
+    match v {
+        AnyValueKind::BigInt(_) => AnyTypeInfoKind::BigInt,
+        AnyValueKind::Double(_) => AnyTypeInfoKind::Double,
+        AnyValueKind::Text(_) => AnyTypeInfoKind::Text,
+        AnyValueKind::Blob(_) => AnyTypeInfoKind::Blob,
+        _ => AnyTypeInfoKind::Null,
+    }
+}
+
+/// A rusqlite error as sqlx reports SQLite's: a database error with SQLite's extended result
+/// code as its code, so that the API maps it as it maps the pooled connections' (unique and
+/// foreign-key violations, a busy database).
+fn into_sqlx(e: rusqlite::Error) -> sqlx::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, message) => {
+            let message = message.unwrap_or_else(|| code.to_string());
+            sqlx::Error::Database(Box::new(SqliteError {
+                code: code.extended_code,
+                message,
+            }))
+        }
+        rusqlite::Error::ToSqlConversionFailure(e) => sqlx::Error::Encode(e),
+        other => sqlx::Error::Protocol(other.to_string()),
+    }
+}
+
+/// An error SQLite returned, with its extended result code.
+#[derive(Debug)]
+struct SqliteError {
+    code: i32,
+    message: String,
+}
+
+impl std::fmt::Display for SqliteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "(code: {}) {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for SqliteError {}
+
+impl DatabaseError for SqliteError {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn code(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Owned(self.code.to_string()))
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    fn kind(&self) -> ErrorKind {
+        use rusqlite::ffi;
+        match self.code {
+            ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                ErrorKind::UniqueViolation
+            }
+            ffi::SQLITE_CONSTRAINT_FOREIGNKEY => ErrorKind::ForeignKeyViolation,
+            ffi::SQLITE_CONSTRAINT_NOTNULL => ErrorKind::NotNullViolation,
+            ffi::SQLITE_CONSTRAINT_CHECK => ErrorKind::CheckViolation,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_split_where_sqlite_says_a_statement_ends() {
+        assert_eq!(
+            split_statements("SELECT 1").unwrap(),
+            vec!["SELECT 1".to_owned()]
+        );
+        assert_eq!(
+            split_statements("INSERT INTO t VALUES ('a;b'); UPDATE t SET x = 1;").unwrap(),
+            vec![
+                "INSERT INTO t VALUES ('a;b');".to_owned(),
+                " UPDATE t SET x = 1;".to_owned()
+            ]
+        );
+    }
+
+    #[test]
+    fn arguments_are_named_by_number_across_statements_and_rows_read_as_any() {
+        let dir = std::env::temp_dir().join(crate::ids::new_id("omnirail-direct-"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut w = Writer::open(&dir.join("t.db")).unwrap();
+        w.batch("CREATE TABLE t (id TEXT PRIMARY KEY, n INTEGER, f REAL, b BLOB)")
+            .unwrap();
+        let args = [
+            AnyValueKind::Text(Arc::new("a".into())),
+            AnyValueKind::BigInt(7),
+            AnyValueKind::Null(AnyTypeInfoKind::Null),
+        ];
+        let steps = w
+            .run(
+                "INSERT INTO t (id, n, f) VALUES ($1, $2, 1.5); \
+                 UPDATE t SET n = n + $2, b = $3 WHERE id = $1 RETURNING id, n, f, b",
+                &args,
+                false,
+            )
+            .unwrap();
+        let rows: Vec<&AnyRow> = steps.iter().filter_map(|s| s.as_ref().right()).collect();
+        assert_eq!(rows.len(), 1);
+        use sqlx::Row;
+        assert_eq!(rows[0].get::<String, _>("id"), "a");
+        assert_eq!(rows[0].get::<i64, _>("n"), 14);
+        assert_eq!(rows[0].get::<f64, _>("f"), 1.5);
+        assert_eq!(rows[0].get::<Option<Vec<u8>>, _>("b"), None);
+        let changed: u64 = steps
+            .iter()
+            .filter_map(|s| s.as_ref().left())
+            .map(|r| r.rows_affected)
+            .sum();
+        assert_eq!(changed, 2);
+        let Err(dup) = w.run("INSERT INTO t (id) VALUES ($1)", &args[..1], false) else {
+            panic!("a second row with the same key was inserted");
+        };
+        let db = dup.as_database_error().expect("a database error");
+        assert_eq!(db.kind(), ErrorKind::UniqueViolation);
+        assert_eq!(db.code().as_deref(), Some("1555"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
