@@ -114,9 +114,15 @@ async fn customer(db: &Db, tenant: &str, c: usize) {
     let customer = format!("ent_{c:06}");
     let mut tx = db.begin().await.expect("begin");
     let now = db.now_ms();
-    omnirail::customers::ensure_customer(&mut tx, &KnownIds::new(1), tenant, &customer, now)
-        .await
-        .expect("customer");
+    omnirail::customers::ensure_customer(
+        &mut tx,
+        &std::sync::Arc::new(KnownIds::new(1)),
+        tenant,
+        &customer,
+        now,
+    )
+    .await
+    .expect("customer");
     for k in 0..3 {
         let channel = SESSION_CHANNELS[(c + k) % 3];
         let row = SessionRow {

@@ -64,7 +64,7 @@ async fn customer_of(
 /// Stores a new request with its approvers and records `omni.approval.requested`.
 async fn open(
     conn: &mut Conn,
-    known: &crate::store::known::KnownIds,
+    known: &std::sync::Arc<crate::store::known::KnownIds>,
     tenant: &str,
     row: &ApprovalRow,
     approvers: &[ApproverRow],
@@ -317,7 +317,7 @@ pub struct StepApproval<'a> {
 /// `no_eligible_approvers`, so that they can put the set-up right and try again.
 pub async fn open_for_step(
     conn: &mut Conn,
-    known: &crate::store::known::KnownIds,
+    known: &std::sync::Arc<crate::store::known::KnownIds>,
     tenant: &str,
     step: StepApproval<'_>,
     now: i64,

@@ -23,7 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// A customer already known to this process costs no statement.
 pub async fn ensure_customer(
     conn: &mut Conn,
-    known: &KnownIds,
+    known: &std::sync::Arc<KnownIds>,
     tenant: &str,
     id: &str,
     now: i64,
@@ -32,7 +32,9 @@ pub async fn ensure_customer(
         return Ok(());
     }
     if store::insert_if_missing(conn, tenant, id, now).await? {
-        known.remember(tenant, id);
+        // Found stored: known once this transaction commits.
+        let (known, tenant, id) = (known.clone(), tenant.to_owned(), id.to_owned());
+        conn.after_commit(move || known.remember(&tenant, &id));
     }
     Ok(())
 }

@@ -21,7 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// only their id, in the caller's transaction. Ids already known cost no statement.
 pub async fn ensure_users(
     conn: &mut Conn,
-    known: &KnownIds,
+    known: &std::sync::Arc<KnownIds>,
     tenant: &str,
     ids: &[&str],
     now: i64,
@@ -37,10 +37,20 @@ pub async fn ensure_users(
     missing.sort_unstable();
     missing.dedup();
     let inserted = store::insert_missing_users(conn, tenant, &missing, now).await?;
-    for id in missing {
-        if !inserted.iter().any(|i| i == id) {
-            known.remember(tenant, id);
-        }
+    // Found stored: known once this transaction commits (it may have been another writer's of
+    // the same uncommitted batch).
+    let found: Vec<String> = missing
+        .into_iter()
+        .filter(|id| !inserted.iter().any(|i| i == id))
+        .map(str::to_owned)
+        .collect();
+    if !found.is_empty() {
+        let (known, tenant) = (known.clone(), tenant.to_owned());
+        conn.after_commit(move || {
+            for id in found {
+                known.remember(&tenant, &id);
+            }
+        });
     }
     Ok(())
 }

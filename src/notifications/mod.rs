@@ -287,7 +287,7 @@ type Rendered = Result<Value, (&'static str, String)>;
 /// is a refusal of the request.
 pub async fn create(
     conn: &mut Conn,
-    known: Option<(&KnownIds, &KnownIds)>,
+    known: Option<(&std::sync::Arc<KnownIds>, &std::sync::Arc<KnownIds>)>,
     tenant: &str,
     new: NewNotification<'_>,
     on_error: OnRenderError,

@@ -17,6 +17,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use sqlx::any::{AnyQueryResult, AnyRow, AnyTypeInfo, AnyTypeInfoKind, AnyValue};
@@ -24,12 +25,38 @@ use sqlx::error::{DatabaseError, ErrorKind};
 use sqlx_core::Either;
 use sqlx_core::any::{AnyColumn, AnyValueKind};
 use sqlx_core::ext::ustr::UStr;
+use tokio::sync::watch;
 
 /// The process's one SQLite write connection.
 pub struct Writer {
     conn: rusqlite::Connection,
     /// The statements of each multi-statement command met so far, split once.
     commands: HashMap<String, Arc<[String]>>,
+    /// The transaction writers share (group commit), while open.
+    batch: Option<Batch>,
+    batches: u64,
+    /// What the current writer asked to run once its work is committed.
+    hooks: Vec<Hook>,
+    /// How many writers wait for this connection (counted by `Db::begin`).
+    pub(super) waiting: Arc<AtomicUsize>,
+}
+
+/// Work to run once a writer's changes are committed.
+pub type Hook = Box<dyn FnOnce() + Send>;
+
+/// How a batch ended: committed, or SQLite's code and message.
+pub type Outcome = Result<(), (i32, String)>;
+
+/// One transaction on the write connection, shared by the writers that follow one another
+/// while it is open, each inside a savepoint of its own; one commit (one fsync) for all.
+struct Batch {
+    id: u64,
+    /// Writers whose changes are in and who wait for the commit.
+    released: usize,
+    /// Whether a task is queued for the connection to close this batch.
+    closer: bool,
+    done: watch::Sender<Option<Outcome>>,
+    hooks: Vec<Hook>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -57,17 +84,127 @@ impl Writer {
         Ok(Self {
             conn,
             commands: HashMap::new(),
+            batch: None,
+            batches: 0,
+            hooks: Vec::new(),
+            waiting: Arc::new(AtomicUsize::new(0)),
         })
     }
 
-    /// Runs a statement without arguments (`BEGIN IMMEDIATE`, `COMMIT`, `ROLLBACK`).
-    pub fn batch(&self, sql: &str) -> Result<(), sqlx::Error> {
+    /// Runs statements without arguments.
+    fn plain(&self, sql: &str) -> Result<(), sqlx::Error> {
         self.conn.execute_batch(sql).map_err(into_sqlx)
     }
 
     /// Whether a transaction is open.
-    pub fn in_transaction(&self) -> bool {
+    fn in_transaction(&self) -> bool {
         !self.conn.is_autocommit()
+    }
+
+    /// How many writers wait for the connection.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Starts a writer's transaction: a savepoint in the open batch, or in a new one.
+    pub fn begin(&mut self) -> Result<(), sqlx::Error> {
+        self.hooks.clear();
+        if self.batch.is_some() && !self.in_transaction() {
+            // SQLite rolled the batch back on its own (an I/O error, a full disk).
+            let _ = self.close();
+        }
+        if self.batch.is_none() {
+            if self.in_transaction() {
+                self.plain("ROLLBACK")?;
+            }
+            self.plain("BEGIN IMMEDIATE")?;
+            self.batches += 1;
+            self.batch = Some(Batch {
+                id: self.batches,
+                released: 0,
+                closer: false,
+                done: watch::channel(None).0,
+                hooks: Vec::new(),
+            });
+        }
+        self.plain("SAVEPOINT writer")
+    }
+
+    /// Puts the writer's changes into the batch; answers what will tell how the batch ends.
+    pub fn release(&mut self) -> Result<watch::Receiver<Option<Outcome>>, sqlx::Error> {
+        if let Err(e) = self.plain("RELEASE writer") {
+            self.rollback();
+            return Err(e);
+        }
+        let hooks = std::mem::take(&mut self.hooks);
+        if !self.in_transaction() {
+            // Not expected: the batch's transaction is gone; its writers hear so.
+            let _ = self.close();
+            return Err(lost());
+        }
+        let b = self.batch.as_mut().ok_or_else(lost)?;
+        b.released += 1;
+        b.hooks.extend(hooks);
+        Ok(b.done.subscribe())
+    }
+
+    /// Undoes the writer's changes, and only them.
+    pub fn rollback(&mut self) {
+        self.hooks.clear();
+        if self.in_transaction() {
+            let _ = self.plain("ROLLBACK TO writer; RELEASE writer");
+        }
+    }
+
+    /// Asks for `hook` to run once the current writer's changes are committed.
+    pub fn after_commit(&mut self, hook: Hook) {
+        self.hooks.push(hook);
+    }
+
+    /// The open batch's id.
+    pub fn batch_id(&self) -> Option<u64> {
+        self.batch.as_ref().map(|b| b.id)
+    }
+
+    /// The open batch's id, if no task is queued to close it yet (and one is now).
+    pub fn wants_closer(&mut self) -> Option<u64> {
+        let b = self.batch.as_mut()?;
+        if b.closer {
+            return None;
+        }
+        b.closer = true;
+        Some(b.id)
+    }
+
+    /// Ends the open batch: commits what its writers released (one fsync), or rolls back a
+    /// batch none released; tells its writers; runs their hooks once committed.
+    pub fn close(&mut self) -> Outcome {
+        let Some(b) = self.batch.take() else {
+            return Ok(());
+        };
+        let outcome = if !self.in_transaction() {
+            Err(failure(&lost()))
+        } else if b.released == 0 {
+            let _ = self.plain("ROLLBACK");
+            Ok(())
+        } else {
+            match self.plain("COMMIT") {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    if self.in_transaction() {
+                        let _ = self.plain("ROLLBACK");
+                    }
+                    Err(failure(&e))
+                }
+            }
+        };
+        if outcome.is_ok() {
+            for hook in b.hooks {
+                hook();
+            }
+        }
+        let _ = b.done.send(Some(outcome.clone()));
+        outcome
     }
 
     /// Runs `sql` (one statement or several separated by `;`) with `args`; returns each
@@ -240,6 +377,32 @@ fn kind_of(v: &AnyValueKind) -> AnyTypeInfoKind {
     }
 }
 
+/// The batch's transaction ended without a commit, under its writers.
+fn lost() -> sqlx::Error {
+    sqlx::Error::Database(Box::new(SqliteError {
+        code: rusqlite::ffi::SQLITE_ABORT,
+        message: "the write transaction was rolled back before it committed".into(),
+    }))
+}
+
+/// An error as a batch's writers are told it.
+fn failure(e: &sqlx::Error) -> (i32, String) {
+    match e {
+        sqlx::Error::Database(db) => (
+            db.code()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(rusqlite::ffi::SQLITE_ERROR),
+            db.message().to_owned(),
+        ),
+        other => (rusqlite::ffi::SQLITE_ERROR, other.to_string()),
+    }
+}
+
+/// A batch's failure, as each of its writers reports it.
+pub fn outcome_error((code, message): (i32, String)) -> sqlx::Error {
+    sqlx::Error::Database(Box::new(SqliteError { code, message }))
+}
+
 /// A rusqlite error as sqlx reports SQLite's: a database error with SQLite's extended result
 /// code as its code, so that the API maps it as it maps the pooled connections' (unique and
 /// foreign-key violations, a busy database).
@@ -331,7 +494,7 @@ mod tests {
         let dir = std::env::temp_dir().join(crate::ids::new_id("omnirail-direct-"));
         std::fs::create_dir_all(&dir).unwrap();
         let mut w = Writer::open(&dir.join("t.db")).unwrap();
-        w.batch("CREATE TABLE t (id TEXT PRIMARY KEY, n INTEGER, f REAL, b BLOB)")
+        w.plain("CREATE TABLE t (id TEXT PRIMARY KEY, n INTEGER, f REAL, b BLOB)")
             .unwrap();
         let args = [
             AnyValueKind::Text(Arc::new("a".into())),

@@ -20,6 +20,7 @@ pub mod known;
 
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -184,16 +185,25 @@ impl std::ops::DerefMut for Tx {
 }
 
 impl Tx {
-    /// Commits: durable once this returns.
+    /// Commits: durable once this returns. On SQLite, while other writers wait for the write
+    /// connection, the changes join theirs and all commit together (one fsync); this returns
+    /// when that commit has happened.
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {
         match self.conn.take() {
             Some(Conn::Tx(t)) => t.commit().await,
-            Some(Conn::Sqlite(w)) => {
-                let done = w.batch("COMMIT");
-                if done.is_err() && w.in_transaction() {
-                    let _ = w.batch("ROLLBACK");
+            Some(Conn::Sqlite(mut w)) => {
+                let done = match w.release() {
+                    Ok(done) => done,
+                    Err(e) => {
+                        hand_over(w);
+                        return Err(e);
+                    }
+                };
+                if w.waiting() == 0 {
+                    return w.close().map_err(direct::outcome_error);
                 }
-                done
+                hand_over(w);
+                wait_for(done).await
             }
             Some(Conn::Pooled(_)) | None => Ok(()),
         }
@@ -203,21 +213,79 @@ impl Tx {
     pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
         match self.conn.take() {
             Some(Conn::Tx(t)) => t.rollback().await,
-            Some(Conn::Sqlite(w)) => w.batch("ROLLBACK"),
+            Some(Conn::Sqlite(mut w)) => {
+                w.rollback();
+                hand_over(w);
+                Ok(())
+            }
             Some(Conn::Pooled(_)) | None => Ok(()),
         }
+    }
+}
+
+impl Conn {
+    /// Runs `hook` once this transaction's changes are committed: at once on PostgreSQL and
+    /// outside a transaction, after the shared commit on SQLite; never if they are undone.
+    pub fn after_commit(&mut self, hook: impl FnOnce() + Send + 'static) {
+        match self {
+            Conn::Sqlite(w) => w.after_commit(Box::new(hook)),
+            Conn::Tx(_) | Conn::Pooled(_) => hook(),
+        }
+    }
+}
+
+/// Lets the write connection go with its batch open for the writers waiting, making sure a
+/// task is queued behind them to close the batch; closes it now when nobody waits.
+fn hand_over(mut w: OwnedMutexGuard<direct::Writer>) {
+    if w.batch_id().is_none() {
+        return;
+    }
+    if w.waiting() == 0 {
+        let _ = w.close();
+        return;
+    }
+    let Some(id) = w.wants_closer() else {
+        return;
+    };
+    let lock = OwnedMutexGuard::mutex(&w).clone();
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            drop(w);
+            runtime.spawn(async move {
+                let mut w = lock.lock_owned().await;
+                if w.batch_id() == Some(id) {
+                    let _ = w.close();
+                }
+            });
+        }
+        Err(_) => {
+            let _ = w.close();
+        }
+    }
+}
+
+/// Waits for the batch a writer released its changes into to end.
+async fn wait_for(
+    mut done: tokio::sync::watch::Receiver<Option<direct::Outcome>>,
+) -> Result<(), sqlx::Error> {
+    match done.wait_for(Option::is_some).await {
+        Ok(outcome) => match outcome.clone() {
+            Some(Ok(())) => Ok(()),
+            Some(Err(failure)) => Err(direct::outcome_error(failure)),
+            None => Err(sqlx::Error::WorkerCrashed),
+        },
+        Err(_) => Err(sqlx::Error::WorkerCrashed),
     }
 }
 
 impl Drop for Tx {
     fn drop(&mut self) {
         // A transaction neither committed nor rolled back (an error, a client gone): on SQLite
-        // undone here, before the write connection passes to the next writer; sqlx rolls back
-        // its own.
-        if let Some(Conn::Sqlite(w)) = &self.conn
-            && w.in_transaction()
-        {
-            let _ = w.batch("ROLLBACK");
+        // its own changes are undone here, before the write connection passes on; sqlx rolls
+        // back its own.
+        if let Some(Conn::Sqlite(mut w)) = self.conn.take() {
+            w.rollback();
+            hand_over(w);
         }
     }
 }
@@ -236,6 +304,8 @@ pub struct Db {
     write: AnyPool,
     /// SQLite's write connection (migrations alone use `write` there).
     writer: Option<Arc<Mutex<direct::Writer>>>,
+    /// How many writers wait for it.
+    waiting: Arc<AtomicUsize>,
     /// How long a writer waits for SQLite's write connection.
     acquire: Duration,
     backend: Backend,
@@ -266,6 +336,7 @@ impl Db {
                 read: pool.clone(),
                 write: pool,
                 writer: None,
+                waiting: Arc::default(),
                 acquire,
                 backend: Backend::Postgres,
                 clock: Clock::default(),
@@ -286,10 +357,12 @@ impl Db {
             // The file exists now (the pools created it): the write connection opens it too.
             let file = sqlx::sqlite::SqliteConnectOptions::from_str(&url)?;
             let writer = direct::Writer::open(file.get_filename())?;
+            let waiting = writer.waiting.clone();
             Ok(Self {
                 read,
                 write,
                 writer: Some(Arc::new(Mutex::new(writer))),
+                waiting,
                 acquire,
                 backend: Backend::Sqlite,
                 clock: Clock::default(),
@@ -367,15 +440,15 @@ impl Db {
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         let conn = match &self.writer {
             Some(writer) => {
-                let w = tokio::time::timeout(self.acquire, writer.clone().lock_owned())
+                let waiting = Waiting::new(&self.waiting);
+                let mut w = tokio::time::timeout(self.acquire, writer.clone().lock_owned())
                     .await
                     .map_err(|_| sqlx::Error::PoolTimedOut)?;
-                if w.in_transaction() {
-                    // Not expected (every transaction ends on commit, rollback or drop), and
-                    // never inherited.
-                    w.batch("ROLLBACK")?;
+                drop(waiting);
+                if let Err(e) = w.begin() {
+                    hand_over(w);
+                    return Err(e);
                 }
-                w.batch("BEGIN IMMEDIATE")?;
                 Conn::Sqlite(w)
             }
             None => Conn::Tx(self.write.begin().await?),
@@ -391,6 +464,22 @@ impl Db {
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
+    }
+}
+
+/// Counts a writer waiting for SQLite's write connection while it is alive.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -434,5 +523,150 @@ pub fn connect_error(url: &crate::config::DatabaseUrl, e: &sqlx::Error) -> Strin
             u.path().trim_start_matches('/'),
         ),
         _ => format!("cannot open the database {url}: {cause}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! SQLite's shared commit: what one writer does in a batch is its own, and every batch ends.
+
+    use std::sync::atomic::AtomicBool;
+    use std::time::Instant;
+
+    use super::*;
+
+    async fn sqlite() -> (Db, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(crate::ids::new_id("omnirail-batch-"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = Config {
+            database_url: crate::config::DatabaseUrl(format!(
+                "sqlite://{}",
+                dir.join("t.db").display()
+            )),
+            ..Config::default()
+        };
+        let db = Db::connect(&config).await.unwrap();
+        let mut tx = db.begin().await.unwrap();
+        sqlx::query("CREATE TABLE t (id TEXT PRIMARY KEY)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        (db, dir)
+    }
+
+    async fn insert(tx: &mut Tx, id: &str) {
+        sqlx::query("INSERT INTO t (id) VALUES ($1)")
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .unwrap();
+    }
+
+    async fn ids(db: &Db) -> Vec<String> {
+        sqlx::query_scalar("SELECT id FROM t ORDER BY id")
+            .fetch_all(db.reader())
+            .await
+            .unwrap()
+    }
+
+    /// Waits (with a generous bound) until `n` writers wait for the write connection.
+    async fn until_waiting(db: &Db, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while db.waiting.load(Ordering::SeqCst) != n {
+            assert!(Instant::now() < deadline, "never {n} writers waiting");
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_fails_in_a_batch_undoes_only_its_own_changes() {
+        let (db, dir) = sqlite().await;
+        let mut a = db.begin().await.unwrap();
+        insert(&mut a, "a").await;
+        let a_hook = Arc::new(AtomicBool::new(false));
+        let seen = a_hook.clone();
+        a.after_commit(move || seen.store(true, Ordering::SeqCst));
+        // B waits for the connection while A holds it: A's commit leaves the batch open for B.
+        let b_hook = Arc::new(AtomicBool::new(false));
+        let b = tokio::spawn({
+            let (db, seen) = (db.clone(), b_hook.clone());
+            async move {
+                let mut b = db.begin().await.unwrap();
+                // A's changes, released into the batch, are visible to B.
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t WHERE id = 'a'")
+                    .fetch_one(&mut *b)
+                    .await
+                    .unwrap();
+                insert(&mut b, "b").await;
+                b.after_commit(move || seen.store(true, Ordering::SeqCst));
+                drop(b); // fails: its changes go, A's stay
+                n
+            }
+        });
+        until_waiting(&db, 1).await;
+        a.commit().await.unwrap();
+        assert_eq!(b.await.unwrap(), 1);
+        assert_eq!(ids(&db).await, ["a"]);
+        assert!(
+            a_hook.load(Ordering::SeqCst),
+            "A's hook ran after the commit"
+        );
+        assert!(!b_hook.load(Ordering::SeqCst), "B's hook never runs");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_batch_whose_next_writer_gives_up_waiting_still_commits() {
+        let (db, dir) = sqlite().await;
+        let mut a = db.begin().await.unwrap();
+        insert(&mut a, "a").await;
+        let b = tokio::spawn({
+            let db = db.clone();
+            async move { db.begin().await.map(drop) }
+        });
+        until_waiting(&db, 1).await;
+        let commit = tokio::spawn(a.commit());
+        b.abort();
+        tokio::time::timeout(Duration::from_secs(60), commit)
+            .await
+            .expect("the batch ended")
+            .unwrap()
+            .unwrap();
+        assert_eq!(ids(&db).await, ["a"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn concurrent_writers_each_commit_exactly_their_rows() {
+        let (db, dir) = sqlite().await;
+        let writers: Vec<_> = (0..40)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    let mut tx = db.begin().await.unwrap();
+                    insert(&mut tx, &format!("w{i:02}")).await;
+                    if i % 4 == 3 {
+                        return false; // dropped: rolled back
+                    }
+                    tx.commit().await.unwrap();
+                    true
+                })
+            })
+            .collect();
+        let mut expected = Vec::new();
+        for (i, w) in writers.into_iter().enumerate() {
+            if w.await.unwrap() {
+                expected.push(format!("w{i:02}"));
+            }
+        }
+        assert_eq!(ids(&db).await, expected);
+        // Nothing is left holding SQLite's write lock: another connection can write at once.
+        let other = rusqlite::Connection::open(dir.join("t.db")).unwrap();
+        other.busy_timeout(Duration::ZERO).unwrap();
+        other
+            .execute("INSERT INTO t (id) VALUES ('x')", [])
+            .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
