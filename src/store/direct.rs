@@ -73,10 +73,13 @@ impl Writer {
     pub fn open(path: &Path) -> Result<Self, sqlx::Error> {
         let conn = rusqlite::Connection::open(path).map_err(into_sqlx)?;
         // As the pooled connections: WAL, every commit durable, foreign keys enforced, and a
-        // wait for other processes (admin commands) that hold the lock.
+        // wait for other processes (admin commands) that hold the lock. Then what a writer's
+        // savepoint keeps to undo it (the sub-journal) in memory rather than a temporary file,
+        // and a page cache of 16 MiB, for the pages every write touches (indexes, counters).
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384;",
         )
         .map_err(into_sqlx)?;
         // Every distinct statement Omnirail writes with stays prepared.
