@@ -211,7 +211,8 @@ impl Writer {
     }
 
     /// Runs `sql` (one statement or several separated by `;`) with `args`; returns each
-    /// statement's rows followed by its result. With `first_row_only`, stops at the first row.
+    /// statement's rows followed by its result. With `first_row_only`, only the first row comes back
+    /// (a read stops there), but every statement of the command runs to its end.
     pub fn run(
         &mut self,
         sql: &str,
@@ -221,6 +222,8 @@ impl Writer {
         let statements = self.statements(sql)?;
         let mut out = Vec::new();
         let mut positional = 0;
+        // With `first_row_only`, the first row of any statement; every statement still runs.
+        let mut found = false;
         for text in statements.iter() {
             let mut stmt = self.conn.prepare_cached(text).map_err(into_sqlx)?;
             for i in 1..=stmt.parameter_count() {
@@ -259,8 +262,14 @@ impl Writer {
             );
             let width = labels.len();
             let mut rows = stmt.raw_query();
-            let mut found = false;
             while let Some(row) = rows.next().map_err(into_sqlx)? {
+                if first_row_only && found {
+                    // A row is in hand: a read stops here; a change runs to its end.
+                    if readonly {
+                        break;
+                    }
+                    continue;
+                }
                 let mut values = Vec::with_capacity(width);
                 let mut columns = Vec::with_capacity(width);
                 for (i, label) in labels.iter().enumerate() {
@@ -280,14 +289,8 @@ impl Writer {
                     values,
                 }));
                 found = true;
-                if first_row_only {
-                    break;
-                }
             }
             drop(rows);
-            if found && first_row_only {
-                return Ok(out);
-            }
             out.push(Either::Left(AnyQueryResult {
                 rows_affected: if readonly { 0 } else { self.conn.changes() },
                 last_insert_id: Some(self.conn.last_insert_rowid()),
@@ -525,6 +528,17 @@ mod tests {
             .map(|r| r.rows_affected)
             .sum();
         assert_eq!(changed, 2);
+        // Asked for one row, a command still runs every statement.
+        let steps = w
+            .run(
+                "SELECT id FROM t WHERE id = $1; UPDATE t SET n = 0 WHERE id = $1",
+                &args[..1],
+                true,
+            )
+            .unwrap();
+        assert_eq!(steps.iter().filter(|s| s.is_right()).count(), 1);
+        let n = w.run("SELECT n FROM t", &[], true).unwrap();
+        assert_eq!(n[0].as_ref().right().unwrap().get::<i64, _>("n"), 0);
         let Err(dup) = w.run("INSERT INTO t (id) VALUES ($1)", &args[..1], false) else {
             panic!("a second row with the same key was inserted");
         };
