@@ -15,7 +15,9 @@ impl KnownIds {
     }
 
     /// Remember an id only once it is known to be committed: an id a transaction of this
-    /// process inserted is remembered when a later request finds it already stored.
+    /// process inserted is remembered when a later request finds it already stored, and only
+    /// after that request commits (`Conn::after_commit`): on SQLite it may have found the
+    /// uncommitted row of another writer sharing its commit.
     pub fn remember(&self, tenant: &str, id: &str) {
         self.0.insert((tenant.to_owned(), id.to_owned()), ());
     }
