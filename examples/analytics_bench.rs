@@ -102,6 +102,7 @@ async fn change(
                 payload,
                 occurred_at: omnirail::time::Clock::default().now_ms(),
                 entities,
+                parties: Default::default(),
             },
         ),
     )

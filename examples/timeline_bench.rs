@@ -105,6 +105,7 @@ async fn write(db: &Db, tenant: &str, customer: &str, count: usize) {
                     }),
                     occurred_at: db.now_ms(),
                     entities: vec![("journey", &journey), ("customer", customer)],
+                    parties: Default::default(),
                 },
             )
             .await

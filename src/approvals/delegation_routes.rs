@@ -184,6 +184,7 @@ async fn finish(
                 ("user", &d.delegator_id),
                 ("user", &d.delegatee_id),
             ],
+            parties: Default::default(),
         },
     )
     .await?;

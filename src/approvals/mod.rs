@@ -101,6 +101,10 @@ async fn open(
             payload: serde_json::to_value(&v).unwrap_or_default(),
             occurred_at: now,
             entities: entities(row, customer),
+            parties: parties(
+                &v,
+                Some(approvers.iter().map(|a| a.user_id.clone()).collect()),
+            ),
         },
     )
     .await?;
@@ -125,11 +129,23 @@ async fn open(
                 payload: serde_json::to_value(&v).unwrap_or_default(),
                 occurred_at: now,
                 entities: entities(row, customer),
+                parties: parties(&v, None),
             },
         )
         .await?;
     }
     Ok(v)
+}
+
+/// Whom an approval's event concerns: the approvers it asks (`asked`), else every approver
+/// of the request, and its requester when a staff user.
+fn parties(v: &routes::ApprovalView, asked: Option<Vec<String>>) -> events::Parties {
+    events::Parties {
+        assignee: None,
+        approvers: asked.unwrap_or_else(|| v.approvers.iter().map(|a| a.user_id.clone()).collect()),
+        requesting_user: (v.requested_by_type == RequesterType::User)
+            .then(|| v.requested_by.clone()),
+    }
 }
 
 /// Makes `user`, just given `roles`, the approver of every open request that waits for one
@@ -176,6 +192,7 @@ pub async fn assign_awaiting(
                     payload: serde_json::to_value(&v).unwrap_or_default(),
                     occurred_at: now,
                     entities: entities(&row, customer.as_deref()),
+                    parties: parties(&v, Some(vec![user.to_owned()])),
                 },
             )
             .await?;
@@ -256,6 +273,7 @@ async fn after_decision(
             payload: serde_json::to_value(&v).unwrap_or_default(),
             occurred_at: now,
             entities: entities(row, customer.as_deref()),
+            parties: parties(&v, None),
         },
     )
     .await?;
@@ -495,6 +513,7 @@ pub async fn sweep_expired(app: &AppState) -> ApiResult<usize> {
                 payload: serde_json::to_value(&v).unwrap_or_default(),
                 occurred_at: now,
                 entities: entities(&row, customer.as_deref()),
+                parties: parties(&v, None),
             },
         )
         .await?;

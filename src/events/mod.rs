@@ -49,6 +49,28 @@ pub struct NewEvent<'a> {
     /// When the change was made (ms since the epoch): the time the caller stamped it with.
     pub occurred_at: i64,
     pub entities: Vec<EntityRef<'a>>,
+    /// The people the change concerns beyond its entities, typed for the consumers that
+    /// address them (the notification rules); empty for most events.
+    pub parties: Parties,
+}
+
+/// Whom an event concerns, as its producer knows them: the consumers that address people
+/// read these fields instead of keys of the event's metadata or payload.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Parties {
+    /// The journey's assignee, unless the change asked not to tell them.
+    pub assignee: Option<Assignee>,
+    /// The approvers the change concerns (those it asks, or every approver of the request).
+    pub approvers: Vec<String>,
+    /// Who requested an approval, when a staff user did (not a customer, not the system).
+    pub requesting_user: Option<String>,
+}
+
+/// A journey's assignee: a user, or a team whose members stand for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assignee {
+    User(String),
+    Team(String),
 }
 
 /// An event as the spine wrote it, in the transaction still open: what a reaction sees.

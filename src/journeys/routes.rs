@@ -368,6 +368,8 @@ struct Change<'a> {
     actor: Option<&'a str>,
     summary: String,
     metadata: Value,
+    /// Whether the journey's assignee hears of it (an assignment may ask not to tell them).
+    tell_assignee: bool,
 }
 
 /// Records the journey's event in the caller's transaction.
@@ -382,7 +384,16 @@ async fn record_change(
         actor,
         summary,
         mut metadata,
+        tell_assignee,
     } = change;
+    let assignee = match (&loaded.row.assignee_id, loaded.row.assignee_type.as_deref()) {
+        (Some(team), Some(t)) if t == AssigneeType::Team.as_str() => {
+            Some(events::Assignee::Team(team.clone()))
+        }
+        (Some(user), _) => Some(events::Assignee::User(user.clone())),
+        (None, _) => None,
+    }
+    .filter(|_| tell_assignee);
     let view = loaded.view(true);
     if let Value::Object(m) = &mut metadata {
         m.insert("journeyId".into(), json!(loaded.row.id));
@@ -403,6 +414,10 @@ async fn record_change(
                 ("journey", &loaded.row.id),
                 ("customer", &loaded.row.customer_id),
             ],
+            parties: events::Parties {
+                assignee,
+                ..Default::default()
+            },
         },
     )
     .await?;
@@ -622,6 +637,7 @@ async fn apply_step(
             actor,
             summary,
             metadata,
+            tell_assignee: true,
         },
     )
     .await?;
@@ -828,6 +844,7 @@ pub(crate) async fn create(
             actor: created_by,
             summary,
             metadata,
+            tell_assignee: true,
         },
     )
     .await?;
@@ -1176,6 +1193,7 @@ async fn assign_journey(
             actor,
             summary,
             metadata,
+            tell_assignee: body.notify_assignee.unwrap_or(true),
         },
         StatusCode::OK,
     )
@@ -1271,6 +1289,7 @@ async fn complete_journey(
             actor,
             summary,
             metadata,
+            tell_assignee: true,
         },
         StatusCode::OK,
     )
@@ -1334,6 +1353,7 @@ async fn cancel_journey(
             actor,
             summary,
             metadata,
+            tell_assignee: true,
         },
         StatusCode::OK,
     )

@@ -195,6 +195,7 @@ async fn create_template(
             payload: serde_json::to_value(&view).unwrap_or_default(),
             occurred_at: now,
             entities: vec![("template", &row.id)],
+            parties: Default::default(),
         },
     )
     .await?;
@@ -372,6 +373,7 @@ async fn update_template(
             payload: serde_json::to_value(&view).unwrap_or_default(),
             occurred_at: next.updated_at,
             entities: vec![("template", &next.id)],
+            parties: Default::default(),
         },
     )
     .await?;

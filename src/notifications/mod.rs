@@ -467,6 +467,7 @@ async fn record(
             payload: serde_json::to_value(v).unwrap_or_default(),
             occurred_at: n.updated_at,
             entities: vec![(recipient, &n.recipient_id), ("notification", &n.id)],
+            parties: Default::default(),
         },
     )
     .await?;

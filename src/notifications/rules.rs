@@ -27,7 +27,7 @@ use crate::api::{ApiJson, ApiPath, Data, data, put_status, reject};
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc};
 use crate::events::EventType;
-use crate::events::NewEvent;
+use crate::events::{Assignee, NewEvent};
 
 use crate::time::to_rfc3339;
 
@@ -144,13 +144,11 @@ async fn resolve(
     event: &NewEvent<'_>,
     role: RecipientRole,
 ) -> Result<Vec<(String, RecipientType)>, crate::error::StoreError> {
-    let m = &event.metadata;
-    let p = &event.payload;
-    let text = |v: &Value| v.as_str().map(str::to_owned);
-    let users = |ids: Vec<String>| -> Vec<(String, RecipientType)> {
-        ids.into_iter()
-            .filter(|id| id != SYSTEM_ACTOR)
-            .map(|id| (id, RecipientType::User))
+    let parties = &event.parties;
+    let users = |ids: &[String]| -> Vec<(String, RecipientType)> {
+        ids.iter()
+            .filter(|id| *id != SYSTEM_ACTOR)
+            .map(|id| (id.clone(), RecipientType::User))
             .collect()
     };
     Ok(match role {
@@ -160,49 +158,25 @@ async fn resolve(
             .filter(|(t, _)| *t == "customer")
             .map(|(_, id)| ((*id).to_owned(), RecipientType::Customer))
             .collect(),
-        RecipientRole::Assignee => {
-            if m["notifyAssignee"] == Value::Bool(false) {
-                return Ok(Vec::new());
+        RecipientRole::Assignee => match &parties.assignee {
+            Some(Assignee::Team(team)) => {
+                let members: Vec<String> = sqlx::query_scalar(
+                    "SELECT user_id FROM team_members WHERE tenant_id = $1 AND team_id = $2
+                     ORDER BY user_id",
+                )
+                .bind(event.tenant_id)
+                .bind(team)
+                .fetch_all(conn)
+                .await?;
+                users(&members)
             }
-            let id = text(&m["assigneeId"]).or_else(|| text(&p["assigneeId"]));
-            let kind = text(&m["assigneeType"]).or_else(|| text(&p["assigneeType"]));
-            match (id, kind.as_deref()) {
-                (Some(team), Some("team")) => {
-                    let members: Vec<String> = sqlx::query_scalar(
-                        "SELECT user_id FROM team_members WHERE tenant_id = $1 AND team_id = $2
-                         ORDER BY user_id",
-                    )
-                    .bind(event.tenant_id)
-                    .bind(&team)
-                    .fetch_all(conn)
-                    .await?;
-                    users(members)
-                }
-                (Some(user), _) => users(vec![user]),
-                (None, _) => Vec::new(),
-            }
-        }
-        RecipientRole::Approvers => {
-            let from_metadata: Vec<String> = m["approvers"]
-                .as_array()
-                .map(|a| a.iter().filter_map(text).collect())
-                .unwrap_or_default();
-            let ids = if from_metadata.is_empty() {
-                p["approvers"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(|x| text(&x["userId"])).collect())
-                    .unwrap_or_default()
-            } else {
-                from_metadata
-            };
-            users(ids)
-        }
+            Some(Assignee::User(user)) => users(std::slice::from_ref(user)),
+            None => Vec::new(),
+        },
+        RecipientRole::Approvers => users(&parties.approvers),
         // Staff only: a customer whose own step opened the request is not told of the bank's
         // internal approval, nor the system.
-        RecipientRole::Requester if p["requestedByType"] == "user" => {
-            users(text(&p["requestedBy"]).into_iter().collect())
-        }
-        RecipientRole::Requester => Vec::new(),
+        RecipientRole::Requester => users(parties.requesting_user.as_slice()),
     })
 }
 

@@ -343,6 +343,7 @@ async fn record(
                 ("customer", &row.customer_id),
                 ("journey", &row.journey_id),
             ],
+            parties: Default::default(),
         },
     )
     .await?;

@@ -204,6 +204,7 @@ async fn record(
             payload,
             occurred_at: now,
             entities,
+            parties: Default::default(),
         },
     )
     .await?;

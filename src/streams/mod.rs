@@ -346,7 +346,8 @@ impl Stream {
             self.after = link.chain_seq;
             let item = StreamEvent::of(link);
             let ends_session = self.follow.session.as_deref().is_some_and(|s| {
-                item.event_type == "session.ended" && item.metadata["sessionId"] == s
+                item.event_type == events::shown_type(events::EventType::SessionEnded.as_str())
+                    && item.metadata["sessionId"] == s
             });
             let data = serde_json::to_string(&item).unwrap_or_default();
             self.pending

@@ -505,6 +505,7 @@ async fn disable(
             }),
             occurred_at: now,
             entities: vec![("webhook_endpoint", id)],
+            parties: Default::default(),
         },
     )
     .await

@@ -892,6 +892,104 @@ async fn default_rules_notify_assignees_and_approvers() {
     );
 }
 
+/// Each recipient a rule can name, as the event's producer states it: a team assignee's members,
+/// no one when an assignment asks not to tell, the staff requester of a decided approval (never
+/// a customer or the system), and a request's approvers.
+#[tokio::test]
+async fn rules_reach_team_members_requesters_and_respect_a_quiet_assignment() {
+    let app = app().await;
+    let journey = app.seed_journey().await;
+    let sourced = |list: &Value, event: &str| -> usize {
+        list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["sourceEvent"] == event)
+            .count()
+    };
+    let (status, body) = app
+        .put(
+            "/api/v1/omni/teams/team_sme_desk",
+            &json!({ "name": "SME desk", "members": ["usr_desk_1", "usr_desk_2"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/omni/journeys/{journey}/assign"),
+            &json!({ "assigneeId": "team_sme_desk", "assigneeType": "team" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for member in ["usr_desk_1", "usr_desk_2"] {
+        let (_, list) = app
+            .get(&format!("/api/v1/omni/notifications?recipientId={member}"))
+            .await;
+        assert_eq!(sourced(&list, "omni.journey.assigned"), 1, "{list}");
+    }
+    let (_, list) = app
+        .get("/api/v1/omni/notifications?recipientId=team_sme_desk")
+        .await;
+    assert_eq!(
+        list["pagination"]["total"], 0,
+        "a team is told through its members"
+    );
+
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/omni/journeys/{journey}/assign"),
+            &json!({ "assigneeId": "usr_quiet", "notifyAssignee": false }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, list) = app
+        .get("/api/v1/omni/notifications?recipientId=usr_quiet")
+        .await;
+    assert_eq!(list["pagination"]["total"], 0, "{list}");
+
+    // A decision tells the requester and the approvers when the tenant's rule says so.
+    let (status, body) = app
+        .put(
+            "/api/v1/omni/notification-rules/omni.approval.approved",
+            &json!({"recipients": ["requester", "approvers"], "channels": ["in_app"], "templateCode": "APPROVAL_DECIDED"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = app
+        .post(
+            "/api/v1/omni/approvals",
+            &json!({"entityType": "contract", "entityId": "ctr_9", "approvalType": "credit_committee",
+                    "requestedBy": "usr_rm_009", "approvers": [{"userId": "usr_credit_009"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["data"]["id"].as_str().unwrap().to_owned();
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/omni/approvals/{id}/decisions"),
+            &json!({ "approverId": "usr_credit_009", "decision": "approve" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for (who, requested, approved) in [("usr_rm_009", 0, 1), ("usr_credit_009", 1, 1)] {
+        let (_, list) = app
+            .get(&format!(
+                "/api/v1/omni/notifications?recipientId={who}&perPage=100"
+            ))
+            .await;
+        assert_eq!(
+            sourced(&list, "omni.approval.requested"),
+            requested,
+            "{who}: {list}"
+        );
+        assert_eq!(
+            sourced(&list, "omni.approval.approved"),
+            approved,
+            "{who}: {list}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn notifications_are_the_tenants_own() {
     let app = app().await;

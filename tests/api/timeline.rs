@@ -541,6 +541,7 @@ async fn events_with_many_entities_are_indexed_counted_and_chained() {
                 payload: json!({}),
                 occurred_at: app.db.now_ms(),
                 entities,
+                parties: Default::default(),
             },
         )
         .await
