@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use sqlx::any::{AnyQueryResult, AnyRow, AnyTypeInfo, AnyTypeInfoKind, AnyValue};
@@ -39,6 +39,8 @@ pub struct Writer {
     hooks: Vec<Hook>,
     /// How many writers wait for this connection (counted by `Db::begin`).
     pub(super) waiting: Arc<AtomicUsize>,
+    /// How many batches it has committed: a checkpointer looks here to know there is work.
+    pub(super) committed: Arc<AtomicU64>,
 }
 
 /// Work to run once a writer's changes are committed.
@@ -91,7 +93,19 @@ impl Writer {
             batches: 0,
             hooks: Vec::new(),
             waiting: Arc::new(AtomicUsize::new(0)),
+            committed: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// Leaves WAL checkpoints to another connection (see `Db::checkpoint`): none while
+    /// committing.
+    pub fn stop_checkpointing(&self) -> Result<(), sqlx::Error> {
+        self.plain("PRAGMA wal_autocheckpoint = 0")
+    }
+
+    /// Gives WAL checkpoints back to the write connection (SQLite's default, every 1,000 pages).
+    pub fn resume_checkpointing(&self) -> Result<(), sqlx::Error> {
+        self.plain("PRAGMA wal_autocheckpoint = 1000")
     }
 
     /// Runs statements without arguments.
@@ -192,7 +206,10 @@ impl Writer {
             Ok(())
         } else {
             match self.plain("COMMIT") {
-                Ok(()) => Ok(()),
+                Ok(()) => {
+                    self.committed.fetch_add(1, Ordering::Relaxed);
+                    Ok(())
+                }
                 Err(e) => {
                     if self.in_transaction() {
                         let _ = self.plain("ROLLBACK");

@@ -32,6 +32,10 @@ pub fn spawn(state: AppState) -> JoinHandle<()> {
         );
         workers.spawn(async move { keys.listen(url, stop).await });
     }
+    {
+        let (db, stop) = (state.db.clone(), stop.clone());
+        workers.spawn(async move { db.checkpoint(stop).await });
+    }
     workers.spawn(sweep_expired_approvals(state.clone(), stop.clone()));
     workers.spawn(sweep_idle_sessions(state.clone(), stop.clone()));
     workers.spawn(streams::watch(state.clone(), stop.clone()));
