@@ -38,8 +38,9 @@ use crate::time::Clock;
 /// A connection store functions run their statements on: a write transaction (see [`Tx`]) or
 /// a pooled connection for reads. Queries run on `&mut Conn` as on any sqlx connection.
 pub enum Conn {
-    /// A transaction on a pooled connection (PostgreSQL's writes).
-    Tx(Transaction<'static, Any>),
+    /// A transaction on a pooled connection (PostgreSQL's writes), with what is to run once
+    /// it commits.
+    Tx(Transaction<'static, Any>, Vec<direct::Hook>),
     /// A pooled connection outside a transaction.
     Pooled(PoolConnection<Any>),
     /// SQLite's one write connection, held for a transaction.
@@ -49,7 +50,7 @@ pub enum Conn {
 impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Conn::Tx(_) => "Conn::Tx",
+            Conn::Tx(..) => "Conn::Tx",
             Conn::Pooled(_) => "Conn::Pooled",
             Conn::Sqlite(_) => "Conn::Sqlite",
         })
@@ -61,7 +62,7 @@ impl Conn {
     pub fn backend(&self) -> Backend {
         let name = match self {
             Conn::Sqlite(_) => return Backend::Sqlite,
-            Conn::Tx(t) => t.backend_name(),
+            Conn::Tx(t, _) => t.backend_name(),
             Conn::Pooled(c) => c.backend_name(),
         };
         if name == "PostgreSQL" {
@@ -96,7 +97,7 @@ impl<'c> Executor<'c> for &'c mut Conn {
         E: 'q + Execute<'q, Any>,
     {
         match self {
-            Conn::Tx(t) => (&mut **t).fetch_many(query),
+            Conn::Tx(t, _) => (&mut **t).fetch_many(query),
             Conn::Pooled(c) => (&mut **c).fetch_many(query),
             Conn::Sqlite(w) => match run_direct(w, query, false) {
                 Ok(steps) => futures::stream::iter(steps.into_iter().map(Ok)).boxed(),
@@ -114,7 +115,7 @@ impl<'c> Executor<'c> for &'c mut Conn {
         E: 'q + Execute<'q, Any>,
     {
         match self {
-            Conn::Tx(t) => (&mut **t).fetch_optional(query),
+            Conn::Tx(t, _) => (&mut **t).fetch_optional(query),
             Conn::Pooled(c) => (&mut **c).fetch_optional(query),
             Conn::Sqlite(w) => {
                 let first = run_direct(w, query, true)
@@ -133,7 +134,7 @@ impl<'c> Executor<'c> for &'c mut Conn {
         'c: 'e,
     {
         match self {
-            Conn::Tx(t) => (&mut **t).prepare_with(sql, parameters),
+            Conn::Tx(t, _) => (&mut **t).prepare_with(sql, parameters),
             Conn::Pooled(c) => (&mut **c).prepare_with(sql, parameters),
             Conn::Sqlite(_) => std::future::ready(Err(unsupported("prepare"))).boxed(),
         }
@@ -147,7 +148,7 @@ impl<'c> Executor<'c> for &'c mut Conn {
         'c: 'e,
     {
         match self {
-            Conn::Tx(t) => (&mut **t).describe(sql),
+            Conn::Tx(t, _) => (&mut **t).describe(sql),
             Conn::Pooled(c) => (&mut **c).describe(sql),
             Conn::Sqlite(_) => std::future::ready(Err(unsupported("describe"))).boxed(),
         }
@@ -190,7 +191,13 @@ impl Tx {
     /// when that commit has happened.
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {
         match self.conn.take() {
-            Some(Conn::Tx(t)) => t.commit().await,
+            Some(Conn::Tx(t, hooks)) => {
+                t.commit().await?;
+                for hook in hooks {
+                    hook();
+                }
+                Ok(())
+            }
             Some(Conn::Sqlite(mut w)) => {
                 let done = match w.release() {
                     Ok(done) => done,
@@ -212,7 +219,7 @@ impl Tx {
     /// Rolls back now (dropping the transaction does too).
     pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
         match self.conn.take() {
-            Some(Conn::Tx(t)) => t.rollback().await,
+            Some(Conn::Tx(t, _)) => t.rollback().await,
             Some(Conn::Sqlite(mut w)) => {
                 w.rollback();
                 hand_over(w);
@@ -224,12 +231,13 @@ impl Tx {
 }
 
 impl Conn {
-    /// Runs `hook` once this transaction's changes are committed: at once on PostgreSQL and
-    /// outside a transaction, after the shared commit on SQLite; never if they are undone.
+    /// Runs `hook` once this transaction's changes are committed (on SQLite, after the shared
+    /// commit), never if they are undone; at once outside a transaction.
     pub fn after_commit(&mut self, hook: impl FnOnce() + Send + 'static) {
         match self {
             Conn::Sqlite(w) => w.after_commit(Box::new(hook)),
-            Conn::Tx(_) | Conn::Pooled(_) => hook(),
+            Conn::Tx(_, hooks) => hooks.push(Box::new(hook)),
+            Conn::Pooled(_) => hook(),
         }
     }
 }
@@ -451,7 +459,7 @@ impl Db {
                 }
                 Conn::Sqlite(w)
             }
-            None => Conn::Tx(self.write.begin().await?),
+            None => Conn::Tx(self.write.begin().await?, Vec::new()),
         };
         Ok(Tx { conn: Some(conn) })
     }

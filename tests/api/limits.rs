@@ -414,3 +414,29 @@ async fn a_body_that_stalls_is_408_the_clients_doing() {
     );
     assert_eq!(app.count("journeys").await, 0);
 }
+
+/// What a transaction asks to run once committed runs after its commit and never after a
+/// rollback, on both databases (the cache of ids known to be stored relies on it).
+#[tokio::test]
+async fn work_after_a_commit_runs_only_once_it_committed() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let db = crate::helpers::TestDb::new().await;
+    let db = db.open().await;
+    let ran = Arc::new(AtomicUsize::new(0));
+    for commit in [false, true] {
+        let mut tx = db.begin().await.unwrap();
+        sqlx::query("SELECT 1").execute(&mut *tx).await.unwrap();
+        let seen = ran.clone();
+        tx.after_commit(move || {
+            seen.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(ran.load(Ordering::SeqCst), 0, "not before the commit");
+        if commit {
+            tx.commit().await.unwrap();
+        } else {
+            tx.rollback().await.unwrap();
+        }
+    }
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "after the commit only");
+}
