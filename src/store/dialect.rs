@@ -14,14 +14,9 @@
 use super::{Backend, Conn};
 use crate::error::StoreError;
 
-/// The backend a connection talks to.
-pub fn backend(conn: &Conn) -> Backend {
-    conn.backend()
-}
-
 /// Whether the connection is PostgreSQL's.
 pub fn is_postgres(conn: &Conn) -> bool {
-    backend(conn) == Backend::Postgres
+    conn.backend() == Backend::Postgres
 }
 
 /// A row lock a `SELECT` (or the subquery of an `UPDATE`) takes on PostgreSQL.
@@ -51,7 +46,7 @@ impl RowLock {
 
     /// [`RowLock::on`] the connection's backend.
     pub fn for_conn(self, conn: &Conn) -> &'static str {
-        self.on(backend(conn))
+        self.on(conn.backend())
     }
 }
 

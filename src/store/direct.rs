@@ -32,6 +32,8 @@ pub struct Writer {
     conn: rusqlite::Connection,
     /// The statements of each multi-statement command met so far, split once.
     commands: HashMap<String, Arc<[String]>>,
+    /// The column names of each statement met so far, as its rows carry them.
+    columns: HashMap<String, Columns>,
     /// The transaction writers share (group commit), while open.
     batch: Option<Batch>,
     batches: u64,
@@ -67,6 +69,9 @@ impl std::fmt::Debug for Writer {
     }
 }
 
+/// A statement's column names, in order and by name.
+type Columns = (Arc<[UStr]>, Arc<sqlx_core::HashMap<UStr, usize>>);
+
 /// One statement's output: rows, then what it changed.
 pub type Step = Either<AnyQueryResult, AnyRow>;
 
@@ -89,6 +94,7 @@ impl Writer {
         Ok(Self {
             conn,
             commands: HashMap::new(),
+            columns: HashMap::new(),
             batch: None,
             batches: 0,
             hooks: Vec::new(),
@@ -265,18 +271,26 @@ impl Writer {
                 stmt.raw_bind_parameter(i, Arg(value)).map_err(into_sqlx)?;
             }
             let readonly = stmt.readonly();
-            let labels: Vec<UStr> = stmt
-                .column_names()
-                .into_iter()
-                .map(|name| UStr::from(name.to_owned()))
-                .collect();
-            let names: Arc<sqlx_core::HashMap<UStr, usize>> = Arc::new(
-                labels
-                    .iter()
-                    .enumerate()
-                    .map(|(i, name)| (name.clone(), i))
-                    .collect(),
-            );
+            let (labels, names) = match self.columns.get(text.as_str()) {
+                Some(known) => known.clone(),
+                None => {
+                    let labels: Arc<[UStr]> = stmt
+                        .column_names()
+                        .into_iter()
+                        .map(|name| UStr::from(name.to_owned()))
+                        .collect();
+                    let names: Arc<sqlx_core::HashMap<UStr, usize>> = Arc::new(
+                        labels
+                            .iter()
+                            .enumerate()
+                            .map(|(i, name)| (name.clone(), i))
+                            .collect(),
+                    );
+                    self.columns
+                        .insert(text.clone(), (labels.clone(), names.clone()));
+                    (labels, names)
+                }
+            };
             let width = labels.len();
             let mut rows = stmt.raw_query();
             while let Some(row) = rows.next().map_err(into_sqlx)? {
