@@ -4,11 +4,26 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
-/// A new id: `prefix` followed by 128 random bits in lowercase hex (`jrn_3f9c...`).
+/// A new id: `prefix`, the moment it was made (milliseconds since the epoch, 12 hex digits),
+/// then 128 random bits, all lowercase hex (`jrn_019ae3c1f2a83f9c...`).
+///
+/// The random bits make an id unguessable; the time in front makes ids made later sort after
+/// those made before, so the indexes keyed by them grow at one end instead of at a random
+/// page each (`docs/decisions.md`, "The write path"). Nothing reads the time back: ordering
+/// is by the stored times, never by ids.
 pub fn new_id(prefix: &str) -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
     let mut bytes = [0u8; 16];
     rand::fill(&mut bytes);
-    format!("{prefix}{}", hex::encode(bytes))
+    id_of(prefix, ms, &bytes)
+}
+
+/// The id of `prefix`, a moment (its low 48 bits: until the year 10889) and random bits.
+fn id_of(prefix: &str, ms: u128, random: &[u8; 16]) -> String {
+    let ms = ms & 0xffff_ffff_ffff;
+    format!("{prefix}{ms:012x}{}", hex::encode(random))
 }
 
 /// A new secret: `prefix` followed by 256 random bits, URL-safe base64.
@@ -41,11 +56,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_carry_prefix_and_128_bits() {
+    fn ids_carry_prefix_time_and_128_random_bits() {
         let id = new_id("jrn_");
         assert!(id.starts_with("jrn_"));
-        assert_eq!(id.len(), 4 + 32);
-        assert_ne!(new_id("jrn_"), id);
+        assert_eq!(id.len(), 4 + 12 + 32);
+        assert!(
+            id[4..]
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        // Two ids of the same millisecond differ in their random bits.
+        let other = new_id("jrn_");
+        assert_ne!(other, id);
+        if other[..16] == id[..16] {
+            assert_ne!(other[16..], id[16..]);
+        }
+    }
+
+    #[test]
+    fn ids_made_later_sort_after_whatever_their_random_bits() {
+        let now = 1_764_800_000_000;
+        let first = id_of("evt_", now, &[0xff; 16]);
+        let later = id_of("evt_", now + 1, &[0; 16]);
+        assert!(later > first, "{later} sorts after {first}");
+        assert_eq!(&first[4..16], "019ae646f000");
+        let much_later = id_of("evt_", 10_000 * 365 * 86_400_000, &[0; 16]);
+        assert!(much_later > later);
     }
 
     #[test]

@@ -570,3 +570,103 @@ async fn events_with_many_entities_are_indexed_counted_and_chained() {
     assert_eq!(v["data"]["valid"], true, "{v}");
     assert_eq!(v["data"]["events"], 7, "{v}");
 }
+
+/// The timeline's tables as they were before migration 0016 gave each one B-tree: what a
+/// store written by an earlier version holds.
+const BEFORE_0016_SQLITE: &str = "
+CREATE TABLE ee_old (
+    tenant_id TEXT NOT NULL, entity_type TEXT NOT NULL, entity_id TEXT NOT NULL,
+    event_seq INTEGER NOT NULL REFERENCES events(seq), occurred_at INTEGER NOT NULL,
+    event_type TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (tenant_id, entity_type, entity_id, event_seq));
+INSERT INTO ee_old SELECT tenant_id, entity_type, entity_id, event_seq, occurred_at, event_type
+    FROM event_entities;
+DROP TABLE event_entities;
+ALTER TABLE ee_old RENAME TO event_entities;
+CREATE INDEX event_entities_time
+    ON event_entities(tenant_id, entity_type, entity_id, occurred_at, event_seq, event_type);
+CREATE TABLE eec_old (
+    tenant_id TEXT NOT NULL, entity_type TEXT NOT NULL, entity_id TEXT NOT NULL,
+    events INTEGER NOT NULL, PRIMARY KEY (tenant_id, entity_type, entity_id));
+INSERT INTO eec_old SELECT tenant_id, entity_type, entity_id, events FROM entity_event_counts;
+DROP TABLE entity_event_counts;
+ALTER TABLE eec_old RENAME TO entity_event_counts;
+CREATE TABLE ec_old (
+    tenant_id TEXT NOT NULL REFERENCES tenants(id), chain_key TEXT NOT NULL,
+    length INTEGER NOT NULL, head_hash TEXT NOT NULL, PRIMARY KEY (tenant_id, chain_key));
+INSERT INTO ec_old SELECT tenant_id, chain_key, length, head_hash FROM event_chains;
+DROP TABLE event_chains;
+ALTER TABLE ec_old RENAME TO event_chains;
+DELETE FROM _sqlx_migrations WHERE version = 16";
+const BEFORE_0016_POSTGRES: &str = "
+ALTER TABLE event_entities DROP CONSTRAINT event_entities_pkey;
+ALTER TABLE event_entities ADD PRIMARY KEY (tenant_id, entity_type, entity_id, event_seq);
+CREATE INDEX event_entities_time
+    ON event_entities(tenant_id, entity_type, entity_id, occurred_at, event_seq, event_type);
+DELETE FROM _sqlx_migrations WHERE version = 16";
+
+/// The customer's timeline whole, its second page of two, filtered by type, and each
+/// journey's.
+async fn timeline_pages(app: &TestApp, journeys: &[&str]) -> Vec<Value> {
+    let mut paths = vec![
+        CUSTOMER.to_owned(),
+        format!("{CUSTOMER}&perPage=2&page=2"),
+        format!("{CUSTOMER}&eventTypes=journey.created&order=desc"),
+    ];
+    for id in journeys {
+        paths.push(format!(
+            "/api/v1/omni/timeline?entityType=journey&entityId={id}"
+        ));
+    }
+    let mut seen = Vec::new();
+    for path in paths {
+        let (s, b) = app.get(&path).await;
+        assert_eq!(s, StatusCode::OK, "{path}: {b}");
+        seen.push(b);
+    }
+    seen
+}
+
+#[tokio::test]
+async fn migrating_a_timeline_to_one_index_per_table_keeps_every_page_and_its_chain() {
+    let app = TestApp::spawn().await;
+    app.seed_credit_analyst().await;
+    let id = app.seed_journey().await;
+    advance(&app, &id, "step_kyc").await;
+    let other = app.seed_journey().await;
+    let before = timeline_pages(&app, &[&id, &other]).await;
+    let total = before[0]["pagination"]["total"].as_i64().unwrap();
+    assert_eq!(
+        total, 3,
+        "two journeys created, one advanced: {}",
+        before[0]
+    );
+    let sql = if app.db.backend() == omnirail::store::Backend::Postgres {
+        BEFORE_0016_POSTGRES
+    } else {
+        BEFORE_0016_SQLITE
+    };
+    for statement in sql.split(';') {
+        sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+            .execute(app.db.reader())
+            .await
+            .unwrap();
+    }
+    let applied = app.db.migrate().await.unwrap();
+    assert_eq!(applied, vec!["0016 fewer pages per event".to_owned()]);
+    assert_eq!(timeline_pages(&app, &[&id, &other]).await, before);
+    let v = verify(&app).await;
+    assert_eq!(
+        (v["valid"].clone(), v["events"].clone()),
+        (json!(true), json!(total))
+    );
+    // The migrated tables take new events where the old ones left off.
+    advance(&app, &other, "step_kyc").await;
+    let (_, b) = app.get(CUSTOMER).await;
+    assert_eq!(b["pagination"]["total"], total + 1, "{b}");
+    let v = verify(&app).await;
+    assert_eq!(
+        (v["valid"].clone(), v["events"].clone()),
+        (json!(true), json!(total + 1))
+    );
+}
