@@ -23,6 +23,7 @@ use futures::TryFutureExt;
 use futures::future::BoxFuture;
 
 use crate::store::Conn;
+use crate::store::dialect;
 use sqlx::AnyPool;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -68,9 +69,7 @@ impl Reaction for Counters {
             let event = appended.event;
             let day = day_of(event.occurred_at);
             let channel = counted_channel(appended.channel);
-            if made.first {
-                count_transaction(conn, event.tenant_id, day, channel, appended.chain_key).await?;
-            }
+            let mut count = made.first.then_some(appended.chain_key);
             // A journey is cross-channel by its customer's own actions: a change a staff
             // member is named for (advancedBy, assignedBy, ...) does not touch it from a
             // channel.
@@ -79,8 +78,12 @@ impl Reaction for Counters {
             let by_customer = event.actor_id.is_none_or(|actor| Some(actor) == customer);
             if by_customer {
                 for (_, journey) in entities.iter().filter(|(t, _)| *t == "journey") {
-                    touch_journey(conn, event.tenant_id, day, journey, channel).await?;
+                    let counted = count.take();
+                    count_and_touch(conn, event.tenant_id, day, channel, counted, journey).await?;
                 }
+            }
+            if let Some(chain_key) = count {
+                count_transaction(conn, event.tenant_id, day, channel, chain_key).await?;
             }
             Ok(())
         })
@@ -100,71 +103,120 @@ pub async fn count_transaction(
     channel: &str,
     chain_key: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO channel_daily (tenant_id, day, channel, chain_key, transactions)
-         VALUES ($1, $2, $3, $4, 1)
-         ON CONFLICT (tenant_id, day, channel, chain_key)
-         DO UPDATE SET transactions = channel_daily.transactions + 1",
-    )
-    .bind(tenant)
-    .bind(day)
-    .bind(channel)
-    .bind(chain_key)
-    .execute(conn)
-    .await?;
+    sqlx::query(COUNT)
+        .bind(tenant)
+        .bind(day)
+        .bind(channel)
+        .bind(chain_key)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
-/// Notes that `journey` was touched from `channel` on `day`: a touch from another channel than
-/// the journey's last is a switch, kept with the days of both touches.
+// The count alone takes `$1` tenant, `$2` day, `$3` channel, `$4` chain key. The statements
+// that touch a journey take `$1` tenant, `$2` journey, `$3` channel, `$4` day, `$5`
+// chain key. A journey's touch is the switch (when the channel changed since its last touch,
+// with the days of both) and the new last touch, left alone when it is the same channel and
+// day. PostgreSQL runs the count and the touch as one statement (data-modifying CTEs, which
+// all read the rows as they were before it); SQLite, which has no such CTE, as one command of
+// statements in that order (the switch reads the last touch before the touch replaces it).
+macro_rules! count_sql {
+    ($values:literal) => {
+        concat!(
+            "INSERT INTO channel_daily (tenant_id, day, channel, chain_key, transactions) \
+             VALUES ",
+            $values,
+            " ON CONFLICT (tenant_id, day, channel, chain_key) \
+             DO UPDATE SET transactions = channel_daily.transactions + 1"
+        )
+    };
+}
+// The switch reads the journey's last touch as `last` from `$from`, whose condition ends
+// open for the switch's own.
+macro_rules! switch_sql {
+    ($from:literal) => {
+        concat!(
+            "INSERT INTO journey_switches (tenant_id, from_day, to_day, journey_id) \
+             SELECT $1, last.day, $4, $2 FROM ",
+            $from,
+            " last.channel <> $3 ON CONFLICT DO NOTHING"
+        )
+    };
+}
+macro_rules! pg_last_and_switch {
+    () => {
+        concat!(
+            "WITH last AS (SELECT channel, day FROM journey_touches \
+             WHERE tenant_id = $1 AND journey_id = $2), s AS (",
+            switch_sql!("last WHERE"),
+            ")"
+        )
+    };
+}
+macro_rules! sqlite_switch {
+    () => {
+        switch_sql!(
+            "journey_touches AS last WHERE last.tenant_id = $1 AND last.journey_id = $2 AND"
+        )
+    };
+}
+macro_rules! touch_sql {
+    () => {
+        "INSERT INTO journey_touches (tenant_id, journey_id, channel, day) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, journey_id) \
+         DO UPDATE SET channel = excluded.channel, day = excluded.day \
+         WHERE journey_touches.channel <> excluded.channel OR journey_touches.day <> excluded.day"
+    };
+}
+const COUNT: &str = count_sql!("($1, $2, $3, $4, 1)");
+const PG_TOUCH: &str = concat!(pg_last_and_switch!(), " ", touch_sql!());
+const PG_COUNT_AND_TOUCH: &str = concat!(
+    pg_last_and_switch!(),
+    ", c AS (",
+    count_sql!("($1, $4, $3, $5, 1)"),
+    ") ",
+    touch_sql!()
+);
+const SQLITE_TOUCH: &str = concat!(sqlite_switch!(), "; ", touch_sql!());
+const SQLITE_COUNT_AND_TOUCH: &str = concat!(
+    count_sql!("($1, $4, $3, $5, 1)"),
+    "; ",
+    sqlite_switch!(),
+    "; ",
+    touch_sql!()
+);
+
+/// Notes that `journey` was touched from `channel` on `day`, and first counts the call's
+/// transaction under `count`'s chain when given ([`count_transaction`]): one statement.
 ///
-/// A journey was touched from two or more channels in a window exactly when one of its
-/// switches lies wholly inside the window: the touches inside a window are a run of
+/// A touch from another channel than the journey's last is a switch, kept with the days of
+/// both touches. A journey was touched from two or more channels in a window exactly when one
+/// of its switches lies wholly inside the window: the touches inside a window are a run of
 /// consecutive touches, and a run holds two channels only where two neighbours differ. So the
 /// report counts switches, not touches. Touches of one journey are in order: every event about
 /// a journey also concerns its customer and takes the customer's chain lock first.
-pub async fn touch_journey(
+pub async fn count_and_touch(
     conn: &mut Conn,
     tenant: &str,
     day: i64,
-    journey: &str,
     channel: &str,
+    count: Option<&str>,
+    journey: &str,
 ) -> Result<(), StoreError> {
-    let last: Option<(String, i64)> = sqlx::query_as(
-        "SELECT channel, day FROM journey_touches WHERE tenant_id = $1 AND journey_id = $2",
-    )
-    .bind(tenant)
-    .bind(journey)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some((last_channel, last_day)) = &last {
-        if last_channel == channel && *last_day == day {
-            return Ok(());
-        }
-        if last_channel != channel {
-            sqlx::query(
-                "INSERT INTO journey_switches (tenant_id, from_day, to_day, journey_id)
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            )
-            .bind(tenant)
-            .bind(last_day)
-            .bind(day)
-            .bind(journey)
-            .execute(&mut *conn)
-            .await?;
-        }
-    }
-    sqlx::query(
-        "INSERT INTO journey_touches (tenant_id, journey_id, channel, day) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (tenant_id, journey_id)
-         DO UPDATE SET channel = excluded.channel, day = excluded.day",
-    )
-    .bind(tenant)
-    .bind(journey)
-    .bind(channel)
-    .bind(day)
-    .execute(&mut *conn)
-    .await?;
+    let sql = match (dialect::is_postgres(conn), count.is_some()) {
+        (true, true) => PG_COUNT_AND_TOUCH,
+        (true, false) => PG_TOUCH,
+        (false, true) => SQLITE_COUNT_AND_TOUCH,
+        (false, false) => SQLITE_TOUCH,
+    };
+    sqlx::query(sql)
+        .bind(tenant)
+        .bind(journey)
+        .bind(channel)
+        .bind(day)
+        .bind(count)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

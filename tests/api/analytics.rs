@@ -348,9 +348,13 @@ async fn cross_channel_journeys_are_exact_for_every_window_of_days() {
         ("jrn_a", 6, "mobile_ios"),
         ("jrn_d", 6, "branch"),
     ];
+    // Some touches are also their call's first change, which counts a transaction in the same
+    // statement: the counts must not disturb the touches, nor the touches the counts.
+    let counted = |i: usize| i % 3 == 0;
     let mut tx = app.db.begin().await.unwrap();
-    for (journey, day, channel) in touches {
-        omnirail::analytics::touch_journey(&mut tx, &app.tenant, day, journey, channel)
+    for (i, (journey, day, channel)) in touches.into_iter().enumerate() {
+        let chain = counted(i).then_some("customer:ent_1");
+        omnirail::analytics::count_and_touch(&mut tx, &app.tenant, day, channel, chain, journey)
             .await
             .unwrap();
     }
@@ -368,6 +372,19 @@ async fn cross_channel_journeys_are_exact_for_every_window_of_days() {
                 .await
                 .unwrap();
             assert_eq!(got.cross_channel_journeys, want, "days {from}..={to}");
+            let mut transactions: BTreeMap<&str, i64> = BTreeMap::new();
+            for (i, (_, d, c)) in touches.into_iter().enumerate() {
+                if counted(i) && (from..=to).contains(&d) {
+                    *transactions.entry(c).or_default() += 1;
+                }
+            }
+            let got: BTreeMap<&str, i64> = got
+                .channels
+                .iter()
+                .map(|(c, f)| (c.as_str(), f.transactions))
+                .filter(|(_, n)| *n > 0)
+                .collect();
+            assert_eq!(got, transactions, "days {from}..={to}");
         }
     }
 }
