@@ -350,7 +350,7 @@ async fn cross_channel_journeys_are_exact_for_every_window_of_days() {
     ];
     // Some touches are also their call's first change, which counts a transaction in the same
     // statement: the counts must not disturb the touches, nor the touches the counts.
-    let counted = |i: usize| i % 3 == 0;
+    let counted = |i: usize| i.is_multiple_of(3);
     let mut tx = app.db.begin().await.unwrap();
     for (i, (journey, day, channel)) in touches.into_iter().enumerate() {
         let chain = counted(i).then_some("customer:ent_1");
