@@ -119,6 +119,16 @@ impl Writer {
         self.conn.execute_batch(sql).map_err(into_sqlx)
     }
 
+    /// Runs one transaction-control statement (`SAVEPOINT writer`, `COMMIT`, ...), prepared
+    /// once and kept: every writer runs two or more.
+    fn control(&self, sql: &str) -> Result<(), sqlx::Error> {
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut stmt| stmt.raw_execute())
+            .map(drop)
+            .map_err(into_sqlx)
+    }
+
     /// Whether a transaction is open.
     fn in_transaction(&self) -> bool {
         !self.conn.is_autocommit()
@@ -140,7 +150,7 @@ impl Writer {
             if self.in_transaction() {
                 self.plain("ROLLBACK")?;
             }
-            self.plain("BEGIN IMMEDIATE")?;
+            self.control("BEGIN IMMEDIATE")?;
             self.batches += 1;
             self.batch = Some(Batch {
                 id: self.batches,
@@ -150,12 +160,12 @@ impl Writer {
                 hooks: Vec::new(),
             });
         }
-        self.plain("SAVEPOINT writer")
+        self.control("SAVEPOINT writer")
     }
 
     /// Puts the writer's changes into the batch; answers what will tell how the batch ends.
     pub fn release(&mut self) -> Result<watch::Receiver<Option<Outcome>>, sqlx::Error> {
-        if let Err(e) = self.plain("RELEASE writer") {
+        if let Err(e) = self.control("RELEASE writer") {
             self.rollback();
             return Err(e);
         }
@@ -211,7 +221,7 @@ impl Writer {
             let _ = self.plain("ROLLBACK");
             Ok(())
         } else {
-            match self.plain("COMMIT") {
+            match self.control("COMMIT") {
                 Ok(()) => {
                     self.committed.fetch_add(1, Ordering::Relaxed);
                     Ok(())
