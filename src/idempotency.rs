@@ -218,8 +218,10 @@ impl Idem {
             .await?
             .rows_affected();
             if stored == 0 {
-                // A concurrent request with this key committed first: undo ours, answer theirs.
-                tx.rollback().await?;
+                // A concurrent request with this key stored its answer first: undo ours, and
+                // answer theirs once it is committed (on SQLite it may be an earlier writer's
+                // of this very batch, which only this transaction sees until then).
+                tx.rollback_after_others().await?;
                 return stored_answer(db, idem).await?.ok_or_else(|| {
                     ApiError::conflict(
                         "idempotency_conflict",

@@ -194,6 +194,11 @@ impl Writer {
         self.hooks.push(hook);
     }
 
+    /// What will tell how the open batch ends, if one is open.
+    pub fn batch_end(&self) -> Option<watch::Receiver<Option<Outcome>>> {
+        self.batch.as_ref().map(|b| b.done.subscribe())
+    }
+
     /// The open batch's id.
     pub fn batch_id(&self) -> Option<u64> {
         self.batch.as_ref().map(|b| b.id)

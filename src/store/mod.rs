@@ -216,6 +216,28 @@ impl Tx {
         }
     }
 
+    /// Undoes this transaction's own changes, then waits until what other writers wrote before
+    /// it is committed. On SQLite a transaction sees the changes of the earlier writers of its
+    /// batch before they are committed, and only its own connection does: a row it found there
+    /// (another request's answer under the same idempotency key, say) is visible to readers,
+    /// and durable, once this returns. On PostgreSQL, whose transactions see only committed
+    /// rows, this is [`Tx::rollback`].
+    pub async fn rollback_after_others(mut self) -> Result<(), sqlx::Error> {
+        match self.conn.take() {
+            Some(Conn::Sqlite(mut w)) => {
+                w.rollback();
+                let end = w.batch_end();
+                hand_over(w);
+                match end {
+                    Some(end) => wait_for(end).await,
+                    None => Ok(()),
+                }
+            }
+            Some(Conn::Tx(t, _)) => t.rollback().await,
+            Some(Conn::Pooled(_)) | None => Ok(()),
+        }
+    }
+
     /// Rolls back now (dropping the transaction does too).
     pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
         match self.conn.take() {
@@ -664,6 +686,55 @@ mod tests {
             "A's hook ran after the commit"
         );
         assert!(!b_hook.load(Ordering::SeqCst), "B's hook never runs");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_defers_to_an_earlier_writers_row_answers_once_it_is_committed() {
+        let (db, dir) = sqlite().await;
+        let committed = db.writer.as_ref().unwrap().lock().await.committed.clone();
+        let mut a = db.begin().await.unwrap();
+        insert(&mut a, "a").await;
+        // B will find A's row in the batch, undo its own changes and defer to A's.
+        let b = tokio::spawn({
+            let db = db.clone();
+            async move {
+                let mut b = db.begin().await.unwrap();
+                let found: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t WHERE id = 'a'")
+                    .fetch_one(&mut *b)
+                    .await
+                    .unwrap();
+                insert(&mut b, "b").await;
+                let before = committed.load(Ordering::SeqCst);
+                b.rollback_after_others().await.unwrap();
+                assert!(
+                    committed.load(Ordering::SeqCst) > before,
+                    "the batch holding A's row was committed before B answers"
+                );
+                // What a request answers from here on, read as every connection reads.
+                (found, ids(&db).await)
+            }
+        });
+        until_waiting(&db, 1).await;
+        // C comes after B, so that the batch is still open when B gives its changes up.
+        let c = tokio::spawn({
+            let db = db.clone();
+            async move {
+                let mut c = db.begin().await.unwrap();
+                insert(&mut c, "c").await;
+                c.commit().await.unwrap();
+            }
+        });
+        until_waiting(&db, 2).await;
+        a.commit().await.unwrap();
+        c.await.unwrap();
+        let (found, seen) = b.await.unwrap();
+        assert_eq!(found, 1, "B saw A's uncommitted row");
+        assert_eq!(
+            seen,
+            ["a", "c"],
+            "B answers once A's row is committed, without its own"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
