@@ -78,7 +78,13 @@ async fn open(
     }
     directory::ensure_users(conn, known, tenant, &users, now).await?;
     store::insert_approval(conn, tenant, row, approvers).await?;
-    let v = routes::view_of(conn, tenant, row, now).await?;
+    // The request as just written (approvers in their order, no decision yet), not read back.
+    let mut written = approvers.to_vec();
+    written.sort_by_key(|a| a.position);
+    let v = routes::views(conn, tenant, std::slice::from_ref(row), &written, &[], now)
+        .await?
+        .pop()
+        .ok_or_else(ApiError::internal)?;
     let summary = format!(
         "Approval requested: {} for {} {}",
         row.approval_type, row.entity_type, row.entity_id
@@ -202,27 +208,38 @@ pub async fn assign_awaiting(
 }
 
 /// Records the event of an accepted decision and, when it closes the request, the request's
-/// final status and its effect on the journey step that waits on it. Returns the request as it
-/// now stands.
+/// final status and its effect on the journey step that waits on it. `stored` is the locked
+/// request's approvers and decisions, the new decision last. Returns the request as it now
+/// stands, built from what the decision wrote (the request stays locked, so nothing else
+/// changed it) instead of read back.
 async fn after_decision(
     app: &AppState,
     conn: &mut Conn,
     tenant: &str,
     row: &ApprovalRow,
-    decision: &DecisionRow,
+    stored: (&[ApproverRow], &[DecisionRow]),
     status: ApprovalStatus,
     now: i64,
 ) -> ApiResult<ApprovalView> {
+    let (approvers, decisions) = stored;
+    let decision = decisions.last().ok_or_else(ApiError::internal)?;
+    // As `touch_approval` and `close_approval` store it.
+    let mut now_stands = ApprovalRow {
+        updated_at: now,
+        ..row.clone()
+    };
     if !status.is_final() {
         store::touch_approval(conn, &row.id, now).await?;
-    } else if !store::close_approval(conn, &row.id, status, now).await? {
+    } else if store::close_approval(conn, &row.id, status, now).await? {
+        now_stands.status = status.as_str().to_owned();
+        now_stands.decided_at = Some(now);
+    } else {
         tracing::error!(approval = %row.id, "a locked open request could not be closed");
         return Err(ApiError::internal());
     }
-    let ids: Vec<&str> = std::iter::once(decision.decided_by.as_str())
-        .chain(decision.on_behalf_of.as_deref())
-        .collect();
-    let names = directory::store::names(conn, tenant, &ids).await?;
+    let rows = std::slice::from_ref(&now_stands);
+    let names =
+        directory::store::names(conn, tenant, &routes::people(rows, approvers, decisions)).await?;
     let by = routes::display(&names, &decision.decided_by);
     let behalf = decision
         .on_behalf_of
@@ -247,10 +264,9 @@ async fn after_decision(
         ),
     };
     let customer = customer_of(conn, tenant, row).await?;
-    let closed = store::get_approval(&mut *conn, tenant, &row.id)
-        .await?
+    let v = routes::named_views(rows, approvers, decisions, &names, now)
+        .pop()
         .ok_or_else(ApiError::internal)?;
-    let v = routes::view_of(conn, tenant, &closed, now).await?;
     events::record(
         conn,
         NewEvent {

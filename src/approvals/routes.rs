@@ -181,16 +181,35 @@ pub(super) async fn views(
     decisions: &[DecisionRow],
     now: i64,
 ) -> ApiResult<Vec<ApprovalView>> {
+    let names = directory::store::names(conn, tenant, &people(rows, approvers, decisions)).await?;
+    Ok(named_views(rows, approvers, decisions, &names, now))
+}
+
+/// Everyone the views of `rows` name: requesters, approvers, deciders and those decided for.
+pub(super) fn people<'a>(
+    rows: &'a [ApprovalRow],
+    approvers: &'a [ApproverRow],
+    decisions: &'a [DecisionRow],
+) -> Vec<&'a str> {
     let mut ids: Vec<&str> = rows.iter().map(|r| r.requested_by.as_str()).collect();
     ids.extend(approvers.iter().map(|a| a.user_id.as_str()));
     for d in decisions {
         ids.push(&d.decided_by);
         ids.extend(d.on_behalf_of.as_deref());
     }
-    let names = directory::store::names(conn, tenant, &ids).await?;
+    ids
+}
+
+/// The views of `rows`, with the staff directory's `names` of [`people`].
+pub(super) fn named_views(
+    rows: &[ApprovalRow],
+    approvers: &[ApproverRow],
+    decisions: &[DecisionRow],
+    names: &HashMap<String, String>,
+    now: i64,
+) -> Vec<ApprovalView> {
     let name = |id: &str| names.get(id).cloned();
-    Ok(rows
-        .iter()
+    rows.iter()
         .map(|r| {
             let mine: Vec<&DecisionRow> =
                 decisions.iter().filter(|d| d.approval_id == r.id).collect();
@@ -247,7 +266,7 @@ pub(super) async fn views(
                 decided_at: r.decided_at.map(to_rfc3339),
             }
         })
-        .collect())
+        .collect()
 }
 
 /// The view of one request, read through `conn`.
@@ -622,12 +641,14 @@ async fn decide(
         actor_proof: actor.proven().map(|a| a.proof()),
     };
     store::insert_decision(&mut tx, &decision).await?;
+    let mut decisions = decisions;
+    decisions.push(decision);
     let v = super::after_decision(
         &app,
         &mut tx,
         &tenant.id,
         &row,
-        &decision,
+        (&approvers, &decisions),
         decided.status,
         now,
     )

@@ -881,3 +881,67 @@ async fn an_expired_step_approval_fails_its_step_once() {
         .collect();
     assert_eq!(failed.len(), 1);
 }
+
+async fn read_approval(app: &TestApp, id: &str) -> Value {
+    let (s, res) = app.get(&format!("/api/v1/omni/approvals/{id}")).await;
+    assert_eq!(s, StatusCode::OK, "{res}");
+    res
+}
+
+/// A request's creation and each decision answer the request as it now stands, built from
+/// what they wrote: it must be exactly what reading the request answers afterwards (status,
+/// times, approvers, every decision with its names), on creation, for a decision that leaves
+/// it open and for the one that closes it, by a deputy.
+#[tokio::test]
+async fn a_requests_answers_are_the_request_as_read_afterwards() {
+    let app = TestApp::spawn().await;
+    for (id, name) in [
+        ("usr_boss", "Bea Boss"),
+        ("usr_deputy", "Dan Deputy"),
+        ("usr_second", "Sam Second"),
+        ("usr_rm_001", "Rita Manager"),
+    ] {
+        let (s, res) = app
+            .put(
+                &format!("/api/v1/omni/users/{id}"),
+                &json!({ "name": name }),
+            )
+            .await;
+        assert!(s.is_success(), "{res}");
+    }
+    delegate(&app, "usr_boss", "usr_deputy", json!({})).await;
+    let (s, created) = app
+        .post(
+            "/api/v1/omni/approvals",
+            &contract_approval(1_000, &[("usr_second", true), ("usr_boss", true)]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let id = created["data"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["data"]["approvers"][1]["userName"], "Bea Boss");
+    assert_eq!(created, read_approval(&app, &id).await);
+    app.advance(std::time::Duration::from_secs(60));
+    let (s, open) = decide(
+        &app,
+        &id,
+        json!({ "approverId": "usr_second", "decision": "approve", "comment": "fine" }),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{open}");
+    assert_eq!(open["data"]["status"], "requested");
+    assert_eq!(open, read_approval(&app, &id).await);
+    app.advance(std::time::Duration::from_secs(60));
+    let (s, closed) = decide(
+        &app,
+        &id,
+        json!({ "approverId": "usr_deputy", "decision": "approve", "onBehalfOf": "usr_boss" }),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{closed}");
+    let a = &closed["data"];
+    assert_eq!(a["status"], "approved");
+    assert_eq!(a["decisions"][1]["onBehalfOfName"], "Bea Boss", "{a}");
+    assert_ne!(a["updatedAt"], open["data"]["updatedAt"]);
+    assert_eq!(a["decidedAt"], a["updatedAt"]);
+    assert_eq!(closed, read_approval(&app, &id).await);
+}
