@@ -90,9 +90,9 @@ pub struct Appended<'a> {
 
 /// A consumer of the spine: runs in the event's transaction, after the event is written.
 pub trait Reaction: Send + Sync + 'static {
-    /// On PostgreSQL, a scalar subquery over the event's tenant (`$2`) whose text answer the
-    /// event's own statement returns, handed to [`Reaction::react`]: a read the reaction needs,
-    /// without a round trip of its own.
+    /// On PostgreSQL, a scalar subquery over the event's tenant (`$2`) and type (`$3`) whose
+    /// text answer the event's own statement returns, handed to [`Reaction::react`]: a read the
+    /// reaction needs, without a round trip of its own.
     fn prefetch(&self) -> Option<&'static str> {
         None
     }

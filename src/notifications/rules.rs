@@ -184,27 +184,69 @@ async fn resolve(
 pub struct Rules;
 
 impl crate::events::Reaction for Rules {
+    /// The tenant's stored rule for the event's type, as a JSON array of its columns (none
+    /// when the tenant set none).
+    fn prefetch(&self) -> Option<&'static str> {
+        Some(
+            "SELECT CAST(json_build_array(event_type, recipients, channels, template_code, \
+             priority, enabled, created_at, updated_at) AS TEXT) \
+             FROM notification_rules WHERE tenant_id = $2 AND event_type = $3",
+        )
+    }
+
     fn react<'a>(
         &'a self,
         conn: &'a mut Conn,
         appended: &'a crate::events::Appended<'a>,
-        _: Option<Option<String>>,
+        prefetched: Option<Option<String>>,
     ) -> futures::future::BoxFuture<'a, Result<(), crate::error::StoreError>> {
-        Box::pin(on_event(conn, appended.event))
+        Box::pin(on_event(conn, appended.event, prefetched))
     }
+}
+
+/// The stored rule [`Rules::prefetch`] answered with.
+fn prefetched_rule(text: &str) -> Result<RuleRow, crate::error::StoreError> {
+    let (
+        event_type,
+        recipients,
+        channels,
+        template_code,
+        priority,
+        enabled,
+        created_at,
+        updated_at,
+    ) = serde_json::from_str(text).map_err(|e| {
+        crate::error::StoreError::Corrupt(format!("prefetched notification rule: {e}"))
+    })?;
+    Ok(RuleRow {
+        event_type,
+        recipients,
+        channels,
+        template_code,
+        priority,
+        enabled,
+        created_at,
+        updated_at,
+    })
 }
 
 /// Applies the tenant's rule (or the default) for `event`, in the caller's transaction: one
 /// notification per recipient. A template that cannot be rendered is recorded as failed
-/// deliveries, never an error that would undo the change.
+/// deliveries, never an error that would undo the change. `prefetched` is the stored rule as
+/// the event's own statement read it on PostgreSQL ([`Rules::prefetch`]); without it, the rule
+/// is read here.
 pub async fn on_event(
     conn: &mut Conn,
     event: &NewEvent<'_>,
+    prefetched: Option<Option<String>>,
 ) -> Result<(), crate::error::StoreError> {
     if offered(event.event_type.as_str()).is_none() {
         return Ok(());
     }
-    let stored = store::get_rule(conn, event.tenant_id, event.event_type.as_str()).await?;
+    let stored = match prefetched {
+        Some(text) => text.as_deref().map(prefetched_rule).transpose()?,
+        None => store::get_rule(conn, event.tenant_id, event.event_type.as_str()).await?,
+    };
     let rule = match stored {
         Some(row) => rule_of(&row),
         None => default_rule(event.event_type.as_str()),

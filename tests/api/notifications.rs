@@ -858,6 +858,30 @@ async fn default_rules_notify_assignees_and_approvers() {
         .get("/api/v1/omni/notifications?recipientId=usr_rm_003")
         .await;
     assert_eq!(list["pagination"]["total"], 0);
+    // Back on, by email and in-app at high priority: the stored rule is the one applied.
+    let (status, body) = app
+        .put(
+            "/api/v1/omni/notification-rules/omni.journey.assigned",
+            &json!({"recipients": ["assignee"], "channels": ["email", "in_app"],
+                    "templateCode": "JOURNEY_ASSIGNED", "priority": "high", "enabled": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.post(
+        &format!("/api/v1/omni/journeys/{journey}/assign"),
+        &json!({"assigneeId": "usr_rm_004"}),
+    )
+    .await;
+    let (_, list) = app
+        .get("/api/v1/omni/notifications?recipientId=usr_rm_004")
+        .await;
+    assert_eq!(list["pagination"]["total"], 1, "{list}");
+    assert_eq!(
+        list["data"][0]["channels"],
+        json!(["email", "in_app"]),
+        "{list}"
+    );
+    assert_eq!(list["data"][0]["priority"], "high", "{list}");
     let (status, body) = app
         .put(
             "/api/v1/omni/notification-rules/omni.journey.created",
