@@ -61,7 +61,8 @@ async fn customer_of(
     }
 }
 
-/// Stores a new request with its approvers and records `omni.approval.requested`.
+/// Stores a new request with its approvers (in their order) and records
+/// `omni.approval.requested`.
 async fn open(
     conn: &mut Conn,
     known: &std::sync::Arc<crate::store::known::KnownIds>,
@@ -78,10 +79,8 @@ async fn open(
     }
     directory::ensure_users(conn, known, tenant, &users, now).await?;
     store::insert_approval(conn, tenant, row, approvers).await?;
-    // The request as just written (approvers in their order, no decision yet), not read back.
-    let mut written = approvers.to_vec();
-    written.sort_by_key(|a| a.position);
-    let v = routes::views(conn, tenant, std::slice::from_ref(row), &written, &[], now)
+    // The request as just written (no decision yet), not read back.
+    let v = routes::views(conn, tenant, std::slice::from_ref(row), approvers, &[], now)
         .await?
         .pop()
         .ok_or_else(ApiError::internal)?;

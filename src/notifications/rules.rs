@@ -204,29 +204,11 @@ impl crate::events::Reaction for Rules {
     }
 }
 
-/// The stored rule [`Rules::prefetch`] answered with.
+/// The stored rule [`Rules::prefetch`] answered with: its columns as a JSON array, in the
+/// order of [`RuleRow`]'s fields.
 fn prefetched_rule(text: &str) -> Result<RuleRow, crate::error::StoreError> {
-    let (
-        event_type,
-        recipients,
-        channels,
-        template_code,
-        priority,
-        enabled,
-        created_at,
-        updated_at,
-    ) = serde_json::from_str(text).map_err(|e| {
+    serde_json::from_str(text).map_err(|e| {
         crate::error::StoreError::Corrupt(format!("prefetched notification rule: {e}"))
-    })?;
-    Ok(RuleRow {
-        event_type,
-        recipients,
-        channels,
-        template_code,
-        priority,
-        enabled,
-        created_at,
-        updated_at,
     })
 }
 

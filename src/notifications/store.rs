@@ -142,7 +142,9 @@ pub async fn delete_provider(
     Ok(done.rows_affected() > 0)
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A stored rule; [`crate::notifications::rules`] also reads one from a JSON array of its
+/// columns, in this order.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct RuleRow {
     pub event_type: String,
     pub recipients: String,
