@@ -17,7 +17,8 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use sqlx::any::{AnyQueryResult, AnyRow, AnyTypeInfo, AnyTypeInfoKind, AnyValue};
@@ -43,7 +44,18 @@ pub struct Writer {
     pub(super) waiting: Arc<AtomicUsize>,
     /// How many batches it has committed: a checkpointer looks here to know there is work.
     pub(super) committed: Arc<AtomicU64>,
+    /// Set by the checkpointer when the WAL has grown past `Db::checkpoint`'s bound: the
+    /// writer then brings the log back to its start after its next commit (`restart_log`).
+    pub(super) restart: Arc<AtomicBool>,
 }
+
+/// How long the writer waits for readers still reading the WAL when it restarts the log: a
+/// moment, never the 5 s other waits get. Busy readers only put the restart off to the next
+/// batch.
+const RESTART_WAIT: Duration = Duration::from_millis(10);
+
+/// How long a statement waits for another process's lock (admin commands).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Work to run once a writer's changes are committed.
 pub type Hook = Box<dyn FnOnce() + Send>;
@@ -82,13 +94,16 @@ impl Writer {
         // As the pooled connections: WAL, every commit durable, foreign keys enforced, and a
         // wait for other processes (admin commands) that hold the lock. Then what a writer's
         // savepoint keeps to undo it (the sub-journal) in memory rather than a temporary file,
-        // and a page cache of 16 MiB, for the pages every write touches (indexes, counters).
+        // a page cache of 16 MiB, for the pages every write touches (indexes, counters), and a
+        // WAL file cut back to 64 MiB when the log restarts after a burst grew it further.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
-             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384;",
+             PRAGMA foreign_keys = ON; \
+             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384; \
+             PRAGMA journal_size_limit = 67108864;",
         )
         .map_err(into_sqlx)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(into_sqlx)?;
         // Every distinct statement Omnirail writes with stays prepared.
         conn.set_prepared_statement_cache_capacity(512);
         Ok(Self {
@@ -100,6 +115,7 @@ impl Writer {
             hooks: Vec::new(),
             waiting: Arc::new(AtomicUsize::new(0)),
             committed: Arc::new(AtomicU64::new(0)),
+            restart: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -245,7 +261,30 @@ impl Writer {
             }
         }
         let _ = b.done.send(Some(outcome.clone()));
+        if self.restart.load(Ordering::Relaxed) {
+            self.restart_log();
+        }
         outcome
+    }
+
+    /// Brings the WAL back to its start: copies the frames the checkpointer has not copied yet
+    /// (those of the batches since its last pass) into the database file, then waits a moment
+    /// for readers still reading older frames. Once none is, the next transaction writes the
+    /// log from its start again, over the file's existing blocks. Without this the log never
+    /// restarts under a steady load (every passive checkpoint is overtaken by new commits
+    /// before a writer begins) and grows without bound, each commit extending the file.
+    /// Called between batches, by the task that holds the connection: no writer is running.
+    fn restart_log(&self) {
+        let _ = self.conn.busy_timeout(RESTART_WAIT);
+        let busy = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0));
+        let _ = self.conn.busy_timeout(BUSY_TIMEOUT);
+        match busy {
+            Ok(0) => self.restart.store(false, Ordering::Relaxed),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "WAL restart failed; will retry"),
+        }
     }
 
     /// Runs `sql` (one statement or several separated by `;`) with `args`; returns each
