@@ -1,0 +1,4 @@
+-- A journey's row alone, into the journeys table with its indexes (list, status, customer,
+-- assignee, template).
+\set r random(1, 999999999999)
+INSERT INTO journeys (tenant_id, id, template_id, template_version, customer_id, channel, status, current_step_index, current_step_status, assignee_id, assignee_type, priority, due_at, context, outcome, notes, approval_id, row_version, created_at, updated_at) SELECT 'ten_default', 'jrn_' || lpad(to_hex((extract(epoch from clock_timestamp()) * 1000)::bigint), 12, '0') || md5(random()::text), t.id, t.version, 'ent_new_' || :client_id || '_' || :r, 'web', 'created', 0, 'pending', 'usr_rm_001', 'user', 'normal', 1706202000000, '{"productType":"murabaha","requestedAmount":{"amount":2000000,"currency":"SAR"}}', NULL, NULL, NULL, 1, 1764800000000, 1764800000000 FROM journey_templates t WHERE t.tenant_id = 'ten_default' AND t.id = 'tmpl_bench_run' AND t.status = 'active';

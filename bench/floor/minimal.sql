@@ -1,0 +1,8 @@
+-- A create's three rows in one statement: the journey, its new customer, its event (no chain,
+-- no entity index, no counters): what a create would write if every consumer and the chain's
+-- seal ran after the commit.
+\set r random(1, 999999999999)
+WITH j AS (INSERT INTO journeys (tenant_id, id, template_id, template_version, customer_id, channel, status, current_step_index, current_step_status, assignee_id, assignee_type, priority, due_at, context, outcome, notes, approval_id, row_version, created_at, updated_at) SELECT 'ten_default', 'jrn_' || lpad(to_hex((extract(epoch from clock_timestamp()) * 1000)::bigint), 12, '0') || md5(random()::text), t.id, t.version, 'ent_new_' || :client_id || '_' || :r, 'web', 'created', 0, 'pending', 'usr_rm_001', 'user', 'normal', 1706202000000, '{"productType":"murabaha","requestedAmount":{"amount":2000000,"currency":"SAR"}}', NULL, NULL, NULL, 1, 1764800000000, 1764800000000 FROM journey_templates t WHERE t.tenant_id = 'ten_default' AND t.id = 'tmpl_bench_run' AND t.status = 'active' RETURNING customer_id),
+cu AS (INSERT INTO customers (tenant_id, id, created_at, updated_at) SELECT 'ten_default', j.customer_id, 1, 1 FROM j ON CONFLICT (tenant_id, id) DO NOTHING RETURNING id),
+e AS (INSERT INTO events (id, tenant_id, event_type, occurred_at, actor_id, channel, summary, metadata, payload) VALUES ('evt_' || lpad(to_hex((extract(epoch from clock_timestamp()) * 1000)::bigint), 12, '0') || md5(random()::text), 'ten_default', 'journey.created', 1764800000000, 'usr_rm_001', 'web', 'Journey created', '{}', '{"journeyId":"x","templateId":"tmpl_bench_run","customerId":"c","channel":"web","assigneeId":"usr_rm_001"}') RETURNING seq)
+SELECT (SELECT count(*) FROM cu), (SELECT seq FROM e);
