@@ -64,9 +64,22 @@ use crate::config::Config;
 use crate::error::{ApiError, PROBLEM_JSON};
 use crate::store::Db;
 
-/// What every handler can reach.
+/// What every handler can reach: one shared [`App`], so that a clone (every extractor and
+/// middleware takes one per request) is one reference count, not one per field.
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<App>);
+
+impl std::ops::Deref for AppState {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+/// The process's database, configuration, caches and shared clients.
+#[derive(Debug)]
+pub struct App {
     pub db: Db,
     pub config: Arc<Config>,
     pub versions: Arc<journeys::VersionCache>,
@@ -162,6 +175,12 @@ impl AppState {
     /// A fresh state on `db`: empty caches, and the document store `config` names (an
     /// unusable one is an error). Wires the event spine ([`wire`]) if it is not yet.
     pub fn new(db: Db, config: Config) -> Result<Self, String> {
+        App::new(db, config).map(|app| Self(Arc::new(app)))
+    }
+}
+
+impl App {
+    fn new(db: Db, config: Config) -> Result<Self, String> {
         wire();
         let documents = onboarding::documents::Documents::open(&config.document_store)?;
         let notifier = Arc::new(notifications::Notifier::new(
@@ -416,8 +435,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    let mut state = AppState::new(db.clone(), config).map_err(std::io::Error::other)?;
-    state.stopping = stopping;
+    let mut app = App::new(db.clone(), config).map_err(std::io::Error::other)?;
+    app.stopping = stopping;
+    let state = AppState(Arc::new(app));
     let workers = workers::spawn(state.clone());
     if let Some(limits) = state.rate_limits.clone() {
         let mut stopping = state.stopping.clone();

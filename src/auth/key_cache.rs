@@ -11,8 +11,11 @@
 //! lookup notes the generation before asking the database and stores its answer only if no
 //! notification arrived meanwhile.
 //!
-//! SQLite reads are in-process and cheap, and a revocation by another process could not be
-//! announced, so on SQLite nothing is remembered.
+//! On SQLite no process can announce anything to another, so `serve` reads the keys' revocation
+//! mark (how many keys are revoked, and the latest revocation's time) every
+//! [`REVOCATION_POLL`] and forgets every remembered key when the mark moved: a key revoked by
+//! `omnirail key revoke` is refused within that interval. (Until issue 23's fourth pass SQLite
+//! checked the key on every request, a read through another thread each time.)
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -26,6 +29,12 @@ use super::Tenant;
 pub const CHANNEL: &str = "omnirail_api_keys";
 /// Longest a remembered key goes unchecked, whatever happens to notifications.
 pub const MAX_AGE: Duration = Duration::from_secs(60);
+/// How often `serve` on SQLite reads the keys' revocation mark.
+pub const REVOCATION_POLL: Duration = Duration::from_millis(250);
+
+/// What changes whenever a key is revoked: how many keys are revoked, and the latest
+/// revocation's time.
+pub type RevocationMark = (i64, i64);
 
 /// Remembered keys, by hash.
 pub struct KeyCache {
@@ -91,6 +100,41 @@ impl KeyCache {
         self.live.store(live, Ordering::Release);
     }
 
+    /// Takes the keys' revocation mark as just read (`None`: it could not be read): the first
+    /// mark read makes the cache live, a mark unlike the last one forgets every key, and no
+    /// mark stops remembering until one is read again.
+    fn observe(&self, last: &mut Option<RevocationMark>, now: Option<RevocationMark>) {
+        match (*last, now) {
+            (_, None) => self.set_live(false),
+            (None, Some(_)) => self.set_live(true),
+            (Some(before), Some(mark)) if before != mark => self.forget_all(),
+            _ => {}
+        }
+        *last = now;
+    }
+
+    /// On SQLite: reads the keys' revocation mark every [`REVOCATION_POLL`] until `stop` flips,
+    /// forgetting every remembered key when it moved.
+    pub async fn poll_revocations(&self, db: crate::store::Db, mut stop: watch::Receiver<bool>) {
+        let mut last = None;
+        loop {
+            let mark = sqlx::query_as::<_, RevocationMark>(
+                "SELECT COUNT(revoked_at), COALESCE(MAX(revoked_at), 0) FROM api_keys",
+            )
+            .fetch_one(db.reader())
+            .await;
+            if let Err(e) = &mark {
+                tracing::warn!(error = %e, "cannot read key revocations; keys are checked on every request until it can");
+            }
+            self.observe(&mut last, mark.ok());
+            tokio::select! {
+                _ = tokio::time::sleep(REVOCATION_POLL) => {}
+                _ = stop.changed() => break,
+            }
+        }
+        self.set_live(false);
+    }
+
     /// Listens for revocations until `stop` flips; reconnects when the connection drops.
     pub async fn listen(&self, database_url: String, mut stop: watch::Receiver<bool>) {
         loop {
@@ -132,6 +176,36 @@ impl KeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_moved_revocation_mark_forgets_every_key_and_an_unread_one_stops_remembering() {
+        let cache = KeyCache::default();
+        let mut last = None;
+        cache.remember("h".into(), tenant(), cache.generation());
+        assert!(
+            cache.get("h").is_none(),
+            "nothing is remembered before a mark is read"
+        );
+        cache.observe(&mut last, Some((0, 0)));
+        cache.remember("h".into(), tenant(), cache.generation());
+        cache.observe(&mut last, Some((0, 0)));
+        assert!(
+            cache.get("h").is_some(),
+            "the same mark keeps what is remembered"
+        );
+        cache.observe(&mut last, Some((1, 5)));
+        assert!(cache.get("h").is_none(), "a revocation forgets every key");
+        // A lookup that began before the revocation was seen does not bring its key back.
+        let generation = cache.generation();
+        cache.observe(&mut last, Some((2, 9)));
+        cache.remember("h".into(), tenant(), generation);
+        assert!(cache.get("h").is_none());
+        cache.remember("h".into(), tenant(), cache.generation());
+        cache.observe(&mut last, None);
+        assert!(cache.get("h").is_none(), "an unread mark stops remembering");
+        cache.remember("h".into(), tenant(), cache.generation());
+        assert!(cache.get("h").is_none());
+    }
 
     fn tenant() -> Tenant {
         Tenant {

@@ -3,7 +3,8 @@
 //! A key is `omk_` followed by 256 random bits. It is shown once, when created; the database
 //! keeps only its SHA-256. Requests carry it in `x-api-key` or `Authorization: Bearer`. A
 //! missing key is 401 `unauthenticated`; an unknown or revoked one is 401 `invalid_api_key`.
-//! On PostgreSQL, checked keys are remembered until a revocation is announced ([`key_cache`]).
+//! Checked keys are remembered until a revocation is announced (PostgreSQL) or seen (SQLite):
+//! [`key_cache`].
 //!
 //! Beside a key in `x-api-key`, `Authorization: Bearer` may carry a person's actor token from
 //! the tenant's identity provider: it is handed on unverified ([`ActorToken`]) to the identity

@@ -31,6 +31,9 @@ pub fn spawn(state: AppState) -> JoinHandle<()> {
             stop.clone(),
         );
         workers.spawn(async move { keys.listen(url, stop).await });
+    } else {
+        let (keys, db, stop) = (state.keys.clone(), state.db.clone(), stop.clone());
+        workers.spawn(async move { keys.poll_revocations(db, stop).await });
     }
     {
         let (db, stop) = (state.db.clone(), stop.clone());

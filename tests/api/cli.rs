@@ -218,7 +218,8 @@ async fn tenant_and_key_commands_print_ids_and_keys_that_work() {
 
     let revoke = omnirail(&db, &["key", "revoke", &key_id]);
     assert!(revoke.status.success());
-    // Another process revoked it: announced to `serve` on PostgreSQL, read afresh on SQLite.
+    // Another process revoked it: announced to `serve` on PostgreSQL, seen in the keys'
+    // revocation mark on SQLite.
     let (s, body) = eventually(
         || client.get(&url).header("x-api-key", &key),
         StatusCode::UNAUTHORIZED,
