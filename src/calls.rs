@@ -65,12 +65,12 @@ pub async fn within<F: Future>(
         after: std::cell::RefCell::default(),
         actor,
     };
-    let (output, after) = CALL
-        .scope(call, async {
-            let output = work.await;
-            (output, CALL.with(|c| c.after.take()))
-        })
-        .await;
+    // Its answer waits for any change of another call it may have seen uncommitted.
+    let (output, after) = crate::store::settled(CALL.scope(call, async {
+        let output = work.await;
+        (output, CALL.with(|c| c.after.take()))
+    }))
+    .await;
     // The call's transaction has committed (or rolled back) by the time it answers.
     for wake in after {
         wake();

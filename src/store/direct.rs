@@ -215,6 +215,15 @@ impl Writer {
         self.batch.as_ref().map(|b| b.done.subscribe())
     }
 
+    /// What will tell how the open batch ends, if earlier writers released changes into it:
+    /// changes the current writer could see before they are committed.
+    pub fn others_pending(&self) -> Option<watch::Receiver<Option<Outcome>>> {
+        self.batch
+            .as_ref()
+            .filter(|b| b.released > 0)
+            .map(|b| b.done.subscribe())
+    }
+
     /// The open batch's id.
     pub fn batch_id(&self) -> Option<u64> {
         self.batch.as_ref().map(|b| b.id)

@@ -243,7 +243,7 @@ impl Tx {
         match self.conn.take() {
             Some(Conn::Tx(t, _)) => t.rollback().await,
             Some(Conn::Sqlite(mut w)) => {
-                w.rollback();
+                undo(&mut w);
                 hand_over(w);
                 Ok(())
             }
@@ -261,6 +261,43 @@ impl Conn {
             Conn::Tx(_, hooks) => hooks.push(Box::new(hook)),
             Conn::Pooled(_) => hook(),
         }
+    }
+}
+
+tokio::task_local! {
+    /// The SQLite batches a writer of the current call gave up in while earlier writers'
+    /// changes were in them (see [`settled`]).
+    static UNSETTLED: std::cell::RefCell<Vec<tokio::sync::watch::Receiver<Option<direct::Outcome>>>>;
+}
+
+/// Runs `work` (one API call) and, before answering, waits until every SQLite batch in which
+/// one of its writers rolled back has ended. A writer sees the changes earlier writers of its
+/// batch released before they are committed, and only its own connection does: a writer that
+/// fails or gives up because of them (a duplicate found, a state already changed) would
+/// otherwise answer before that change is committed, and a client acting on the answer (a 409
+/// `already exists`, then a read) would not find it. A committed writer already answers after
+/// its batch's commit; PostgreSQL's transactions see only committed rows. Outside `settled`
+/// (workers, the CLI) nothing waits.
+pub async fn settled<F: std::future::Future>(work: F) -> F::Output {
+    let (output, pending) = UNSETTLED
+        .scope(std::cell::RefCell::default(), async {
+            let output = work.await;
+            (output, UNSETTLED.with(|u| u.take()))
+        })
+        .await;
+    for end in pending {
+        // How the batch ended is its own writers' to report; this call only waits.
+        let _ = wait_for(end).await;
+    }
+    output
+}
+
+/// Undoes the writer's own changes; within [`settled`], makes the call wait for its batch when
+/// earlier writers' changes are in it.
+fn undo(w: &mut direct::Writer) {
+    w.rollback();
+    if let Some(end) = w.others_pending() {
+        let _ = UNSETTLED.try_with(|u| u.borrow_mut().push(end));
     }
 }
 
@@ -314,7 +351,7 @@ impl Drop for Tx {
         // its own changes are undone here, before the write connection passes on; sqlx rolls
         // back its own.
         if let Some(Conn::Sqlite(mut w)) = self.conn.take() {
-            w.rollback();
+            undo(&mut w);
             hand_over(w);
         }
     }
@@ -786,6 +823,55 @@ mod tests {
             ["a", "c"],
             "B answers once A's row is committed, without its own"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_call_whose_writer_fails_on_an_earlier_writers_row_answers_once_it_is_committed() {
+        let (db, dir) = sqlite().await;
+        let committed = db.writer.as_ref().unwrap().lock().await.committed.clone();
+        let mut a = db.begin().await.unwrap();
+        insert(&mut a, "a").await;
+        // B, one API call, tries to insert the id A just inserted: a duplicate it sees in the
+        // batch before A's row is committed. It fails, and its call answers.
+        let b = tokio::spawn({
+            let (db, committed) = (db.clone(), committed.clone());
+            async move {
+                let call = settled(async {
+                    let mut b = db.begin().await.unwrap();
+                    let duplicate = sqlx::query("INSERT INTO t (id) VALUES ('a')")
+                        .execute(&mut *b)
+                        .await
+                        .is_err();
+                    let before = committed.load(Ordering::SeqCst);
+                    drop(b);
+                    (duplicate, before)
+                });
+                let (duplicate, before) = call.await;
+                // Read as soon as B's call has answered.
+                (duplicate, before, committed.load(Ordering::SeqCst))
+            }
+        });
+        until_waiting(&db, 1).await;
+        // C comes after B, so that the batch is still open when B gives up.
+        let c = tokio::spawn({
+            let db = db.clone();
+            async move {
+                let mut c = db.begin().await.unwrap();
+                insert(&mut c, "c").await;
+                c.commit().await.unwrap();
+            }
+        });
+        until_waiting(&db, 2).await;
+        a.commit().await.unwrap();
+        let (duplicate, before, after) = b.await.unwrap();
+        assert!(duplicate, "B's insert met A's uncommitted row");
+        assert!(
+            after > before,
+            "B's call answered before the batch holding A's row was committed"
+        );
+        c.await.unwrap();
+        assert_eq!(ids(&db).await, ["a", "c"]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
