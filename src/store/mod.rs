@@ -740,6 +740,22 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Starts a writer that inserts `id` and commits, and returns once it waits for the write
+    /// connection behind those already waiting.
+    async fn queue_writer(db: &Db, id: &'static str) -> tokio::task::JoinHandle<()> {
+        let ahead = db.waiting.load(Ordering::SeqCst);
+        let writer = tokio::spawn({
+            let db = db.clone();
+            async move {
+                let mut tx = db.begin().await.unwrap();
+                insert(&mut tx, id).await;
+                tx.commit().await.unwrap();
+            }
+        });
+        until_waiting(db, ahead + 1).await;
+        writer
+    }
+
     #[tokio::test]
     async fn a_writer_that_fails_in_a_batch_undoes_only_its_own_changes() {
         let (db, dir) = sqlite().await;
@@ -805,15 +821,7 @@ mod tests {
         });
         until_waiting(&db, 1).await;
         // C comes after B, so that the batch is still open when B gives its changes up.
-        let c = tokio::spawn({
-            let db = db.clone();
-            async move {
-                let mut c = db.begin().await.unwrap();
-                insert(&mut c, "c").await;
-                c.commit().await.unwrap();
-            }
-        });
-        until_waiting(&db, 2).await;
+        let c = queue_writer(&db, "c").await;
         a.commit().await.unwrap();
         c.await.unwrap();
         let (found, seen) = b.await.unwrap();
@@ -854,15 +862,7 @@ mod tests {
         });
         until_waiting(&db, 1).await;
         // C comes after B, so that the batch is still open when B gives up.
-        let c = tokio::spawn({
-            let db = db.clone();
-            async move {
-                let mut c = db.begin().await.unwrap();
-                insert(&mut c, "c").await;
-                c.commit().await.unwrap();
-            }
-        });
-        until_waiting(&db, 2).await;
+        let c = queue_writer(&db, "c").await;
         a.commit().await.unwrap();
         let (duplicate, before, after) = b.await.unwrap();
         assert!(duplicate, "B's insert met A's uncommitted row");
