@@ -160,6 +160,32 @@ pub fn parse_filter<T: DeserializeOwned>(
         })
 }
 
+/// Parses an optional comma-separated list query parameter (`a,b,c`): each item with
+/// `parse_item`, at most `max` of them, none empty; anything else is 422 naming the parameter.
+pub fn parse_list<T>(
+    name: &str,
+    raw: Option<&str>,
+    max: usize,
+    parse_item: impl Fn(&str) -> Result<T, ApiError>,
+) -> Result<Vec<T>, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    let items: Vec<&str> = raw.split(',').map(str::trim).collect();
+    let refuse = |why: String| {
+        let mut e = ApiError::unprocessable("invalid_query_parameter", format!("{name} {why}"));
+        e.errors = vec![FieldError::new(name, why)];
+        e
+    };
+    if items.len() > max {
+        return Err(refuse(format!("lists at most {max} values")));
+    }
+    if items.iter().any(|i| i.is_empty()) {
+        return Err(refuse("has an empty value".into()));
+    }
+    items.into_iter().map(parse_item).collect()
+}
+
 /// Parses an optional boolean query parameter; anything but `true` or `false` is 422.
 pub fn parse_bool(name: &str, raw: Option<&str>) -> Result<Option<bool>, ApiError> {
     match raw {

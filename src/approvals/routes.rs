@@ -454,6 +454,10 @@ pub struct ApprovalQuery {
     approver_id: Option<String>,
     requester_id: Option<String>,
     entity_type: Option<String>,
+    /// Requests this staff user can decide now: open and unexpired, not requested by them,
+    /// with an undecided approver place that is theirs or belongs to someone whose active
+    /// delegation covers approvals for them (a deputy's limit is checked when they decide).
+    decidable_by: Option<String>,
     /// Page number, from 1.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000000)]
     page: Option<String>,
@@ -484,6 +488,7 @@ async fn list_approvals(
         approver_id: q.approver_id.as_deref(),
         requester_id: q.requester_id.as_deref(),
         entity_type: q.entity_type.as_deref(),
+        decidable_by: q.decidable_by.as_deref(),
         now,
     };
     let (rows, approvers, decisions, total) = store::list_approvals(

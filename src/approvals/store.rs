@@ -546,6 +546,10 @@ pub struct ApprovalFilter<'a> {
     pub approver_id: Option<&'a str>,
     pub requester_id: Option<&'a str>,
     pub entity_type: Option<&'a str>,
+    /// Requests this user can decide now: open, not theirs, with an undecided slot that is
+    /// theirs or that of someone who delegated approvals to them, active at `now`. A deputy's
+    /// limit is checked when they decide, not here.
+    pub decidable_by: Option<&'a str>,
     pub now: i64,
 }
 
@@ -558,7 +562,16 @@ macro_rules! approval_filter {
               OR ($2 IN ('approved', 'rejected') AND a.status = $2)) \
          AND ($3 IS NULL OR EXISTS (SELECT 1 FROM approval_approvers p \
               WHERE p.approval_id = a.id AND p.user_id = $3)) \
-         AND ($4 IS NULL OR a.requested_by = $4) AND ($5 IS NULL OR a.entity_type = $5)"
+         AND ($4 IS NULL OR a.requested_by = $4) AND ($5 IS NULL OR a.entity_type = $5) \
+         AND ($7 IS NULL OR (a.status = 'requested' AND (a.expires_at IS NULL OR a.expires_at > $6) \
+              AND a.requested_by <> $7 AND a.id IN (SELECT p.approval_id FROM approval_approvers p \
+              WHERE p.tenant_id = $1 AND p.user_id <> a.requested_by \
+              AND (p.user_id = $7 OR p.user_id IN (SELECT g.delegator_id FROM delegations g \
+                   WHERE g.tenant_id = $1 AND g.delegatee_id = $7 AND g.revoked_at IS NULL \
+                   AND g.valid_from <= $6 AND g.valid_to >= $6 \
+                   AND (g.scopes LIKE '%\"approvals\"%' OR g.scopes LIKE '%\"all\"%'))) \
+              AND NOT EXISTS (SELECT 1 FROM approval_decisions d \
+                   WHERE d.approval_id = p.approval_id AND d.slot_user_id = p.user_id))))"
     };
 }
 macro_rules! approval_page {
@@ -566,7 +579,7 @@ macro_rules! approval_page {
         concat!(
             "SELECT a.id FROM approvals a",
             approval_filter!(),
-            " ORDER BY a.created_at DESC, a.id DESC LIMIT $7 OFFSET $8"
+            " ORDER BY a.created_at DESC, a.id DESC LIMIT $8 OFFSET $9"
         )
     };
 }
@@ -587,6 +600,7 @@ pub async fn list_approvals(
                 .bind(f.requester_id)
                 .bind(f.entity_type)
                 .bind(f.now)
+                .bind(f.decidable_by)
         };
     }
     let total: i64 = bind_filter!(sqlx::query_scalar(concat!(

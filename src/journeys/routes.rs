@@ -15,12 +15,12 @@ use super::model::{
     self, AssigneeType, JourneyStatus, Priority, Progress, Refusal, StepDef, StepOutcome,
     StepStatus, StepType,
 };
-use super::store::{self, HistoryRow, JourneyFilter, JourneyRow, TemplateVersion};
+use super::store::{self, HistoryRow, JourneyFilter, JourneyOrder, JourneyRow, TemplateVersion};
 use crate::AppState;
 use crate::actor::Actor;
 use crate::api::{
     ApiJson, ApiPath, ApiQuery, Data, PageRequest, Paginated, check_id, check_object, data,
-    parse_filter, reject, stored_json,
+    parse_bool, parse_filter, parse_list, reject, stored_json,
 };
 use crate::api::{SLUG_RULE, check_text, is_slug};
 use crate::approvals::model::{ApprovalStatus, RequesterType};
@@ -860,11 +860,24 @@ pub(crate) async fn create(
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct JourneyQuery {
-    #[param(value_type = Option<JourneyStatus>)]
+    /// One status, or several separated by commas (`created,in_progress,assigned`).
+    #[param(value_type = Option<String>, example = "in_progress,assigned")]
     status: Option<String>,
     template_id: Option<String>,
     customer_id: Option<String>,
+    /// One assignee (user or team id), or up to 20 separated by commas.
+    #[param(value_type = Option<String>, example = "usr_rm_001,team_sme")]
     assignee_id: Option<String>,
+    /// A staff user: journeys assigned to them, or to any team they are a member of.
+    assigned_to: Option<String>,
+    /// `true`: only journeys whose `dueAt` has passed; `false`: only those not yet due or
+    /// without a due date. Compared with the server's clock at the time of the read.
+    #[param(value_type = Option<bool>)]
+    overdue: Option<String>,
+    /// `-createdAt` (default): newest first. `dueAt`: earliest due first (so overdue first),
+    /// journeys without a due date last.
+    #[param(value_type = Option<JourneySort>, inline)]
+    sort: Option<String>,
     /// Page number, from 1.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000000)]
     page: Option<String>,
@@ -873,13 +886,22 @@ pub struct JourneyQuery {
     per_page: Option<String>,
 }
 
-/// List the tenant's journeys, newest first.
+/// The order of `GET /journeys`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum JourneySort {
+    #[serde(rename = "-createdAt")]
+    NewestFirst,
+    #[serde(rename = "dueAt")]
+    DueAt,
+}
+
+/// List the tenant's journeys, newest first or by due date.
 #[utoipa::path(
     get, path = "/journeys", operation_id = "omni.journeys.list", tag = "Journeys",
     params(JourneyQuery),
     responses(
         (status = 200, description = "A page of journeys", body = Paginated<JourneyView>),
-        (status = 422, description = "Unknown `status`, or `page`/`perPage` out of range (`invalid_query_parameter`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown `status` or `sort`, more than 20 `assigneeId`s, `overdue` not a boolean, or `page`/`perPage` out of range (`invalid_query_parameter`)", body = ProblemDoc, content_type = "application/problem+json"),
     )
 )]
 async fn list_journeys(
@@ -888,12 +910,24 @@ async fn list_journeys(
     ApiQuery(q): ApiQuery<JourneyQuery>,
 ) -> ApiResult<Response> {
     let page = PageRequest::parse(q.page.as_deref(), q.per_page.as_deref(), 20, 100)?;
-    let status: Option<JourneyStatus> = parse_filter("status", q.status.as_deref())?;
+    let statuses = parse_list("status", q.status.as_deref(), 5, |s| {
+        parse_filter::<JourneyStatus>("status", Some(s)).map(|s| s.map(JourneyStatus::as_str))
+    })?;
+    let sort: Option<JourneySort> = parse_filter("sort", q.sort.as_deref())?;
     let filter = JourneyFilter {
-        status: status.map(JourneyStatus::as_str),
+        statuses: statuses.into_iter().flatten().collect(),
         template_id: q.template_id,
         customer_id: q.customer_id,
-        assignee_id: q.assignee_id,
+        assignee_ids: parse_list("assigneeId", q.assignee_id.as_deref(), 20, |s| {
+            Ok(s.to_owned())
+        })?,
+        assigned_to: q.assigned_to,
+        overdue: parse_bool("overdue", q.overdue.as_deref())?,
+        now: app.db.now_ms(),
+        order: match sort {
+            Some(JourneySort::DueAt) => JourneyOrder::DueAt,
+            Some(JourneySort::NewestFirst) | None => JourneyOrder::Newest,
+        },
     };
     let (rows, total) = store::list_journeys(
         app.db.reader(),

@@ -243,13 +243,6 @@ macro_rules! journey_columns {
     };
 }
 
-macro_rules! journey_filter {
-    () => {
-        " WHERE tenant_id = $1 AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR template_id = $3) \
-         AND ($4 IS NULL OR customer_id = $4) AND ($5 IS NULL OR assignee_id = $5)"
-    };
-}
-
 /// Inserts `j` on the current version of its template if that template is `active`, in one
 /// statement, so the check and the insert cannot be separated by a concurrent change. Returns
 /// the version the journey starts on, or `None` if the template is missing or not active
@@ -338,12 +331,113 @@ pub async fn update_journey(
 }
 
 /// Filters of the journey list.
+/// What `GET /journeys` narrows the list by; every part is optional and they all hold.
 #[derive(Debug, Default)]
 pub struct JourneyFilter {
-    pub status: Option<&'static str>,
+    /// Any of these statuses.
+    pub statuses: Vec<&'static str>,
     pub template_id: Option<String>,
     pub customer_id: Option<String>,
-    pub assignee_id: Option<String>,
+    /// Assigned to any of these users or teams.
+    pub assignee_ids: Vec<String>,
+    /// Assigned to this user or to a team the user is a member of.
+    pub assigned_to: Option<String>,
+    /// `Some(true)`: due before `now`; `Some(false)`: not due yet or undated.
+    pub overdue: Option<bool>,
+    pub now: i64,
+    pub order: JourneyOrder,
+}
+
+/// The order of a journey list.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum JourneyOrder {
+    /// Newest first.
+    #[default]
+    Newest,
+    /// Earliest `dueAt` first (so overdue first), undated last, then oldest first.
+    DueAt,
+}
+
+/// The `WHERE` clause of a journey list and its arguments, in placeholder order: the filter has
+/// lists of any length, so its placeholders are numbered as they are written. Only
+/// placeholders and fixed text are formatted into the statement; every value is bound.
+struct Where {
+    sql: String,
+    args: Vec<Arg>,
+}
+
+enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+impl Where {
+    fn new(tenant: &str) -> Self {
+        Self {
+            sql: " WHERE tenant_id = $1".into(),
+            args: vec![Arg::Text(tenant.into())],
+        }
+    }
+
+    /// The next placeholder, bound to `arg`.
+    fn arg(&mut self, arg: Arg) -> String {
+        self.args.push(arg);
+        format!("${}", self.args.len())
+    }
+
+    fn any_of(&mut self, column: &str, values: &[String]) {
+        if values.is_empty() {
+            return;
+        }
+        let marks: Vec<String> = values
+            .iter()
+            .map(|v| self.arg(Arg::Text(v.clone())))
+            .collect();
+        self.sql += &format!(" AND {column} IN ({})", marks.join(", "));
+    }
+
+    fn of(f: &JourneyFilter, tenant: &str) -> Self {
+        let mut w = Self::new(tenant);
+        let statuses: Vec<String> = f.statuses.iter().map(|s| (*s).to_owned()).collect();
+        w.any_of("status", &statuses);
+        if let Some(t) = &f.template_id {
+            w.any_of("template_id", std::slice::from_ref(t));
+        }
+        if let Some(c) = &f.customer_id {
+            w.any_of("customer_id", std::slice::from_ref(c));
+        }
+        w.any_of("assignee_id", &f.assignee_ids);
+        if let Some(user) = &f.assigned_to {
+            let u = w.arg(Arg::Text(user.clone()));
+            w.sql += &format!(
+                " AND ((assignee_type = 'user' AND assignee_id = {u}) OR (assignee_type = 'team' \
+                 AND assignee_id IN (SELECT m.team_id FROM team_members m WHERE m.tenant_id = $1 \
+                 AND m.user_id = {u})))"
+            );
+        }
+        if let Some(overdue) = f.overdue {
+            let now = w.arg(Arg::Int(f.now));
+            w.sql += &if overdue {
+                format!(" AND due_at < {now}")
+            } else {
+                format!(" AND (due_at IS NULL OR due_at >= {now})")
+            };
+        }
+        w
+    }
+
+    fn bind<'q, O>(
+        &'q self,
+        mut q: sqlx::query::QueryAs<'q, Any, O, sqlx::any::AnyArguments>,
+    ) -> sqlx::query::QueryAs<'q, Any, O, sqlx::any::AnyArguments> {
+        for a in &self.args {
+            q = match a {
+                Arg::Text(t) => q.bind(t.as_str()),
+                Arg::Int(i) => q.bind(*i),
+            };
+        }
+        q
+    }
 }
 
 pub async fn list_journeys(
@@ -353,31 +447,27 @@ pub async fn list_journeys(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<JourneyRow>, i64), StoreError> {
-    let total: i64 =
-        sqlx::query_scalar(concat!("SELECT COUNT(*) FROM journeys", journey_filter!()))
-            .bind(tenant)
-            .bind(f.status)
-            .bind(&f.template_id)
-            .bind(&f.customer_id)
-            .bind(&f.assignee_id)
-            .fetch_one(pool)
-            .await?;
-    let rows = sqlx::query_as(concat!(
-        "SELECT ",
+    let mut w = Where::of(f, tenant);
+    let count = format!("SELECT COUNT(*) FROM journeys{}", w.sql);
+    let (total,): (i64,) = w
+        .bind(sqlx::query_as(sqlx::AssertSqlSafe(count)))
+        .fetch_one(pool)
+        .await?;
+    let order = match f.order {
+        JourneyOrder::Newest => "created_at DESC, id DESC",
+        JourneyOrder::DueAt => "(due_at IS NULL), due_at, created_at, id",
+    };
+    let limit = w.arg(Arg::Int(limit));
+    let offset = w.arg(Arg::Int(offset));
+    let select = format!(
+        "SELECT {} FROM journeys{} ORDER BY {order} LIMIT {limit} OFFSET {offset}",
         journey_columns!(),
-        " FROM journeys",
-        journey_filter!(),
-        " ORDER BY created_at DESC, id DESC LIMIT $6 OFFSET $7"
-    ))
-    .bind(tenant)
-    .bind(f.status)
-    .bind(&f.template_id)
-    .bind(&f.customer_id)
-    .bind(&f.assignee_id)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(pool)
-    .await?;
+        w.sql
+    );
+    let rows = w
+        .bind(sqlx::query_as(sqlx::AssertSqlSafe(select)))
+        .fetch_all(pool)
+        .await?;
     Ok((rows, total))
 }
 

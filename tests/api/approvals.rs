@@ -945,3 +945,84 @@ async fn a_requests_answers_are_the_request_as_read_afterwards() {
     assert_eq!(a["decidedAt"], a["updatedAt"]);
     assert_eq!(closed, read_approval(&app, &id).await);
 }
+
+#[tokio::test]
+async fn decidable_by_lists_what_a_user_can_decide_now_in_person_or_as_a_deputy() {
+    let app = TestApp::spawn().await;
+    let mine = request(
+        &app,
+        &contract_approval(1, &[("usr_a", true), ("usr_b", true)]),
+    )
+    .await;
+    let bosss = request(&app, &contract_approval(2, &[("usr_boss", true)])).await;
+    let decided = request(
+        &app,
+        &contract_approval(3, &[("usr_a", true), ("usr_b", true)]),
+    )
+    .await;
+    let (s, b) = decide(
+        &app,
+        &decided,
+        json!({ "approverId": "usr_a", "decision": "approve" }),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let closed = request(&app, &contract_approval(4, &[("usr_a", true)])).await;
+    decide(
+        &app,
+        &closed,
+        json!({ "approverId": "usr_a", "decision": "reject" }),
+    )
+    .await;
+    let mut by_a_for_b = contract_approval(6, &[("usr_b", true)]);
+    by_a_for_b["requestedBy"] = json!("usr_a");
+    request(&app, &by_a_for_b).await;
+
+    let ids = |b: &Value| -> Vec<String> {
+        b["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (s, l) = app.get("/api/v1/omni/approvals?decidableBy=usr_a").await;
+    assert_eq!(s, StatusCode::OK, "{l}");
+    assert_eq!(
+        ids(&l),
+        vec![mine.clone()],
+        "decided, closed and own requests are left out"
+    );
+
+    // A delegation of approvals from the boss puts the boss's request on the deputy's list; one
+    // from usr_b brings usr_b's open place, but not on the request usr_a made (maker-checker).
+    delegate(&app, "usr_boss", "usr_a", json!({})).await;
+    delegate(&app, "usr_b", "usr_a", json!({})).await;
+    let (_, l) = app.get("/api/v1/omni/approvals?decidableBy=usr_a").await;
+    assert_eq!(ids(&l), vec![decided.clone(), bosss.clone(), mine.clone()]);
+    assert_eq!(l["pagination"]["total"], 3);
+    // A delegation of other authority does not.
+    delegate(
+        &app,
+        "usr_b",
+        "usr_c",
+        json!({ "scope": ["journey_assign"] }),
+    )
+    .await;
+    let (_, l) = app.get("/api/v1/omni/approvals?decidableBy=usr_c").await;
+    assert_eq!(ids(&l), Vec::<String>::new());
+    // Nor does one that has not started yet.
+    delegate(
+        &app,
+        "usr_b",
+        "usr_d",
+        json!({ "validFrom": at(DAY), "validTo": at(2 * DAY) }),
+    )
+    .await;
+    let (_, l) = app.get("/api/v1/omni/approvals?decidableBy=usr_d").await;
+    assert_eq!(ids(&l), Vec::<String>::new());
+    // Once past its expiry a request is no longer decidable.
+    app.advance(std::time::Duration::from_secs(2 * 86_400));
+    let (_, l) = app.get("/api/v1/omni/approvals?decidableBy=usr_a").await;
+    assert_eq!(l["pagination"]["total"], 0, "{l}");
+}

@@ -461,3 +461,91 @@ async fn uppercase_channels_are_accepted_and_answered_lowercase() {
     assert_eq!(s, StatusCode::CREATED, "{res}");
     assert_eq!(res["data"]["channel"], "mobile_ios");
 }
+
+#[tokio::test]
+async fn list_by_several_assignees_by_team_membership_and_by_due_date() {
+    let app = TestApp::spawn().await;
+    app.post("/api/v1/omni/templates", &seed_template()).await;
+    let (s, b) = app
+        .put(
+            "/api/v1/omni/users/usr_me",
+            &json!({ "teams": ["team_sme"] }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    // (assignee, due in hours from now, or none)
+    let mut ids = Vec::new();
+    for (assignee, kind, due) in [
+        ("usr_me", "user", Some(48)),
+        ("team_sme", "team", Some(-2)),
+        ("usr_other", "user", Some(-5)),
+        ("usr_me", "user", None),
+        ("team_other", "team", Some(1)),
+    ] {
+        let mut body = seed_journey();
+        body["assigneeId"] = json!(assignee);
+        body["dueAt"] = due.map_or(Value::Null, |h: i64| {
+            json!(crate::helpers::at(h * 3_600_000))
+        });
+        let (s, j) = app.post("/api/v1/omni/journeys", &body).await;
+        assert_eq!(s, StatusCode::CREATED, "{j}");
+        let id = j["data"]["id"].as_str().unwrap().to_owned();
+        if kind == "team" {
+            let (s, j) = app
+                .post(
+                    &format!("/api/v1/omni/journeys/{id}/assign"),
+                    &json!({ "assigneeId": assignee, "assigneeType": "team", "reason": "queue" }),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{j}");
+        }
+        ids.push(id);
+    }
+    let listed = |b: &Value| -> Vec<String> {
+        b["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (s, b) = app
+        .get("/api/v1/omni/journeys?assignedTo=usr_me&sort=dueAt")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        listed(&b),
+        vec![ids[1].clone(), ids[0].clone(), ids[3].clone()],
+        "the user's and their team's, overdue first, undated last"
+    );
+    let (_, b) = app
+        .get("/api/v1/omni/journeys?assigneeId=usr_other,team_other&sort=dueAt")
+        .await;
+    assert_eq!(listed(&b), vec![ids[2].clone(), ids[4].clone()]);
+    let (_, b) = app
+        .get("/api/v1/omni/journeys?assignedTo=usr_me&overdue=true")
+        .await;
+    assert_eq!(listed(&b), vec![ids[1].clone()]);
+    let (_, b) = app.get("/api/v1/omni/journeys?overdue=false").await;
+    assert_eq!(b["pagination"]["total"], 3);
+    let (_, b) = app
+        .get("/api/v1/omni/journeys?status=created,assigned&sort=-createdAt")
+        .await;
+    assert_eq!(b["pagination"]["total"], 5);
+    assert_eq!(listed(&b)[0], ids[4], "newest first");
+
+    let many = (0..21)
+        .map(|i| format!("usr_{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    for query in [
+        "sort=due",
+        "status=created,,assigned",
+        "status=created,done",
+        "overdue=yes",
+        &format!("assigneeId={many}"),
+    ] {
+        let (s, b) = app.get(&format!("/api/v1/omni/journeys?{query}")).await;
+        assert_problem(s, &b, 422, "invalid_query_parameter");
+    }
+}

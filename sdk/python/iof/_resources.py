@@ -247,12 +247,12 @@ class ApiOmniApprovals:
         self._core = core
         self.decisions = ApiOmniApprovalsDecisions(core)
 
-    def list(self, *, status: m.ApprovalStatus | Literal["requested", "approved", "rejected", "expired"] | None = OMIT, approver_id: str | None = OMIT, requester_id: str | None = OMIT, entity_type: str | None = OMIT, page: int | None = OMIT, per_page: int | None = OMIT, options: RequestOptions | None = None) -> Page[m.ApprovalView]:
+    def list(self, *, status: m.ApprovalStatus | Literal["requested", "approved", "rejected", "expired"] | None = OMIT, approver_id: str | None = OMIT, requester_id: str | None = OMIT, entity_type: str | None = OMIT, decidable_by: str | None = OMIT, page: int | None = OMIT, per_page: int | None = OMIT, options: RequestOptions | None = None) -> Page[m.ApprovalView]:
         """List approval requests, newest first, with their decisions.
 
         `GET /api/v1/omni/approvals`
         """
-        query = {"status": status, "approverId": approver_id, "requesterId": requester_id, "entityType": entity_type, "page": page, "perPage": per_page}
+        query = {"status": status, "approverId": approver_id, "requesterId": requester_id, "entityType": entity_type, "decidableBy": decidable_by, "page": page, "perPage": per_page}
         return self._core.paginate(Call(method="GET", path="/api/v1/omni/approvals", query=query, answer="raw"), m.ApprovalView, options)
 
     def create(self, *, approval_type: str, approvers: builtins.list[m.ApproverInput | dict[str, Any]], entity_id: str, entity_type: str, amount: m.Money | dict[str, Any] | None = OMIT, approval_data: dict[str, Any] | None = OMIT, expires_at: str | None = OMIT, requested_by: str | None = OMIT, options: RequestOptions | None = None) -> m.ApprovalView:
@@ -331,12 +331,12 @@ class ApiOmniJourneys:
     def __init__(self, core: Core) -> None:
         self._core = core
 
-    def list(self, *, status: m.JourneyStatus | Literal["created", "in_progress", "assigned", "completed", "cancelled"] | None = OMIT, template_id: str | None = OMIT, customer_id: str | None = OMIT, assignee_id: str | None = OMIT, page: int | None = OMIT, per_page: int | None = OMIT, options: RequestOptions | None = None) -> Page[m.JourneyView]:
-        """List the tenant's journeys, newest first.
+    def list(self, *, status: str | None = OMIT, template_id: str | None = OMIT, customer_id: str | None = OMIT, assignee_id: str | None = OMIT, assigned_to: str | None = OMIT, overdue: bool | None = OMIT, sort: Literal["-createdAt", "dueAt"] | None = OMIT, page: int | None = OMIT, per_page: int | None = OMIT, options: RequestOptions | None = None) -> Page[m.JourneyView]:
+        """List the tenant's journeys, newest first or by due date.
 
         `GET /api/v1/omni/journeys`
         """
-        query = {"status": status, "templateId": template_id, "customerId": customer_id, "assigneeId": assignee_id, "page": page, "perPage": per_page}
+        query = {"status": status, "templateId": template_id, "customerId": customer_id, "assigneeId": assignee_id, "assignedTo": assigned_to, "overdue": overdue, "sort": sort, "page": page, "perPage": per_page}
         return self._core.paginate(Call(method="GET", path="/api/v1/omni/journeys", query=query, answer="raw"), m.JourneyView, options)
 
     def create(self, *, customer_id: str, template_id: str, assignee_id: str | None = OMIT, channel: m.Channel | Literal["web", "mobile_ios", "mobile_android", "api", "webhook", "branch", "call_center"] | None = OMIT, context: dict[str, Any] | None = OMIT, created_by: str | None = OMIT, due_at: str | None = OMIT, priority: m.Priority | Literal["low", "normal", "high", "urgent"] | None = OMIT, options: RequestOptions | None = None) -> m.JourneyView:
@@ -1169,12 +1169,12 @@ class AsyncApiOmniApprovals:
         self._core = core
         self.decisions = AsyncApiOmniApprovalsDecisions(core)
 
-    async def list(self, *, status: m.ApprovalStatus | Literal["requested", "approved", "rejected", "expired"] | None = OMIT, approver_id: str | None = OMIT, requester_id: str | None = OMIT, entity_type: str | None = OMIT, page: int | None = OMIT, per_page: int | None = OMIT, options: RequestOptions | None = None) -> AsyncPage[m.ApprovalView]:
+    async def list(self, *, status: m.ApprovalStatus | Literal["requested", "approved", "rejected", "expired"] | None = OMIT, approver_id: str | None = OMIT, requester_id: str | None = OMIT, entity_type: str | None = OMIT, decidable_by: str | None = OMIT, page: int | None = OMIT, per_page: int | None = OMIT, options: RequestOptions | None = None) -> AsyncPage[m.ApprovalView]:
         """List approval requests, newest first, with their decisions.
 
         `GET /api/v1/omni/approvals`
         """
-        query = {"status": status, "approverId": approver_id, "requesterId": requester_id, "entityType": entity_type, "page": page, "perPage": per_page}
+        query = {"status": status, "approverId": approver_id, "requesterId": requester_id, "entityType": entity_type, "decidableBy": decidable_by, "page": page, "perPage": per_page}
         return await self._core.paginate(Call(method="GET", path="/api/v1/omni/approvals", query=query, answer="raw"), m.ApprovalView, options)
 
     async def create(self, *, approval_type: str, approvers: builtins.list[m.ApproverInput | dict[str, Any]], entity_id: str, entity_type: str, amount: m.Money | dict[str, Any] | None = OMIT, approval_data: dict[str, Any] | None = OMIT, expires_at: str | None = OMIT, requested_by: str | None = OMIT, options: RequestOptions | None = None) -> m.ApprovalView:
@@ -1253,12 +1253,12 @@ class AsyncApiOmniJourneys:
     def __init__(self, core: AsyncCore) -> None:
         self._core = core
 
-    async def list(self, *, status: m.JourneyStatus | Literal["created", "in_progress", "assigned", "completed", "cancelled"] | None = OMIT, template_id: str | None = OMIT, customer_id: str | None = OMIT, assignee_id: str | None = OMIT, page: int | None = OMIT, per_page: int | None = OMIT, options: RequestOptions | None = None) -> AsyncPage[m.JourneyView]:
-        """List the tenant's journeys, newest first.
+    async def list(self, *, status: str | None = OMIT, template_id: str | None = OMIT, customer_id: str | None = OMIT, assignee_id: str | None = OMIT, assigned_to: str | None = OMIT, overdue: bool | None = OMIT, sort: Literal["-createdAt", "dueAt"] | None = OMIT, page: int | None = OMIT, per_page: int | None = OMIT, options: RequestOptions | None = None) -> AsyncPage[m.JourneyView]:
+        """List the tenant's journeys, newest first or by due date.
 
         `GET /api/v1/omni/journeys`
         """
-        query = {"status": status, "templateId": template_id, "customerId": customer_id, "assigneeId": assignee_id, "page": page, "perPage": per_page}
+        query = {"status": status, "templateId": template_id, "customerId": customer_id, "assigneeId": assignee_id, "assignedTo": assigned_to, "overdue": overdue, "sort": sort, "page": page, "perPage": per_page}
         return await self._core.paginate(Call(method="GET", path="/api/v1/omni/journeys", query=query, answer="raw"), m.JourneyView, options)
 
     async def create(self, *, customer_id: str, template_id: str, assignee_id: str | None = OMIT, channel: m.Channel | Literal["web", "mobile_ios", "mobile_android", "api", "webhook", "branch", "call_center"] | None = OMIT, context: dict[str, Any] | None = OMIT, created_by: str | None = OMIT, due_at: str | None = OMIT, priority: m.Priority | Literal["low", "normal", "high", "urgent"] | None = OMIT, options: RequestOptions | None = None) -> m.JourneyView:

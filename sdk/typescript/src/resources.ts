@@ -399,7 +399,7 @@ export class ApiOmniJourneys {
   }
 
   /**
-   * List the tenant's journeys, newest first.
+   * List the tenant's journeys, newest first or by due date.
    *
    * `GET /api/v1/omni/journeys`
    */

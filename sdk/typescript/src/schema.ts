@@ -287,7 +287,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the tenant's journeys, newest first. */
+        /** List the tenant's journeys, newest first or by due date. */
         get: operations["omni.journeys.list"];
         put?: never;
         /** Create a journey from an active template. */
@@ -4427,6 +4427,12 @@ export interface operations {
                 approverId?: string;
                 requesterId?: string;
                 entityType?: string;
+                /**
+                 * @description Requests this staff user can decide now: open and unexpired, not requested by them,
+                 *     with an undecided approver place that is theirs or belongs to someone whose active
+                 *     delegation covers approvals for them (a deputy's limit is checked when they decide).
+                 */
+                decidableBy?: string;
                 /** @description Page number, from 1. */
                 page?: number;
                 /** @description Items per page (default 20, max 100). */
@@ -5586,10 +5592,30 @@ export interface operations {
     "omni.journeys.list": {
         parameters: {
             query?: {
-                status?: components["schemas"]["JourneyStatus"];
+                /**
+                 * @description One status, or several separated by commas (`created,in_progress,assigned`).
+                 * @example in_progress,assigned
+                 */
+                status?: string;
                 templateId?: string;
                 customerId?: string;
+                /**
+                 * @description One assignee (user or team id), or up to 20 separated by commas.
+                 * @example usr_rm_001,team_sme
+                 */
                 assigneeId?: string;
+                /** @description A staff user: journeys assigned to them, or to any team they are a member of. */
+                assignedTo?: string;
+                /**
+                 * @description `true`: only journeys whose `dueAt` has passed; `false`: only those not yet due or
+                 *     without a due date. Compared with the server's clock at the time of the read.
+                 */
+                overdue?: boolean;
+                /**
+                 * @description `-createdAt` (default): newest first. `dueAt`: earliest due first (so overdue first),
+                 *     journeys without a due date last.
+                 */
+                sort?: "-createdAt" | "dueAt";
                 /** @description Page number, from 1. */
                 page?: number;
                 /** @description Items per page (default 20, max 100). */
@@ -5631,7 +5657,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unknown `status`, or `page`/`perPage` out of range (`invalid_query_parameter`); an `X-Omni-Channel` header that names no channel (`validation_failed`); a query parameter the operation does not take (`validation_failed`, each named with `unknown query parameter`) */
+            /** @description Unknown `status` or `sort`, more than 20 `assigneeId`s, `overdue` not a boolean, or `page`/`perPage` out of range (`invalid_query_parameter`); an `X-Omni-Channel` header that names no channel (`validation_failed`); a query parameter the operation does not take (`validation_failed`, each named with `unknown query parameter`) */
             422: {
                 headers: {
                     [name: string]: unknown;
