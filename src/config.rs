@@ -74,6 +74,32 @@ pub struct Config {
     /// Staff identity through each tenant's OpenID Connect provider: the `[identity]` table,
     /// `OMNIRAIL_IDENTITY__*` variables (docs/identity.md).
     pub identity: IdentityConfig,
+    /// The operator console's sessions: the `[console]` table, `OMNIRAIL_CONSOLE__*` variables
+    /// (docs/console.md).
+    pub console: ConsoleConfig,
+}
+
+/// The operator console (`/console`): how long a signed-in member of staff stays signed in,
+/// and who sees its Administration page.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// A session unused for this many seconds ends (default 30 minutes).
+    pub idle_timeout_secs: u64,
+    /// A session ends this many seconds after sign-in, used or not (default 8 hours).
+    pub max_age_secs: u64,
+    /// The directory role whose members see the Administration page (default `admin`).
+    pub admin_role: String,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout_secs: 30 * 60,
+            max_age_secs: 8 * 3600,
+            admin_role: "admin".into(),
+        }
+    }
 }
 
 /// How tenants' identity providers are reached and their tokens checked.
@@ -223,6 +249,7 @@ impl Default for Config {
             webhooks: WebhookConfig::default(),
             limits: LimitsConfig::default(),
             identity: IdentityConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }
@@ -286,6 +313,16 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), String> {
+        let c = &self.console;
+        if c.idle_timeout_secs < 60 || c.max_age_secs < c.idle_timeout_secs {
+            return Err(
+                "console: idle_timeout_secs must be at least 60, and max_age_secs at least as long"
+                    .into(),
+            );
+        }
+        if c.admin_role.is_empty() {
+            return Err("console: admin_role must not be empty".into());
+        }
         if self.idempotency_ttl_hours < 24 {
             return Err("idempotency_ttl_hours must be at least 24".into());
         }

@@ -17,6 +17,7 @@ pub mod channel;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod customers;
 pub mod directory;
 pub mod error;
@@ -257,8 +258,15 @@ pub fn router(state: AppState) -> Router {
     let (routes, doc) = api(&state).split_for_parts();
     let doc = openapi::document(doc);
     let queries = Arc::new(api::QueryParameters::of(&doc));
+    let routes = routes.layer(from_fn_with_state(queries, api::refuse_unknown_query));
+    // The console calls the API in-process, through the same routes and their own layers.
+    let in_process = routes
+        .clone()
+        .fallback(api::route_not_found)
+        .layer(map_response(problem_safety_net))
+        .with_state(state.clone());
     routes
-        .layer(from_fn_with_state(queries, api::refuse_unknown_query))
+        .merge(console::router(in_process))
         .merge(
             Router::from(SwaggerUi::new("/docs").url("/openapi.json", doc))
                 .layer(axum::middleware::map_response(api::docs_title)),
@@ -352,11 +360,12 @@ async fn drop_unfit_request_id(mut req: Request<Body>) -> Request<Body> {
 /// not see) is turned into one here, so every error a client sees has the same shape.
 async fn problem_safety_net(res: Response) -> Response {
     let status = res.status();
-    let is_problem = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|ct| ct.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+    let content_type = res.headers().get(header::CONTENT_TYPE);
+    let is_problem =
+        content_type.is_some_and(|ct| ct.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    // The console's pages show their refusals as pages (`console`).
+    let is_page = content_type.is_some_and(|ct| ct.as_bytes().starts_with(b"text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem || is_page {
         return res;
     }
     let (parts, body) = res.into_parts();

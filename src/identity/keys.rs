@@ -39,6 +39,10 @@ const ALLOWANCES: guard::Allowances = guard::Allowances {
 pub struct Discovered {
     pub jwks_uri: String,
     pub keys: Vec<Jwk>,
+    /// Where a browser signs in, and where a code is exchanged for tokens, when the document
+    /// names them (the console needs both).
+    pub authorization_endpoint: Option<String>,
+    pub token_endpoint: Option<String>,
 }
 
 /// The result of looking for a token's key.
@@ -113,6 +117,8 @@ impl ProviderKeys {
         struct Document {
             issuer: String,
             jwks_uri: String,
+            authorization_endpoint: Option<String>,
+            token_endpoint: Option<String>,
         }
         let doc: Document = serde_json::from_slice(&self.fetch(&url).await?)
             .map_err(|e| format!("{url} is not a discovery document: {e}"))?;
@@ -135,6 +141,8 @@ impl ProviderKeys {
         Ok(Discovered {
             jwks_uri: doc.jwks_uri,
             keys,
+            authorization_endpoint: doc.authorization_endpoint,
+            token_endpoint: doc.token_endpoint,
         })
     }
 
@@ -222,6 +230,49 @@ impl ProviderKeys {
                 ) && family(k).is_some()
             })
             .collect())
+    }
+
+    /// Exchanges an authorization code at `token_endpoint` (RFC 6749 section 4.1.3, with the
+    /// PKCE verifier of RFC 7636), through the outbound guard, and answers the access token.
+    pub async fn exchange_code(
+        &self,
+        token_endpoint: &str,
+        form: &[(&str, &str)],
+    ) -> Result<String, String> {
+        if let Some(problem) = self.url_problem(token_endpoint) {
+            return Err(format!("{token_endpoint} {problem}"));
+        }
+        let res = self
+            .http
+            .post(token_endpoint)
+            .header("accept", "application/json")
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| format!("{token_endpoint}: {}", guard::describe(&e)))?;
+        let status = res.status();
+        let body = res
+            .bytes()
+            .await
+            .map_err(|e| format!("{token_endpoint}: {}", guard::describe(&e)))?;
+        #[derive(Deserialize)]
+        struct Answer {
+            access_token: Option<String>,
+            error: Option<String>,
+        }
+        let answer: Option<Answer> = serde_json::from_slice(&body).ok();
+        match answer {
+            Some(Answer {
+                access_token: Some(token),
+                ..
+            }) if status.is_success() => Ok(token),
+            Some(Answer { error: Some(e), .. }) => {
+                Err(format!("the provider refused the code ({e})"))
+            }
+            _ => Err(format!(
+                "{token_endpoint} answered {status} without a token"
+            )),
+        }
     }
 
     async fn fetch(&self, url: &str) -> Result<Vec<u8>, String> {

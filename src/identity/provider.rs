@@ -47,26 +47,46 @@ pub struct Settings {
     pub actor_tokens: ActorTokens,
     /// Where its signing keys are, as its discovery document said when the settings were put.
     pub jwks_uri: String,
+    /// The console's sign-in, when the tenant's staff sign in to it.
+    pub console: Option<ConsoleClient>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
-type Row = (
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-    String,
-    i64,
-    i64,
-);
+/// How the console signs staff in at the provider: as the public client `client_id`, with the
+/// authorization code flow and PKCE, at the endpoints its discovery document names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleClient {
+    pub client_id: String,
+    /// The scopes the console asks for (`openid` and whatever the provider needs to issue an
+    /// access token for Omnirail's audience).
+    pub scope: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    tenant_id: String,
+    issuer: String,
+    audience: String,
+    user_claim: String,
+    roles_claim: Option<String>,
+    actor_tokens: String,
+    jwks_uri: String,
+    console_client_id: Option<String>,
+    authorization_endpoint: Option<String>,
+    token_endpoint: Option<String>,
+    console_scope: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
 
 /// The tenant's provider, if it has one.
 pub async fn get(db: &Db, tenant: &str) -> Result<Option<Settings>, StoreError> {
     let row: Option<Row> = sqlx::query_as(
         "SELECT tenant_id, issuer, audience, user_claim, roles_claim, actor_tokens, jwks_uri,
+                console_client_id, authorization_endpoint, token_endpoint, console_scope,
                 created_at, updated_at
          FROM identity_providers WHERE tenant_id = $1",
     )
@@ -74,16 +94,32 @@ pub async fn get(db: &Db, tenant: &str) -> Result<Option<Settings>, StoreError> 
     .fetch_optional(db.reader())
     .await?;
     row.map(|r| {
+        let console = match (
+            r.console_client_id,
+            r.authorization_endpoint,
+            r.token_endpoint,
+        ) {
+            (Some(client_id), Some(authorization_endpoint), Some(token_endpoint)) => {
+                Some(ConsoleClient {
+                    client_id,
+                    scope: r.console_scope.unwrap_or_else(|| "openid".to_owned()),
+                    authorization_endpoint,
+                    token_endpoint,
+                })
+            }
+            _ => None,
+        };
         Ok(Settings {
-            tenant_id: r.0,
-            issuer: r.1,
-            audience: r.2,
-            user_claim: r.3,
-            roles_claim: r.4,
-            actor_tokens: ActorTokens::parse(&r.5)?,
-            jwks_uri: r.6,
-            created_at: r.7,
-            updated_at: r.8,
+            tenant_id: r.tenant_id,
+            issuer: r.issuer,
+            audience: r.audience,
+            user_claim: r.user_claim,
+            roles_claim: r.roles_claim,
+            actor_tokens: ActorTokens::parse(&r.actor_tokens)?,
+            jwks_uri: r.jwks_uri,
+            console,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
         })
     })
     .transpose()
@@ -110,12 +146,17 @@ pub async fn put(db: &Db, s: &Settings) -> Result<Option<i64>, StoreError> {
             .await?;
     sqlx::query(
         "INSERT INTO identity_providers (tenant_id, issuer, audience, user_claim, roles_claim,
-             actor_tokens, jwks_uri, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             actor_tokens, jwks_uri, created_at, updated_at, console_client_id,
+             authorization_endpoint, token_endpoint, console_scope)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
          ON CONFLICT (tenant_id) DO UPDATE SET issuer = excluded.issuer,
              audience = excluded.audience, user_claim = excluded.user_claim,
              roles_claim = excluded.roles_claim, actor_tokens = excluded.actor_tokens,
-             jwks_uri = excluded.jwks_uri, updated_at = excluded.updated_at",
+             jwks_uri = excluded.jwks_uri, updated_at = excluded.updated_at,
+             console_client_id = excluded.console_client_id,
+             authorization_endpoint = excluded.authorization_endpoint,
+             token_endpoint = excluded.token_endpoint,
+             console_scope = excluded.console_scope",
     )
     .bind(&s.tenant_id)
     .bind(&s.issuer)
@@ -126,6 +167,14 @@ pub async fn put(db: &Db, s: &Settings) -> Result<Option<i64>, StoreError> {
     .bind(&s.jwks_uri)
     .bind(s.created_at)
     .bind(s.updated_at)
+    .bind(s.console.as_ref().map(|c| c.client_id.as_str()))
+    .bind(
+        s.console
+            .as_ref()
+            .map(|c| c.authorization_endpoint.as_str()),
+    )
+    .bind(s.console.as_ref().map(|c| c.token_endpoint.as_str()))
+    .bind(s.console.as_ref().map(|c| c.scope.as_str()))
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::provider::{self, ActorTokens, Settings};
+use super::provider::{self, ActorTokens, ConsoleClient, Settings};
 use crate::AppState;
 use crate::api::check_text;
 use crate::api::{ApiJson, Data, data, put_status, reject};
@@ -45,6 +45,17 @@ pub struct PutIdentityProvider {
     pub roles_claim: Option<String>,
     /// Default `optional`.
     pub actor_tokens: Option<ActorTokens>,
+    /// The client the operator console signs staff in as (a public client registered at the
+    /// provider, with the redirect URI `{publicBaseUrl}/console/callback`, authorization code
+    /// with PKCE). Absent: the tenant's staff cannot sign in to the console. With it, the
+    /// discovery document must name an `authorization_endpoint` and a `token_endpoint`.
+    #[schema(example = "omnirail-console")]
+    pub console_client_id: Option<String>,
+    /// The scopes the console asks the provider for, separated by spaces; default `openid`.
+    /// Add what the provider needs to issue an access token for `audience` (Entra ID:
+    /// `openid api://omnirail/.default`).
+    #[schema(example = "openid api://omnirail/.default")]
+    pub console_scope: Option<String>,
 }
 
 /// A tenant's identity provider.
@@ -58,6 +69,14 @@ pub struct IdentityProviderView {
     pub actor_tokens: ActorTokens,
     /// Where the provider publishes its signing keys, from its discovery document.
     pub jwks_uri: String,
+    /// The client the console signs staff in as; `null`: no console sign-in.
+    pub console_client_id: Option<String>,
+    /// The scopes the console asks for; `null` without a console client.
+    pub console_scope: Option<String>,
+    /// Where the console sends staff to sign in, from the discovery document.
+    pub authorization_endpoint: Option<String>,
+    /// Where the console exchanges a sign-in's code, from the discovery document.
+    pub token_endpoint: Option<String>,
     /// How a call carries a person's token: `Authorization: Bearer <token>`, beside
     /// `x-api-key`.
     #[schema(example = "Authorization: Bearer")]
@@ -75,6 +94,10 @@ impl From<Settings> for IdentityProviderView {
             roles_claim: s.roles_claim,
             actor_tokens: s.actor_tokens,
             jwks_uri: s.jwks_uri,
+            console_client_id: s.console.as_ref().map(|c| c.client_id.clone()),
+            console_scope: s.console.as_ref().map(|c| c.scope.clone()),
+            authorization_endpoint: s.console.as_ref().map(|c| c.authorization_endpoint.clone()),
+            token_endpoint: s.console.map(|c| c.token_endpoint),
             actor_token_header: super::ACTOR_HEADER,
             created_at: to_rfc3339(s.created_at),
             updated_at: to_rfc3339(s.updated_at),
@@ -121,6 +144,28 @@ async fn put_provider(
     if let Some(claim) = &body.roles_claim {
         check_claim(&mut errors, "rolesClaim", claim);
     }
+    if let Some(client) = &body.console_client_id {
+        check_text(&mut errors, "consoleClientId", client, 256, true);
+    }
+    if let Some(scope) = &body.console_scope {
+        if body.console_client_id.is_none() {
+            errors.push(FieldError::new(
+                "consoleScope",
+                "is the console's: it needs consoleClientId",
+            ));
+        }
+        if scope.is_empty()
+            || scope.len() > 1024
+            || !scope
+                .split(' ')
+                .all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            errors.push(FieldError::new(
+                "consoleScope",
+                "must be scope names of printable ASCII separated by single spaces",
+            ));
+        }
+    }
     reject(errors)?;
     let discovered = app.identity.discover(&body.issuer).await.map_err(|why| {
         ApiError::unprocessable(
@@ -128,6 +173,15 @@ async fn put_provider(
             format!("The identity provider's discovery failed: {why}"),
         )
     })?;
+    let console = match body.console_client_id {
+        None => None,
+        Some(client_id) => Some(console_client(
+            &app,
+            client_id,
+            body.console_scope.unwrap_or_else(|| "openid".to_owned()),
+            &discovered,
+        )?),
+    };
     let now = app.db.now_ms();
     let mut settings = Settings {
         tenant_id: tenant.id.clone(),
@@ -137,6 +191,7 @@ async fn put_provider(
         roles_claim: body.roles_claim,
         actor_tokens: body.actor_tokens.unwrap_or(ActorTokens::Optional),
         jwks_uri: discovered.jwks_uri,
+        console,
         created_at: now,
         updated_at: now,
     };
@@ -149,6 +204,38 @@ async fn put_provider(
         put_status(earlier.is_none()),
         IdentityProviderView::from(settings),
     ))
+}
+
+/// The console's client at the provider: its two endpoints must be named by the discovery
+/// document and pass the outbound guard, else 422 `identity_provider_unreachable`.
+fn console_client(
+    app: &AppState,
+    client_id: String,
+    scope: String,
+    discovered: &super::keys::Discovered,
+) -> ApiResult<ConsoleClient> {
+    let endpoint = |name: &str, url: &Option<String>| -> ApiResult<String> {
+        let why = match url {
+            None => format!("its discovery document names no {name}"),
+            Some(url) => match app.identity.url_problem(url) {
+                None => return Ok(url.clone()),
+                Some(problem) => format!("its {name} {url} {problem}"),
+            },
+        };
+        Err(ApiError::unprocessable(
+            "identity_provider_unreachable",
+            format!("The console cannot sign staff in at this provider: {why}"),
+        ))
+    };
+    Ok(ConsoleClient {
+        authorization_endpoint: endpoint(
+            "authorization_endpoint",
+            &discovered.authorization_endpoint,
+        )?,
+        token_endpoint: endpoint("token_endpoint", &discovered.token_endpoint)?,
+        client_id,
+        scope,
+    })
 }
 
 /// Get the tenant's identity provider.

@@ -268,6 +268,7 @@ mod tests {
             roles_claim: None,
             actor_tokens: provider::ActorTokens::Optional,
             jwks_uri: "https://idp.bank.example/jwks".into(),
+            console: None,
             created_at: 0,
             updated_at: 0,
         }

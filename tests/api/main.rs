@@ -5,6 +5,7 @@ mod analytics;
 mod approvals;
 mod channels;
 mod cli;
+mod console;
 mod crash;
 mod customers;
 mod delegations;

@@ -135,39 +135,16 @@ impl Provider {
         )
     }
 
-    /// An access token for `login`, for Omnirail's audience.
-    pub async fn token(&self, login: &str) -> String {
-        self.token_for(login, AUDIENCE).await
-    }
-
-    /// An access token for `login` and the resource `audience`: the authorization-code flow
-    /// with PKCE, through the provider's sign-in and consent pages.
-    pub async fn token_for(&self, login: &str, audience: &str) -> String {
-        // A browser of its own: the provider's interaction cookies, no redirect followed.
-        let browser = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        // 64 characters of [0-9a-f]: a verifier as RFC 7636 shapes it (43 to 128 unreserved).
-        let verifier = hex::encode(Sha256::digest(omnirail::ids::new_id("pkce_").as_bytes()));
-        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(Sha256::digest(verifier.as_bytes()));
-        let redirect = "http://127.0.0.1/callback";
-        let authorize = reqwest::Url::parse_with_params(
-            &format!("{}/auth", self.issuer()),
-            &[
-                ("client_id", "omnirail-test"),
-                ("response_type", "code"),
-                ("redirect_uri", redirect),
-                ("scope", "openid staff"),
-                ("resource", audience),
-                ("code_challenge", &challenge),
-                ("code_challenge_method", "S256"),
-                ("state", "omnirail-test"),
-            ],
-        )
-        .unwrap();
+    /// Signs `login` in at the provider in `browser` (which keeps the provider's cookies and
+    /// follows no redirect), from its authorization URL through its sign-in and consent pages;
+    /// answers where the provider then sends the browser (the client's redirect URI, with the
+    /// code and state).
+    pub async fn authorize(
+        &self,
+        browser: &reqwest::Client,
+        authorize: reqwest::Url,
+        login: &str,
+    ) -> String {
         let location = |res: &reqwest::Response| -> String {
             let to = res
                 .headers()
@@ -202,6 +179,43 @@ impl Provider {
             let res = browser.get(&resume).send().await.unwrap();
             at = location(&res);
         }
+        at
+    }
+
+    /// An access token for `login`, for Omnirail's audience.
+    pub async fn token(&self, login: &str) -> String {
+        self.token_for(login, AUDIENCE).await
+    }
+
+    /// An access token for `login` and the resource `audience`: the authorization-code flow
+    /// with PKCE, through the provider's sign-in and consent pages.
+    pub async fn token_for(&self, login: &str, audience: &str) -> String {
+        // A browser of its own: the provider's interaction cookies, no redirect followed.
+        let browser = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        // 64 characters of [0-9a-f]: a verifier as RFC 7636 shapes it (43 to 128 unreserved).
+        let verifier = hex::encode(Sha256::digest(omnirail::ids::new_id("pkce_").as_bytes()));
+        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(Sha256::digest(verifier.as_bytes()));
+        let redirect = "http://127.0.0.1/callback";
+        let authorize = reqwest::Url::parse_with_params(
+            &format!("{}/auth", self.issuer()),
+            &[
+                ("client_id", "omnirail-test"),
+                ("response_type", "code"),
+                ("redirect_uri", redirect),
+                ("scope", "openid staff"),
+                ("resource", audience),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+                ("state", "omnirail-test"),
+            ],
+        )
+        .unwrap();
+        let at = self.authorize(&browser, authorize, login).await;
         let back = reqwest::Url::parse(&at).unwrap();
         assert!(at.starts_with(redirect), "not back at the client: {at}");
         let code = back

@@ -4,10 +4,11 @@
 //
 //   node provider.mjs --port 9400 [--keys-dir DIR] [--kids k1[,k0]] [--alg RS256|ES256|PS256]
 //                     [--audience api://omnirail] [--roles '{"usr_credit_001":["credit_analyst"]}']
-//                     [--clock-ahead-secs N]
+//                     [--clock-ahead-secs N] [--redirect-uris URI[,URI...]]
 //
-// - Issuer: http://127.0.0.1:PORT. One public client, `omnirail-test`, redirect URI
-//   http://127.0.0.1/callback, PKCE required.
+// - Issuer: http://127.0.0.1:PORT. One public client, `omnirail-test`, redirect URIs
+//   http://127.0.0.1/callback or those --redirect-uris lists (the console's
+//   http://127.0.0.1:PORT/console/callback), PKCE required.
 // - Access tokens are JWTs (RFC 9068) for the resource the flow asks for (`resource`), by default
 //   the audience given; `sub` is the login typed on the sign-in page, `preferred_username` the same,
 //   `employee_id` it with `emp-` in front, `roles` what --roles gives the login; with
@@ -33,6 +34,7 @@ const { values: args } = parseArgs({
     audience: { type: 'string', default: 'api://omnirail' },
     roles: { type: 'string', default: '{}' },
     'clock-ahead-secs': { type: 'string', default: '0' },
+    'redirect-uris': { type: 'string', default: 'http://127.0.0.1/callback' },
   },
 });
 const port = Number(args.port);
@@ -59,7 +61,7 @@ const provider = new Provider(issuer, {
   clients: [{
     client_id: 'omnirail-test',
     token_endpoint_auth_method: 'none',
-    redirect_uris: ['http://127.0.0.1/callback'],
+    redirect_uris: args['redirect-uris'].split(','),
     grant_types: ['authorization_code'],
     response_types: ['code'],
   }],

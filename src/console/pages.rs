@@ -1,0 +1,944 @@
+//! The console's pages and the actions on them. Each reads through the API as the signed-in
+//! person ([`Staff::call`]) with a fixed number of calls per page (never one per row), and each
+//! action is one API call whose refusal is shown with its code and message.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::Staff;
+use super::view::{self, Problem};
+use crate::ids::new_secret;
+
+const PER_PAGE: u32 = 25;
+/// A journey's open statuses: a work queue holds these.
+const OPEN: &str = "created,in_progress,assigned";
+
+/// `?a=1&b=2`, encoded.
+fn query(pairs: &[(&str, &str)]) -> String {
+    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k, v);
+    }
+    s.finish()
+}
+
+/// A path segment, encoded.
+fn seg(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// A fresh `Idempotency-Key` for a form: the API acts once however often it is sent.
+fn idem() -> String {
+    new_secret("console-")
+}
+
+/// The page a request reads from `?page=`, from 1.
+fn page_of(raw: Option<&str>) -> u32 {
+    raw.and_then(|p| p.parse().ok())
+        .filter(|p| (1..=10_000).contains(p))
+        .unwrap_or(1)
+}
+
+/// What every page shows: who is signed in, the CSRF token for its forms, where it is.
+fn base(staff: &Staff, title: &str, section: &str) -> Value {
+    json!({
+        "title": title,
+        "section": section,
+        "me": staff.user_id,
+        "csrf": staff.csrf,
+        "is_admin": staff.is_admin,
+    })
+}
+
+fn with(mut base: Value, more: Value) -> Value {
+    if let (Some(b), Value::Object(m)) = (base.as_object_mut(), more) {
+        b.extend(m);
+    }
+    base
+}
+
+fn show(template: &str, context: Value) -> Response {
+    view::page(StatusCode::OK, template, context)
+}
+
+/// A refusal, shown with a way back to `back`.
+fn refused(staff: &Staff, p: &Problem, back: &str) -> Response {
+    view::page(
+        p.status,
+        "failure.html",
+        with(
+            base(staff, "Refused", ""),
+            json!({ "problem": p, "back": back }),
+        ),
+    )
+}
+
+/// The fields of a submitted form.
+struct Form(Vec<(String, String)>);
+
+impl Form {
+    fn parse(body: &Bytes) -> Result<Self, Problem> {
+        serde_urlencoded::from_bytes(body).map(Form).map_err(|_| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "The form could not be read",
+            )
+        })
+    }
+
+    /// A field's value, trimmed; `None` when absent or blank.
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+/// Reads a form and holds its CSRF token to the session's.
+fn form(staff: &Staff, headers: &HeaderMap, body: &Bytes) -> Result<Form, Problem> {
+    let form = Form::parse(body)?;
+    staff.check_csrf(headers, form.get("csrf"))?;
+    Ok(form)
+}
+
+/// A `datetime-local` value (`2026-12-04T14:30`, taken as UTC) or an RFC 3339 instant, as
+/// RFC 3339; anything else is passed on for the API to refuse by name.
+fn instant(v: &str) -> String {
+    if v.len() == 16 && v.as_bytes().get(10) == Some(&b'T') {
+        format!("{v}:00Z")
+    } else {
+        v.to_owned()
+    }
+}
+
+pub async fn home(_staff: Staff) -> Redirect {
+    Redirect::to("/console/work")
+}
+
+pub async fn not_found() -> Response {
+    view::failure(&Problem::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "There is no such page in the console.",
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct WorkQuery {
+    status: Option<String>,
+    overdue: Option<String>,
+    page: Option<String>,
+}
+
+/// My work: the open journeys assigned to me or to my teams, overdue first, then by due date.
+pub async fn my_work(staff: Staff, Query(q): Query<WorkQuery>) -> Response {
+    let status = match q.status.as_deref() {
+        Some(s @ ("created" | "in_progress" | "assigned")) => s,
+        _ => OPEN,
+    };
+    let overdue_only = q.overdue.as_deref() == Some("true");
+    let page = page_of(q.page.as_deref()).to_string();
+    let per_page = PER_PAGE.to_string();
+    let mut pairs = vec![
+        ("assignedTo", staff.user_id.as_str()),
+        ("status", status),
+        ("sort", "dueAt"),
+        ("page", page.as_str()),
+        ("perPage", per_page.as_str()),
+    ];
+    if overdue_only {
+        pairs.push(("overdue", "true"));
+    }
+    let list = staff
+        .call(
+            Method::GET,
+            &format!("/api/v1/omni/journeys?{}", query(&pairs)),
+            None,
+            None,
+        )
+        .await;
+    let overdue = staff
+        .call(
+            Method::GET,
+            &format!(
+                "/api/v1/omni/journeys?{}",
+                query(&[
+                    ("assignedTo", &staff.user_id),
+                    ("status", OPEN),
+                    ("overdue", "true"),
+                    ("perPage", "1"),
+                ])
+            ),
+            None,
+            None,
+        )
+        .await;
+    let (list, overdue) = match (list, overdue) {
+        (Ok(l), Ok(o)) => (l, o),
+        (Err(p), _) | (_, Err(p)) => return refused(&staff, &p, "/console/work"),
+    };
+    show(
+        "work.html",
+        with(
+            base(&staff, "My work", "work"),
+            json!({
+                "journeys": list["data"],
+                "pagination": list["pagination"],
+                "overdue_count": overdue["pagination"]["total"],
+                "status": if status == OPEN { "" } else { status },
+                "overdue_only": overdue_only,
+                "now": crate::time::to_rfc3339(staff.now),
+            }),
+        ),
+    )
+}
+
+/// A journey: its steps and their history, context, assignee, actions, approval and timeline.
+pub async fn journey(staff: Staff, Path(id): Path<String>) -> Response {
+    let j = match staff
+        .call(
+            Method::GET,
+            &format!("/api/v1/omni/journeys/{}", seg(&id)),
+            None,
+            None,
+        )
+        .await
+    {
+        Ok(j) => j["data"].clone(),
+        Err(p) => return refused(&staff, &p, "/console/work"),
+    };
+    let timeline = staff
+        .call(
+            Method::GET,
+            &format!(
+                "/api/v1/omni/timeline?{}",
+                query(&[
+                    ("entityType", "journey"),
+                    ("entityId", &id),
+                    ("order", "desc"),
+                    ("perPage", "50"),
+                ])
+            ),
+            None,
+            None,
+        )
+        .await;
+    let approval_id = j["currentStep"]["approvalId"].as_str().map(str::to_owned);
+    let approval = match &approval_id {
+        Some(a) => staff
+            .call(
+                Method::GET,
+                &format!("/api/v1/omni/approvals/{}", seg(a)),
+                None,
+                None,
+            )
+            .await
+            .map(|a| a["data"].clone())
+            .ok(),
+        None => None,
+    };
+    let timeline = match timeline {
+        Ok(t) => t,
+        Err(p) => return refused(&staff, &p, "/console/work"),
+    };
+    show(
+        "journey.html",
+        with(
+            base(&staff, "Journey", "work"),
+            json!({
+                "j": j,
+                "approval": approval,
+                "timeline": timeline["data"],
+                "idem": idem(),
+            }),
+        ),
+    )
+}
+
+/// An action on a journey: advance, assign, complete or cancel, as the signed-in person.
+pub async fn journey_action(
+    staff: Staff,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let back = format!("/console/journeys/{}", seg(&id));
+    let f = match form(&staff, &headers, &body) {
+        Ok(f) => f,
+        Err(p) => return refused(&staff, &p, &back),
+    };
+    let mut b = Map::new();
+    let mut put = |k: &str, v: Option<&str>| {
+        if let Some(v) = v {
+            b.insert(k.to_owned(), Value::String(v.to_owned()));
+        }
+    };
+    match action.as_str() {
+        "advance" => {
+            put("completedStepId", f.get("completedStepId"));
+            put("stepOutcome", f.get("stepOutcome"));
+        }
+        "assign" => {
+            put("assigneeId", f.get("assigneeId"));
+            put("assigneeType", f.get("assigneeType"));
+            put("reason", f.get("reason"));
+        }
+        "complete" => put("completionNotes", f.get("completionNotes")),
+        "cancel" => put("cancellationReason", f.get("cancellationReason")),
+        _ => return not_found().await,
+    }
+    if action == "advance"
+        && let Some(data) = f.get("stepData")
+    {
+        match serde_json::from_str::<Value>(data) {
+            Ok(v) => {
+                b.insert("stepData".into(), v);
+            }
+            Err(_) => {
+                let mut p = Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation_failed",
+                    "Step data must be a JSON object, such as {\"kycStatus\": \"verified\"}",
+                );
+                p.errors.push(("stepData".into(), "is not JSON".into()));
+                return refused(&staff, &p, &back);
+            }
+        }
+    }
+    let done = staff
+        .call(
+            Method::POST,
+            &format!("/api/v1/omni/journeys/{}/{action}", seg(&id)),
+            Some(&Value::Object(b)),
+            f.get("idem"),
+        )
+        .await;
+    match done {
+        Ok(_) => Redirect::to(&back).into_response(),
+        Err(p) => refused(&staff, &p, &back),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PageQuery {
+    page: Option<String>,
+}
+
+/// Approvals: the requests I can decide now, in person or as a deputy.
+pub async fn approvals(staff: Staff, Query(q): Query<PageQuery>) -> Response {
+    let page = page_of(q.page.as_deref()).to_string();
+    let per_page = PER_PAGE.to_string();
+    let list = staff
+        .call(
+            Method::GET,
+            &format!(
+                "/api/v1/omni/approvals?{}",
+                query(&[
+                    ("decidableBy", &staff.user_id),
+                    ("page", &page),
+                    ("perPage", &per_page),
+                ])
+            ),
+            None,
+            None,
+        )
+        .await;
+    let cover = covering(&staff).await;
+    let (list, cover) = match (list, cover) {
+        (Ok(l), Ok(c)) => (l, c),
+        (Err(p), _) | (_, Err(p)) => return refused(&staff, &p, "/console/work"),
+    };
+    let items: Vec<Value> = list["data"]
+        .as_array()
+        .map(|a| a.iter().map(|r| with_places(&staff, r, &cover)).collect())
+        .unwrap_or_default();
+    show(
+        "approvals.html",
+        with(
+            base(&staff, "Approvals", "approvals"),
+            json!({ "requests": items, "pagination": list["pagination"], "idem": idem() }),
+        ),
+    )
+}
+
+/// The active delegations I hold (approvals I may decide for someone else).
+async fn covering(staff: &Staff) -> Result<Vec<Value>, Problem> {
+    let d = staff
+        .call(
+            Method::GET,
+            &format!(
+                "/api/v1/omni/delegations?{}",
+                query(&[
+                    ("delegateeId", &staff.user_id),
+                    ("status", "active"),
+                    ("scope", "approvals"),
+                    ("perPage", "100"),
+                ])
+            ),
+            None,
+            None,
+        )
+        .await?;
+    Ok(d["data"].as_array().cloned().unwrap_or_default())
+}
+
+/// A request with the places I can decide it in: my own, and each undecided approver who
+/// delegated approvals to me ("on behalf of X, delegation Y, limit Z").
+fn with_places(staff: &Staff, request: &Value, cover: &[Value]) -> Value {
+    let mut places = Vec::new();
+    let open = |a: &Value| a["decision"].is_null();
+    let approvers = request["approvers"].as_array().cloned().unwrap_or_default();
+    let open_request = request["status"] == "requested";
+    for a in approvers.iter().filter(|a| open(a) && open_request) {
+        let user = a["userId"].as_str().unwrap_or_default();
+        if user == staff.user_id {
+            places.push(json!({ "onBehalfOf": null }));
+        } else {
+            for d in cover.iter().filter(|d| d["delegatorId"] == user) {
+                places.push(json!({
+                    "onBehalfOf": user,
+                    "onBehalfOfName": a["userName"],
+                    "delegationId": d["id"],
+                    "limit": d["maxApprovalAmount"],
+                }));
+            }
+        }
+    }
+    let mut r = request.clone();
+    r["places"] = Value::Array(places);
+    r
+}
+
+/// One request: its approvers, decisions, and the places I can decide it in.
+pub async fn approval(staff: Staff, Path(id): Path<String>) -> Response {
+    let r = staff
+        .call(
+            Method::GET,
+            &format!("/api/v1/omni/approvals/{}", seg(&id)),
+            None,
+            None,
+        )
+        .await;
+    let cover = covering(&staff).await;
+    let (r, cover) = match (r, cover) {
+        (Ok(r), Ok(c)) => (r, c),
+        (Err(p), _) | (_, Err(p)) => return refused(&staff, &p, "/console/approvals"),
+    };
+    let is_requester = r["data"]["requestedBy"] == staff.user_id.as_str();
+    let request = with_places(&staff, &r["data"], &cover);
+    show(
+        "approval.html",
+        with(
+            base(&staff, "Approval request", "approvals"),
+            json!({ "r": request, "is_requester": is_requester, "idem": idem() }),
+        ),
+    )
+}
+
+/// Approve or reject, in person or in the place of the approver named by `onBehalfOf`.
+pub async fn decide(
+    staff: Staff,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let back = format!("/console/approvals/{}", seg(&id));
+    let f = match form(&staff, &headers, &body) {
+        Ok(f) => f,
+        Err(p) => return refused(&staff, &p, &back),
+    };
+    let mut b = json!({ "decision": f.get("decision") });
+    if let Some(c) = f.get("comment") {
+        b["comment"] = json!(c);
+    }
+    if let Some(o) = f.get("onBehalfOf") {
+        b["onBehalfOf"] = json!(o);
+    }
+    match staff
+        .call(
+            Method::POST,
+            &format!("/api/v1/omni/approvals/{}/decisions", seg(&id)),
+            Some(&b),
+            f.get("idem"),
+        )
+        .await
+    {
+        Ok(_) => Redirect::to(&back).into_response(),
+        Err(p) => refused(&staff, &p, &back),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CustomerSearch {
+    id: Option<String>,
+}
+
+/// Find a customer by id.
+pub async fn customer_search(staff: Staff, Query(q): Query<CustomerSearch>) -> Response {
+    match q.id.as_deref().map(str::trim).filter(|i| !i.is_empty()) {
+        Some(id) => Redirect::to(&format!("/console/customers/{}", seg(id))).into_response(),
+        None => show(
+            "customer_search.html",
+            base(&staff, "Customers", "customers"),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct TimelineQuery {
+    page: Option<String>,
+    types: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// A customer: the unified profile, channels, the timeline (filtered, paged) and whether its
+/// chain verifies.
+pub async fn customer(
+    staff: Staff,
+    Path(id): Path<String>,
+    Query(q): Query<TimelineQuery>,
+) -> Response {
+    let back = "/console/customers";
+    let profile = staff
+        .call(
+            Method::GET,
+            &format!("/api/v1/customers/{}/profile/unified", seg(&id)),
+            None,
+            None,
+        )
+        .await;
+    let profile = match profile {
+        Ok(p) => p,
+        Err(p) => return refused(&staff, &p, back),
+    };
+    let page = page_of(q.page.as_deref()).to_string();
+    let per_page = PER_PAGE.to_string();
+    let mut pairs = vec![
+        ("entityType", "customer"),
+        ("entityId", id.as_str()),
+        ("order", "desc"),
+        ("page", page.as_str()),
+        ("perPage", per_page.as_str()),
+    ];
+    let types = q.types.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    let from = q.from.as_deref().filter(|t| !t.is_empty()).map(instant);
+    let to = q.to.as_deref().filter(|t| !t.is_empty()).map(instant);
+    if let Some(t) = types {
+        pairs.push(("eventTypes", t));
+    }
+    if let Some(f) = &from {
+        pairs.push(("fromDate", f));
+    }
+    if let Some(t) = &to {
+        pairs.push(("toDate", t));
+    }
+    let timeline = staff
+        .call(
+            Method::GET,
+            &format!("/api/v1/omni/timeline?{}", query(&pairs)),
+            None,
+            None,
+        )
+        .await;
+    let verified = staff
+        .call(
+            Method::GET,
+            &format!(
+                "/api/v1/omni/timeline/verify?{}",
+                query(&[("entityType", "customer"), ("entityId", &id)])
+            ),
+            None,
+            None,
+        )
+        .await;
+    let back_here = format!("/console/customers/{}", seg(&id));
+    let (timeline, verified) = match (timeline, verified) {
+        (Ok(t), Ok(v)) => (t, v),
+        (Err(p), _) | (_, Err(p)) => return refused(&staff, &p, &back_here),
+    };
+    show(
+        "customer.html",
+        with(
+            base(&staff, "Customer", "customers"),
+            json!({
+                "id": id,
+                "profile": profile,
+                "timeline": timeline["data"],
+                "pagination": timeline["pagination"],
+                "verification": verified["data"],
+                "filters": { "types": types, "from": q.from, "to": q.to },
+            }),
+        ),
+    )
+}
+
+/// The customer's timeline as the API exports it (a signed JSON document).
+pub async fn customer_export(staff: Staff, Path(id): Path<String>) -> Response {
+    match staff
+        .send(
+            Method::GET,
+            &format!(
+                "/api/v1/omni/timeline/export?{}",
+                query(&[("entityType", "customer"), ("entityId", &id)])
+            ),
+            None,
+            None,
+            &[],
+        )
+        .await
+    {
+        Ok(res) if res.status().is_success() => {
+            let mut res = res;
+            if let Ok(v) = axum::http::HeaderValue::from_str(&format!(
+                "attachment; filename=\"timeline-{}.json\"",
+                id.replace(
+                    |c: char| !c.is_ascii_alphanumeric() && c != '_' && c != '-',
+                    "_"
+                )
+            )) {
+                res.headers_mut()
+                    .insert(axum::http::header::CONTENT_DISPOSITION, v);
+            }
+            res
+        }
+        Ok(res) => {
+            let status = res.status();
+            let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+                .await
+                .unwrap_or_default();
+            let doc = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            refused(
+                &staff,
+                &Problem::from_api(status, &doc),
+                &format!("/console/customers/{}", seg(&id)),
+            )
+        }
+        Err(p) => refused(&staff, &p, "/console/customers"),
+    }
+}
+
+/// Delegations I have given and received, and the form to grant one.
+pub async fn delegations(staff: Staff) -> Response {
+    let list = |who: &'static str| {
+        let staff = staff.clone();
+        async move {
+            staff
+                .call(
+                    Method::GET,
+                    &format!(
+                        "/api/v1/omni/delegations?{}",
+                        query(&[(who, &staff.user_id), ("perPage", "100")])
+                    ),
+                    None,
+                    None,
+                )
+                .await
+        }
+    };
+    let (given, received) = match (list("delegatorId").await, list("delegateeId").await) {
+        (Ok(g), Ok(r)) => (g, r),
+        (Err(p), _) | (_, Err(p)) => return refused(&staff, &p, "/console/work"),
+    };
+    show(
+        "delegations.html",
+        with(
+            base(&staff, "Delegations", "delegations"),
+            json!({ "given": given["data"], "received": received["data"], "idem": idem() }),
+        ),
+    )
+}
+
+/// Grant a delegation of my authority.
+pub async fn grant(staff: Staff, headers: HeaderMap, body: Bytes) -> Response {
+    let back = "/console/delegations";
+    let f = match form(&staff, &headers, &body) {
+        Ok(f) => f,
+        Err(p) => return refused(&staff, &p, back),
+    };
+    let mut b = json!({
+        "delegateeId": f.get("delegateeId"),
+        "scope": f.all("scope"),
+        "validTo": f.get("validTo").map(instant),
+    });
+    if let Some(from) = f.get("validFrom") {
+        b["validFrom"] = json!(instant(from));
+    }
+    if let Some(reason) = f.get("reason") {
+        b["reason"] = json!(reason);
+    }
+    if let Some(amount) = f.get("maxAmount") {
+        // The amount as typed, a number where it reads as one (the API holds it to the
+        // currency's decimals and refuses anything else by name).
+        let amount = serde_json::from_str::<Value>(amount)
+            .ok()
+            .filter(Value::is_number)
+            .unwrap_or_else(|| json!(amount));
+        b["maxApprovalAmount"] = json!({ "amount": amount, "currency": f.get("maxCurrency") });
+    }
+    match staff
+        .call(
+            Method::POST,
+            "/api/v1/omni/delegations",
+            Some(&b),
+            f.get("idem"),
+        )
+        .await
+    {
+        Ok(_) => Redirect::to(back).into_response(),
+        Err(p) => refused(&staff, &p, back),
+    }
+}
+
+/// Revoke a delegation.
+pub async fn revoke(
+    staff: Staff,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let back = "/console/delegations";
+    let f = match form(&staff, &headers, &body) {
+        Ok(f) => f,
+        Err(p) => return refused(&staff, &p, back),
+    };
+    let mut b = json!({});
+    if let Some(reason) = f.get("reason") {
+        b["reason"] = json!(reason);
+    }
+    match staff
+        .call(
+            Method::POST,
+            &format!("/api/v1/omni/delegations/{}/revoke", seg(&id)),
+            Some(&b),
+            f.get("idem"),
+        )
+        .await
+    {
+        Ok(_) => Redirect::to(back).into_response(),
+        Err(p) => refused(&staff, &p, back),
+    }
+}
+
+/// The refusal of a page for administrators shown to anyone else; `None` for an administrator.
+fn not_admin(staff: &Staff) -> Option<Response> {
+    if staff.is_admin {
+        None
+    } else {
+        Some(refused(
+            staff,
+            &Problem::new(
+                StatusCode::FORBIDDEN,
+                "console_admin_only",
+                "Administration is for members of staff with the administrator role.",
+            ),
+            "/console/work",
+        ))
+    }
+}
+
+/// Administration: webhook endpoints, notification providers, the identity provider.
+pub async fn admin(staff: Staff, Query(q): Query<PageQuery>) -> Response {
+    if let Some(r) = not_admin(&staff) {
+        return r;
+    }
+    let page = page_of(q.page.as_deref()).to_string();
+    let endpoints = staff
+        .call(
+            Method::GET,
+            &format!(
+                "/api/v1/omni/webhooks/endpoints?{}",
+                query(&[("page", &page), ("perPage", "25")])
+            ),
+            None,
+            None,
+        )
+        .await;
+    let providers = staff
+        .call(
+            Method::GET,
+            "/api/v1/omni/notification-providers",
+            None,
+            None,
+        )
+        .await;
+    let identity = staff
+        .call(Method::GET, "/api/v1/omni/identity-provider", None, None)
+        .await;
+    let (endpoints, providers) = match (endpoints, providers) {
+        (Ok(e), Ok(p)) => (e, p),
+        (Err(p), _) | (_, Err(p)) => return refused(&staff, &p, "/console/work"),
+    };
+    show(
+        "admin.html",
+        with(
+            base(&staff, "Administration", "admin"),
+            json!({
+                "endpoints": endpoints["data"],
+                "pagination": endpoints["pagination"],
+                "providers": providers["data"],
+                "identity": identity.ok().map(|i| i["data"].clone()),
+            }),
+        ),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct MessagesQuery {
+    status: Option<String>,
+    page: Option<String>,
+}
+
+/// One webhook endpoint: its delivery statistics, its messages by status, and its actions.
+pub async fn admin_endpoint(
+    staff: Staff,
+    Path(id): Path<String>,
+    Query(q): Query<MessagesQuery>,
+) -> Response {
+    if let Some(r) = not_admin(&staff) {
+        return r;
+    }
+    let base_path = format!("/api/v1/omni/webhooks/endpoints/{}", seg(&id));
+    let endpoint = staff.call(Method::GET, &base_path, None, None).await;
+    let stats = staff
+        .call(Method::GET, &format!("{base_path}/stats"), None, None)
+        .await;
+    let page = page_of(q.page.as_deref()).to_string();
+    let status = q.status.as_deref().filter(|s| !s.is_empty());
+    let mut pairs = vec![("page", page.as_str()), ("perPage", "25")];
+    if let Some(s) = status {
+        pairs.push(("status", s));
+    }
+    let messages = staff
+        .call(
+            Method::GET,
+            &format!("{base_path}/messages?{}", query(&pairs)),
+            None,
+            None,
+        )
+        .await;
+    let (endpoint, stats, messages) = match (endpoint, stats, messages) {
+        (Ok(e), Ok(s), Ok(m)) => (e, s, m),
+        (Err(p), _, _) | (_, Err(p), _) | (_, _, Err(p)) => {
+            return refused(&staff, &p, "/console/admin");
+        }
+    };
+    show(
+        "endpoint.html",
+        with(
+            base(&staff, "Webhook endpoint", "admin"),
+            json!({
+                "endpoint": endpoint["data"],
+                "stats": stats["data"],
+                "messages": messages["data"],
+                "pagination": messages["pagination"],
+                "status": status,
+                "idem": idem(),
+            }),
+        ),
+    )
+}
+
+/// Rotate an endpoint's secret, or replay its failed messages since an instant.
+pub async fn endpoint_action(
+    staff: Staff,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = not_admin(&staff) {
+        return r;
+    }
+    let back = format!("/console/admin/endpoints/{}", seg(&id));
+    let f = match form(&staff, &headers, &body) {
+        Ok(f) => f,
+        Err(p) => return refused(&staff, &p, &back),
+    };
+    let b = match action.as_str() {
+        "rotate-secret" => json!({}),
+        "replay" => json!({ "since": f.get("since").map(instant) }),
+        _ => return not_found().await,
+    };
+    match staff
+        .call(
+            Method::POST,
+            &format!("/api/v1/omni/webhooks/endpoints/{}/{action}", seg(&id)),
+            Some(&b),
+            f.get("idem"),
+        )
+        .await
+    {
+        Ok(answer) if action == "rotate-secret" => show(
+            "endpoint.html",
+            with(
+                base(&staff, "Webhook endpoint", "admin"),
+                json!({ "rotated": answer["data"], "endpoint": { "id": id } }),
+            ),
+        ),
+        Ok(_) => Redirect::to(&back).into_response(),
+        Err(p) => refused(&staff, &p, &back),
+    }
+}
+
+/// Send a webhook message again.
+pub async fn retry_message(
+    staff: Staff,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = not_admin(&staff) {
+        return r;
+    }
+    let f = match form(&staff, &headers, &body) {
+        Ok(f) => f,
+        Err(p) => return refused(&staff, &p, "/console/admin"),
+    };
+    let back = f
+        .get("endpointId")
+        .map(|e| format!("/console/admin/endpoints/{}", seg(e)))
+        .unwrap_or_else(|| "/console/admin".to_owned());
+    match staff
+        .call(
+            Method::POST,
+            &format!("/api/v1/omni/webhooks/messages/{}/retry", seg(&id)),
+            None,
+            f.get("idem"),
+        )
+        .await
+    {
+        Ok(_) => Redirect::to(&back).into_response(),
+        Err(p) => refused(&staff, &p, &back),
+    }
+}
+
+/// The signed-in person's event stream (`GET /users/{me}/stream`), for the page's live
+/// updates: what is assigned to them, as it happens.
+pub async fn stream(staff: Staff, headers: HeaderMap) -> Response {
+    let path = format!("/api/v1/omni/users/{}/stream", seg(&staff.user_id));
+    let last: Vec<(&'static str, &str)> = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|l| ("last-event-id", l))
+        .into_iter()
+        .collect();
+    match staff.send(Method::GET, &path, None, None, &last).await {
+        Ok(res) => res,
+        Err(p) => view::failure(&p),
+    }
+}
