@@ -90,24 +90,33 @@ pub fn router(api: Router) -> Router<AppState> {
         .route("/console/stream", get(pages::stream))
         .route("/console/assets/console.css", get(view::stylesheet))
         .route("/console/assets/console.js", get(view::script))
+        .route("/console/assets/favicon.svg", get(view::icon))
         .fallback(pages::not_found)
         .layer(axum::Extension(api))
         .layer(from_fn(security_headers))
 }
 
-/// Every console answer forbids framing, sniffing, referrers and every source but this one;
-/// none is cached.
+/// The console's Content-Security-Policy: nothing but this origin's own files, no inline
+/// script or style, no framing, and forms sent only here.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+                   base-uri 'none'; object-src 'none'";
+
+/// The sign-in page's: the same, except that its one form (the organisation's id) leads, by a
+/// redirect, to the organisation's own provider, which `form-action` would block and which is
+/// not known before the form is sent.
+const CSP_SIGN_IN: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+                           img-src 'self'; connect-src 'self'; frame-ancestors 'none'; \
+                           base-uri 'none'; object-src 'none'";
+
+/// Every console answer forbids framing, sniffing, referrers and every source but this one
+/// ([`CSP`], unless the page set its own); none is cached.
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
-             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; \
-             object-src 'none'",
-        ),
-    );
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    }
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,

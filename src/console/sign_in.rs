@@ -79,11 +79,16 @@ pub async fn start(
 ) -> Response {
     let next = safe_next(q.next.as_deref());
     let Some(tenant) = q.tenant.filter(|t| !t.trim().is_empty()) else {
-        return view::page(
+        let mut page = view::page(
             StatusCode::OK,
             "sign_in.html",
             json!({ "title": "Sign in", "next": next }),
         );
+        page.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(super::CSP_SIGN_IN),
+        );
+        return page;
     };
     let tenant = tenant.trim().to_owned();
     let refused = |detail: &str| {

@@ -195,6 +195,7 @@ pub fn failure(p: &Problem) -> Response {
 
 const STYLESHEET: &str = include_str!("assets/console.css");
 const SCRIPT: &str = include_str!("assets/console.js");
+const ICON: &str = include_str!("assets/favicon.svg");
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
     let mut res = body.into_response();
@@ -213,6 +214,10 @@ pub async fn stylesheet() -> Response {
 
 pub async fn script() -> Response {
     asset("text/javascript; charset=utf-8", SCRIPT)
+}
+
+pub async fn icon() -> Response {
+    asset("image/svg+xml", ICON)
 }
 
 #[cfg(test)]
