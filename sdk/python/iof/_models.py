@@ -549,6 +549,18 @@ class IdentityProviderView(BaseModel):
     """
     actor_tokens: ActorTokens = Field(..., alias="actorTokens")
     audience: str
+    authorization_endpoint: str | None = Field(None, alias="authorizationEndpoint")
+    """
+    Where the console sends staff to sign in, from the discovery document.
+    """
+    console_client_id: str | None = Field(None, alias="consoleClientId")
+    """
+    The client the console signs staff in as; `null`: no console sign-in.
+    """
+    console_scope: str | None = Field(None, alias="consoleScope")
+    """
+    The scopes the console asks for; `null` without a console client.
+    """
     created_at: str = Field(..., alias="createdAt")
     issuer: str
     jwks_uri: str = Field(..., alias="jwksUri")
@@ -556,6 +568,10 @@ class IdentityProviderView(BaseModel):
     Where the provider publishes its signing keys, from its discovery document.
     """
     roles_claim: str | None = Field(None, alias="rolesClaim")
+    token_endpoint: str | None = Field(None, alias="tokenEndpoint")
+    """
+    Where the console exchanges a sign-in's code, from the discovery document.
+    """
     updated_at: str = Field(..., alias="updatedAt")
     user_claim: str = Field(..., alias="userClaim")
 
@@ -902,6 +918,23 @@ class PutIdentityProvider(BaseModel):
     audience: str = Field(..., examples=["api://omnirail"])
     """
     The audience Omnirail's actor tokens are issued for (their `aud`).
+    """
+    console_client_id: str | None = Field(
+        None, alias="consoleClientId", examples=["omnirail-console"]
+    )
+    """
+    The client the operator console signs staff in as (a public client registered at the
+    provider, with the redirect URI `{publicBaseUrl}/console/callback`, authorization code
+    with PKCE). Absent: the tenant's staff cannot sign in to the console. With it, the
+    discovery document must name an `authorization_endpoint` and a `token_endpoint`.
+    """
+    console_scope: str | None = Field(
+        None, alias="consoleScope", examples=["openid api://omnirail/.default"]
+    )
+    """
+    The scopes the console asks the provider for, separated by spaces; default `openid`.
+    Add what the provider needs to issue an access token for `audience` (Entra ID:
+    `openid api://omnirail/.default`).
     """
     issuer: str = Field(
         ...,

@@ -318,12 +318,12 @@ class ApiOmniIdentityProvider:
         """
         return self._core.call(Call(method="GET", path="/api/v1/omni/identity-provider", answer="data"), m.IdentityProviderView, options)
 
-    def put(self, *, audience: str, issuer: str, actor_tokens: m.ActorTokens | Literal["optional", "required"] | None = OMIT, roles_claim: str | None = OMIT, user_claim: str | None = OMIT, options: RequestOptions | None = None) -> m.IdentityProviderView:
+    def put(self, *, audience: str, issuer: str, actor_tokens: m.ActorTokens | Literal["optional", "required"] | None = OMIT, console_client_id: str | None = OMIT, console_scope: str | None = OMIT, roles_claim: str | None = OMIT, user_claim: str | None = OMIT, options: RequestOptions | None = None) -> m.IdentityProviderView:
         """Set the tenant's identity provider.
 
         `PUT /api/v1/omni/identity-provider`
         """
-        body = _body(m.PutIdentityProvider, {"actor_tokens": actor_tokens, "audience": audience, "issuer": issuer, "roles_claim": roles_claim, "user_claim": user_claim})
+        body = _body(m.PutIdentityProvider, {"actor_tokens": actor_tokens, "audience": audience, "console_client_id": console_client_id, "console_scope": console_scope, "issuer": issuer, "roles_claim": roles_claim, "user_claim": user_claim})
         return self._core.call(Call(method="PUT", path="/api/v1/omni/identity-provider", body=body, answer="data"), m.IdentityProviderView, options)
 
 
@@ -1240,12 +1240,12 @@ class AsyncApiOmniIdentityProvider:
         """
         return await self._core.call(Call(method="GET", path="/api/v1/omni/identity-provider", answer="data"), m.IdentityProviderView, options)
 
-    async def put(self, *, audience: str, issuer: str, actor_tokens: m.ActorTokens | Literal["optional", "required"] | None = OMIT, roles_claim: str | None = OMIT, user_claim: str | None = OMIT, options: RequestOptions | None = None) -> m.IdentityProviderView:
+    async def put(self, *, audience: str, issuer: str, actor_tokens: m.ActorTokens | Literal["optional", "required"] | None = OMIT, console_client_id: str | None = OMIT, console_scope: str | None = OMIT, roles_claim: str | None = OMIT, user_claim: str | None = OMIT, options: RequestOptions | None = None) -> m.IdentityProviderView:
         """Set the tenant's identity provider.
 
         `PUT /api/v1/omni/identity-provider`
         """
-        body = _body(m.PutIdentityProvider, {"actor_tokens": actor_tokens, "audience": audience, "issuer": issuer, "roles_claim": roles_claim, "user_claim": user_claim})
+        body = _body(m.PutIdentityProvider, {"actor_tokens": actor_tokens, "audience": audience, "console_client_id": console_client_id, "console_scope": console_scope, "issuer": issuer, "roles_claim": roles_claim, "user_claim": user_claim})
         return await self._core.call(Call(method="PUT", path="/api/v1/omni/identity-provider", body=body, answer="data"), m.IdentityProviderView, options)
 
 

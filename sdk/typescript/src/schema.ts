@@ -2223,11 +2223,19 @@ export interface components {
             actorTokenHeader: string;
             actorTokens: components["schemas"]["ActorTokens"];
             audience: string;
+            /** @description Where the console sends staff to sign in, from the discovery document. */
+            authorizationEndpoint?: string | null;
+            /** @description The client the console signs staff in as; `null`: no console sign-in. */
+            consoleClientId?: string | null;
+            /** @description The scopes the console asks for; `null` without a console client. */
+            consoleScope?: string | null;
             createdAt: string;
             issuer: string;
             /** @description Where the provider publishes its signing keys, from its discovery document. */
             jwksUri: string;
             rolesClaim?: string | null;
+            /** @description Where the console exchanges a sign-in's code, from the discovery document. */
+            tokenEndpoint?: string | null;
             updatedAt: string;
             userClaim: string;
         };
@@ -2670,6 +2678,21 @@ export interface components {
              * @example api://omnirail
              */
             audience: string;
+            /**
+             * @description The client the operator console signs staff in as (a public client registered at the
+             *     provider, with the redirect URI `{publicBaseUrl}/console/callback`, authorization code
+             *     with PKCE). Absent: the tenant's staff cannot sign in to the console. With it, the
+             *     discovery document must name an `authorization_endpoint` and a `token_endpoint`.
+             * @example omnirail-console
+             */
+            consoleClientId?: string | null;
+            /**
+             * @description The scopes the console asks the provider for, separated by spaces; default `openid`.
+             *     Add what the provider needs to issue an access token for `audience` (Entra ID:
+             *     `openid api://omnirail/.default`).
+             * @example openid api://omnirail/.default
+             */
+            consoleScope?: string | null;
             /**
              * @description The provider's issuer, exactly as its tokens' `iss` and its discovery document state it.
              *     `https` (`http` only with `identity.allow_http`), and not at a private address unless
