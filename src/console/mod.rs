@@ -83,6 +83,7 @@ pub fn router(api: Router) -> Router<AppState> {
             "/console/admin/endpoints/{id}/{action}",
             post(pages::endpoint_action),
         )
+        .route("/console/admin/messages/{id}", get(pages::admin_message))
         .route(
             "/console/admin/messages/{id}/retry",
             post(pages::retry_message),
@@ -115,7 +116,10 @@ async fn security_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        );
     }
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(

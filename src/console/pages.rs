@@ -208,8 +208,11 @@ pub async fn my_work(staff: Staff, Query(q): Query<WorkQuery>) -> Response {
     )
 }
 
-/// A journey: its steps and their history, context, assignee, actions, approval and timeline.
-pub async fn journey(staff: Staff, Path(id): Path<String>) -> Response {
+/// A journey: its steps and their history, context, assignee, actions, approval and timeline
+/// (newest first, a page at a time).
+pub async fn journey(staff: Staff, Path(id): Path<String>, Query(q): Query<PageQuery>) -> Response {
+    let page = page_of(q.page.as_deref()).to_string();
+    let per_page = PER_PAGE.to_string();
     let j = match staff
         .call(
             Method::GET,
@@ -231,7 +234,8 @@ pub async fn journey(staff: Staff, Path(id): Path<String>) -> Response {
                     ("entityType", "journey"),
                     ("entityId", &id),
                     ("order", "desc"),
-                    ("perPage", "50"),
+                    ("page", &page),
+                    ("perPage", &per_page),
                 ])
             ),
             None,
@@ -264,6 +268,7 @@ pub async fn journey(staff: Staff, Path(id): Path<String>) -> Response {
                 "j": j,
                 "approval": approval,
                 "timeline": timeline["data"],
+                "pagination": timeline["pagination"],
                 "idem": idem(),
             }),
         ),
@@ -633,17 +638,29 @@ pub async fn customer_export(staff: Staff, Path(id): Path<String>) -> Response {
     }
 }
 
-/// Delegations I have given and received, and the form to grant one.
-pub async fn delegations(staff: Staff) -> Response {
-    let list = |who: &'static str| {
+#[derive(Deserialize)]
+pub struct DelegationsQuery {
+    given: Option<String>,
+    received: Option<String>,
+}
+
+/// Delegations I have given and received (each list a page at a time), and the form to grant
+/// one.
+pub async fn delegations(staff: Staff, Query(q): Query<DelegationsQuery>) -> Response {
+    let list = |who: &'static str, page: Option<String>| {
         let staff = staff.clone();
         async move {
+            let page = page_of(page.as_deref()).to_string();
             staff
                 .call(
                     Method::GET,
                     &format!(
                         "/api/v1/omni/delegations?{}",
-                        query(&[(who, &staff.user_id), ("perPage", "100")])
+                        query(&[
+                            (who, &staff.user_id),
+                            ("page", &page),
+                            ("perPage", &PER_PAGE.to_string()),
+                        ])
                     ),
                     None,
                     None,
@@ -651,7 +668,10 @@ pub async fn delegations(staff: Staff) -> Response {
                 .await
         }
     };
-    let (given, received) = match (list("delegatorId").await, list("delegateeId").await) {
+    let (given, received) = match (
+        list("delegatorId", q.given).await,
+        list("delegateeId", q.received).await,
+    ) {
         (Ok(g), Ok(r)) => (g, r),
         (Err(p), _) | (_, Err(p)) => return refused(&staff, &p, "/console/work"),
     };
@@ -659,7 +679,13 @@ pub async fn delegations(staff: Staff) -> Response {
         "delegations.html",
         with(
             base(&staff, "Delegations", "delegations"),
-            json!({ "given": given["data"], "received": received["data"], "idem": idem() }),
+            json!({
+                "given": given["data"],
+                "given_pages": given["pagination"],
+                "received": received["data"],
+                "received_pages": received["pagination"],
+                "idem": idem(),
+            }),
         ),
     )
 }
@@ -893,6 +919,29 @@ pub async fn endpoint_action(
         Ok(_) => Redirect::to(&back).into_response(),
         Err(p) => refused(&staff, &p, &back),
     }
+}
+
+/// One webhook message: its payload and every attempt to deliver it.
+pub async fn admin_message(staff: Staff, Path(id): Path<String>) -> Response {
+    if let Some(r) = not_admin(&staff) {
+        return r;
+    }
+    let path = format!("/api/v1/omni/webhooks/messages/{}", seg(&id));
+    let message = staff.call(Method::GET, &path, None, None).await;
+    let attempts = staff
+        .call(Method::GET, &format!("{path}/attempts"), None, None)
+        .await;
+    let (message, attempts) = match (message, attempts) {
+        (Ok(m), Ok(a)) => (m, a),
+        (Err(p), _) | (_, Err(p)) => return refused(&staff, &p, "/console/admin"),
+    };
+    show(
+        "message.html",
+        with(
+            base(&staff, "Webhook message", "admin"),
+            json!({ "m": message["data"], "attempts": attempts["data"], "idem": idem() }),
+        ),
+    )
 }
 
 /// Send a webhook message again.

@@ -101,6 +101,7 @@ fn environment() -> &'static Environment<'static> {
             "delegations.html",
             "admin.html",
             "endpoint.html",
+            "message.html",
             "macros.html"
         );
         env.add_filter("when", when);

@@ -522,3 +522,43 @@ async fn a_deputy_over_their_limit_is_refused_with_the_reason() {
     assert_eq!(a["data"]["status"], "requested");
     assert_eq!(a["data"]["decisions"], json!([]));
 }
+
+#[tokio::test]
+async fn the_live_stream_tells_the_signed_in_person_what_is_assigned_to_them() {
+    let Some((app, provider)) = console_app().await else {
+        return;
+    };
+    app.post("/api/v1/omni/templates", &seed_template()).await;
+    let b = browser();
+    sign_in(&app, &provider, &b, "usr_rm_001").await;
+    let mut res = b.get(app.url("/console/stream")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()[header::CONTENT_TYPE], "text/event-stream");
+    // A journey given to them: the tenant's default rule notifies the assignee in-app, and
+    // their stream carries the notification.
+    let id = app.seed_journey().await;
+    let (s, body) = app
+        .post(
+            &format!("/api/v1/omni/journeys/{id}/assign"),
+            &json!({ "assigneeId": "usr_credit_001", "reason": "cover" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (s, body) = app
+        .post(
+            &format!("/api/v1/omni/journeys/{id}/assign"),
+            &json!({ "assigneeId": "usr_rm_001", "reason": "back from leave" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let mut got = String::new();
+    while !got.contains("\n\n") {
+        let chunk = tokio::time::timeout(crate::helpers::PATIENCE, res.chunk())
+            .await
+            .expect("an event within the bound")
+            .unwrap()
+            .expect("the stream stays open");
+        got.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(got.contains(&id), "{got}");
+}

@@ -242,6 +242,16 @@ async function main() {
     await rm.keyboard.press('Tab');
     assert.equal(await rm.evaluate(() => document.activeElement.textContent), 'Skip to content');
     await check(rm, 'my-work');
+    // Live: work assigned to them while the page is open is announced on it (the tenant's
+    // default rule notifies an assignee in-app, and their stream carries the notification).
+    const handed = (await call('POST', '/omni/journeys', {
+      templateId: 'tmpl_onboarding_sme', customerId: 'ent_customer_791', channel: 'web', assigneeId: 'usr_credit_001',
+    })).data;
+    await call('POST', `/omni/journeys/${handed.id}/assign`, { assigneeId: 'usr_rm_001', reason: 'Back from leave' });
+    await rm.locator('#live').waitFor({ state: 'visible' });
+    assert.match(await rm.locator('#live').textContent(), /Refresh/);
+    await rm.reload();
+    assert.equal(await rm.getByTestId('work-total').textContent(), '4');
     // A tablet: the page fits its width.
     await rm.setViewportSize({ width: 768, height: 1024 });
     assert.ok(await rm.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'fits a tablet');
@@ -315,6 +325,9 @@ async function main() {
     await check(admin, 'administration');
     await admin.getByRole('link', { name: 'http://127.0.0.1:9/omnirail' }).click();
     await check(admin, 'webhook-endpoint');
+    await admin.locator('a[href^="/console/admin/messages/"]').first().click();
+    await admin.getByRole('heading', { name: 'Attempts' }).waitFor();
+    await check(admin, 'webhook-message');
 
     // 8. Signing out ends the session: the next page asks to sign in again.
     await rm.getByRole('button', { name: 'Sign out' }).click();
