@@ -14,111 +14,15 @@
 // Nothing here waits on time: each step waits for a page or an element to be there, with
 // Playwright's bound (generous: these machines are shared).
 
-import { spawn } from 'node:child_process';
-import { mkdtempSync, existsSync, readFileSync, mkdirSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, dirname, resolve } from 'node:path';
+import { readFileSync, mkdirSync } from 'node:fs';
+import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createServer } from 'node:net';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
+import { api, cleanup, launch, signIn, startProvider, startServer } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, '../..');
 const AXE = readFileSync(join(here, 'node_modules/axe-core/axe.min.js'), 'utf8');
-const WAIT = 60_000;
 const shots = process.env.CONSOLE_SCREENSHOTS;
-const children = [];
-const work = mkdtempSync(join(tmpdir(), 'omnirail-console-'));
-
-/// OMNIRAIL_BIN, else the newer of target/release/omnirail and target/debug/omnirail (never a
-/// stale release build left beside a fresh debug one).
-function binary() {
-  if (process.env.OMNIRAIL_BIN) return process.env.OMNIRAIL_BIN;
-  const built = ['release', 'debug']
-    .map((b) => join(root, 'target', b, 'omnirail'))
-    .filter((p) => existsSync(p))
-    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
-  if (!built.length) throw new Error('no omnirail binary: cargo build first');
-  return built[0];
-}
-
-function freePort() {
-  return new Promise((ok, fail) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => ok(port));
-    });
-    srv.on('error', fail);
-  });
-}
-
-/// Runs `cmd`, and resolves with what `ready` finds in its output once it finds it.
-function start(cmd, args, env, ready) {
-  return new Promise((ok, fail) => {
-    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    let out = '';
-    const look = (chunk) => {
-      out += chunk;
-      const found = ready(out);
-      if (found) ok(found);
-    };
-    child.stdout.on('data', look);
-    child.stderr.on('data', look);
-    child.on('exit', (code) => fail(new Error(`${cmd} exited with ${code}:\n${out}`)));
-  });
-}
-
-async function startServer() {
-  const env = { PATH: process.env.PATH, HOME: process.env.HOME };
-  Object.assign(env, {
-    OMNIRAIL_DOCUMENT_STORE: join(work, 'documents'),
-    OMNIRAIL_LOG_FORMAT: 'json',
-    OMNIRAIL_IDENTITY__ALLOW_HTTP: 'true',
-    OMNIRAIL_IDENTITY__ALLOW_PRIVATE_PROVIDERS: 'true',
-    OMNIRAIL_WEBHOOKS__ALLOW_HTTP: 'true',
-    OMNIRAIL_WEBHOOKS__ALLOW_PRIVATE_TARGETS: 'true',
-  });
-  return start(
-    binary(),
-    ['serve', '--listen', '127.0.0.1:0', '--database-url', `sqlite://${work}/console.db`],
-    env,
-    (out) => {
-      const tenant = out.match(/Created tenant (\S+) /)?.[1];
-      const key = out.match(/^(omk_\S+)$/m)?.[1];
-      const addr = out.match(/"addr":"([^"]+)"/)?.[1];
-      return tenant && key && addr ? { tenant, key, base: `http://${addr}` } : null;
-    },
-  );
-}
-
-async function startProvider(base, roles) {
-  const port = await freePort();
-  const script = process.env.OMNIRAIL_TEST_OIDC_PROVIDER ?? join(root, 'tests/oidc/provider.mjs');
-  await start(
-    'node',
-    [script, '--port', String(port), '--keys-dir', join(work, 'keys'),
-      '--redirect-uris', `${base}/console/callback`, '--roles', JSON.stringify(roles)],
-    process.env,
-    (out) => out.includes('listening'),
-  );
-  return `http://127.0.0.1:${port}`;
-}
-
-function api(server) {
-  return async (method, path, body) => {
-    const res = await fetch(`${server.base}/api/v1${path}`, {
-      method,
-      headers: { 'x-api-key': server.key, 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-    return text ? JSON.parse(text) : null;
-  };
-}
 
 const at = (ms) => new Date(Date.now() + ms).toISOString();
 const DAY = 86_400_000;
@@ -192,44 +96,12 @@ async function check(page, name) {
   }
 }
 
-async function signIn(browser, server, login) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(WAIT);
-  const errors = [];
-  // The console's own pages only (the provider's sign-in pages are its business), and not a
-  // refusal's own status (a refused decision's page is 403 on purpose).
-  page.on('console', (m) => {
-    const own = m.location().url === page.url();
-    if (m.type() === 'error' && page.url().startsWith(`${server.base}/console`) && !own) {
-      errors.push(`${page.url()}: ${m.text()} (${m.location().url})`);
-    }
-  });
-  page.on('pageerror', (e) => errors.push(String(e)));
-  page.errors = errors;
-  await page.goto(`${server.base}/console/work`);
-  // Sent to sign in; the organisation's id, then the provider's own pages.
-  await page.getByLabel('Organisation id').fill(server.tenant);
-  await page.getByRole('button', { name: 'Continue to sign-in' }).click();
-  await page.locator('input[name="login"]').fill(login);
-  await page.locator('input[name="password"]').fill('any');
-  await page.locator('button[type="submit"]').click();
-  await page.locator('button[type="submit"]').click(); // the consent page
-  await page.waitForURL(`${server.base}/console/work`);
-  assert.equal(await page.getByTestId('me').textContent(), login);
-  return page;
-}
-
 async function main() {
   const server = await startServer();
   const issuer = await startProvider(server.base, {});
   const call = api(server);
   const seeded = await seed(call, issuer);
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launch();
   try {
     // 1. The relationship manager's queue: overdue first, then by due date.
     const rm = await signIn(browser, server, 'usr_rm_001');
@@ -348,7 +220,3 @@ main()
   .then(() => { cleanup(); process.exit(0); })
   .catch((e) => { console.error(e); cleanup(); process.exit(1); });
 
-function cleanup() {
-  for (const child of children) child.kill('SIGTERM');
-  rmSync(work, { recursive: true, force: true });
-}
