@@ -255,6 +255,11 @@ impl Staff {
         }
     }
 
+    /// Reads `path` of the API as this person.
+    pub async fn get(&self, path: &str) -> Result<Value, Problem> {
+        self.call(Method::GET, path, None, None).await
+    }
+
     /// Calls the API as this person and answers its response as it is (a stream, an export),
     /// with `headers` besides.
     pub async fn send(

@@ -165,28 +165,18 @@ pub async fn my_work(staff: Staff, Query(q): Query<WorkQuery>) -> Response {
         pairs.push(("overdue", "true"));
     }
     let list = staff
-        .call(
-            Method::GET,
-            &format!("/api/v1/omni/journeys?{}", query(&pairs)),
-            None,
-            None,
-        )
+        .get(&format!("/api/v1/omni/journeys?{}", query(&pairs)))
         .await;
     let overdue = staff
-        .call(
-            Method::GET,
-            &format!(
-                "/api/v1/omni/journeys?{}",
-                query(&[
-                    ("assignedTo", &staff.user_id),
-                    ("status", OPEN),
-                    ("overdue", "true"),
-                    ("perPage", "1"),
-                ])
-            ),
-            None,
-            None,
-        )
+        .get(&format!(
+            "/api/v1/omni/journeys?{}",
+            query(&[
+                ("assignedTo", &staff.user_id),
+                ("status", OPEN),
+                ("overdue", "true"),
+                ("perPage", "1"),
+            ])
+        ))
         .await;
     let (list, overdue) = match (list, overdue) {
         (Ok(l), Ok(o)) => (l, o),
@@ -214,43 +204,28 @@ pub async fn journey(staff: Staff, Path(id): Path<String>, Query(q): Query<PageQ
     let page = page_of(q.page.as_deref()).to_string();
     let per_page = PER_PAGE.to_string();
     let j = match staff
-        .call(
-            Method::GET,
-            &format!("/api/v1/omni/journeys/{}", seg(&id)),
-            None,
-            None,
-        )
+        .get(&format!("/api/v1/omni/journeys/{}", seg(&id)))
         .await
     {
         Ok(j) => j["data"].clone(),
         Err(p) => return refused(&staff, &p, "/console/work"),
     };
     let timeline = staff
-        .call(
-            Method::GET,
-            &format!(
-                "/api/v1/omni/timeline?{}",
-                query(&[
-                    ("entityType", "journey"),
-                    ("entityId", &id),
-                    ("order", "desc"),
-                    ("page", &page),
-                    ("perPage", &per_page),
-                ])
-            ),
-            None,
-            None,
-        )
+        .get(&format!(
+            "/api/v1/omni/timeline?{}",
+            query(&[
+                ("entityType", "journey"),
+                ("entityId", &id),
+                ("order", "desc"),
+                ("page", &page),
+                ("perPage", &per_page),
+            ])
+        ))
         .await;
     let approval_id = j["currentStep"]["approvalId"].as_str().map(str::to_owned);
     let approval = match &approval_id {
         Some(a) => staff
-            .call(
-                Method::GET,
-                &format!("/api/v1/omni/approvals/{}", seg(a)),
-                None,
-                None,
-            )
+            .get(&format!("/api/v1/omni/approvals/{}", seg(a)))
             .await
             .map(|a| a["data"].clone())
             .ok(),
@@ -349,19 +324,14 @@ pub async fn approvals(staff: Staff, Query(q): Query<PageQuery>) -> Response {
     let page = page_of(q.page.as_deref()).to_string();
     let per_page = PER_PAGE.to_string();
     let list = staff
-        .call(
-            Method::GET,
-            &format!(
-                "/api/v1/omni/approvals?{}",
-                query(&[
-                    ("decidableBy", &staff.user_id),
-                    ("page", &page),
-                    ("perPage", &per_page),
-                ])
-            ),
-            None,
-            None,
-        )
+        .get(&format!(
+            "/api/v1/omni/approvals?{}",
+            query(&[
+                ("decidableBy", &staff.user_id),
+                ("page", &page),
+                ("perPage", &per_page),
+            ])
+        ))
         .await;
     let cover = covering(&staff).await;
     let (list, cover) = match (list, cover) {
@@ -384,20 +354,15 @@ pub async fn approvals(staff: Staff, Query(q): Query<PageQuery>) -> Response {
 /// The active delegations I hold (approvals I may decide for someone else).
 async fn covering(staff: &Staff) -> Result<Vec<Value>, Problem> {
     let d = staff
-        .call(
-            Method::GET,
-            &format!(
-                "/api/v1/omni/delegations?{}",
-                query(&[
-                    ("delegateeId", &staff.user_id),
-                    ("status", "active"),
-                    ("scope", "approvals"),
-                    ("perPage", "100"),
-                ])
-            ),
-            None,
-            None,
-        )
+        .get(&format!(
+            "/api/v1/omni/delegations?{}",
+            query(&[
+                ("delegateeId", &staff.user_id),
+                ("status", "active"),
+                ("scope", "approvals"),
+                ("perPage", "100"),
+            ])
+        ))
         .await?;
     Ok(d["data"].as_array().cloned().unwrap_or_default())
 }
@@ -432,12 +397,7 @@ fn with_places(staff: &Staff, request: &Value, cover: &[Value]) -> Value {
 /// One request: its approvers, decisions, and the places I can decide it in.
 pub async fn approval(staff: Staff, Path(id): Path<String>) -> Response {
     let r = staff
-        .call(
-            Method::GET,
-            &format!("/api/v1/omni/approvals/{}", seg(&id)),
-            None,
-            None,
-        )
+        .get(&format!("/api/v1/omni/approvals/{}", seg(&id)))
         .await;
     let cover = covering(&staff).await;
     let (r, cover) = match (r, cover) {
@@ -521,12 +481,7 @@ pub async fn customer(
 ) -> Response {
     let back = "/console/customers";
     let profile = staff
-        .call(
-            Method::GET,
-            &format!("/api/v1/customers/{}/profile/unified", seg(&id)),
-            None,
-            None,
-        )
+        .get(&format!("/api/v1/customers/{}/profile/unified", seg(&id)))
         .await;
     let profile = match profile {
         Ok(p) => p,
@@ -554,23 +509,13 @@ pub async fn customer(
         pairs.push(("toDate", t));
     }
     let timeline = staff
-        .call(
-            Method::GET,
-            &format!("/api/v1/omni/timeline?{}", query(&pairs)),
-            None,
-            None,
-        )
+        .get(&format!("/api/v1/omni/timeline?{}", query(&pairs)))
         .await;
     let verified = staff
-        .call(
-            Method::GET,
-            &format!(
-                "/api/v1/omni/timeline/verify?{}",
-                query(&[("entityType", "customer"), ("entityId", &id)])
-            ),
-            None,
-            None,
-        )
+        .get(&format!(
+            "/api/v1/omni/timeline/verify?{}",
+            query(&[("entityType", "customer"), ("entityId", &id)])
+        ))
         .await;
     let back_here = format!("/console/customers/{}", seg(&id));
     let (timeline, verified) = match (timeline, verified) {
@@ -593,7 +538,8 @@ pub async fn customer(
     )
 }
 
-/// The customer's timeline as the API exports it (a signed JSON document).
+/// The customer's timeline as the API exports it (JSON Lines, every link and the chain's head,
+/// for an auditor to re-verify), as a download.
 pub async fn customer_export(staff: Staff, Path(id): Path<String>) -> Response {
     match staff
         .send(
@@ -611,7 +557,7 @@ pub async fn customer_export(staff: Staff, Path(id): Path<String>) -> Response {
         Ok(res) if res.status().is_success() => {
             let mut res = res;
             if let Ok(v) = axum::http::HeaderValue::from_str(&format!(
-                "attachment; filename=\"timeline-{}.json\"",
+                "attachment; filename=\"timeline-{}.jsonl\"",
                 id.replace(
                     |c: char| !c.is_ascii_alphanumeric() && c != '_' && c != '-',
                     "_"
@@ -652,19 +598,14 @@ pub async fn delegations(staff: Staff, Query(q): Query<DelegationsQuery>) -> Res
         async move {
             let page = page_of(page.as_deref()).to_string();
             staff
-                .call(
-                    Method::GET,
-                    &format!(
-                        "/api/v1/omni/delegations?{}",
-                        query(&[
-                            (who, &staff.user_id),
-                            ("page", &page),
-                            ("perPage", &PER_PAGE.to_string()),
-                        ])
-                    ),
-                    None,
-                    None,
-                )
+                .get(&format!(
+                    "/api/v1/omni/delegations?{}",
+                    query(&[
+                        (who, &staff.user_id),
+                        ("page", &page),
+                        ("perPage", &PER_PAGE.to_string()),
+                    ])
+                ))
                 .await
         }
     };
@@ -785,27 +726,13 @@ pub async fn admin(staff: Staff, Query(q): Query<PageQuery>) -> Response {
     }
     let page = page_of(q.page.as_deref()).to_string();
     let endpoints = staff
-        .call(
-            Method::GET,
-            &format!(
-                "/api/v1/omni/webhooks/endpoints?{}",
-                query(&[("page", &page), ("perPage", "25")])
-            ),
-            None,
-            None,
-        )
+        .get(&format!(
+            "/api/v1/omni/webhooks/endpoints?{}",
+            query(&[("page", &page), ("perPage", "25")])
+        ))
         .await;
-    let providers = staff
-        .call(
-            Method::GET,
-            "/api/v1/omni/notification-providers",
-            None,
-            None,
-        )
-        .await;
-    let identity = staff
-        .call(Method::GET, "/api/v1/omni/identity-provider", None, None)
-        .await;
+    let providers = staff.get("/api/v1/omni/notification-providers").await;
+    let identity = staff.get("/api/v1/omni/identity-provider").await;
     let (endpoints, providers) = match (endpoints, providers) {
         (Ok(e), Ok(p)) => (e, p),
         (Err(p), _) | (_, Err(p)) => return refused(&staff, &p, "/console/work"),
@@ -840,10 +767,8 @@ pub async fn admin_endpoint(
         return r;
     }
     let base_path = format!("/api/v1/omni/webhooks/endpoints/{}", seg(&id));
-    let endpoint = staff.call(Method::GET, &base_path, None, None).await;
-    let stats = staff
-        .call(Method::GET, &format!("{base_path}/stats"), None, None)
-        .await;
+    let endpoint = staff.get(&base_path).await;
+    let stats = staff.get(&format!("{base_path}/stats")).await;
     let page = page_of(q.page.as_deref()).to_string();
     let status = q.status.as_deref().filter(|s| !s.is_empty());
     let mut pairs = vec![("page", page.as_str()), ("perPage", "25")];
@@ -851,12 +776,7 @@ pub async fn admin_endpoint(
         pairs.push(("status", s));
     }
     let messages = staff
-        .call(
-            Method::GET,
-            &format!("{base_path}/messages?{}", query(&pairs)),
-            None,
-            None,
-        )
+        .get(&format!("{base_path}/messages?{}", query(&pairs)))
         .await;
     let (endpoint, stats, messages) = match (endpoint, stats, messages) {
         (Ok(e), Ok(s), Ok(m)) => (e, s, m),
@@ -927,10 +847,8 @@ pub async fn admin_message(staff: Staff, Path(id): Path<String>) -> Response {
         return r;
     }
     let path = format!("/api/v1/omni/webhooks/messages/{}", seg(&id));
-    let message = staff.call(Method::GET, &path, None, None).await;
-    let attempts = staff
-        .call(Method::GET, &format!("{path}/attempts"), None, None)
-        .await;
+    let message = staff.get(&path).await;
+    let attempts = staff.get(&format!("{path}/attempts")).await;
     let (message, attempts) = match (message, attempts) {
         (Ok(m), Ok(a)) => (m, a),
         (Err(p), _) | (_, Err(p)) => return refused(&staff, &p, "/console/admin"),

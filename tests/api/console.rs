@@ -425,6 +425,24 @@ async fn what_a_customer_typed_is_shown_as_text_and_another_tenants_data_is_not_
     assert!(html.contains("&lt;script&gt;alert(1)&lt;"), "{html}");
     assert!(!html.contains("<script>alert"), "{html}");
     assert!(html.contains("chain verified"), "{html}");
+    // The export, as the API signs it, as a download.
+    let res = b
+        .get(app.url("/console/customers/ent_script/export"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()[header::CONTENT_DISPOSITION]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment;")
+    );
+    let lines = res.text().await.unwrap();
+    for line in lines.lines() {
+        serde_json::from_str::<Value>(line).expect("JSON Lines");
+    }
+    assert!(lines.contains("chain_head"), "{lines}");
 
     // Another tenant's journey, by id: not found, as through the API.
     let other = app.other_tenant_key().await;
