@@ -526,7 +526,11 @@ pub async fn customer(
         staff
             .get(&format!(
                 "/api/v1/omni/timeline?{}",
-                query(&[("entityType", "customer"), ("entityId", &id), ("perPage", "1")])
+                query(&[
+                    ("entityType", "customer"),
+                    ("entityId", &id),
+                    ("perPage", "1")
+                ])
             ))
             .await
             .map(|t| t["pagination"]["total"].as_u64().unwrap_or(0))

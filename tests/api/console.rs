@@ -580,3 +580,29 @@ async fn the_live_stream_tells_the_signed_in_person_what_is_assigned_to_them() {
     }
     assert!(got.contains(&id), "{got}");
 }
+
+#[tokio::test]
+async fn the_consoles_client_settings_are_checked_before_anything_changes() {
+    let app = TestApp::spawn().await;
+    for (body, field) in [
+        (
+            json!({ "issuer": "https://idp.bank.example", "audience": "api://omnirail", "consoleScope": "openid" }),
+            "consoleScope",
+        ),
+        (
+            json!({ "issuer": "https://idp.bank.example", "audience": "api://omnirail",
+                    "consoleClientId": "c", "consoleScope": "openid  staff" }),
+            "consoleScope",
+        ),
+        (
+            json!({ "issuer": "https://idp.bank.example", "audience": "api://omnirail", "consoleClientId": "" }),
+            "consoleClientId",
+        ),
+    ] {
+        let (s, res) = app.put("/api/v1/omni/identity-provider", &body).await;
+        crate::helpers::assert_problem(s, &res, 422, "validation_failed");
+        assert_eq!(res["errors"][0]["field"], field, "{res}");
+    }
+    let (s, res) = app.get("/api/v1/omni/identity-provider").await;
+    crate::helpers::assert_problem(s, &res, 404, "not_found");
+}
