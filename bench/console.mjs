@@ -4,6 +4,7 @@
 // target of 100 ms (issue 24). Run by bench/console.sh, once per database:
 //
 //   node bench/console.mjs [--database-url URL] [--journeys 10000] [--requests 200]
+//                          [--only Approvals]   # the pages whose name contains it
 //
 // The server is the newest omnirail binary (bench/console.sh builds release); staff sign in
 // through the test OpenID provider in Debian's Chromium, whose session cookie the requests
@@ -19,6 +20,7 @@ const { values: args } = parseArgs({
     'database-url': { type: 'string' },
     journeys: { type: 'string', default: '10000' },
     requests: { type: 'string', default: '200' },
+    only: { type: 'string' },
   },
 });
 const JOURNEYS = Number(args.journeys);
@@ -138,7 +140,7 @@ async function main() {
   ];
   const results = [];
   console.log(`\n| page | p50 ms | p99 ms | max ms | p99 under 100 ms |\n|---|---|---|---|---|`);
-  for (const [name, cookie, path] of pages) {
+  for (const [name, cookie, path] of pages.filter(([n]) => !args.only || n.includes(args.only))) {
     const r = await measure(server.base, cookie, path);
     results.push({ name, path, ...r });
     console.log(`| ${name} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.max.toFixed(1)} | ${r.p99 < 100 ? 'yes' : 'NO'} |`);
