@@ -565,19 +565,15 @@ macro_rules! approval_filter {
          AND ($4 IS NULL OR a.requested_by = $4) AND ($5 IS NULL OR a.entity_type = $5) \
          AND ($7 IS NULL OR (a.status = 'requested' AND (a.expires_at IS NULL OR a.expires_at > $6) \
               AND a.requested_by <> $7 \
-              AND a.id IN (SELECT p.approval_id FROM approval_approvers p WHERE p.tenant_id = $1 \
+              AND a.id IN (SELECT p.approval_id FROM approval_approvers p \
+                   JOIN approvals r ON r.id = p.approval_id \
+                   WHERE p.tenant_id = $1 AND p.user_id <> r.requested_by \
                    AND p.user_id IN (SELECT $7 UNION ALL SELECT g.delegator_id FROM delegations g \
-                        WHERE g.tenant_id = $1 AND g.delegatee_id = $7 AND g.revoked_at IS NULL \
-                        AND g.valid_from <= $6 AND g.valid_to >= $6 \
-                        AND (g.scopes LIKE '%\"approvals\"%' OR g.scopes LIKE '%\"all\"%'))) \
-              AND EXISTS (SELECT 1 FROM approval_approvers q WHERE q.approval_id = a.id \
-                   AND q.user_id <> a.requested_by \
-                   AND q.user_id IN (SELECT $7 UNION ALL SELECT g.delegator_id FROM delegations g \
                         WHERE g.tenant_id = $1 AND g.delegatee_id = $7 AND g.revoked_at IS NULL \
                         AND g.valid_from <= $6 AND g.valid_to >= $6 \
                         AND (g.scopes LIKE '%\"approvals\"%' OR g.scopes LIKE '%\"all\"%')) \
                    AND NOT EXISTS (SELECT 1 FROM approval_decisions d \
-                        WHERE d.approval_id = q.approval_id AND d.slot_user_id = q.user_id))))"
+                        WHERE d.approval_id = p.approval_id AND d.slot_user_id = p.user_id))))"
     };
 }
 macro_rules! approval_page {

@@ -606,3 +606,172 @@ async fn the_consoles_client_settings_are_checked_before_anything_changes() {
     let (s, res) = app.get("/api/v1/omni/identity-provider").await;
     crate::helpers::assert_problem(s, &res, 404, "not_found");
 }
+
+#[tokio::test]
+async fn reassign_complete_cancel_and_delegations_go_through_the_apis_rules() {
+    let Some((app, provider)) = console_app().await else {
+        return;
+    };
+    let id = app.seed_journey().await;
+    let b = browser();
+    sign_in(&app, &provider, &b, "usr_rm_001").await;
+    let (_, html) = page(&app, &b, &format!("/console/journeys/{id}")).await;
+    let csrf = csrf_of(&html);
+    // Reassign with a reason: the event's actor is the signed-in person.
+    let (s, _, _) = post(
+        &app,
+        &b,
+        &format!("/console/journeys/{id}/assign"),
+        &[
+            ("csrf", &csrf),
+            ("assigneeId", "usr_credit_001"),
+            ("assigneeType", "user"),
+            ("reason", "Specialist review"),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let j = journey(&app, &id).await;
+    assert_eq!(j["assigneeId"], "usr_credit_001");
+    // Cancel with a reason.
+    let (s, _, _) = post(
+        &app,
+        &b,
+        &format!("/console/journeys/{id}/cancel"),
+        &[("csrf", &csrf), ("cancellationReason", "Customer withdrew")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let j = journey(&app, &id).await;
+    assert_eq!(j["status"], "cancelled");
+    assert_eq!(j["cancellationReason"], "Customer withdrew");
+    // Completing a cancelled journey: the API's refusal.
+    let (s, html, _) = post(
+        &app,
+        &b,
+        &format!("/console/journeys/{id}/complete"),
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{html}");
+    assert!(html.contains("invalid_transition"), "{html}");
+
+    // A delegation granted from the console is the signed-in person's, and revoked from it.
+    let (s, html, _) = post(
+        &app,
+        &b,
+        "/console/delegations/grant",
+        &[
+            ("csrf", &csrf),
+            ("delegateeId", "usr_credit_001"),
+            ("scope", "approvals"),
+            ("scope", "journey_assign"),
+            ("maxAmount", "250000"),
+            ("maxCurrency", "SAR"),
+            ("validTo", &crate::helpers::at(86_400_000)[..16]),
+            ("reason", "Leave"),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{html}");
+    let (_, list) = app
+        .get("/api/v1/omni/delegations?delegatorId=usr_rm_001")
+        .await;
+    let d = &list["data"][0];
+    assert_eq!(d["delegateeId"], "usr_credit_001", "{list}");
+    assert_eq!(d["scope"], json!(["approvals", "journey_assign"]));
+    let (_, html) = page(&app, &b, "/console/delegations").await;
+    assert!(html.contains("Leave"), "{html}");
+    let (s, _, _) = post(
+        &app,
+        &b,
+        &format!("/console/delegations/{}/revoke", d["id"].as_str().unwrap()),
+        &[("csrf", &csrf), ("reason", "Back early")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let (_, d) = app
+        .get(&format!(
+            "/api/v1/omni/delegations/{}",
+            d["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(d["data"]["status"], "revoked");
+    assert_eq!(d["data"]["revokedBy"], "usr_rm_001");
+    // A grant the API refuses (no end of the period) shows its field.
+    let (s, html, _) = post(
+        &app,
+        &b,
+        "/console/delegations/grant",
+        &[
+            ("csrf", &csrf),
+            ("delegateeId", "usr_credit_001"),
+            ("scope", "approvals"),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("validTo"), "{html}");
+}
+
+#[tokio::test]
+async fn an_administrator_rotates_replays_and_retries_webhooks_from_the_console() {
+    let Some((app, provider)) = console_app().await else {
+        return;
+    };
+    let (s, ep) = app
+        .post(
+            "/api/v1/omni/webhooks/endpoints",
+            &json!({ "url": "https://hooks.bank.example/omnirail", "eventTypes": ["omni.journey.*"] }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{ep}");
+    let endpoint = ep["data"]["id"].as_str().unwrap().to_owned();
+    app.seed_journey().await;
+    let b = browser();
+    sign_in(&app, &provider, &b, "usr_admin").await;
+    let (s, html) = page(&app, &b, "/console/admin").await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    assert!(html.contains("hooks.bank.example"), "{html}");
+    let (s, html) = page(&app, &b, &format!("/console/admin/endpoints/{endpoint}")).await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    let csrf = csrf_of(&html);
+    let at = html
+        .find("/console/admin/messages/msg_")
+        .expect("a message")
+        + "/console/admin/messages/".len();
+    let message = html[at..].split('"').next().unwrap().to_owned();
+    let (s, html) = page(&app, &b, &format!("/console/admin/messages/{message}")).await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    assert!(html.contains("Attempts"), "{html}");
+    // Rotation shows the new secret once.
+    let (s, html, _) = post(
+        &app,
+        &b,
+        &format!("/console/admin/endpoints/{endpoint}/rotate-secret"),
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    assert!(html.contains("whsec_"), "{html}");
+    // Replay and retry: the API's answers (nothing failed yet: retry is refused with its code).
+    let (s, _, _) = post(
+        &app,
+        &b,
+        &format!("/console/admin/endpoints/{endpoint}/replay"),
+        &[("csrf", &csrf), ("since", "2026-01-01T00:00")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let (s, html, _) = post(
+        &app,
+        &b,
+        &format!("/console/admin/messages/{message}/retry"),
+        &[("csrf", &csrf), ("endpointId", &endpoint)],
+    )
+    .await;
+    assert!(
+        s == StatusCode::SEE_OTHER || s == StatusCode::CONFLICT,
+        "{s} {html}"
+    );
+}
