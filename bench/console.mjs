@@ -138,11 +138,17 @@ async function main() {
   if (args['database-url']?.startsWith('postgres')) {
     execFileSync('psql', [args['database-url'], '-qc', 'VACUUM ANALYZE']);
   }
-  // Every message delivered before the pages are timed.
-  for (;;) {
-    const pending = await call('GET', `/omni/webhooks/endpoints/${s.endpoint.id}/messages?status=pending&perPage=1`);
-    if (pending.pagination.total === 0) break;
-    await new Promise((r) => setTimeout(r, 500)); // Not synchronisation: polling for a state.
+  // Every webhook message and notification the seeding caused is delivered before the pages
+  // are timed: the workers would otherwise be timed with them (the seeding's journeys and
+  // approvals notify their assignees and approvers, some 50,000 deliveries).
+  for (const path of [
+    `/omni/webhooks/endpoints/${s.endpoint.id}/messages?status=pending&perPage=1`,
+    '/omni/notifications?status=pending&perPage=1',
+  ]) {
+    for (;;) {
+      if ((await call('GET', path)).pagination.total === 0) break;
+      await new Promise((r) => setTimeout(r, 1000)); // Not synchronisation: polling for a state.
+    }
   }
   console.log(`seeded ${JOURNEYS} journeys, 2,000 approvals in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   const browser = await launch();
