@@ -53,48 +53,46 @@ pub struct ApiHandle(Router);
 /// The console's routes, calling `api` for every read and action.
 pub fn router(api: Router) -> Router<AppState> {
     let api = ApiHandle(api);
-    Router::new()
-        .route("/console", get(pages::home))
-        .route("/console/", get(pages::home))
-        .route("/console/sign-in", get(sign_in::start))
-        .route("/console/callback", get(sign_in::callback))
-        .route("/console/sign-out", post(sign_in::sign_out))
-        .route("/console/work", get(pages::my_work))
-        .route("/console/journeys/{id}", get(pages::journey))
+    let pages = Router::new()
+        .route("/", get(pages::home))
+        .route("/sign-in", get(sign_in::start))
+        .route("/callback", get(sign_in::callback))
+        .route("/sign-out", post(sign_in::sign_out))
+        .route("/work", get(pages::my_work))
+        .route("/journeys/{id}", get(pages::journey))
+        .route("/journeys/{id}/{action}", post(pages::journey_action))
+        .route("/approvals", get(pages::approvals))
+        .route("/approvals/{id}", get(pages::approval))
+        .route("/approvals/{id}/decide", post(pages::decide))
+        .route("/customers", get(pages::customer_search))
+        .route("/customers/{id}", get(pages::customer))
+        .route("/customers/{id}/export", get(pages::customer_export))
+        .route("/delegations", get(pages::delegations))
+        .route("/delegations/grant", post(pages::grant))
+        .route("/delegations/{id}/revoke", post(pages::revoke))
+        .route("/admin", get(pages::admin))
+        .route("/admin/endpoints/{id}", get(pages::admin_endpoint))
         .route(
-            "/console/journeys/{id}/{action}",
-            post(pages::journey_action),
-        )
-        .route("/console/approvals", get(pages::approvals))
-        .route("/console/approvals/{id}", get(pages::approval))
-        .route("/console/approvals/{id}/decide", post(pages::decide))
-        .route("/console/customers", get(pages::customer_search))
-        .route("/console/customers/{id}", get(pages::customer))
-        .route(
-            "/console/customers/{id}/export",
-            get(pages::customer_export),
-        )
-        .route("/console/delegations", get(pages::delegations))
-        .route("/console/delegations/grant", post(pages::grant))
-        .route("/console/delegations/{id}/revoke", post(pages::revoke))
-        .route("/console/admin", get(pages::admin))
-        .route("/console/admin/endpoints/{id}", get(pages::admin_endpoint))
-        .route(
-            "/console/admin/endpoints/{id}/{action}",
+            "/admin/endpoints/{id}/{action}",
             post(pages::endpoint_action),
         )
-        .route("/console/admin/messages/{id}", get(pages::admin_message))
-        .route(
-            "/console/admin/messages/{id}/retry",
-            post(pages::retry_message),
-        )
-        .route("/console/stream", get(pages::stream))
-        .route("/console/assets/console.css", get(view::stylesheet))
-        .route("/console/assets/console.js", get(view::script))
-        .route("/console/assets/favicon.svg", get(view::icon))
+        .route("/admin/messages/{id}", get(pages::admin_message))
+        .route("/admin/messages/{id}/retry", post(pages::retry_message))
+        .route("/stream", get(pages::stream))
+        .route("/assets/console.css", get(view::stylesheet))
+        .route("/assets/console.js", get(view::script))
+        .route("/assets/favicon.svg", get(view::icon))
         .fallback(pages::not_found)
         .layer(axum::Extension(api))
-        .layer(from_fn(security_headers))
+        .layer(from_fn(security_headers));
+    // Nested, so that its fallback (and its headers) answer every path under `/console`;
+    // `/console/` is the home page too.
+    Router::new()
+        .route(
+            "/console/",
+            get(|| async { Redirect::to("/console") }).layer(from_fn(security_headers)),
+        )
+        .nest("/console", pages)
 }
 
 /// The console's Content-Security-Policy: nothing but this origin's own files, no inline
@@ -173,8 +171,14 @@ impl FromRequestParts<AppState> for Staff {
             .cloned()
             .ok_or_else(|| view::failure(&Problem::internal()))?;
         let to_sign_in = || {
+            // The address as the browser asked for it (the router nested under `/console`
+            // sees it without that prefix).
+            let uri = parts
+                .extensions
+                .get::<axum::extract::OriginalUri>()
+                .map_or(&parts.uri, |o| &o.0);
             let back = (parts.method == Method::GET)
-                .then(|| parts.uri.path_and_query().map(|p| p.as_str().to_owned()))
+                .then(|| uri.path_and_query().map(|p| p.as_str().to_owned()))
                 .flatten();
             let target = match back {
                 Some(back) => format!(

@@ -775,3 +775,36 @@ async fn an_administrator_rotates_replays_and_retries_webhooks_from_the_console(
         "{s} {html}"
     );
 }
+
+#[tokio::test]
+async fn every_path_under_console_answers_as_the_console() {
+    let app = TestApp::spawn().await;
+    let b = browser();
+    for path in ["/console", "/console/"] {
+        let res = b.get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{path}");
+    }
+    let res = b
+        .get(app.url("/console/no-such-page"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert!(res.headers().contains_key(header::CONTENT_SECURITY_POLICY));
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("There is no such page in the console")
+    );
+    let res = b
+        .get(app.url("/console/assets/console.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.headers()[header::CONTENT_TYPE],
+        "text/css; charset=utf-8"
+    );
+}
