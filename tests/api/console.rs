@@ -125,6 +125,31 @@ fn csrf_of(html: &str) -> String {
     html[at..].split('"').next().unwrap().to_owned()
 }
 
+/// The relationship manager signed in, on the page of the seed journey assigned to them.
+struct Desk {
+    app: TestApp,
+    _provider: Provider,
+    b: reqwest::Client,
+    id: String,
+    csrf: String,
+}
+
+async fn at_a_journey() -> Option<Desk> {
+    let (app, provider) = console_app().await?;
+    let id = app.seed_journey().await;
+    let b = browser();
+    sign_in(&app, &provider, &b, "usr_rm_001").await;
+    let (_, html) = page(&app, &b, &format!("/console/journeys/{id}")).await;
+    let csrf = csrf_of(&html);
+    Some(Desk {
+        app,
+        _provider: provider,
+        b,
+        id,
+        csrf,
+    })
+}
+
 async fn post(
     app: &TestApp,
     browser: &reqwest::Client,
@@ -250,14 +275,17 @@ async fn staff_sign_in_at_the_provider_and_advance_their_work_as_themselves() {
 
 #[tokio::test]
 async fn a_form_without_the_sessions_csrf_token_or_from_another_site_changes_nothing() {
-    let Some((app, provider)) = console_app().await else {
+    // The provider is kept for the test's length (`_idp`), as every process a test starts.
+    let Some(Desk {
+        app,
+        _provider: _idp,
+        b,
+        id,
+        csrf,
+    }) = at_a_journey().await
+    else {
         return;
     };
-    let id = app.seed_journey().await;
-    let b = browser();
-    sign_in(&app, &provider, &b, "usr_rm_001").await;
-    let (_, html) = page(&app, &b, &format!("/console/journeys/{id}")).await;
-    let csrf = csrf_of(&html);
     let path = format!("/console/journeys/{id}/cancel");
     for (form, cross) in [
         (vec![("cancellationReason", "x")], false),
@@ -281,14 +309,17 @@ async fn a_form_without_the_sessions_csrf_token_or_from_another_site_changes_not
 
 #[tokio::test]
 async fn refusals_show_the_apis_code_and_message_and_change_nothing() {
-    let Some((app, provider)) = console_app().await else {
+    // The provider is kept for the test's length (`_idp`), as every process a test starts.
+    let Some(Desk {
+        app,
+        _provider: _idp,
+        b,
+        id,
+        csrf,
+    }) = at_a_journey().await
+    else {
         return;
     };
-    let id = app.seed_journey().await;
-    let b = browser();
-    sign_in(&app, &provider, &b, "usr_rm_001").await;
-    let (_, html) = page(&app, &b, &format!("/console/journeys/{id}")).await;
-    let csrf = csrf_of(&html);
     // Not the current step: the API's own refusal.
     let (s, html, _) = post(
         &app,
@@ -609,14 +640,17 @@ async fn the_consoles_client_settings_are_checked_before_anything_changes() {
 
 #[tokio::test]
 async fn reassign_complete_cancel_and_delegations_go_through_the_apis_rules() {
-    let Some((app, provider)) = console_app().await else {
+    // The provider is kept for the test's length (`_idp`), as every process a test starts.
+    let Some(Desk {
+        app,
+        _provider: _idp,
+        b,
+        id,
+        csrf,
+    }) = at_a_journey().await
+    else {
         return;
     };
-    let id = app.seed_journey().await;
-    let b = browser();
-    sign_in(&app, &provider, &b, "usr_rm_001").await;
-    let (_, html) = page(&app, &b, &format!("/console/journeys/{id}")).await;
-    let csrf = csrf_of(&html);
     // Reassign with a reason: the event's actor is the signed-in person.
     let (s, _, _) = post(
         &app,
