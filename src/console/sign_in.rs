@@ -71,6 +71,17 @@ fn safe_next(next: Option<&str>) -> Option<&str> {
     })
 }
 
+/// The sign-in page (with a refusal, when `context` has one). Its form leads to the
+/// organisation's provider by a redirect, so its CSP is [`super::CSP_SIGN_IN`].
+fn sign_in_page(status: StatusCode, context: serde_json::Value) -> Response {
+    let mut page = view::page(status, "sign_in.html", context);
+    page.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(super::CSP_SIGN_IN),
+    );
+    page
+}
+
 /// The sign-in page (no tenant given), or the start of a sign-in at the tenant's provider.
 pub async fn start(
     State(app): State<AppState>,
@@ -79,22 +90,12 @@ pub async fn start(
 ) -> Response {
     let next = safe_next(q.next.as_deref());
     let Some(tenant) = q.tenant.filter(|t| !t.trim().is_empty()) else {
-        let mut page = view::page(
-            StatusCode::OK,
-            "sign_in.html",
-            json!({ "title": "Sign in", "next": next }),
-        );
-        page.headers_mut().insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(super::CSP_SIGN_IN),
-        );
-        return page;
+        return sign_in_page(StatusCode::OK, json!({ "title": "Sign in", "next": next }));
     };
     let tenant = tenant.trim().to_owned();
     let refused = |detail: &str| {
-        view::page(
+        sign_in_page(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "sign_in.html",
             json!({
                 "title": "Sign in", "next": next, "tenant": &tenant,
                 "problem": Problem::new(
@@ -162,9 +163,8 @@ pub async fn callback(
     Query(q): Query<CallbackQuery>,
 ) -> Response {
     let refused = |status: StatusCode, code: &str, detail: String| {
-        view::page(
+        sign_in_page(
             status,
-            "sign_in.html",
             json!({ "title": "Sign in", "problem": Problem::new(status, code, detail) }),
         )
     };

@@ -426,10 +426,28 @@ async fn a_sign_in_finishes_only_in_the_browser_that_started_it_and_once() {
     let (s, html) = page(&app, &b, &back[app.base.len()..]).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{html}");
     assert!(html.contains("actor_unknown_user"), "{html}");
-    // A tenant without console sign-in says so.
-    let (s, html) = page(&app, &browser(), "/console/sign-in?tenant=ten_nobody").await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(html.contains("console_sign_in_unavailable"));
+    // A tenant without console sign-in says so, on a sign-in page whose form (to try another
+    // organisation) may still lead to a provider: its CSP leaves out `form-action`.
+    let res = browser()
+        .get(app.url("/console/sign-in?tenant=ten_nobody"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let csp = res.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        !csp.contains("form-action") && csp.contains("default-src 'self'"),
+        "{csp}"
+    );
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("console_sign_in_unavailable")
+    );
 }
 
 #[tokio::test]
