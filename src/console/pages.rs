@@ -109,6 +109,21 @@ impl Form {
     }
 }
 
+/// An action: one API call as the person, then back to `back`, or its refusal shown with a way
+/// back there.
+async fn act(
+    staff: &Staff,
+    path: &str,
+    body: Option<&Value>,
+    idem: Option<&str>,
+    back: &str,
+) -> Response {
+    match staff.call(Method::POST, path, body, idem).await {
+        Ok(_) => Redirect::to(back).into_response(),
+        Err(p) => refused(staff, &p, back),
+    }
+}
+
 /// Reads a form and holds its CSRF token to the session's.
 fn form(staff: &Staff, headers: &HeaderMap, body: &Bytes) -> Result<Form, Problem> {
     let form = Form::parse(body)?;
@@ -164,23 +179,19 @@ pub async fn my_work(staff: Staff, Query(q): Query<WorkQuery>) -> Response {
     if overdue_only {
         pairs.push(("overdue", "true"));
     }
-    let list = staff
-        .get(&format!("/api/v1/omni/journeys?{}", query(&pairs)))
-        .await;
-    let overdue = staff
-        .get(&format!(
-            "/api/v1/omni/journeys?{}",
-            query(&[
-                ("assignedTo", &staff.user_id),
-                ("status", OPEN),
-                ("overdue", "true"),
-                ("perPage", "1"),
-            ])
-        ))
-        .await;
-    let (list, overdue) = match (list, overdue) {
-        (Ok(l), Ok(o)) => (l, o),
-        (Err(p), _) | (_, Err(p)) => return refused(&staff, &p, "/console/work"),
+    let list = format!("/api/v1/omni/journeys?{}", query(&pairs));
+    let overdue = format!(
+        "/api/v1/omni/journeys?{}",
+        query(&[
+            ("assignedTo", &staff.user_id),
+            ("status", OPEN),
+            ("overdue", "true"),
+            ("perPage", "1"),
+        ])
+    );
+    let (list, overdue) = match tokio::try_join!(staff.get(&list), staff.get(&overdue)) {
+        Ok(both) => both,
+        Err(p) => return refused(&staff, &p, "/console/work"),
     };
     show(
         "work.html",
@@ -203,25 +214,21 @@ pub async fn my_work(staff: Staff, Query(q): Query<WorkQuery>) -> Response {
 pub async fn journey(staff: Staff, Path(id): Path<String>, Query(q): Query<PageQuery>) -> Response {
     let page = page_of(q.page.as_deref()).to_string();
     let per_page = PER_PAGE.to_string();
-    let j = match staff
-        .get(&format!("/api/v1/omni/journeys/{}", seg(&id)))
-        .await
-    {
-        Ok(j) => j["data"].clone(),
+    let journey = format!("/api/v1/omni/journeys/{}", seg(&id));
+    let timeline = format!(
+        "/api/v1/omni/timeline?{}",
+        query(&[
+            ("entityType", "journey"),
+            ("entityId", &id),
+            ("order", "desc"),
+            ("page", &page),
+            ("perPage", &per_page),
+        ])
+    );
+    let (j, timeline) = match tokio::try_join!(staff.get(&journey), staff.get(&timeline)) {
+        Ok((j, t)) => (j["data"].clone(), t),
         Err(p) => return refused(&staff, &p, "/console/work"),
     };
-    let timeline = staff
-        .get(&format!(
-            "/api/v1/omni/timeline?{}",
-            query(&[
-                ("entityType", "journey"),
-                ("entityId", &id),
-                ("order", "desc"),
-                ("page", &page),
-                ("perPage", &per_page),
-            ])
-        ))
-        .await;
     let approval_id = j["currentStep"]["approvalId"].as_str().map(str::to_owned);
     let approval = match &approval_id {
         Some(a) => staff
@@ -230,10 +237,6 @@ pub async fn journey(staff: Staff, Path(id): Path<String>, Query(q): Query<PageQ
             .map(|a| a["data"].clone())
             .ok(),
         None => None,
-    };
-    let timeline = match timeline {
-        Ok(t) => t,
-        Err(p) => return refused(&staff, &p, "/console/work"),
     };
     show(
         "journey.html",
@@ -300,18 +303,14 @@ pub async fn journey_action(
             }
         }
     }
-    let done = staff
-        .call(
-            Method::POST,
-            &format!("/api/v1/omni/journeys/{}/{action}", seg(&id)),
-            Some(&Value::Object(b)),
-            f.get("idem"),
-        )
-        .await;
-    match done {
-        Ok(_) => Redirect::to(&back).into_response(),
-        Err(p) => refused(&staff, &p, &back),
-    }
+    act(
+        &staff,
+        &format!("/api/v1/omni/journeys/{}/{action}", seg(&id)),
+        Some(&Value::Object(b)),
+        f.get("idem"),
+        &back,
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -323,20 +322,17 @@ pub struct PageQuery {
 pub async fn approvals(staff: Staff, Query(q): Query<PageQuery>) -> Response {
     let page = page_of(q.page.as_deref()).to_string();
     let per_page = PER_PAGE.to_string();
-    let list = staff
-        .get(&format!(
-            "/api/v1/omni/approvals?{}",
-            query(&[
-                ("decidableBy", &staff.user_id),
-                ("page", &page),
-                ("perPage", &per_page),
-            ])
-        ))
-        .await;
-    let cover = covering(&staff).await;
-    let (list, cover) = match (list, cover) {
-        (Ok(l), Ok(c)) => (l, c),
-        (Err(p), _) | (_, Err(p)) => return refused(&staff, &p, "/console/work"),
+    let list = format!(
+        "/api/v1/omni/approvals?{}",
+        query(&[
+            ("decidableBy", &staff.user_id),
+            ("page", &page),
+            ("perPage", &per_page),
+        ])
+    );
+    let (list, cover) = match tokio::try_join!(staff.get(&list), covering(&staff)) {
+        Ok(both) => both,
+        Err(p) => return refused(&staff, &p, "/console/work"),
     };
     let items: Vec<Value> = list["data"]
         .as_array()
@@ -396,13 +392,10 @@ fn with_places(staff: &Staff, request: &Value, cover: &[Value]) -> Value {
 
 /// One request: its approvers, decisions, and the places I can decide it in.
 pub async fn approval(staff: Staff, Path(id): Path<String>) -> Response {
-    let r = staff
-        .get(&format!("/api/v1/omni/approvals/{}", seg(&id)))
-        .await;
-    let cover = covering(&staff).await;
-    let (r, cover) = match (r, cover) {
-        (Ok(r), Ok(c)) => (r, c),
-        (Err(p), _) | (_, Err(p)) => return refused(&staff, &p, "/console/approvals"),
+    let r = format!("/api/v1/omni/approvals/{}", seg(&id));
+    let (r, cover) = match tokio::try_join!(staff.get(&r), covering(&staff)) {
+        Ok(both) => both,
+        Err(p) => return refused(&staff, &p, "/console/approvals"),
     };
     let is_requester = r["data"]["requestedBy"] == staff.user_id.as_str();
     let request = with_places(&staff, &r["data"], &cover);
@@ -434,18 +427,14 @@ pub async fn decide(
     if let Some(o) = f.get("onBehalfOf") {
         b["onBehalfOf"] = json!(o);
     }
-    match staff
-        .call(
-            Method::POST,
-            &format!("/api/v1/omni/approvals/{}/decisions", seg(&id)),
-            Some(&b),
-            f.get("idem"),
-        )
-        .await
-    {
-        Ok(_) => Redirect::to(&back).into_response(),
-        Err(p) => refused(&staff, &p, &back),
-    }
+    act(
+        &staff,
+        &format!("/api/v1/omni/approvals/{}/decisions", seg(&id)),
+        Some(&b),
+        f.get("idem"),
+        &back,
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -632,28 +621,21 @@ pub struct DelegationsQuery {
 /// Delegations I have given and received (each list a page at a time), and the form to grant
 /// one.
 pub async fn delegations(staff: Staff, Query(q): Query<DelegationsQuery>) -> Response {
-    let list = |who: &'static str, page: Option<String>| {
-        let staff = staff.clone();
-        async move {
-            let page = page_of(page.as_deref()).to_string();
-            staff
-                .get(&format!(
-                    "/api/v1/omni/delegations?{}",
-                    query(&[
-                        (who, &staff.user_id),
-                        ("page", &page),
-                        ("perPage", &PER_PAGE.to_string()),
-                    ])
-                ))
-                .await
-        }
+    let list = |who: &str, page: Option<&str>| {
+        format!(
+            "/api/v1/omni/delegations?{}",
+            query(&[
+                (who, &staff.user_id),
+                ("page", &page_of(page).to_string()),
+                ("perPage", &PER_PAGE.to_string()),
+            ])
+        )
     };
-    let (given, received) = match (
-        list("delegatorId", q.given).await,
-        list("delegateeId", q.received).await,
-    ) {
-        (Ok(g), Ok(r)) => (g, r),
-        (Err(p), _) | (_, Err(p)) => return refused(&staff, &p, "/console/work"),
+    let given = list("delegatorId", q.given.as_deref());
+    let received = list("delegateeId", q.received.as_deref());
+    let (given, received) = match tokio::try_join!(staff.get(&given), staff.get(&received)) {
+        Ok(both) => both,
+        Err(p) => return refused(&staff, &p, "/console/work"),
     };
     show(
         "delegations.html",
@@ -697,18 +679,14 @@ pub async fn grant(staff: Staff, headers: HeaderMap, body: Bytes) -> Response {
             .unwrap_or_else(|| json!(amount));
         b["maxApprovalAmount"] = json!({ "amount": amount, "currency": f.get("maxCurrency") });
     }
-    match staff
-        .call(
-            Method::POST,
-            "/api/v1/omni/delegations",
-            Some(&b),
-            f.get("idem"),
-        )
-        .await
-    {
-        Ok(_) => Redirect::to(back).into_response(),
-        Err(p) => refused(&staff, &p, back),
-    }
+    act(
+        &staff,
+        "/api/v1/omni/delegations",
+        Some(&b),
+        f.get("idem"),
+        back,
+    )
+    .await
 }
 
 /// Revoke a delegation.
@@ -727,18 +705,14 @@ pub async fn revoke(
     if let Some(reason) = f.get("reason") {
         b["reason"] = json!(reason);
     }
-    match staff
-        .call(
-            Method::POST,
-            &format!("/api/v1/omni/delegations/{}/revoke", seg(&id)),
-            Some(&b),
-            f.get("idem"),
-        )
-        .await
-    {
-        Ok(_) => Redirect::to(back).into_response(),
-        Err(p) => refused(&staff, &p, back),
-    }
+    act(
+        &staff,
+        &format!("/api/v1/omni/delegations/{}/revoke", seg(&id)),
+        Some(&b),
+        f.get("idem"),
+        back,
+    )
+    .await
 }
 
 /// The refusal of a page for administrators shown to anyone else; `None` for an administrator.
@@ -764,17 +738,23 @@ pub async fn admin(staff: Staff, Query(q): Query<PageQuery>) -> Response {
         return r;
     }
     let page = page_of(q.page.as_deref()).to_string();
-    let endpoints = staff
-        .get(&format!(
-            "/api/v1/omni/webhooks/endpoints?{}",
-            query(&[("page", &page), ("perPage", "25")])
-        ))
-        .await;
-    let providers = staff.get("/api/v1/omni/notification-providers").await;
-    let identity = staff.get("/api/v1/omni/identity-provider").await;
-    let (endpoints, providers) = match (endpoints, providers) {
-        (Ok(e), Ok(p)) => (e, p),
-        (Err(p), _) | (_, Err(p)) => return refused(&staff, &p, "/console/work"),
+    let endpoints = format!(
+        "/api/v1/omni/webhooks/endpoints?{}",
+        query(&[("page", &page), ("perPage", "25")])
+    );
+    let (lists, identity) = tokio::join!(
+        async {
+            tokio::try_join!(
+                staff.get(&endpoints),
+                staff.get("/api/v1/omni/notification-providers")
+            )
+        },
+        // A tenant without a provider has no settings to show: not a refusal.
+        staff.get("/api/v1/omni/identity-provider"),
+    );
+    let (endpoints, providers) = match lists {
+        Ok(both) => both,
+        Err(p) => return refused(&staff, &p, "/console/work"),
     };
     show(
         "admin.html",
@@ -806,22 +786,21 @@ pub async fn admin_endpoint(
         return r;
     }
     let base_path = format!("/api/v1/omni/webhooks/endpoints/{}", seg(&id));
-    let endpoint = staff.get(&base_path).await;
-    let stats = staff.get(&format!("{base_path}/stats")).await;
     let page = page_of(q.page.as_deref()).to_string();
     let status = q.status.as_deref().filter(|s| !s.is_empty());
     let mut pairs = vec![("page", page.as_str()), ("perPage", "25")];
     if let Some(s) = status {
         pairs.push(("status", s));
     }
-    let messages = staff
-        .get(&format!("{base_path}/messages?{}", query(&pairs)))
-        .await;
-    let (endpoint, stats, messages) = match (endpoint, stats, messages) {
-        (Ok(e), Ok(s), Ok(m)) => (e, s, m),
-        (Err(p), _, _) | (_, Err(p), _) | (_, _, Err(p)) => {
-            return refused(&staff, &p, "/console/admin");
-        }
+    let stats = format!("{base_path}/stats");
+    let messages = format!("{base_path}/messages?{}", query(&pairs));
+    let (endpoint, stats, messages) = match tokio::try_join!(
+        staff.get(&base_path),
+        staff.get(&stats),
+        staff.get(&messages)
+    ) {
+        Ok(all) => all,
+        Err(p) => return refused(&staff, &p, "/console/admin"),
     };
     show(
         "endpoint.html",
@@ -886,11 +865,10 @@ pub async fn admin_message(staff: Staff, Path(id): Path<String>) -> Response {
         return r;
     }
     let path = format!("/api/v1/omni/webhooks/messages/{}", seg(&id));
-    let message = staff.get(&path).await;
-    let attempts = staff.get(&format!("{path}/attempts")).await;
-    let (message, attempts) = match (message, attempts) {
-        (Ok(m), Ok(a)) => (m, a),
-        (Err(p), _) | (_, Err(p)) => return refused(&staff, &p, "/console/admin"),
+    let attempts = format!("{path}/attempts");
+    let (message, attempts) = match tokio::try_join!(staff.get(&path), staff.get(&attempts)) {
+        Ok(both) => both,
+        Err(p) => return refused(&staff, &p, "/console/admin"),
     };
     show(
         "message.html",
@@ -919,18 +897,14 @@ pub async fn retry_message(
         .get("endpointId")
         .map(|e| format!("/console/admin/endpoints/{}", seg(e)))
         .unwrap_or_else(|| "/console/admin".to_owned());
-    match staff
-        .call(
-            Method::POST,
-            &format!("/api/v1/omni/webhooks/messages/{}/retry", seg(&id)),
-            None,
-            f.get("idem"),
-        )
-        .await
-    {
-        Ok(_) => Redirect::to(&back).into_response(),
-        Err(p) => refused(&staff, &p, &back),
-    }
+    act(
+        &staff,
+        &format!("/api/v1/omni/webhooks/messages/{}/retry", seg(&id)),
+        None,
+        f.get("idem"),
+        &back,
+    )
+    .await
 }
 
 /// The signed-in person's event stream (`GET /users/{me}/stream`), for the page's live
