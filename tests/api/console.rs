@@ -10,9 +10,17 @@ use crate::oidc::{AUDIENCE, Provider};
 
 /// A server whose tenant signs staff in at `provider`, and that provider.
 async fn console_app() -> Option<(TestApp, Provider)> {
+    console_app_with(|_| {}).await
+}
+
+/// As [`console_app`], with more of the server's configuration set by `adjust`.
+async fn console_app_with(
+    adjust: impl FnOnce(&mut omnirail::config::Config),
+) -> Option<(TestApp, Provider)> {
     let app = TestApp::spawn_with(|c| {
         c.identity.allow_http = true;
         c.identity.allow_private_providers = true;
+        adjust(c);
     })
     .await;
     let redirect = format!("{}/console/callback", app.base);
@@ -125,29 +133,16 @@ fn csrf_of(html: &str) -> String {
     html[at..].split('"').next().unwrap().to_owned()
 }
 
-/// The relationship manager signed in, on the page of the seed journey assigned to them.
-struct Desk {
-    app: TestApp,
-    _provider: Provider,
-    b: reqwest::Client,
-    id: String,
-    csrf: String,
-}
-
-async fn at_a_journey() -> Option<Desk> {
+/// The relationship manager signed in, on the page of the seed journey assigned to them: the
+/// server, its provider, the browser, the journey and the session's CSRF token.
+async fn at_a_journey() -> Option<(TestApp, Provider, reqwest::Client, String, String)> {
     let (app, provider) = console_app().await?;
     let id = app.seed_journey().await;
     let b = browser();
     sign_in(&app, &provider, &b, "usr_rm_001").await;
     let (_, html) = page(&app, &b, &format!("/console/journeys/{id}")).await;
     let csrf = csrf_of(&html);
-    Some(Desk {
-        app,
-        _provider: provider,
-        b,
-        id,
-        csrf,
-    })
+    Some((app, provider, b, id, csrf))
 }
 
 async fn post(
@@ -275,15 +270,8 @@ async fn staff_sign_in_at_the_provider_and_advance_their_work_as_themselves() {
 
 #[tokio::test]
 async fn a_form_without_the_sessions_csrf_token_or_from_another_site_changes_nothing() {
-    // The provider is kept for the test's length (`_idp`), as every process a test starts.
-    let Some(Desk {
-        app,
-        _provider: _idp,
-        b,
-        id,
-        csrf,
-    }) = at_a_journey().await
-    else {
+    // The provider is kept for the test's length (`_idp`).
+    let Some((app, _idp, b, id, csrf)) = at_a_journey().await else {
         return;
     };
     let path = format!("/console/journeys/{id}/cancel");
@@ -309,15 +297,8 @@ async fn a_form_without_the_sessions_csrf_token_or_from_another_site_changes_not
 
 #[tokio::test]
 async fn refusals_show_the_apis_code_and_message_and_change_nothing() {
-    // The provider is kept for the test's length (`_idp`), as every process a test starts.
-    let Some(Desk {
-        app,
-        _provider: _idp,
-        b,
-        id,
-        csrf,
-    }) = at_a_journey().await
-    else {
+    // The provider is kept for the test's length (`_idp`).
+    let Some((app, _idp, b, id, csrf)) = at_a_journey().await else {
         return;
     };
     // Not the current step: the API's own refusal.
@@ -658,15 +639,8 @@ async fn the_consoles_client_settings_are_checked_before_anything_changes() {
 
 #[tokio::test]
 async fn reassign_complete_cancel_and_delegations_go_through_the_apis_rules() {
-    // The provider is kept for the test's length (`_idp`), as every process a test starts.
-    let Some(Desk {
-        app,
-        _provider: _idp,
-        b,
-        id,
-        csrf,
-    }) = at_a_journey().await
-    else {
+    // The provider is kept for the test's length (`_idp`).
+    let Some((app, _idp, b, id, csrf)) = at_a_journey().await else {
         return;
     };
     // Reassign with a reason: the event's actor is the signed-in person.
@@ -858,5 +832,37 @@ async fn every_path_under_console_answers_as_the_console() {
     assert_eq!(
         res.headers()[header::CONTENT_TYPE],
         "text/css; charset=utf-8"
+    );
+}
+
+#[tokio::test]
+async fn behind_tls_the_cookies_are_secure_and_the_provider_sends_staff_back_there() {
+    let Some((app, _idp)) = console_app_with(|c| {
+        c.public_base_url = Some("https://omnirail.bank.example".into());
+    })
+    .await
+    else {
+        return;
+    };
+    let res = browser()
+        .get(app.url(&format!("/console/sign-in?tenant={}", app.tenant)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let cookie = res.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.starts_with("omnirail_console_sign_in="), "{cookie}");
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    let to = reqwest::Url::parse(&location(&res)).unwrap();
+    let redirect = to
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .map(|(_, v)| v.into_owned());
+    assert_eq!(
+        redirect.as_deref(),
+        Some("https://omnirail.bank.example/console/callback")
     );
 }
