@@ -51,6 +51,17 @@ pub fn is_external_id(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
 }
 
+/// Template ids given by clients: `tmpl_` followed by `[a-z0-9_]`, at most 64 characters.
+pub fn is_template_id(id: &str) -> bool {
+    id.len() <= 64
+        && id.strip_prefix("tmpl_").is_some_and(|rest| {
+            !rest.is_empty()
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,6 +33,7 @@ pub mod onboarding;
 pub mod openapi;
 pub mod server;
 pub mod sessions;
+pub mod sla;
 pub mod store;
 pub mod streams;
 pub mod time;
@@ -232,6 +233,7 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
                 .merge(onboarding::router())
                 .merge(notifications::router())
                 .merge(webhooks::router())
+                .merge(sla::router())
                 .merge(streams::omni_router()),
         )
         .nest(

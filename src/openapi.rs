@@ -29,6 +29,7 @@ use crate::error::PROBLEM_JSON;
         (name = "Journey templates", description = "Reusable journey definitions with versioned steps"),
         (name = "Journeys", description = "Customer journeys and their lifecycle"),
         (name = "Delegations", description = "Delegations of authority from one user to another, with scope, limit and validity"),
+        (name = "SLA", description = "Deadlines that act: the tenant's at-risk share, approval reminders, business calendar and escalation rules"),
         (name = "Approvals", description = "Multi-party approval requests and their decisions"),
         (name = "Timeline", description = "An entity's activity, and the verification and export of its tamper-evident hash chain"),
         (name = "Customers", description = "Customer records and the unified customer profile (seed 000: snake_case, no envelope)"),

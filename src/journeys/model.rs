@@ -22,6 +22,7 @@ use utoipa::ToSchema;
 use super::fields::{FieldDef, check_field_defs};
 use crate::bounded::{Hours, StepOrder};
 use crate::error::FieldError;
+pub use crate::ids::is_template_id;
 
 string_enum!(
     /// What kind of work a step is.
@@ -134,17 +135,6 @@ pub struct StepDef {
 
 fn yes() -> bool {
     true
-}
-
-/// Template ids given by clients: `tmpl_` followed by `[a-z0-9_]`, at most 64 characters.
-pub fn is_template_id(id: &str) -> bool {
-    id.len() <= 64
-        && id.strip_prefix("tmpl_").is_some_and(|rest| {
-            !rest.is_empty()
-                && rest
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        })
 }
 
 /// Step ids: 1 to 64 characters of `[A-Za-z0-9_-]`.
