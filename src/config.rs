@@ -30,6 +30,9 @@ pub struct Config {
     pub idempotency_ttl_hours: u64,
     /// Seconds between sweeps that close approval requests past their expiry.
     pub approval_sweep_secs: u64,
+    /// Seconds between sweeps that announce journeys' passed deadlines and approvals'
+    /// reminders (`docs/sla.md`).
+    pub deadline_sweep_secs: u64,
     /// A channel session idle longer than this many seconds is ended.
     pub session_idle_timeout_secs: u64,
     /// Seconds a handoff token stays valid.
@@ -232,6 +235,7 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             idempotency_ttl_hours: 24,
             approval_sweep_secs: 10,
+            deadline_sweep_secs: 1,
             session_idle_timeout_secs: 1800,
             handoff_ttl_secs: 300,
             stream_heartbeat_secs: 15,

@@ -150,6 +150,7 @@ fn parties(v: &routes::ApprovalView, asked: Option<Vec<String>>) -> events::Part
         approvers: asked.unwrap_or_else(|| v.approvers.iter().map(|a| a.user_id.clone()).collect()),
         requesting_user: (v.requested_by_type == RequesterType::User)
             .then(|| v.requested_by.clone()),
+        managers: Vec::new(),
     }
 }
 
@@ -486,6 +487,70 @@ pub async fn may_assign(
         _ => Vec::new(),
     };
     Ok(model::may_assign(by, current, manager, &grants, now))
+}
+
+/// Requests one pass of [`send_reminders`] takes at most.
+pub const REMINDER_BATCH: usize = 100;
+
+/// Reminds the approvers of open requests whose reminder time has come (their expiry less the
+/// tenant's `approvalReminderHours`): `omni.approval.reminder` once per request, naming the
+/// approvers who have not decided. Returns how many were reminded.
+pub async fn send_reminders(app: &AppState) -> ApiResult<usize> {
+    let now = app.db.now_ms();
+    let default_hours = crate::sla::Policy::default().approval_reminder_hours;
+    let due =
+        store::reminders_due(app.db.reader(), now, default_hours, REMINDER_BATCH as i64).await?;
+    let mut reminded = 0;
+    for (tenant, id) in due {
+        let mut tx = app.db.begin().await?;
+        // The mark is the claim: a second node's waits on the first's and then changes nothing.
+        if !store::mark_reminded(&mut tx, &tenant, &id, now).await? {
+            continue;
+        }
+        let Some(row) = store::get_approval(&mut *tx, &tenant, &id).await? else {
+            continue;
+        };
+        let customer = customer_of(&mut tx, &tenant, &row).await?;
+        let v = routes::view_of(&mut tx, &tenant, &row, now).await?;
+        let undecided: Vec<String> = v
+            .approvers
+            .iter()
+            .filter(|a| a.decision.is_none())
+            .map(|a| a.user_id.clone())
+            .collect();
+        let expires = row
+            .expires_at
+            .map(crate::time::to_rfc3339)
+            .unwrap_or_default();
+        events::record(
+            &mut tx,
+            NewEvent {
+                tenant_id: &tenant,
+                event_type: EventType::ApprovalReminder,
+                actor_id: None,
+                channel: None,
+                summary: format!(
+                    "Approval reminder: {} for {} {} expires at {expires}",
+                    row.approval_type, row.entity_type, row.entity_id
+                ),
+                metadata: json!({
+                    "approvalId": row.id,
+                    "entityType": row.entity_type,
+                    "entityId": row.entity_id,
+                    "expiresAt": expires,
+                    "approvers": undecided,
+                }),
+                payload: serde_json::to_value(&v).unwrap_or_default(),
+                occurred_at: now,
+                entities: entities(&row, customer.as_deref()),
+                parties: parties(&v, Some(undecided.clone())),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        reminded += 1;
+    }
+    Ok(reminded)
 }
 
 /// Closes requests past their expiry, recording `omni.approval.expired` once per request (a

@@ -644,3 +644,51 @@ pub async fn list_approvals(
     .await?;
     Ok((rows, approvers, decisions, total))
 }
+
+/// Open requests whose reminder time (their expiry less the tenant's `approvalReminderHours`,
+/// else `default_hours`) has come by `now`, not reminded yet and not expired, and whose
+/// reminder falls after their creation. Earliest expiry first.
+pub async fn reminders_due(
+    pool: &AnyPool,
+    now: i64,
+    default_hours: i64,
+    limit: i64,
+) -> Result<Vec<(String, String)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT a.tenant_id, a.id FROM approvals a
+         LEFT JOIN sla_policies p ON p.tenant_id = a.tenant_id
+         WHERE a.status = 'requested' AND a.reminded_at IS NULL
+           AND a.expires_at > $1 AND a.expires_at <= $4
+           AND COALESCE(p.approval_reminder_hours, $2) > 0
+           AND a.expires_at - COALESCE(p.approval_reminder_hours, $2) * 3600000 <= $1
+           AND a.expires_at - COALESCE(p.approval_reminder_hours, $2) * 3600000 > a.created_at
+         ORDER BY a.expires_at LIMIT $3",
+    )
+    .bind(now)
+    .bind(default_hours)
+    .bind(limit)
+    // The longest reminder there can be (720 hours) ahead: the index's range.
+    .bind(now.saturating_add(720 * 3_600_000))
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Records the request's reminder; `false` if it was already recorded (by another node).
+pub async fn mark_reminded(
+    conn: &mut Conn,
+    tenant: &str,
+    id: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let n = sqlx::query(
+        "UPDATE approvals SET reminded_at = $3
+         WHERE tenant_id = $1 AND id = $2 AND reminded_at IS NULL AND status = 'requested'",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(now)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}

@@ -546,3 +546,30 @@ pub async fn names(
     }
     Ok(out)
 }
+
+/// The managers of an assignee: the members of the team (for a team), or of the user's teams
+/// (for a user), who hold the role `manager`; the user themself excluded. In id order.
+pub async fn managers_of(
+    conn: &mut Conn,
+    tenant: &str,
+    assignee: &str,
+    is_team: bool,
+) -> Result<Vec<String>, StoreError> {
+    let teams = if is_team {
+        "SELECT $2"
+    } else {
+        "SELECT t.team_id FROM team_members t WHERE t.tenant_id = $1 AND t.user_id = $2"
+    };
+    let sql = format!(
+        "SELECT DISTINCT m.user_id FROM team_members m
+         JOIN user_roles r ON r.tenant_id = m.tenant_id AND r.user_id = m.user_id
+             AND r.role = 'manager'
+         WHERE m.tenant_id = $1 AND m.team_id IN ({teams}) AND m.user_id <> $2
+         ORDER BY m.user_id"
+    );
+    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(assignee)
+        .fetch_all(conn)
+        .await?)
+}

@@ -64,6 +64,8 @@ pub struct Parties {
     pub approvers: Vec<String>,
     /// Who requested an approval, when a staff user did (not a customer, not the system).
     pub requesting_user: Option<String>,
+    /// The managers of a journey's assignee, when a deadline or escalation concerns them.
+    pub managers: Vec<String>,
 }
 
 /// A journey's assignee: a user, or a team whose members stand for it.

@@ -1,5 +1,6 @@
 //! Journey templates and the journeys that run them (seed 001).
 
+mod deadlines;
 pub mod fields;
 pub mod model;
 mod routes;
@@ -22,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(routes::router())
 }
 
+pub use deadlines::{BATCH as DEADLINE_BATCH, sweep as announce_deadlines};
 pub use routes::on_approval_closed;
 pub(crate) use routes::{Advance, Loaded, advance_step, create, load, new_row};
 

@@ -11,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::deadlines::{self, PolicyOnce};
 use super::model::{
     self, AssigneeType, JourneyStatus, Priority, Progress, Refusal, StepDef, StepOutcome,
     StepStatus, StepType,
@@ -37,6 +38,7 @@ use crate::idempotency::Idem;
 use crate::ids::ID_RULE;
 use crate::ids::{is_external_id, new_id};
 use crate::money::Money;
+use crate::sla::SlaStatus;
 use crate::store::Tx;
 use crate::time::{parse_rfc3339, to_rfc3339};
 
@@ -107,6 +109,11 @@ pub struct AssignJourney {
     /// Who made the assignment (recorded as the event's actor). When given, their authority
     /// to reassign is checked.
     pub assigned_by: Option<String>,
+    /// A new due time (RFC 3339), replacing the journey's `dueAt`: its SLA's due and at-risk
+    /// times move with it, and a deadline already announced is announced again when the new
+    /// one passes.
+    #[schema(example = "2024-01-30T17:00:00Z")]
+    pub due_at: Option<String>,
 }
 
 /// Body of `POST /journeys/{id}/complete`.
@@ -192,6 +199,8 @@ pub struct JourneyView {
     pub assignee_type: Option<AssigneeType>,
     pub priority: Priority,
     pub due_at: Option<String>,
+    /// Where the journey stands against its deadlines, at the time of the read.
+    pub sla: SlaView,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -205,6 +214,26 @@ pub struct JourneyView {
     pub steps: Option<Vec<JourneyStep>>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// A journey's deadlines (docs/sla.md), as they stand when the journey is read.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SlaView {
+    /// When the journey is due: its `dueAt`, else its start plus its template version's
+    /// `slaHours` (in the tenant's business calendar, if it has one); `null`: no SLA.
+    pub due_at: Option<String>,
+    /// When it turns (or turned) at risk: the policy's `atRiskPercent` of the time to `dueAt`.
+    pub at_risk_at: Option<String>,
+    /// `on_track`, `at_risk`, `breached`, `met` (completed by `dueAt`) or `none` (no SLA, or
+    /// cancelled before its due time).
+    pub status: SlaStatus,
+    /// The due time it missed, when `breached`.
+    pub breached_at: Option<String>,
+    /// When the current step is due: `timeoutHours` after it became current.
+    pub step_due_at: Option<String>,
+    /// Whether the current step of an open journey is past `stepDueAt`.
+    pub step_overdue: bool,
 }
 
 /// A journey row with its template version.
@@ -230,11 +259,32 @@ impl Loaded {
         }
     }
 
-    pub(crate) fn view(&self, with_context: bool) -> JourneyView {
+    /// The journey as the API shows it, its deadlines as they stand at `now`.
+    pub(crate) fn view(&self, with_context: bool, now: i64) -> JourneyView {
         let r = &self.row;
         let p = self.progress();
         let status = p.status;
         let notes = r.notes.clone();
+        let d = &r.deadlines;
+        let ended = status.is_final().then_some(r.updated_at);
+        let sla_status = crate::sla::model::status(
+            d.sla_due_at,
+            d.sla_at_risk_at,
+            status == JourneyStatus::Completed,
+            ended,
+            now,
+        );
+        let sla = SlaView {
+            due_at: d.sla_due_at.map(to_rfc3339),
+            at_risk_at: d.sla_at_risk_at.map(to_rfc3339),
+            status: sla_status,
+            breached_at: d
+                .sla_due_at
+                .filter(|_| sla_status == SlaStatus::Breached)
+                .map(to_rfc3339),
+            step_due_at: d.step_due_at.filter(|_| !status.is_final()).map(to_rfc3339),
+            step_overdue: !status.is_final() && d.step_due_at.is_some_and(|t| now >= t),
+        };
         JourneyView {
             id: r.id.clone(),
             status,
@@ -266,6 +316,7 @@ impl Loaded {
             assignee_type: r.assignee_type.as_deref().and_then(AssigneeType::parse),
             priority: Priority::parse(&r.priority).unwrap_or(Priority::Normal),
             due_at: r.due_at.map(to_rfc3339),
+            sla,
             outcome: r.outcome.clone(),
             completion_notes: notes.clone().filter(|_| status == JourneyStatus::Completed),
             cancellation_reason: notes.filter(|_| status == JourneyStatus::Cancelled),
@@ -289,6 +340,21 @@ pub(crate) async fn load(
     let version =
         template_version(app, conn, tenant, &row.template_id, row.template_version).await?;
     Ok(Loaded { row, version })
+}
+
+/// The journey, locked for the rest of the transaction (see `store::lock_journey`).
+pub(super) async fn load_locked(
+    app: &AppState,
+    conn: &mut crate::store::Conn,
+    tenant: &str,
+    id: &str,
+) -> ApiResult<Option<Loaded>> {
+    let Some(row) = store::lock_journey(&mut *conn, tenant, id).await? else {
+        return Ok(None);
+    };
+    let version =
+        template_version(app, conn, tenant, &row.template_id, row.template_version).await?;
+    Ok(Some(Loaded { row, version }))
 }
 
 async fn template_version(
@@ -363,17 +429,21 @@ fn refusal(r: Refusal) -> ApiError {
 }
 
 /// What a journey change records on its event.
-struct Change<'a> {
-    event_type: EventType,
-    actor: Option<&'a str>,
-    summary: String,
-    metadata: Value,
+pub(super) struct Change<'a> {
+    pub(super) event_type: EventType,
+    pub(super) actor: Option<&'a str>,
+    pub(super) summary: String,
+    pub(super) metadata: Value,
     /// Whether the journey's assignee hears of it (an assignment may ask not to tell them).
-    tell_assignee: bool,
+    pub(super) tell_assignee: bool,
+    /// The assignee's managers, when the change concerns them (a deadline, an escalation).
+    pub(super) managers: Vec<String>,
+    /// When it happened, if not at the journey's last change (a deadline's passing).
+    pub(super) at: Option<i64>,
 }
 
 /// Records the journey's event in the caller's transaction.
-async fn record_change(
+pub(super) async fn record_change(
     conn: &mut crate::store::Conn,
     tenant: &str,
     loaded: &Loaded,
@@ -385,7 +455,10 @@ async fn record_change(
         summary,
         mut metadata,
         tell_assignee,
+        managers,
+        at,
     } = change;
+    let occurred_at = at.unwrap_or(loaded.row.updated_at);
     let assignee = match (&loaded.row.assignee_id, loaded.row.assignee_type.as_deref()) {
         (Some(team), Some(t)) if t == AssigneeType::Team.as_str() => {
             Some(events::Assignee::Team(team.clone()))
@@ -394,7 +467,7 @@ async fn record_change(
         (None, _) => None,
     }
     .filter(|_| tell_assignee);
-    let view = loaded.view(true);
+    let view = loaded.view(true, occurred_at);
     if let Value::Object(m) = &mut metadata {
         m.insert("journeyId".into(), json!(loaded.row.id));
         m.insert("customerId".into(), json!(loaded.row.customer_id));
@@ -409,13 +482,14 @@ async fn record_change(
             summary,
             metadata,
             payload: serde_json::to_value(&view).unwrap_or_default(),
-            occurred_at: loaded.row.updated_at,
+            occurred_at,
             entities: vec![
                 ("journey", &loaded.row.id),
                 ("customer", &loaded.row.customer_id),
             ],
             parties: events::Parties {
                 assignee,
+                managers,
                 ..Default::default()
             },
         },
@@ -451,7 +525,7 @@ async fn commit(
         tx,
         status,
         &Data {
-            data: loaded.view(true),
+            data: loaded.view(true, loaded.row.updated_at),
         },
     )
     .await
@@ -597,7 +671,11 @@ async fn apply_step(
         r.approval_id = None;
     }
     let opens = moved && prepare_step_approval(loaded);
-    save(conn, tenant, loaded, app.db.now_ms()).await?;
+    let now = app.db.now_ms();
+    if moved {
+        deadlines::set_step(conn, &mut PolicyOnce::new(tenant), loaded, now).await?;
+    }
+    save(conn, tenant, loaded, now).await?;
     let history = HistoryRow {
         seq: loaded.row.row_version,
         step_id: step.id.clone(),
@@ -638,6 +716,8 @@ async fn apply_step(
             summary,
             metadata,
             tell_assignee: true,
+            managers: Vec::new(),
+            at: None,
         },
     )
     .await?;
@@ -726,19 +806,7 @@ async fn create_journey(
     if let Err(e) = Money::from_json(requested, "context.requestedAmount") {
         errors.push(e);
     }
-    let due_at = match body.due_at.as_deref() {
-        None => None,
-        Some(s) => {
-            let parsed = parse_rfc3339(s);
-            if parsed.is_none() {
-                errors.push(FieldError::new(
-                    "dueAt",
-                    "must be an RFC 3339 date-time, e.g. 2024-01-25T17:00:00Z",
-                ));
-            }
-            parsed
-        }
-    };
+    let due_at = due_at(&mut errors, body.due_at.as_deref());
     reject(errors)?;
     if let Some(channel) = body.channel {
         calls::state(channel);
@@ -765,6 +833,18 @@ async fn create_journey(
     let mut tx = app.db.begin().await?;
     let loaded = create(&app, &mut tx, &tenant.id, row, body.created_by.as_deref()).await?;
     commit(&app, tx, idem, &loaded, StatusCode::CREATED).await
+}
+
+/// A `dueAt` as given, in milliseconds; an error if it is not RFC 3339.
+fn due_at(errors: &mut Vec<FieldError>, given: Option<&str>) -> Option<i64> {
+    let parsed = given.map(parse_rfc3339)?;
+    if parsed.is_none() {
+        errors.push(FieldError::new(
+            "dueAt",
+            "must be an RFC 3339 date-time, e.g. 2024-01-25T17:00:00Z",
+        ));
+    }
+    parsed
 }
 
 /// A new journey's row, `created` on its first step; the template version is set on insert.
@@ -795,6 +875,10 @@ pub(crate) fn new_row(
         row_version: 1,
         created_at: now,
         updated_at: now,
+        deadlines: store::Deadlines {
+            step_started_at: Some(now),
+            ..Default::default()
+        },
     }
 }
 
@@ -820,8 +904,15 @@ pub(crate) async fn create(
         json!({ "templateId": row.template_id, "templateVersion": row.template_version });
     let mut loaded = Loaded { row, version };
     let opens = prepare_step_approval(&mut loaded);
-    if opens {
-        save(&mut *tx, tenant, &mut loaded, app.db.now_ms()).await?;
+    let mut policy = PolicyOnce::new(tenant);
+    let started = loaded.row.created_at;
+    deadlines::set_sla(&mut *tx, &mut policy, &mut loaded).await?;
+    deadlines::set_step(&mut *tx, &mut policy, &mut loaded, started).await?;
+    let has_deadlines =
+        loaded.row.deadlines.sla_due_at.is_some() || loaded.row.deadlines.step_due_at.is_some();
+    if opens || has_deadlines {
+        // Still the moment of creation: `updatedAt` equals `createdAt` on a new journey.
+        save(&mut *tx, tenant, &mut loaded, started).await?;
     }
     let now = loaded.row.created_at;
     let mut users: Vec<&str> = created_by.into_iter().collect();
@@ -845,6 +936,8 @@ pub(crate) async fn create(
             summary,
             metadata,
             tell_assignee: true,
+            managers: Vec::new(),
+            at: None,
         },
     )
     .await?;
@@ -870,12 +963,13 @@ pub struct JourneyQuery {
     assignee_id: Option<String>,
     /// A staff user: journeys assigned to them, or to any team they are a member of.
     assigned_to: Option<String>,
-    /// `true`: only journeys whose `dueAt` has passed; `false`: only those not yet due or
-    /// without a due date. Compared with the server's clock at the time of the read.
+    /// `true`: only journeys whose due time (`sla.dueAt`: `dueAt`, else the start plus the
+    /// template's `slaHours`) has passed; `false`: only those not yet due or without a due
+    /// time. Compared with the server's clock at the time of the read.
     #[param(value_type = Option<bool>)]
     overdue: Option<String>,
-    /// `-createdAt` (default): newest first. `dueAt`: earliest due first (so overdue first),
-    /// journeys without a due date last.
+    /// `-createdAt` (default): newest first. `dueAt`: earliest due time (`sla.dueAt`) first
+    /// (so overdue first), journeys without one last.
     #[param(value_type = Option<JourneySort>, inline)]
     sort: Option<String>,
     /// Page number, from 1.
@@ -929,6 +1023,7 @@ async fn list_journeys(
             Some(JourneySort::NewestFirst) | None => JourneyOrder::Newest,
         },
     };
+    let now = filter.now;
     let (rows, total) = store::list_journeys(
         app.db.reader(),
         &tenant.id,
@@ -948,7 +1043,7 @@ async fn list_journeys(
             row.template_version,
         )
         .await?;
-        data.push(Loaded { row, version }.view(false));
+        data.push(Loaded { row, version }.view(false, now));
     }
     Ok(page.answer(data, total))
 }
@@ -970,7 +1065,7 @@ async fn get_journey(
     let mut conn = app.db.read_conn().await?;
     let loaded = load(&app, &mut conn, &tenant.id, &id).await?;
     let history = store::history(&mut conn, &loaded.row.id).await?;
-    let mut view = loaded.view(true);
+    let mut view = loaded.view(true, app.db.now_ms());
     view.steps = Some(steps_with_history(
         loaded.steps(),
         &history,
@@ -1021,7 +1116,7 @@ fn steps_with_history(
 
 /// Writes the changed journey or answers 409 if a concurrent request changed it first.
 /// `now` is the change's time.
-async fn save(
+pub(super) async fn save(
     conn: &mut crate::store::Conn,
     tenant: &str,
     loaded: &mut Loaded,
@@ -1029,6 +1124,8 @@ async fn save(
 ) -> ApiResult<()> {
     loaded.row.row_version += 1;
     loaded.row.updated_at = now;
+    loaded.row.deadlines.next_deadline_at =
+        deadlines::next_deadline(loaded.status(), &loaded.row.deadlines);
     if store::update_journey(conn, tenant, &loaded.row).await? {
         Ok(())
     } else {
@@ -1184,6 +1281,7 @@ async fn assign_journey(
     if let Some(reason) = &body.reason {
         check_text(&mut errors, "reason", reason, 1000, false);
     }
+    let new_due = due_at(&mut errors, body.due_at.as_deref());
     reject(errors)?;
     let assignee_type = body.assignee_type.unwrap_or(AssigneeType::User);
 
@@ -1202,19 +1300,28 @@ async fn assign_journey(
     loaded.row.status = status.as_str().to_owned();
     loaded.row.assignee_id = Some(body.assignee_id.clone());
     loaded.row.assignee_type = Some(assignee_type.as_str().to_owned());
+    let previous_due = loaded.row.due_at;
+    if new_due.is_some() {
+        loaded.row.due_at = new_due;
+        deadlines::set_sla(&mut tx, &mut PolicyOnce::new(&tenant.id), &mut loaded).await?;
+    }
     save(&mut tx, &tenant.id, &mut loaded, app.db.now_ms()).await?;
     let summary = format!(
         "Journey assigned to {} {}",
         assignee_type.as_str(),
         body.assignee_id
     );
-    let metadata = json!({
+    let mut metadata = json!({
         "assigneeId": body.assignee_id,
         "assigneeType": assignee_type.as_str(),
         "previousAssigneeId": previous,
         "reason": body.reason,
         "notifyAssignee": body.notify_assignee.unwrap_or(true),
     });
+    if new_due.is_some() {
+        metadata["dueAt"] = json!(new_due.map(to_rfc3339));
+        metadata["previousDueAt"] = json!(previous_due.map(to_rfc3339));
+    }
     let actor = body.assigned_by.as_deref();
     finish(
         &app,
@@ -1228,6 +1335,8 @@ async fn assign_journey(
             summary,
             metadata,
             tell_assignee: body.notify_assignee.unwrap_or(true),
+            managers: Vec::new(),
+            at: None,
         },
         StatusCode::OK,
     )
@@ -1324,6 +1433,8 @@ async fn complete_journey(
             summary,
             metadata,
             tell_assignee: true,
+            managers: Vec::new(),
+            at: None,
         },
         StatusCode::OK,
     )
@@ -1388,6 +1499,8 @@ async fn cancel_journey(
             summary,
             metadata,
             tell_assignee: true,
+            managers: Vec::new(),
+            at: None,
         },
         StatusCode::OK,
     )

@@ -76,8 +76,9 @@ pub async fn insert_template_version(
     t: &TemplateRow,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO journey_template_versions (tenant_id, template_id, version, name, steps, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO journey_template_versions (tenant_id, template_id, version, name, steps,
+             created_at, sla_hours)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(tenant)
     .bind(&t.id)
@@ -85,6 +86,7 @@ pub async fn insert_template_version(
     .bind(&t.name)
     .bind(&t.steps)
     .bind(t.updated_at)
+    .bind(t.sla_hours)
     .execute(conn)
     .await?;
     Ok(())
@@ -144,6 +146,8 @@ pub struct TemplateVersion {
     pub name: String,
     /// In run order.
     pub steps: Vec<StepDef>,
+    /// The SLA of journeys started on this version.
+    pub sla_hours: Option<i64>,
 }
 
 pub async fn template_version<'e, E: Executor<'e, Database = Any>>(
@@ -152,8 +156,8 @@ pub async fn template_version<'e, E: Executor<'e, Database = Any>>(
     id: &str,
     version: i64,
 ) -> Result<Option<TemplateVersion>, StoreError> {
-    let row: Option<(String, String)> = sqlx::query_as(
-        "SELECT name, steps FROM journey_template_versions
+    let row: Option<(String, String, Option<i64>)> = sqlx::query_as(
+        "SELECT name, steps, sla_hours FROM journey_template_versions
          WHERE tenant_id = $1 AND template_id = $2 AND version = $3",
     )
     .bind(tenant)
@@ -161,10 +165,11 @@ pub async fn template_version<'e, E: Executor<'e, Database = Any>>(
     .bind(version)
     .fetch_optional(ex)
     .await?;
-    row.map(|(name, steps)| {
+    row.map(|(name, steps, sla_hours)| {
         Ok(TemplateVersion {
             name,
             steps: serde_json::from_str(&steps)?,
+            sla_hours,
         })
     })
     .transpose()
@@ -233,13 +238,34 @@ pub struct JourneyRow {
     pub row_version: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The journey's deadlines, as `sla::model` computes them (migration 0018 describes each).
+    #[sqlx(flatten)]
+    pub deadlines: Deadlines,
+}
+
+/// A journey's deadlines and, per kind, the deadline whose event was recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct Deadlines {
+    /// When the current step became current; `None` only on rows older than migration 0018
+    /// that it could not date.
+    pub step_started_at: Option<i64>,
+    pub sla_due_at: Option<i64>,
+    pub sla_at_risk_at: Option<i64>,
+    pub step_due_at: Option<i64>,
+    pub at_risk_fired: Option<i64>,
+    pub breach_fired: Option<i64>,
+    pub step_overdue_fired: Option<i64>,
+    /// The earliest deadline not yet announced; `None` when none is pending.
+    pub next_deadline_at: Option<i64>,
 }
 
 macro_rules! journey_columns {
     () => {
         "id, template_id, template_version, customer_id, channel, status, current_step_index, \
          current_step_status, assignee_id, assignee_type, priority, due_at, context, outcome, notes, \
-         approval_id, row_version, created_at, updated_at"
+         approval_id, row_version, created_at, updated_at, step_started_at, sla_due_at, \
+         sla_at_risk_at, step_due_at, at_risk_fired, breach_fired, step_overdue_fired, \
+         next_deadline_at"
     };
 }
 
@@ -256,7 +282,7 @@ pub async fn insert_journey_on_active_template(
         "INSERT INTO journeys (tenant_id, ",
         journey_columns!(),
         ") SELECT $1, $2, t.id, t.version, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-         $17, $18, $19 FROM journey_templates t WHERE t.tenant_id = $1 AND t.id = $3 AND t.status = 'active' \
+         $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27 FROM journey_templates t WHERE t.tenant_id = $1 AND t.id = $3 AND t.status = 'active' \
          RETURNING template_version"
     ))
     .bind(tenant)
@@ -278,6 +304,14 @@ pub async fn insert_journey_on_active_template(
     .bind(j.row_version)
     .bind(j.created_at)
     .bind(j.updated_at)
+    .bind(j.deadlines.step_started_at)
+    .bind(j.deadlines.sla_due_at)
+    .bind(j.deadlines.sla_at_risk_at)
+    .bind(j.deadlines.step_due_at)
+    .bind(j.deadlines.at_risk_fired)
+    .bind(j.deadlines.breach_fired)
+    .bind(j.deadlines.step_overdue_fired)
+    .bind(j.deadlines.next_deadline_at)
     .fetch_optional(conn)
     .await?)
 }
@@ -308,7 +342,10 @@ pub async fn update_journey(
     let n = sqlx::query(
         "UPDATE journeys SET status = $3, current_step_index = $4, current_step_status = $5,
              assignee_id = $6, assignee_type = $7, outcome = $8, notes = $9, row_version = $10,
-             updated_at = $11, approval_id = $13
+             updated_at = $11, approval_id = $13, priority = $14, due_at = $15,
+             step_started_at = $16, sla_due_at = $17, sla_at_risk_at = $18, step_due_at = $19,
+             at_risk_fired = $20, breach_fired = $21, step_overdue_fired = $22,
+             next_deadline_at = $23
          WHERE tenant_id = $1 AND id = $2 AND row_version = $12",
     )
     .bind(tenant)
@@ -324,6 +361,16 @@ pub async fn update_journey(
     .bind(j.updated_at)
     .bind(j.row_version - 1)
     .bind(&j.approval_id)
+    .bind(&j.priority)
+    .bind(j.due_at)
+    .bind(j.deadlines.step_started_at)
+    .bind(j.deadlines.sla_due_at)
+    .bind(j.deadlines.sla_at_risk_at)
+    .bind(j.deadlines.step_due_at)
+    .bind(j.deadlines.at_risk_fired)
+    .bind(j.deadlines.breach_fired)
+    .bind(j.deadlines.step_overdue_fired)
+    .bind(j.deadlines.next_deadline_at)
     .execute(conn)
     .await?
     .rows_affected();
@@ -342,7 +389,8 @@ pub struct JourneyFilter {
     pub assignee_ids: Vec<String>,
     /// Assigned to this user or to a team the user is a member of.
     pub assigned_to: Option<String>,
-    /// `Some(true)`: due before `now`; `Some(false)`: not due yet or undated.
+    /// `Some(true)`: due (its SLA's due time) before `now`; `Some(false)`: not due yet or
+    /// undated.
     pub overdue: Option<bool>,
     pub now: i64,
     pub order: JourneyOrder,
@@ -354,7 +402,8 @@ pub enum JourneyOrder {
     /// Newest first.
     #[default]
     Newest,
-    /// Earliest `dueAt` first (so overdue first), undated last, then oldest first.
+    /// Earliest due time (`sla.dueAt`) first (so overdue first), undated last, then oldest
+    /// first.
     DueAt,
 }
 
@@ -418,9 +467,9 @@ impl Where {
         if let Some(overdue) = f.overdue {
             let now = w.arg(Arg::Int(f.now));
             w.sql += &if overdue {
-                format!(" AND due_at < {now}")
+                format!(" AND sla_due_at < {now}")
             } else {
-                format!(" AND (due_at IS NULL OR due_at >= {now})")
+                format!(" AND (sla_due_at IS NULL OR sla_due_at >= {now})")
             };
         }
         w
@@ -455,7 +504,7 @@ pub async fn list_journeys(
         .await?;
     let order = match f.order {
         JourneyOrder::Newest => "created_at DESC, id DESC",
-        JourneyOrder::DueAt => "(due_at IS NULL), due_at, created_at, id",
+        JourneyOrder::DueAt => "(sla_due_at IS NULL), sla_due_at, created_at, id",
     };
     let limit = w.arg(Arg::Int(limit));
     let offset = w.arg(Arg::Int(offset));
@@ -515,4 +564,61 @@ pub async fn history(conn: &mut Conn, journey_id: &str) -> Result<Vec<HistoryRow
     .bind(journey_id)
     .fetch_all(conn)
     .await?)
+}
+
+/// Open journeys with a deadline passed by `now` and not yet announced, earliest first.
+pub async fn deadlines_due(
+    pool: &AnyPool,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<(String, String)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT tenant_id, id FROM journeys WHERE next_deadline_at <= $1
+         ORDER BY next_deadline_at LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Locks the journey for the rest of the transaction and reads it as it now stands (a
+/// concurrent change's result, once that commits), without changing it.
+pub async fn lock_journey(
+    conn: &mut Conn,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<JourneyRow>, StoreError> {
+    Ok(sqlx::query_as(concat!(
+        "UPDATE journeys SET next_deadline_at = next_deadline_at WHERE tenant_id = $1 AND id = $2 \
+         RETURNING ",
+        journey_columns!()
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Stores which deadlines were announced, and the next one pending.
+pub async fn set_deadline_marks(
+    conn: &mut Conn,
+    tenant: &str,
+    id: &str,
+    d: &Deadlines,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE journeys SET at_risk_fired = $3, breach_fired = $4, step_overdue_fired = $5,
+             next_deadline_at = $6
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(d.at_risk_fired)
+    .bind(d.breach_fired)
+    .bind(d.step_overdue_fired)
+    .bind(d.next_deadline_at)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

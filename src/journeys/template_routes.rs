@@ -326,12 +326,13 @@ async fn update_template(
     }
     let mut next = current.clone();
     if let Some(steps) = body.steps {
-        let steps =
+        next.steps =
             serde_json::to_string(&in_run_order(steps)).map_err(|_| ApiError::internal())?;
-        if steps != current.steps {
-            next.steps = steps;
-            next.version += 1;
-        }
+    }
+    next.sla_hours = body.sla_hours.map(Hours::get).or(next.sla_hours);
+    // What a journey runs by (its steps and its SLA) is versioned: a change makes a version.
+    if next.steps != current.steps || next.sla_hours != current.sla_hours {
+        next.version += 1;
     }
     next.name = body.name.unwrap_or(next.name);
     next.description = body.description.or(next.description);
@@ -340,7 +341,6 @@ async fn update_template(
         .estimated_duration_days
         .map(Days::get)
         .or(next.estimated_duration_days);
-    next.sla_hours = body.sla_hours.map(Hours::get).or(next.sla_hours);
     next.status = body.status.map_or(next.status, |s| s.as_str().to_owned());
     next.updated_at = app.db.now_ms().max(current.updated_at + 1);
     if !store::update_template(

@@ -49,6 +49,9 @@ pub enum RecipientRole {
     Approvers,
     /// Who requested the approval.
     Requester,
+    /// The managers of the journey's assignee (members of its team, or of the assigned user's
+    /// teams, holding the role `manager`), as a deadline's escalation names them.
+    Managers,
 }
 
 /// The events rules can be set for, with the recipients each can name.
@@ -70,7 +73,27 @@ pub const NOTIFIABLE: &[(EventType, &[RecipientRole])] = &[
         &[RecipientRole::Assignee, RecipientRole::Customer],
     ),
     (
+        EventType::JourneySlaAtRisk,
+        &[RecipientRole::Assignee, RecipientRole::Managers],
+    ),
+    (
+        EventType::JourneySlaBreached,
+        &[RecipientRole::Assignee, RecipientRole::Managers],
+    ),
+    (
+        EventType::JourneyStepOverdue,
+        &[RecipientRole::Assignee, RecipientRole::Managers],
+    ),
+    (
+        EventType::JourneyEscalated,
+        &[RecipientRole::Assignee, RecipientRole::Managers],
+    ),
+    (
         EventType::ApprovalRequested,
+        &[RecipientRole::Approvers, RecipientRole::Requester],
+    ),
+    (
+        EventType::ApprovalReminder,
         &[RecipientRole::Approvers, RecipientRole::Requester],
     ),
     (
@@ -124,6 +147,21 @@ pub fn default_rule(event_type: &str) -> Option<Rule> {
             priority: Priority::Normal,
             enabled: true,
         }),
+        // Whom an escalation notifies is the SLA policy's choice: the event names only them.
+        EventType::JourneyEscalated => Some(Rule {
+            recipients: vec![RecipientRole::Assignee, RecipientRole::Managers],
+            channels: vec![NotifyChannel::InApp],
+            template_code: "JOURNEY_ESCALATED".into(),
+            priority: Priority::High,
+            enabled: true,
+        }),
+        EventType::ApprovalReminder => Some(Rule {
+            recipients: vec![RecipientRole::Approvers],
+            channels: vec![NotifyChannel::InApp, NotifyChannel::Email],
+            template_code: "APPROVAL_REMINDER".into(),
+            priority: Priority::Normal,
+            enabled: true,
+        }),
         _ => None,
     }
 }
@@ -174,6 +212,7 @@ async fn resolve(
             None => Vec::new(),
         },
         RecipientRole::Approvers => users(&parties.approvers),
+        RecipientRole::Managers => users(&parties.managers),
         // Staff only: a customer whose own step opened the request is not told of the bank's
         // internal approval, nor the system.
         RecipientRole::Requester => users(parties.requesting_user.as_slice()),

@@ -455,10 +455,12 @@ pub async fn find(
 }
 
 /// The built-in templates, in English: what Omnirail's default notification rules send.
-pub const BUILTIN_CODES: [&str; 4] = [
+pub const BUILTIN_CODES: [&str; 6] = [
     "JOURNEY_STEP_REQUIRED",
     "JOURNEY_ASSIGNED",
+    "JOURNEY_ESCALATED",
     "APPROVAL_REQUESTED",
+    "APPROVAL_REMINDER",
     "APPROVAL_DECIDED",
 ];
 
@@ -480,6 +482,12 @@ pub fn builtin(code: &str) -> Option<Template> {
             "Approval requested: {{ approvalType }}",
             "Your decision is requested on {{ approvalType }} {{ approvalId }} \
              for {{ entityType }} {{ entityId }}.",
+        ),
+        "JOURNEY_ESCALATED" => ("Escalated: journey {{ journeyId }}", "{{ summary }}."),
+        "APPROVAL_REMINDER" => (
+            "Reminder: approval {{ approvalId }} expires {{ expiresAt }}",
+            "Your decision on {{ approvalType }} {{ approvalId }} for {{ entityType }} \
+             {{ entityId }} is still needed; the request expires at {{ expiresAt }}.",
         ),
         "APPROVAL_DECIDED" => (
             "Approval {{ status }}: {{ approvalType }}",

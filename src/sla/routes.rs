@@ -27,9 +27,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct PutPolicy {
     /// Share (1 to 99) of the time to a journey's due time after which it is at risk;
     /// default 80.
+    #[schema(minimum = 1, maximum = 99, example = 80)]
     pub at_risk_percent: Option<i64>,
     /// Hours before an approval request expires that its approvers are reminded, 0 to 720
     /// (0: never); default 24.
+    #[schema(minimum = 0, maximum = 720, example = 24)]
     pub approval_reminder_hours: Option<i64>,
     /// Working hours and holidays; absent or `null`: deadlines run in wall-clock time.
     pub calendar: Option<CalendarDef>,

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use crate::AppState;
 use crate::approvals;
 use crate::idempotency;
+use crate::journeys;
 use crate::notifications;
 use crate::sessions;
 use crate::store::Backend;
@@ -40,6 +41,7 @@ pub fn spawn(state: AppState) -> JoinHandle<()> {
         workers.spawn(async move { db.checkpoint(stop).await });
     }
     workers.spawn(sweep_expired_approvals(state.clone(), stop.clone()));
+    workers.spawn(announce_deadlines(state.clone(), stop.clone()));
     workers.spawn(sweep_idle_sessions(state.clone(), stop.clone()));
     workers.spawn(streams::watch(state.clone(), stop.clone()));
     workers.spawn(notifications::worker::run(state.clone(), stop.clone()));
@@ -75,6 +77,43 @@ async fn sweep_expired_approvals(state: AppState, mut stop: watch::Receiver<bool
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Journeys' passed deadlines, then approvals' reminders. A pass that did a full batch runs
+/// again at once; an idle pass only reads.
+async fn announce_deadlines(state: AppState, mut stop: watch::Receiver<bool>) {
+    let every = Duration::from_secs(state.config.deadline_sweep_secs.max(1));
+    let mut busy = false;
+    loop {
+        // A pass after each interval (not at start: a process starting waits one, as any pass
+        // does), or at once after a full batch.
+        if !busy {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
+            }
+        }
+        let pass = async {
+            let journeys = journeys::announce_deadlines(&state).await?;
+            let reminded = approvals::send_reminders(&state).await?;
+            Ok::<_, crate::error::ApiError>((journeys, reminded))
+        };
+        busy = match pass.await {
+            Ok((journeys, reminded)) => {
+                if journeys + reminded > 0 {
+                    tracing::info!(journeys, reminded, "deadlines announced");
+                }
+                journeys >= journeys::DEADLINE_BATCH || reminded >= approvals::REMINDER_BATCH
+            }
+            Err(e) => {
+                tracing::warn!(code = e.code, detail = %e.detail, "deadline sweep failed; will retry");
+                false
+            }
+        };
+        if *stop.borrow() {
+            return;
         }
     }
 }

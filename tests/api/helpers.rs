@@ -279,6 +279,10 @@ impl TestApp {
             // test of the pool's own limits sets both).
             db_max_connections: TEST_POOL,
             db_acquire_timeout_secs: PATIENCE.as_secs(),
+            // Seed 001's journey is due in 2024: a deadline worker announcing its breach would
+            // add events and notifications to tests about other things. Tests of deadlines
+            // set the sweep they need (tests/api/sla.rs).
+            deadline_sweep_secs: 3600,
             ..Config::default()
         };
         adjust(&mut config);
@@ -303,6 +307,13 @@ impl TestApp {
         }
     }
 
+    /// Stops the server (as `serve` stops on SIGTERM) until [`TestApp::restart`].
+    pub async fn stop_server(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+    }
+
     /// Stops the server (as `serve` stops on SIGTERM) and starts a new one on the same
     /// database, clock and configuration, on a new port: what the first process had in
     /// memory is gone, what it stored is there.
@@ -314,6 +325,23 @@ impl TestApp {
         self.base = format!("http://{}", listener.local_addr().unwrap());
         self.config.public_base_url = Some(self.base.clone());
         self.server = Some(Server::start(&self.db, &self.config, listener));
+    }
+
+    /// Another node: a server on the same database (through its own pool on PostgreSQL),
+    /// configuration and clock, on its own port, running its own workers.
+    pub async fn another_node(&self) -> Node {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let db = if self.config.database_url.expose().starts_with("postgres") {
+            Db::open(&self.config)
+                .await
+                .expect("open the database again")
+                .with_clock(self.clock.clone())
+        } else {
+            self.db.clone()
+        };
+        Node {
+            server: Server::start(&db, &self.config, listener),
+        }
     }
 
     /// Moves the server's clock forward: what falls due in that time (an expiry, a TTL, a
@@ -505,6 +533,18 @@ impl Drop for TestApp {
         if let Some(server) = self.server.take() {
             let _ = server.shutdown.send(());
         }
+    }
+}
+
+/// A second server of a [`TestApp`] ([`TestApp::another_node`]).
+pub struct Node {
+    server: Server,
+}
+
+impl Node {
+    /// Stops it and waits until it has (its workers too).
+    pub async fn stop(self) {
+        self.server.stop().await;
     }
 }
 

@@ -25,6 +25,7 @@ mod plumbing;
 mod providers;
 mod security;
 mod sessions;
+mod sla;
 mod streams;
 mod strict;
 mod templates;

@@ -572,7 +572,8 @@ async fn templates_render_in_the_recipients_language_and_name_missing_variables(
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["data"]["source"], "builtin");
     let (_, list) = app.get("/api/v1/omni/notification-templates").await;
-    assert_eq!(list["data"].as_array().unwrap().len(), 5);
+    // The six built-ins and the tenant's own (BROKEN was refused).
+    assert_eq!(list["data"].as_array().unwrap().len(), 7);
 }
 
 #[tokio::test]
@@ -896,7 +897,7 @@ async fn default_rules_notify_assignees_and_approvers() {
         )
         .await;
     assert_problem(status, &body, 422, "validation_failed");
-    // The rules in force: the two default ones and the one the tenant set.
+    // The rules in force: the default ones and the one the tenant set.
     let (_, rules) = app.get("/api/v1/omni/notification-rules").await;
     let mut events: Vec<&str> = rules["data"]
         .as_array()
@@ -909,8 +910,10 @@ async fn default_rules_notify_assignees_and_approvers() {
         events,
         [
             "omni.approval.approver_assigned",
+            "omni.approval.reminder",
             "omni.approval.requested",
-            "omni.journey.assigned"
+            "omni.journey.assigned",
+            "omni.journey.escalated"
         ],
         "{rules}"
     );

@@ -1,0 +1,632 @@
+//! Deadlines that act (docs/sla.md): a journey's SLA and its current step's timeout, read
+//! exactly at any moment and announced once when they pass, by the deadline worker of any node;
+//! escalations; approval reminders; business calendars. Time moves by the servers' shared
+//! clock, never by waiting: the worker runs every second of real time and finds the deadline
+//! passed on the clock it reads.
+
+use std::time::Duration;
+
+use chrono::{Datelike, TimeZone, Utc, Weekday};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::cli::{free_port, serve_with_env};
+use crate::helpers::{TestApp, assert_problem, wait_until};
+
+const HOUR: u64 = 3600;
+
+/// A server whose deadline worker runs every second.
+async fn app() -> TestApp {
+    TestApp::spawn_with(|c| c.deadline_sweep_secs = 1).await
+}
+
+/// A template of two steps (the first with `timeout_hours`) and an SLA of `sla_hours`.
+async fn template(app: &TestApp, id: &str, sla_hours: Option<u64>, timeout_hours: Option<u64>) {
+    let mut first =
+        json!({ "id": "step_form", "name": "Application form", "type": "form", "order": 1 });
+    if let Some(h) = timeout_hours {
+        first["timeoutHours"] = json!(h);
+    }
+    let mut body = json!({
+        "id": id, "name": "Account opening", "status": "active",
+        "steps": [first, { "id": "step_review", "name": "Review", "type": "review", "order": 2 }],
+    });
+    if let Some(h) = sla_hours {
+        body["slaHours"] = json!(h);
+    }
+    let (s, res) = app.post("/api/v1/omni/templates", &body).await;
+    assert_eq!(s, StatusCode::CREATED, "{res}");
+}
+
+/// The relationship manager `usr_rm_001` in team `team_sme`, whose manager is `usr_mgr_001`.
+async fn staff(app: &TestApp) {
+    let (s, res) = app
+        .put(
+            "/api/v1/omni/users/usr_mgr_001",
+            &json!({ "name": "Huda", "roles": ["manager"] }),
+        )
+        .await;
+    assert!(s.is_success(), "{res}");
+    let (s, res) = app
+        .put(
+            "/api/v1/omni/teams/team_sme",
+            &json!({ "name": "SME", "members": ["usr_rm_001", "usr_mgr_001"] }),
+        )
+        .await;
+    assert!(s.is_success(), "{res}");
+}
+
+async fn journey(app: &TestApp, template: &str, extra: Value) -> Value {
+    let mut body = json!({ "templateId": template, "customerId": "ent_customer_456", "assigneeId": "usr_rm_001" });
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let (s, res) = app.post("/api/v1/omni/journeys", &body).await;
+    assert_eq!(s, StatusCode::CREATED, "{res}");
+    res["data"].clone()
+}
+
+async fn get(app: &TestApp, id: &str) -> Value {
+    let (s, res) = app.get(&format!("/api/v1/omni/journeys/{id}")).await;
+    assert_eq!(s, StatusCode::OK, "{res}");
+    res["data"].clone()
+}
+
+/// The journey's events of `kind` (`omni.journey.sla_breached`, ...), oldest first, with their
+/// metadata.
+async fn events(app: &TestApp, journey: &str, kind: &str) -> Vec<Value> {
+    app.events_of("journey", journey)
+        .await
+        .into_iter()
+        .filter(|e| e.event_type == kind)
+        .map(|e| serde_json::from_str(&e.metadata).unwrap())
+        .collect()
+}
+
+/// Waits until the journey has `n` events of `kind`.
+async fn await_events(app: &TestApp, journey: &str, kind: &str, n: usize) -> Vec<Value> {
+    wait_until(format!("{n} {kind} of {journey}"), || async {
+        let found = events(app, journey, kind).await;
+        (found.len() >= n).then_some(found)
+    })
+    .await
+}
+
+/// One more pass of a deadline worker, as another process would make it: how many journeys it
+/// announced anything for.
+async fn another_pass(app: &TestApp) -> usize {
+    omnirail::journeys::announce_deadlines(&app.state())
+        .await
+        .unwrap()
+}
+
+fn ms(t: &Value) -> i64 {
+    omnirail::time::parse_rfc3339(t.as_str().unwrap_or_else(|| panic!("not a time: {t}"))).unwrap()
+}
+
+async fn notified(app: &TestApp, template_code: &str) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT recipient_id FROM notifications WHERE tenant_id = $1 AND template_code = $2
+         ORDER BY recipient_id",
+    )
+    .bind(&app.tenant)
+    .bind(template_code)
+    .fetch_all(app.db.reader())
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_journey_turns_at_risk_then_breaches_each_announced_once_and_escalated() {
+    let app = app().await;
+    staff(&app).await;
+    template(&app, "tmpl_account", Some(10), None).await;
+    let j = journey(&app, "tmpl_account", json!({})).await;
+    let id = j["id"].as_str().unwrap();
+    let start = ms(&j["createdAt"]);
+    assert_eq!(j["dueAt"], Value::Null, "no explicit dueAt was given");
+    assert_eq!(ms(&j["sla"]["dueAt"]), start + 10 * 3_600_000);
+    assert_eq!(ms(&j["sla"]["atRiskAt"]), start + 8 * 3_600_000);
+    assert_eq!(j["sla"]["status"], "on_track");
+    assert_eq!(j["sla"]["breachedAt"], Value::Null);
+
+    // At risk: read exactly at once, announced by the worker, the assignee told.
+    app.advance_past(j["sla"]["atRiskAt"].as_str().unwrap());
+    assert_eq!(get(&app, id).await["sla"]["status"], "at_risk");
+    let at_risk = await_events(&app, id, "omni.journey.sla_at_risk", 1).await;
+    assert_eq!(at_risk[0]["deadline"], j["sla"]["atRiskAt"]);
+    let escalated = await_events(&app, id, "omni.journey.escalated", 1).await;
+    assert_eq!(escalated[0]["trigger"], "at_risk");
+    assert_eq!(escalated[0]["actions"], json!(["assignee_notified"]));
+    assert_eq!(notified(&app, "JOURNEY_ESCALATED").await, ["usr_rm_001"]);
+
+    // Breached: the managers of the assignee's team told, not the assignee again.
+    app.advance_past(j["sla"]["dueAt"].as_str().unwrap());
+    let now = get(&app, id).await;
+    assert_eq!(now["sla"]["status"], "breached");
+    assert_eq!(now["sla"]["breachedAt"], j["sla"]["dueAt"]);
+    let breached = await_events(&app, id, "omni.journey.sla_breached", 1).await;
+    assert_eq!(breached[0]["deadline"], j["sla"]["dueAt"]);
+    let escalated = await_events(&app, id, "omni.journey.escalated", 2).await;
+    assert_eq!(escalated[1]["trigger"], "breached");
+    assert_eq!(escalated[1]["managers"], json!(["usr_mgr_001"]));
+    assert_eq!(
+        notified(&app, "JOURNEY_ESCALATED").await,
+        ["usr_mgr_001", "usr_rm_001"]
+    );
+
+    // Once each: another pass finds nothing to announce.
+    assert_eq!(another_pass(&app).await, 0);
+    app.advance(Duration::from_secs(HOUR));
+    assert_eq!(another_pass(&app).await, 0);
+    assert_eq!(events(&app, id, "omni.journey.sla_at_risk").await.len(), 1);
+    assert_eq!(events(&app, id, "omni.journey.sla_breached").await.len(), 1);
+    assert_eq!(events(&app, id, "omni.journey.escalated").await.len(), 2);
+
+    // Completed late, it stays breached.
+    app.pass_steps(id, &["step_form", "step_review"]).await;
+    let (s, done) = app
+        .post(&format!("/api/v1/omni/journeys/{id}/complete"), &json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{done}");
+    assert_eq!(done["data"]["sla"]["status"], "breached");
+}
+
+#[tokio::test]
+async fn a_step_overdue_is_announced_and_the_next_step_gets_its_own_deadline() {
+    let app = app().await;
+    template(&app, "tmpl_steps", None, Some(2)).await;
+    let j = journey(&app, "tmpl_steps", json!({})).await;
+    let id = j["id"].as_str().unwrap();
+    assert_eq!(j["sla"]["status"], "none");
+    assert_eq!(j["sla"]["dueAt"], Value::Null);
+    assert_eq!(
+        ms(&j["sla"]["stepDueAt"]),
+        ms(&j["createdAt"]) + 2 * 3_600_000
+    );
+    assert_eq!(j["sla"]["stepOverdue"], false);
+
+    app.advance_past(j["sla"]["stepDueAt"].as_str().unwrap());
+    assert_eq!(get(&app, id).await["sla"]["stepOverdue"], true);
+    let overdue = await_events(&app, id, "omni.journey.step_overdue", 1).await;
+    assert_eq!(overdue[0]["stepId"], "step_form");
+    assert_eq!(overdue[0]["deadline"], j["sla"]["stepDueAt"]);
+    // No escalation rule names a step overdue by default.
+    assert!(events(&app, id, "omni.journey.escalated").await.is_empty());
+
+    // A failed attempt keeps the step current, and its deadline; passing it moves on to a step
+    // without a timeout.
+    let (s, failed) = app
+        .post(
+            &format!("/api/v1/omni/journeys/{id}/advance"),
+            &json!({ "completedStepId": "step_form", "stepOutcome": "failed" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{failed}");
+    assert_eq!(failed["data"]["sla"]["stepDueAt"], j["sla"]["stepDueAt"]);
+    assert_eq!(failed["data"]["sla"]["stepOverdue"], true);
+    app.pass_steps(id, &["step_form"]).await;
+    let moved = get(&app, id).await;
+    assert_eq!(moved["currentStep"]["id"], "step_review");
+    assert_eq!(moved["sla"]["stepDueAt"], Value::Null);
+    assert_eq!(moved["sla"]["stepOverdue"], false);
+    app.advance(Duration::from_secs(100 * HOUR));
+    assert_eq!(another_pass(&app).await, 0);
+    assert_eq!(events(&app, id, "omni.journey.step_overdue").await.len(), 1);
+}
+
+#[tokio::test]
+async fn completing_or_cancelling_a_journey_cancels_its_pending_deadlines() {
+    let app = app().await;
+    template(&app, "tmpl_account", Some(10), Some(1)).await;
+    let done = journey(&app, "tmpl_account", json!({})).await;
+    let done_id = done["id"].as_str().unwrap();
+    app.pass_steps(done_id, &["step_form", "step_review"]).await;
+    let (s, res) = app
+        .post(
+            &format!("/api/v1/omni/journeys/{done_id}/complete"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{res}");
+    assert_eq!(res["data"]["sla"]["status"], "met");
+    let cancelled = journey(&app, "tmpl_account", json!({})).await;
+    let cancelled_id = cancelled["id"].as_str().unwrap();
+    let (s, res) = app
+        .post(
+            &format!("/api/v1/omni/journeys/{cancelled_id}/cancel"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{res}");
+    assert_eq!(res["data"]["sla"]["status"], "none");
+    assert_eq!(res["data"]["sla"]["stepDueAt"], Value::Null);
+
+    app.advance(Duration::from_secs(20 * HOUR));
+    assert_eq!(another_pass(&app).await, 0);
+    for id in [done_id, cancelled_id] {
+        let kinds: Vec<String> = app
+            .events_of("journey", id)
+            .await
+            .into_iter()
+            .map(|e| e.event_type)
+            .filter(|t| t.contains("sla") || t.contains("overdue") || t.contains("escalated"))
+            .collect();
+        assert!(kinds.is_empty(), "{id}: {kinds:?}");
+    }
+    assert_eq!(get(&app, done_id).await["sla"]["status"], "met");
+    assert_eq!(get(&app, cancelled_id).await["sla"]["status"], "none");
+}
+
+#[tokio::test]
+async fn a_due_date_moved_after_a_breach_is_a_new_deadline_announced_again() {
+    let app = app().await;
+    template(&app, "tmpl_account", Some(100), None).await;
+    let j = journey(&app, "tmpl_account", json!({ "dueAt": app.at(3_600_000) })).await;
+    let id = j["id"].as_str().unwrap();
+    assert_eq!(
+        j["sla"]["dueAt"], j["dueAt"],
+        "an explicit dueAt wins over slaHours"
+    );
+    app.advance_past(j["dueAt"].as_str().unwrap());
+    let first = await_events(&app, id, "omni.journey.sla_breached", 1).await;
+
+    // Reassigned with a new due date: the SLA moves, on track again, and breaches again later.
+    let new_due = app.at(10 * 3_600_000);
+    let (s, res) = app
+        .post(
+            &format!("/api/v1/omni/journeys/{id}/assign"),
+            &json!({ "assigneeId": "usr_rm_002", "dueAt": new_due }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{res}");
+    assert_eq!(res["data"]["dueAt"], json!(new_due));
+    assert_eq!(res["data"]["sla"]["dueAt"], json!(new_due));
+    assert_eq!(res["data"]["sla"]["status"], "on_track");
+    let assigned = events(&app, id, "omni.journey.assigned").await;
+    assert_eq!(assigned[0]["previousDueAt"], j["dueAt"]);
+    app.advance_past(&new_due);
+    let breaches = await_events(&app, id, "omni.journey.sla_breached", 2).await;
+    assert_eq!(breaches[0], first[0]);
+    assert_eq!(breaches[1]["deadline"], json!(new_due));
+    assert_eq!(another_pass(&app).await, 0);
+    assert_eq!(events(&app, id, "omni.journey.sla_breached").await.len(), 2);
+
+    // A bad dueAt changes nothing.
+    let (s, res) = app
+        .post(
+            &format!("/api/v1/omni/journeys/{id}/assign"),
+            &json!({ "assigneeId": "usr_rm_003", "dueAt": "tomorrow" }),
+        )
+        .await;
+    assert_problem(s, &res, 422, "validation_failed");
+    assert_eq!(res["errors"][0]["field"], "dueAt");
+    assert_eq!(get(&app, id).await["assigneeId"], "usr_rm_002");
+}
+
+/// The next `weekday` at `hour`:00 UTC after the server's now.
+fn next(app: &TestApp, weekday: Weekday, hour: u32) -> i64 {
+    let now = app.clock.now_ms();
+    let mut day = Utc.timestamp_millis_opt(now).unwrap().date_naive();
+    loop {
+        day = day.succ_opt().unwrap();
+        if day.weekday() == weekday {
+            return day
+                .and_hms_opt(hour, 0, 0)
+                .unwrap()
+                .and_utc()
+                .timestamp_millis();
+        }
+    }
+}
+
+#[tokio::test]
+async fn business_hours_carry_a_deadline_over_the_weekend() {
+    let app = app().await;
+    let (s, res) = app
+        .put(
+            "/api/v1/omni/sla/policy",
+            &json!({
+                "calendar": {
+                    "timeZone": "Europe/London",
+                    "workingHours": [{ "days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00" }]
+                }
+            }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{res}");
+    template(&app, "tmpl_account", Some(10), None).await;
+    // Friday 13:00 UTC: in winter London is on UTC, in summer an hour ahead; either way the
+    // journey starts in working hours, with `left` of them that day.
+    let friday = next(&app, Weekday::Fri, 13);
+    app.advance_past(&omnirail::time::to_rfc3339(friday));
+    let j = journey(&app, "tmpl_account", json!({})).await;
+    let id = j["id"].as_str().unwrap();
+    let start = ms(&j["createdAt"]);
+    let london = |ms: i64| {
+        Utc.timestamp_millis_opt(ms)
+            .unwrap()
+            .with_timezone(&chrono_tz::Europe::London)
+    };
+    let close = london(start).date_naive().and_hms_opt(17, 0, 0).unwrap();
+    let close = close
+        .and_local_timezone(chrono_tz::Europe::London)
+        .earliest()
+        .unwrap()
+        .timestamp_millis();
+    let left = close - start;
+    let monday = london(start).date_naive() + chrono::Days::new(3);
+    let monday_open = monday
+        .and_hms_opt(9, 0, 0)
+        .unwrap()
+        .and_local_timezone(chrono_tz::Europe::London)
+        .earliest()
+        .unwrap()
+        .timestamp_millis();
+    let due = monday_open + 10 * 3_600_000 - left;
+    let at_risk = monday_open + 8 * 3_600_000 - left;
+    assert_eq!(ms(&j["sla"]["dueAt"]), due, "{}", j["sla"]);
+    assert_eq!(ms(&j["sla"]["atRiskAt"]), at_risk, "{}", j["sla"]);
+
+    // Saturday noon: a day of wall-clock time, but only the hours before Friday's close count.
+    app.advance(Duration::from_secs(23 * HOUR));
+    assert_eq!(get(&app, id).await["sla"]["status"], "on_track");
+    assert_eq!(another_pass(&app).await, 0);
+    app.advance_past(j["sla"]["atRiskAt"].as_str().unwrap());
+    assert_eq!(get(&app, id).await["sla"]["status"], "at_risk");
+    await_events(&app, id, "omni.journey.sla_at_risk", 1).await;
+    app.advance_past(j["sla"]["dueAt"].as_str().unwrap());
+    await_events(&app, id, "omni.journey.sla_breached", 1).await;
+}
+
+#[tokio::test]
+async fn a_templates_escalation_reassigns_and_raises_the_priority_with_its_reason() {
+    let app = app().await;
+    staff(&app).await;
+    let (s, res) = app
+        .put(
+            "/api/v1/omni/sla/policy",
+            &json!({ "escalations": [
+                { "on": "breached", "templateId": "tmpl_account", "notify": ["manager"],
+                  "reassignTo": { "assigneeType": "team", "assigneeId": "team_sme" },
+                  "raisePriorityTo": "urgent" },
+                { "on": "step_overdue", "notify": ["assignee"] }
+            ] }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{res}");
+    template(&app, "tmpl_account", Some(4), Some(2)).await;
+    let j = journey(&app, "tmpl_account", json!({ "priority": "normal" })).await;
+    let id = j["id"].as_str().unwrap();
+
+    app.advance_past(j["sla"]["dueAt"].as_str().unwrap());
+    // Found past both its step's timeout and its SLA: both announced, at-risk not (breached).
+    await_events(&app, id, "omni.journey.sla_breached", 1).await;
+    let escalated = await_events(&app, id, "omni.journey.escalated", 2).await;
+    let breach = escalated
+        .iter()
+        .find(|e| e["trigger"] == "breached")
+        .unwrap();
+    assert_eq!(breach["reason"], "SLA breached");
+    assert_eq!(breach["previousAssigneeId"], "usr_rm_001");
+    assert_eq!(breach["assigneeId"], "team_sme");
+    assert_eq!(breach["previousPriority"], "normal");
+    assert_eq!(breach["priority"], "urgent");
+    assert_eq!(breach["templateRule"], true);
+    assert_eq!(
+        breach["actions"],
+        json!([
+            "reassigned",
+            "priority_raised",
+            "assignee_notified",
+            "managers_notified"
+        ])
+    );
+    let overdue = escalated
+        .iter()
+        .find(|e| e["trigger"] == "step_overdue")
+        .unwrap();
+    assert_eq!(overdue["actions"], json!(["assignee_notified"]));
+    assert!(
+        events(&app, id, "omni.journey.sla_at_risk")
+            .await
+            .is_empty()
+    );
+    let now = get(&app, id).await;
+    assert_eq!(now["assigneeType"], "team");
+    assert_eq!(now["assigneeId"], "team_sme");
+    assert_eq!(now["priority"], "urgent");
+    assert_eq!(now["status"], "created");
+    assert_eq!(another_pass(&app).await, 0);
+}
+
+#[tokio::test]
+async fn the_policy_has_defaults_and_refuses_what_it_cannot_use() {
+    let app = TestApp::spawn().await;
+    let (s, res) = app.get("/api/v1/omni/sla/policy").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        res["data"],
+        json!({
+            "atRiskPercent": 80, "approvalReminderHours": 24, "calendar": null,
+            "escalations": [
+                { "on": "at_risk", "notify": ["assignee"] },
+                { "on": "breached", "notify": ["manager"] }
+            ],
+            "source": "default", "updatedAt": null
+        })
+    );
+    let bad = json!({
+        "atRiskPercent": 100, "approvalReminderHours": -1,
+        "calendar": { "timeZone": "Mars/Base", "workingHours": [], "holidays": ["someday"] },
+        "escalations": [{ "on": "breached", "reassignTo": { "assigneeType": "robot", "assigneeId": "x" } }]
+    });
+    let (s, res) = app.put("/api/v1/omni/sla/policy", &bad).await;
+    assert_problem(s, &res, 422, "validation_failed");
+    let fields: Vec<&str> = res["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "calendar.timeZone",
+            "calendar.workingHours",
+            "calendar.holidays[0]",
+            "atRiskPercent",
+            "approvalReminderHours",
+            "escalations[0].reassignTo.assigneeType",
+        ]
+    );
+    for (body, code) in [
+        (
+            json!({ "escalations": [{ "on": "late", "notify": ["assignee"] }]}),
+            "validation_failed",
+        ),
+        (
+            json!({ "atRiskPercent": 50, "surprise": true }),
+            "validation_failed",
+        ),
+        (json!({ "atRiskPercent": "50" }), "validation_failed"),
+    ] {
+        let (s, res) = app.put("/api/v1/omni/sla/policy", &body).await;
+        assert_problem(s, &res, 422, code);
+    }
+    let (_, res) = app.get("/api/v1/omni/sla/policy").await;
+    assert_eq!(res["data"]["source"], "default", "refusals changed nothing");
+
+    let good = json!({ "atRiskPercent": 60, "approvalReminderHours": 0, "escalations": [] });
+    let (s, res) = app.put("/api/v1/omni/sla/policy", &good).await;
+    assert_eq!(s, StatusCode::CREATED, "{res}");
+    let (s, res) = app.put("/api/v1/omni/sla/policy", &good).await;
+    assert_eq!(s, StatusCode::OK, "{res}");
+    let (_, res) = app.get("/api/v1/omni/sla/policy").await;
+    assert_eq!(res["data"]["atRiskPercent"], 60);
+    assert_eq!(res["data"]["escalations"], json!([]));
+    assert_eq!(res["data"]["source"], "tenant");
+    // Another tenant still has the defaults.
+    let other = app.other_tenant_key().await;
+    let res: Value = app
+        .client
+        .get(app.url("/api/v1/omni/sla/policy"))
+        .header("x-api-key", other)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(res["data"]["source"], "default");
+}
+
+#[tokio::test]
+async fn approvers_who_have_not_decided_are_reminded_once_before_expiry() {
+    let app = app().await;
+    let expires = app.at(48 * 3_600_000);
+    let (s, res) = app
+        .post(
+            "/api/v1/omni/approvals",
+            &json!({
+                "entityType": "contract", "entityId": "ctr_001", "approvalType": "limit_increase",
+                "requestedBy": "usr_rm_001",
+                "approvers": [{ "userId": "usr_a", "required": true }, { "userId": "usr_b", "required": true }],
+                "expiresAt": expires
+            }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{res}");
+    let id = res["data"]["id"].as_str().unwrap().to_owned();
+    let (s, res) = app
+        .post(
+            &format!("/api/v1/omni/approvals/{id}/decisions"),
+            &json!({ "approverId": "usr_a", "decision": "approve" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{res}");
+    // 24 hours before expiry (the default), usr_b alone is reminded.
+    app.advance(Duration::from_secs(24 * HOUR + 1));
+    let reminders = wait_until("the reminder", || async {
+        let found: Vec<String> = app
+            .events_of("approval", &id)
+            .await
+            .into_iter()
+            .filter(|e| e.event_type == "omni.approval.reminder")
+            .map(|e| e.metadata)
+            .collect();
+        (!found.is_empty()).then_some(found)
+    })
+    .await;
+    let meta: Value = serde_json::from_str(&reminders[0]).unwrap();
+    assert_eq!(meta["approvers"], json!(["usr_b"]));
+    assert_eq!(meta["expiresAt"], json!(expires));
+    assert_eq!(notified(&app, "APPROVAL_REMINDER").await, ["usr_b"]);
+    app.advance(Duration::from_secs(HOUR));
+    assert_eq!(
+        omnirail::approvals::send_reminders(&app.state())
+            .await
+            .unwrap(),
+        0
+    );
+    let count = app
+        .events_of("approval", &id)
+        .await
+        .iter()
+        .filter(|e| e.event_type == "omni.approval.reminder")
+        .count();
+    assert_eq!(count, 1);
+}
+
+#[tokio::test]
+async fn a_deadline_of_a_killed_node_is_announced_once_by_the_nodes_left() {
+    let mut app = app().await;
+    staff(&app).await;
+    template(&app, "tmpl_account", Some(1), None).await;
+    app.stop_server().await;
+
+    // A node of its own (a process on the real clock) takes the journey, and is killed an hour
+    // before its deadline.
+    let port = free_port();
+    let mut node_a = serve_with_env(app.config.database_url.expose(), port, &[]).await;
+    let res: Value = app
+        .client
+        .post(format!("http://127.0.0.1:{port}/api/v1/omni/journeys"))
+        .header("x-api-key", &app.key)
+        .json(&json!({ "templateId": "tmpl_account", "customerId": "ent_customer_456", "assigneeId": "usr_rm_001" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = res["data"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{res}"))
+        .to_owned();
+    node_a.kill().unwrap(); // SIGKILL
+    node_a.wait().unwrap();
+
+    // Two nodes on the test's clock, which passes the deadline: one of them announces it.
+    app.restart().await;
+    let node_c = app.another_node().await;
+    app.advance(Duration::from_secs(HOUR + 1));
+    await_events(&app, &id, "omni.journey.sla_breached", 1).await;
+    await_events(&app, &id, "omni.journey.escalated", 1).await;
+    assert_eq!(another_pass(&app).await, 0);
+    // Both nodes go on sweeping, and one is restarted: still once.
+    node_c.stop().await;
+    app.restart().await;
+    app.advance(Duration::from_secs(HOUR));
+    assert_eq!(another_pass(&app).await, 0);
+    assert_eq!(
+        events(&app, &id, "omni.journey.sla_breached").await.len(),
+        1
+    );
+    assert_eq!(events(&app, &id, "omni.journey.escalated").await.len(), 1);
+    assert!(
+        events(&app, &id, "omni.journey.sla_at_risk")
+            .await
+            .is_empty()
+    );
+}
