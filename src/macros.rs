@@ -20,11 +20,13 @@ macro_rules! string_enum {
                 [$($text),+].join(", ")
             }
 
+            #[allow(dead_code)]
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }
             }
 
             /// Parses the stored form; `None` for anything else.
+            #[allow(dead_code)]
             pub fn parse(s: &str) -> Option<Self> {
                 match s { $($text => Some($name::$variant),)+ _ => None }
             }

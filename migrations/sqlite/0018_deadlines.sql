@@ -77,3 +77,40 @@ CREATE TABLE sla_policies (
     escalations             TEXT NOT NULL,
     updated_at              INTEGER NOT NULL
 );
+
+-- SLA analytics (GET /analytics/sla), kept per UTC day by the fold worker, never by the write
+-- path: each journey is folded in twice, its start once it exists (sla_folded 1) and its end
+-- once it is completed or cancelled (sla_folded 2). team_id: the assigned team, or each team
+-- of the assigned user, or '' (no team); '*' holds every journey once (the template's total).
+ALTER TABLE journeys ADD COLUMN sla_folded INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX journeys_unfolded ON journeys(updated_at)
+    WHERE (sla_folded = 0 OR (sla_folded = 1 AND status IN ('completed', 'cancelled')));
+-- Open journeys by their SLA, for the counts of those at risk and breached now.
+CREATE INDEX journeys_open_sla ON journeys(tenant_id, sla_at_risk_at, sla_due_at, template_id,
+    assignee_type, assignee_id)
+    WHERE status IN ('created', 'in_progress', 'assigned') AND sla_at_risk_at IS NOT NULL;
+
+CREATE TABLE sla_daily (
+    tenant_id    TEXT NOT NULL,
+    day          INTEGER NOT NULL,
+    template_id  TEXT NOT NULL,
+    team_id      TEXT NOT NULL,
+    started      INTEGER NOT NULL,
+    completed    INTEGER NOT NULL,
+    met          INTEGER NOT NULL,
+    breached     INTEGER NOT NULL,
+    cancelled    INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, day, template_id, team_id)
+) WITHOUT ROWID;
+
+-- Completed journeys by time to complete: bucket b holds durations from 1.05^b to 1.05^(b+1)
+-- seconds (b = 0 also holds anything under a second).
+CREATE TABLE sla_durations (
+    tenant_id    TEXT NOT NULL,
+    day          INTEGER NOT NULL,
+    template_id  TEXT NOT NULL,
+    team_id      TEXT NOT NULL,
+    bucket       INTEGER NOT NULL,
+    journeys     INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, day, template_id, team_id, bucket)
+) WITHOUT ROWID;

@@ -17,6 +17,8 @@
 
 mod routes;
 
+pub use routes::{Window, WindowQuery};
+
 use std::collections::HashMap;
 
 use futures::TryFutureExt;

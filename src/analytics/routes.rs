@@ -56,13 +56,14 @@ pub struct ChannelActivity {
 
 /// Whole UTC days `from..=to`, as day numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Window {
-    from: i64,
-    to: i64,
+pub struct Window {
+    pub from: i64,
+    pub to: i64,
 }
 
 impl Window {
-    fn parse(q: &WindowQuery, today: i64) -> Result<Self, Vec<FieldError>> {
+    /// The window `q` names (default: the 30 days to `today`), or what is wrong with it.
+    pub fn parse(q: &WindowQuery, today: i64) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         let mut day = |field: &str, value: Option<&str>| -> Option<i64> {
             let value = value?;

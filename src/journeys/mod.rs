@@ -4,6 +4,7 @@ mod deadlines;
 pub mod fields;
 pub mod model;
 mod routes;
+mod sla_analytics;
 pub mod store;
 mod template_routes;
 
@@ -21,11 +22,13 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(template_routes::router())
         .merge(routes::router())
+        .merge(sla_analytics::router())
 }
 
 pub use deadlines::{BATCH as DEADLINE_BATCH, sweep as announce_deadlines};
 pub use routes::on_approval_closed;
 pub(crate) use routes::{Advance, Loaded, advance_step, create, load, new_row};
+pub use sla_analytics::{FOLD_BATCH, fold as fold_sla_figures};
 
 type VersionKey = (String, String, i64);
 

@@ -42,6 +42,7 @@ pub fn spawn(state: AppState) -> JoinHandle<()> {
     }
     workers.spawn(sweep_expired_approvals(state.clone(), stop.clone()));
     workers.spawn(announce_deadlines(state.clone(), stop.clone()));
+    workers.spawn(fold_sla_figures(state.clone(), stop.clone()));
     workers.spawn(sweep_idle_sessions(state.clone(), stop.clone()));
     workers.spawn(streams::watch(state.clone(), stop.clone()));
     workers.spawn(notifications::worker::run(state.clone(), stop.clone()));
@@ -109,6 +110,31 @@ async fn announce_deadlines(state: AppState, mut stop: watch::Receiver<bool>) {
             }
             Err(e) => {
                 tracing::warn!(code = e.code, detail = %e.detail, "deadline sweep failed; will retry");
+                false
+            }
+        };
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
+/// Folds journeys' starts and ends into the SLA figures, as often as deadlines are swept; a
+/// full batch runs again at once.
+async fn fold_sla_figures(state: AppState, mut stop: watch::Receiver<bool>) {
+    let every = Duration::from_secs(state.config.deadline_sweep_secs.max(1));
+    let mut busy = false;
+    loop {
+        if !busy {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
+            }
+        }
+        busy = match journeys::fold_sla_figures(&state).await {
+            Ok(n) => n >= journeys::FOLD_BATCH,
+            Err(e) => {
+                tracing::warn!(code = e.code, detail = %e.detail, "SLA figures fold failed; will retry");
                 false
             }
         };

@@ -630,3 +630,269 @@ async fn a_deadline_of_a_killed_node_is_announced_once_by_the_nodes_left() {
             .is_empty()
     );
 }
+
+/// What a journey of the analytics test did: (template, teams, created, ended, status, due).
+struct Done {
+    template: &'static str,
+    teams: Vec<&'static str>,
+    created: i64,
+    ended: Option<i64>,
+    status: &'static str,
+    due: Option<i64>,
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Finishes the journey as `how` (`completed` or `cancelled`), `after` hours from now.
+async fn finish(app: &TestApp, id: &str, how: &str, after: u64) -> i64 {
+    app.advance(Duration::from_secs(after * HOUR));
+    if how == "completed" {
+        let (s, res) = app
+            .post(
+                &format!("/api/v1/omni/journeys/{id}/advance"),
+                &json!({ "completedStepId": "step_form" }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{res}");
+        app.pass_steps(id, &["step_review"]).await;
+    }
+    let (s, res) = app
+        .post(
+            &format!(
+                "/api/v1/omni/journeys/{id}/{}",
+                if how == "completed" {
+                    "complete"
+                } else {
+                    "cancel"
+                }
+            ),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{res}");
+    ms(&res["data"]["updatedAt"])
+}
+
+async fn fold_all(app: &TestApp) {
+    let state = app.state();
+    // Two passes at once, as two nodes would make them: each journey is folded by one.
+    let (a, b) = tokio::join!(
+        omnirail::journeys::fold_sla_figures(&state),
+        omnirail::journeys::fold_sla_figures(&state)
+    );
+    a.unwrap();
+    b.unwrap();
+    while omnirail::journeys::fold_sla_figures(&state).await.unwrap() > 0 {}
+}
+
+#[tokio::test]
+async fn sla_figures_per_template_team_and_day_match_a_count_of_the_journeys() {
+    let app = TestApp::spawn().await;
+    staff(&app).await;
+    let (s, res) = app
+        .put(
+            "/api/v1/omni/teams/team_retail",
+            &json!({ "members": ["usr_rm_002"] }),
+        )
+        .await;
+    assert!(s.is_success(), "{res}");
+    template(&app, "tmpl_a", Some(10), None).await;
+    template(&app, "tmpl_b", Some(100), None).await;
+    let mut done: Vec<Done> = Vec::new();
+    // (template, assignee, assignee type, teams, how it ends, hours after its start)
+    type Plan = (
+        &'static str,
+        &'static str,
+        &'static str,
+        Vec<&'static str>,
+        &'static str,
+        u64,
+    );
+    let plan: [Plan; 7] = [
+        (
+            "tmpl_a",
+            "usr_rm_001",
+            "user",
+            vec!["team_sme"],
+            "completed",
+            2,
+        ),
+        (
+            "tmpl_a",
+            "team_retail",
+            "team",
+            vec!["team_retail"],
+            "completed",
+            12,
+        ),
+        (
+            "tmpl_a",
+            "usr_rm_001",
+            "user",
+            vec!["team_sme"],
+            "completed",
+            30,
+        ),
+        ("tmpl_b", "usr_rm_003", "user", vec![], "cancelled", 1),
+        (
+            "tmpl_b",
+            "usr_rm_002",
+            "user",
+            vec!["team_retail"],
+            "completed",
+            50,
+        ),
+        ("tmpl_a", "usr_rm_001", "user", vec!["team_sme"], "open", 0),
+        ("tmpl_b", "usr_rm_003", "user", vec![], "open", 0),
+    ];
+    for (template_id, assignee, kind, teams, how, hours) in plan {
+        let j = journey(&app, template_id, json!({ "assigneeId": assignee })).await;
+        let id = j["id"].as_str().unwrap();
+        if kind == "team" {
+            let (s, res) = app
+                .post(
+                    &format!("/api/v1/omni/journeys/{id}/assign"),
+                    &json!({ "assigneeId": assignee, "assigneeType": "team" }),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{res}");
+        }
+        let ended = match how {
+            "open" => None,
+            _ => Some(finish(&app, id, how, hours).await),
+        };
+        done.push(Done {
+            template: template_id,
+            teams,
+            created: ms(&j["createdAt"]),
+            ended,
+            status: how,
+            due: Some(ms(&j["sla"]["dueAt"])),
+        });
+    }
+    // Later, the last tmpl_a journey is breached and the last tmpl_b one on track.
+    app.advance(Duration::from_secs(11 * HOUR));
+    fold_all(&app).await;
+    assert_eq!(
+        omnirail::journeys::fold_sla_figures(&app.state())
+            .await
+            .unwrap(),
+        0
+    );
+
+    let today = app.clock.now_ms().div_euclid(DAY_MS);
+    let from = omnirail::time::to_rfc3339((today - 10) * DAY_MS)[..10].to_owned();
+    for group_by in ["template", "team", "template_team"] {
+        let (s, res) = app
+            .get(&format!(
+                "/api/v1/omni/analytics/sla?from={from}&period=day&groupBy={group_by}"
+            ))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{res}");
+        // The figures as a brute-force count of what the test did.
+        let by_template = group_by != "team";
+        let by_team = group_by != "template";
+        type Key = (String, Option<String>, Option<String>);
+        let mut want: std::collections::BTreeMap<Key, [i64; 5]> = Default::default();
+        for d in &done {
+            let teams: Vec<Option<String>> = if !by_team || d.teams.is_empty() {
+                vec![None]
+            } else {
+                d.teams.iter().map(|t| Some(t.to_string())).collect()
+            };
+            for team in teams {
+                let template = by_template.then(|| d.template.to_owned());
+                let day = |t: i64| {
+                    omnirail::time::to_rfc3339(t.div_euclid(DAY_MS) * DAY_MS)[..10].to_owned()
+                };
+                want.entry((day(d.created), template.clone(), team.clone()))
+                    .or_default()[0] += 1;
+                if let Some(end) = d.ended {
+                    let f = want.entry((day(end), template, team)).or_default();
+                    let late = d.due.is_some_and(|due| end > due);
+                    if d.status == "completed" {
+                        f[1] += 1;
+                        if !late {
+                            f[2] += 1;
+                        }
+                    } else {
+                        f[4] += 1;
+                    }
+                    if late {
+                        f[3] += 1;
+                    }
+                }
+            }
+        }
+        let got: std::collections::BTreeMap<Key, [i64; 5]> = res["data"]["periods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    (
+                        p["periodStart"].as_str().unwrap().to_owned(),
+                        p["templateId"].as_str().map(str::to_owned),
+                        p["teamId"].as_str().map(str::to_owned),
+                    ),
+                    ["started", "completed", "met", "breached", "cancelled"]
+                        .map(|k| p[k].as_i64().unwrap()),
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "{group_by}: {res}");
+    }
+
+    // Times to complete over the whole window, per template: tmpl_a took 2, 12 and 30 hours.
+    let (_, res) = app
+        .get(&format!(
+            "/api/v1/omni/analytics/sla?from={from}&period=month&templateId=tmpl_a"
+        ))
+        .await;
+    let periods = res["data"]["periods"].as_array().unwrap();
+    let completed: i64 = periods
+        .iter()
+        .map(|p| p["completed"].as_i64().unwrap())
+        .sum();
+    assert_eq!(completed, 3, "{res}");
+    if periods.len() == 1 {
+        let median = periods[0]["medianHoursToComplete"].as_f64().unwrap();
+        let p90 = periods[0]["p90HoursToComplete"].as_f64().unwrap();
+        assert!((median - 12.0).abs() <= 12.0 * 0.025, "{median}");
+        assert!((p90 - 30.0).abs() <= 30.0 * 0.025, "{p90}");
+    }
+
+    // Now: tmpl_a's open journey is breached (11 hours of 10), tmpl_b's on track.
+    assert_eq!(
+        res["data"]["now"],
+        json!([{ "templateId": "tmpl_a", "teamId": null, "atRisk": 0, "breached": 1 }])
+    );
+    let (_, res) = app.get("/api/v1/omni/analytics/sla?groupBy=team").await;
+    assert_eq!(
+        res["data"]["now"],
+        json!([{ "templateId": null, "teamId": "team_sme", "atRisk": 0, "breached": 1 }])
+    );
+}
+
+#[tokio::test]
+async fn sla_analytics_refuses_what_it_cannot_answer() {
+    let app = TestApp::spawn().await;
+    for (query, code) in [
+        ("period=year", "invalid_query_parameter"),
+        ("groupBy=customer", "invalid_query_parameter"),
+        ("from=2026-12-10&to=2026-12-01", "validation_failed"),
+        ("from=2024-01-01&to=2026-01-01", "validation_failed"),
+        ("from=yesterday", "validation_failed"),
+        ("surprise=1", "validation_failed"),
+    ] {
+        let (s, res) = app
+            .get(&format!("/api/v1/omni/analytics/sla?{query}"))
+            .await;
+        assert!(s.is_client_error(), "{query}: {s} {res}");
+        assert_eq!(res["code"], code, "{query}: {res}");
+    }
+    let (s, res) = app.get("/api/v1/omni/analytics/sla").await;
+    assert_eq!(s, StatusCode::OK, "{res}");
+    assert_eq!(res["data"]["periods"], json!([]));
+    assert_eq!(res["data"]["period"], "week");
+}
