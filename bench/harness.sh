@@ -32,7 +32,7 @@ run() {
         curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break
         sleep 0.1
     done
-    "$BENCH" measure --base "http://127.0.0.1:$PORT" --key "$key" "${MEASURE_ARGS[@]}"
+    BENCH_URL="$url" "$BENCH" measure --base "http://127.0.0.1:$PORT" --key "$key" "${MEASURE_ARGS[@]}"
     kill -TERM "$SERVER"
     wait "$SERVER" || true
     SERVER=""

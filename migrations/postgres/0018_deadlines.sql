@@ -73,10 +73,13 @@ CREATE TABLE sla_policies (
     updated_at              BIGINT NOT NULL
 );
 
--- SLA analytics (GET /analytics/sla), kept per UTC day by the fold worker, never by the write
--- path: each journey is folded in twice, its start once it exists (sla_folded 1) and its end
--- once it is completed or cancelled (sla_folded 2). team_id: the assigned team, or each team
--- of the assigned user, or '' (no team); '*' holds every journey once (the template's total).
+-- SLA analytics (GET /analytics/sla), kept by the fold worker, never by the write path: each
+-- journey is folded in twice, its start once it exists (sla_folded 1) and its end once it is
+-- completed or cancelled (sla_folded 2). Figures are kept per day, per week (from Monday) and
+-- per month (period_start: the first day, days since 1970-01-01, UTC), so that a report reads
+-- one row per period and group whatever its length. template_id '*' and team_id '*' hold the
+-- totals over templates and teams; a journey's teams are its assigned team, or the teams of its
+-- assigned user, or '' (none).
 ALTER TABLE journeys ADD COLUMN sla_folded BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX journeys_unfolded ON journeys(updated_at)
     WHERE (sla_folded = 0 OR (sla_folded = 1 AND status IN ('completed', 'cancelled')));
@@ -85,27 +88,29 @@ CREATE INDEX journeys_open_sla ON journeys(tenant_id, sla_at_risk_at, sla_due_at
     assignee_type, assignee_id)
     WHERE status IN ('created', 'in_progress', 'assigned') AND sla_at_risk_at IS NOT NULL;
 
-CREATE TABLE sla_daily (
-    tenant_id    TEXT NOT NULL,
-    day          BIGINT NOT NULL,
-    template_id  TEXT NOT NULL,
-    team_id      TEXT NOT NULL,
-    started      BIGINT NOT NULL,
-    completed    BIGINT NOT NULL,
-    met          BIGINT NOT NULL,
-    breached     BIGINT NOT NULL,
-    cancelled    BIGINT NOT NULL,
-    PRIMARY KEY (tenant_id, day, template_id, team_id)
+CREATE TABLE sla_figures (
+    tenant_id     TEXT NOT NULL,
+    period        TEXT NOT NULL,
+    period_start  BIGINT NOT NULL,
+    template_id   TEXT NOT NULL,
+    team_id       TEXT NOT NULL,
+    started       BIGINT NOT NULL,
+    completed     BIGINT NOT NULL,
+    met           BIGINT NOT NULL,
+    breached      BIGINT NOT NULL,
+    cancelled     BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, period, period_start, template_id, team_id)
 );
 
--- Completed journeys by time to complete: bucket b holds durations from 1.05^b to 1.05^(b+1)
+-- Completed journeys by time to complete: bucket b holds durations from 1.1^b to 1.1^(b+1)
 -- seconds (b = 0 also holds anything under a second).
 CREATE TABLE sla_durations (
-    tenant_id    TEXT NOT NULL,
-    day          BIGINT NOT NULL,
-    template_id  TEXT NOT NULL,
-    team_id      TEXT NOT NULL,
-    bucket       BIGINT NOT NULL,
-    journeys     BIGINT NOT NULL,
-    PRIMARY KEY (tenant_id, day, template_id, team_id, bucket)
+    tenant_id     TEXT NOT NULL,
+    period        TEXT NOT NULL,
+    period_start  BIGINT NOT NULL,
+    template_id   TEXT NOT NULL,
+    team_id       TEXT NOT NULL,
+    bucket        BIGINT NOT NULL,
+    journeys      BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, period, period_start, template_id, team_id, bucket)
 );
