@@ -514,6 +514,16 @@ class FieldType(Enum):
     COUNTRY = "country"
 
 
+class GroupBy(Enum):
+    """
+    What figures are given per: `template`, `team`, or `template_team` (both).
+    """
+
+    TEMPLATE = "template"
+    TEAM = "team"
+    TEMPLATE_TEAM = "template_team"
+
+
 class Health(BaseModel):
     """
     Answer of the health probes.
@@ -682,6 +692,17 @@ class NotifyChannel(Enum):
     IN_APP = "in_app"
 
 
+class NotifyParty(Enum):
+    """
+    Whom an escalation notifies: the journey's assignee (the user, or every member of the
+    team) or the assignee's managers (members of the assignee's team, or of the assigned
+    user's teams, who hold the role `manager`).
+    """
+
+    ASSIGNEE = "assignee"
+    MANAGER = "manager"
+
+
 class OnboardingHandoff(BaseModel):
     """
     Answer of `POST /omni/handoff`.
@@ -732,6 +753,16 @@ class Pagination(BaseModel):
     """
     Items in the whole list, across pages.
     """
+
+
+class Period(Enum):
+    """
+    The length of the periods figures are given for: `day`, `week` (from Monday) or `month`.
+    """
+
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
 
 
 class Plan(Enum):
@@ -1027,6 +1058,16 @@ class QuietHours(BaseModel):
     """
 
 
+class RaiseTo(Enum):
+    """
+    A priority an escalation raises a journey to (never lowers it).
+    """
+
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
 class ReadinessWarning(BaseModel):
     """
     Something in the bank's set-up that would hold a configuration's onboardings up.
@@ -1045,6 +1086,22 @@ class ReadinessWarning(BaseModel):
     step_id: str = Field(..., alias="stepId", examples=["step_credit"])
 
 
+class Reassign(BaseModel):
+    """
+    Who an escalation hands the journey to.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    assignee_id: str = Field(..., alias="assigneeId", examples=["team_sme_credit"])
+    assignee_type: str = Field(..., alias="assigneeType", examples=["team"])
+    """
+    `user` or `team`.
+    """
+
+
 class RecipientRole(Enum):
     """
     Whom a rule notifies.
@@ -1054,6 +1111,7 @@ class RecipientRole(Enum):
     CUSTOMER = "customer"
     APPROVERS = "approvers"
     REQUESTER = "requester"
+    MANAGERS = "managers"
 
 
 class RecipientType(Enum):
@@ -1267,6 +1325,136 @@ class SessionStarted(BaseModel):
     token: str = Field(..., examples=["ost_Vb0m..."])
     """
     The session token, shown once: send it as `Authorization: Bearer`.
+    """
+
+
+class SlaFigures(BaseModel):
+    """
+    One period's figures for one template and/or team.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    breached: int
+    """
+    Journeys completed or cancelled in the period after their due time.
+    """
+    cancelled: int
+    """
+    Journeys cancelled in the period.
+    """
+    completed: int
+    """
+    Journeys completed in the period.
+    """
+    median_hours_to_complete: float | None = Field(None, alias="medianHoursToComplete")
+    """
+    Median time from start to completion of the journeys completed in the period, in hours
+    (within 2.5%); `null` when none was completed.
+    """
+    met: int
+    """
+    Of those, completed by their due time.
+    """
+    p90_hours_to_complete: float | None = Field(None, alias="p90HoursToComplete")
+    """
+    90th percentile of the same.
+    """
+    period_start: str = Field(..., alias="periodStart", examples=["2026-11-02"])
+    """
+    The period's first day (a Monday for weeks, the 1st for months); the first and last
+    periods count only their days inside `from`..`to`.
+    """
+    started: int
+    """
+    Journeys started in the period.
+    """
+    team_id: str | None = Field(None, alias="teamId")
+    """
+    `null` when grouped by template only, or for journeys of no team.
+    """
+    template_id: str | None = Field(None, alias="templateId")
+    """
+    `null` when grouped by team only.
+    """
+
+
+class SlaNow(BaseModel):
+    """
+    Open journeys at risk and breached at the time of the request, for one template and/or team.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    at_risk: int = Field(..., alias="atRisk")
+    breached: int
+    team_id: str | None = Field(None, alias="teamId")
+    template_id: str | None = Field(None, alias="templateId")
+
+
+class SlaReport(BaseModel):
+    """
+    SLA analytics over a window.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    from_: str = Field(..., alias="from")
+    group_by: GroupBy = Field(..., alias="groupBy")
+    now: list[SlaNow]
+    period: Period
+    periods: list[SlaFigures]
+    to: str
+
+
+class SlaStatus(Enum):
+    """
+    Where a journey stands against its SLA.
+    """
+
+    ON_TRACK = "on_track"
+    AT_RISK = "at_risk"
+    BREACHED = "breached"
+    MET = "met"
+    NONE = "none"
+
+
+class SlaView(BaseModel):
+    """
+    A journey's deadlines (docs/sla.md), as they stand when the journey is read.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    at_risk_at: str | None = Field(None, alias="atRiskAt")
+    """
+    When it turns (or turned) at risk: the policy's `atRiskPercent` of the time to `dueAt`.
+    """
+    breached_at: str | None = Field(None, alias="breachedAt")
+    """
+    The due time it missed, when `breached`.
+    """
+    due_at: str | None = Field(None, alias="dueAt")
+    """
+    When the journey is due: its `dueAt`, else its start plus its template version's
+    `slaHours` (in the tenant's business calendar, if it has one); `null`: no SLA.
+    """
+    status: SlaStatus
+    """
+    `on_track`, `at_risk`, `breached`, `met` (completed by `dueAt`) or `none` (no SLA, or
+    cancelled before its due time).
+    """
+    step_due_at: str | None = Field(None, alias="stepDueAt")
+    """
+    When the current step is due: `timeoutHours` after it became current.
+    """
+    step_overdue: bool = Field(..., alias="stepOverdue")
+    """
+    Whether the current step of an open journey is past `stepDueAt`.
     """
 
 
@@ -1511,6 +1699,17 @@ class TitleBody(BaseModel):
     title: str
 
 
+class Trigger(Enum):
+    """
+    What a deadline's passing is: the journey's at-risk point, its SLA, or its current
+    step's timeout.
+    """
+
+    AT_RISK = "at_risk"
+    BREACHED = "breached"
+    STEP_OVERDUE = "step_overdue"
+
+
 class TwilioSettings(BaseModel):
     """
     Twilio settings.
@@ -1613,6 +1812,29 @@ class Verification(BaseModel):
     """
 
 
+class WorkingHours(BaseModel):
+    """
+    The working hours of some weekdays: from `start` to `end`, the same day.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    days: list[str] = Field(..., examples=[["sun", "mon", "tue", "wed", "thu"]])
+    """
+    `mon`, `tue`, `wed`, `thu`, `fri`, `sat`, `sun`; each day in one entry at most.
+    """
+    end: str = Field(..., examples=["16:00"])
+    """
+    `HH:MM`, 24-hour, local, after `start`; `24:00` is the end of the day.
+    """
+    start: str = Field(..., examples=["08:00"])
+    """
+    `HH:MM`, 24-hour, local.
+    """
+
+
 class AdvanceJourney(BaseModel):
     """
     Body of `POST /journeys/{id}/advance`.
@@ -1663,12 +1885,41 @@ class AssignJourney(BaseModel):
     """
     assignee_id: str = Field(..., alias="assigneeId", examples=["usr_rm_002"])
     assignee_type: AssigneeType | None = Field(None, alias="assigneeType")
+    due_at: str | None = Field(None, alias="dueAt", examples=["2024-01-30T17:00:00Z"])
+    """
+    A new due time (RFC 3339), replacing the journey's `dueAt`: its SLA's due and at-risk
+    times move with it, and a deadline already announced is announced again when the new
+    one passes.
+    """
     notify_assignee: bool | None = Field(None, alias="notifyAssignee")
     """
     Default `true`: the tenant's rule for `omni.journey.assigned` notifies the assignee
     (by default in-app). `false` sends nothing for this assignment.
     """
     reason: str | None = None
+
+
+class CalendarDef(BaseModel):
+    """
+    A business calendar as the API takes and shows it.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    holidays: list[str] | None = Field(None, examples=[["2026-12-18"]])
+    """
+    Whole days off, as local dates (`YYYY-MM-DD`); at most 1,000.
+    """
+    time_zone: str = Field(..., alias="timeZone", examples=["Asia/Riyadh"])
+    """
+    An IANA time zone: working hours and holidays are in its local time.
+    """
+    working_hours: list[WorkingHours] = Field(..., alias="workingHours")
+    """
+    Each working day's hours; a day named by no entry is not a working day.
+    """
 
 
 class ChannelContent(BaseModel):
@@ -2055,6 +2306,17 @@ class DataRuleView(BaseModel):
     data: RuleView
 
 
+class DataSlaReport(BaseModel):
+    """
+    Seed 001's single-object envelope.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    data: SlaReport
+
+
 class DataTeamView(BaseModel):
     """
     Seed 001's single-object envelope.
@@ -2222,6 +2484,28 @@ class EndpointStats(BaseModel):
     `succeeded / attempts`, from 0 to 1; null when there was no attempt.
     """
     to: str
+
+
+class Escalation(BaseModel):
+    """
+    What happens when a deadline of a journey passes. Rules naming a template replace, for
+    that template and trigger, the rules naming none.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    notify: list[NotifyParty] | None = None
+    on: Trigger
+    raise_priority_to: RaiseTo | None = Field(None, alias="raisePriorityTo")
+    reassign_to: Reassign | None = Field(None, alias="reassignTo")
+    template_id: str | None = Field(
+        None, alias="templateId", examples=["tmpl_onboarding_sme"]
+    )
+    """
+    Only journeys of this template; absent: every template without its own rules.
+    """
 
 
 class FcmSettings(BaseModel):
@@ -2463,6 +2747,25 @@ class PaginatedUserView(BaseModel):
     pagination: Pagination
 
 
+class PolicyView(BaseModel):
+    """
+    A tenant's SLA policy.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    approval_reminder_hours: int = Field(..., alias="approvalReminderHours")
+    at_risk_percent: int = Field(..., alias="atRiskPercent")
+    calendar: CalendarDef | None = None
+    escalations: list[Escalation]
+    source: str
+    """
+    `default` (Omnirail's, until the tenant puts its own) or `tenant`.
+    """
+    updated_at: str | None = Field(None, alias="updatedAt")
+
+
 class Preferences(BaseModel):
     """
     How the customer wants to be reached.
@@ -2549,6 +2852,37 @@ class PutCustomer(BaseModel):
     )
     preferences: Preferences | None = None
     profile: Profile | None = None
+
+
+class PutPolicy(BaseModel):
+    """
+    Body of `PUT /sla/policy`: the whole policy; a field left out takes its default.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    approval_reminder_hours: int | None = Field(
+        None, alias="approvalReminderHours", examples=[24], ge=0, le=720
+    )
+    """
+    Hours before an approval request expires that its approvers are reminded, 0 to 720
+    (0: never); default 24.
+    """
+    at_risk_percent: int | None = Field(
+        None, alias="atRiskPercent", examples=[80], ge=1, le=99
+    )
+    """
+    Share (1 to 99) of the time to a journey's due time after which it is at risk;
+    default 80.
+    """
+    calendar: CalendarDef | None = None
+    escalations: list[Escalation] | None = None
+    """
+    What happens when a deadline passes; default: notify the assignee at risk and the
+    managers at breach. `[]`: nothing beyond the deadline's own event.
+    """
 
 
 class PutRule(BaseModel):
@@ -3003,6 +3337,17 @@ class DataNotificationView(BaseModel):
     data: NotificationView
 
 
+class DataPolicyView(BaseModel):
+    """
+    Seed 001's single-object envelope.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    data: PolicyView
+
+
 class DataTemplateView(BaseModel):
     """
     Seed 001's single-object envelope.
@@ -3083,6 +3428,10 @@ class JourneyView(BaseModel):
     id: str
     outcome: str | None = None
     priority: Priority
+    sla: SlaView
+    """
+    Where the journey stands against its deadlines, at the time of the read.
+    """
     status: JourneyStatus
     steps: list[JourneyStep] | None = None
     template_id: str = Field(..., alias="templateId")

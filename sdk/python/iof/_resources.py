@@ -242,6 +242,19 @@ their preferences.
         return self._core.call(Call(method="GET", path="/api/v1/customers/{customer_id}/profile/unified", path_params={"customer_id": customer_id}, answer="raw"), m.UnifiedProfile, options)
 
 
+class ApiOmniAnalytics:
+    def __init__(self, core: Core) -> None:
+        self._core = core
+
+    def sla(self, *, from_: str | None = OMIT, to: str | None = OMIT, period: Literal["day", "week", "month"] | None = OMIT, group_by: Literal["template", "team", "template_team"] | None = OMIT, template_id: str | None = OMIT, team_id: str | None = OMIT, options: RequestOptions | None = None) -> m.SlaReport:
+        """SLA figures per template, team and period, and the journeys at risk and breached now.
+
+        `GET /api/v1/omni/analytics/sla`
+        """
+        query = {"from": from_, "to": to, "period": period, "groupBy": group_by, "templateId": template_id, "teamId": team_id}
+        return self._core.call(Call(method="GET", path="/api/v1/omni/analytics/sla", query=query, answer="data"), m.SlaReport, options)
+
+
 class ApiOmniApprovals:
     def __init__(self, core: Core) -> None:
         self._core = core
@@ -362,12 +375,12 @@ class ApiOmniJourneys:
         body = _body(m.AdvanceJourney, {"advanced_by": advanced_by, "completed_step_id": completed_step_id, "step_data": step_data, "step_outcome": step_outcome})
         return self._core.call(Call(method="POST", path="/api/v1/omni/journeys/{id}/advance", path_params={"id": id}, body=body, idempotent=True, answer="data"), m.JourneyView, options)
 
-    def assign(self, id: str, *, assignee_id: str, assigned_by: str | None = OMIT, assignee_type: m.AssigneeType | Literal["user", "team"] | None = OMIT, notify_assignee: bool | None = OMIT, reason: str | None = OMIT, options: RequestOptions | None = None) -> m.JourneyView:
+    def assign(self, id: str, *, assignee_id: str, assigned_by: str | None = OMIT, assignee_type: m.AssigneeType | Literal["user", "team"] | None = OMIT, due_at: str | None = OMIT, notify_assignee: bool | None = OMIT, reason: str | None = OMIT, options: RequestOptions | None = None) -> m.JourneyView:
         """Assign or reassign the journey to a user or a team.
 
         `POST /api/v1/omni/journeys/{id}/assign`
         """
-        body = _body(m.AssignJourney, {"assigned_by": assigned_by, "assignee_id": assignee_id, "assignee_type": assignee_type, "notify_assignee": notify_assignee, "reason": reason})
+        body = _body(m.AssignJourney, {"assigned_by": assigned_by, "assignee_id": assignee_id, "assignee_type": assignee_type, "due_at": due_at, "notify_assignee": notify_assignee, "reason": reason})
         return self._core.call(Call(method="POST", path="/api/v1/omni/journeys/{id}/assign", path_params={"id": id}, body=body, idempotent=True, answer="data"), m.JourneyView, options)
 
     def cancel(self, id: str, *, cancellation_reason: str | None = OMIT, cancelled_by: str | None = OMIT, options: RequestOptions | None = None) -> m.JourneyView:
@@ -439,7 +452,7 @@ class ApiOmniNotificationRules:
         """
         return self._core.call(Call(method="GET", path="/api/v1/omni/notification-rules/{eventType}", path_params={"eventType": event_type}, answer="data"), m.RuleView, options)
 
-    def put(self, event_type: str, *, channels: builtins.list[m.NotifyChannel | Literal["push", "email", "sms", "in_app"]], recipients: builtins.list[m.RecipientRole | Literal["assignee", "customer", "approvers", "requester"]], template_code: str, enabled: bool | None = OMIT, priority: m.Priority | Literal["low", "normal", "high", "urgent"] | None = OMIT, options: RequestOptions | None = None) -> m.RuleView:
+    def put(self, event_type: str, *, channels: builtins.list[m.NotifyChannel | Literal["push", "email", "sms", "in_app"]], recipients: builtins.list[m.RecipientRole | Literal["assignee", "customer", "approvers", "requester", "managers"]], template_code: str, enabled: bool | None = OMIT, priority: m.Priority | Literal["low", "normal", "high", "urgent"] | None = OMIT, options: RequestOptions | None = None) -> m.RuleView:
         """Set which event notifies whom, on which channels, with which template.
 
         `PUT /api/v1/omni/notification-rules/{eventType}`
@@ -538,6 +551,28 @@ class ApiOmniOnboarding:
         `GET /api/v1/omni/onboarding/{interviewId}`
         """
         return self._core.call(Call(method="GET", path="/api/v1/omni/onboarding/{interviewId}", path_params={"interviewId": interview_id}, answer="data"), m.OnboardingView, options)
+
+
+class ApiOmniSla:
+    def __init__(self, core: Core) -> None:
+        self._core = core
+
+    def get_policy(self, *, options: RequestOptions | None = None) -> m.PolicyView:
+        """Get the tenant's SLA policy: its own, else Omnirail's defaults.
+
+        `GET /api/v1/omni/sla/policy`
+        """
+        return self._core.call(Call(method="GET", path="/api/v1/omni/sla/policy", answer="data"), m.PolicyView, options)
+
+    def put_policy(self, *, approval_reminder_hours: int | None = OMIT, at_risk_percent: int | None = OMIT, calendar: m.CalendarDef | dict[str, Any] | None = OMIT, escalations: builtins.list[m.Escalation | dict[str, Any]] | None = OMIT, options: RequestOptions | None = None) -> m.PolicyView:
+        """Set the tenant's SLA policy: at-risk share, approval reminders, business calendar and
+escalation rules. Journeys take it at their next change of deadline; pending reminders and
+escalations follow it at once.
+
+        `PUT /api/v1/omni/sla/policy`
+        """
+        body = _body(m.PutPolicy, {"approval_reminder_hours": approval_reminder_hours, "at_risk_percent": at_risk_percent, "calendar": calendar, "escalations": escalations})
+        return self._core.call(Call(method="PUT", path="/api/v1/omni/sla/policy", body=body, answer="data"), m.PolicyView, options)
 
 
 class ApiOmniTeams:
@@ -721,6 +756,7 @@ class ApiCustomers:
 class ApiOmni:
     def __init__(self, core: Core) -> None:
         self._core = core
+        self.analytics = ApiOmniAnalytics(core)
         self.approvals = ApiOmniApprovals(core)
         self.delegations = ApiOmniDelegations(core)
         self.identity_provider = ApiOmniIdentityProvider(core)
@@ -730,6 +766,7 @@ class ApiOmni:
         self.notification_templates = ApiOmniNotificationTemplates(core)
         self.notifications = ApiOmniNotifications(core)
         self.onboarding = ApiOmniOnboarding(core)
+        self.sla = ApiOmniSla(core)
         self.teams = ApiOmniTeams(core)
         self.templates = ApiOmniTemplates(core)
         self.timeline = ApiOmniTimeline(core)
@@ -1164,6 +1201,19 @@ their preferences.
         return await self._core.call(Call(method="GET", path="/api/v1/customers/{customer_id}/profile/unified", path_params={"customer_id": customer_id}, answer="raw"), m.UnifiedProfile, options)
 
 
+class AsyncApiOmniAnalytics:
+    def __init__(self, core: AsyncCore) -> None:
+        self._core = core
+
+    async def sla(self, *, from_: str | None = OMIT, to: str | None = OMIT, period: Literal["day", "week", "month"] | None = OMIT, group_by: Literal["template", "team", "template_team"] | None = OMIT, template_id: str | None = OMIT, team_id: str | None = OMIT, options: RequestOptions | None = None) -> m.SlaReport:
+        """SLA figures per template, team and period, and the journeys at risk and breached now.
+
+        `GET /api/v1/omni/analytics/sla`
+        """
+        query = {"from": from_, "to": to, "period": period, "groupBy": group_by, "templateId": template_id, "teamId": team_id}
+        return await self._core.call(Call(method="GET", path="/api/v1/omni/analytics/sla", query=query, answer="data"), m.SlaReport, options)
+
+
 class AsyncApiOmniApprovals:
     def __init__(self, core: AsyncCore) -> None:
         self._core = core
@@ -1284,12 +1334,12 @@ class AsyncApiOmniJourneys:
         body = _body(m.AdvanceJourney, {"advanced_by": advanced_by, "completed_step_id": completed_step_id, "step_data": step_data, "step_outcome": step_outcome})
         return await self._core.call(Call(method="POST", path="/api/v1/omni/journeys/{id}/advance", path_params={"id": id}, body=body, idempotent=True, answer="data"), m.JourneyView, options)
 
-    async def assign(self, id: str, *, assignee_id: str, assigned_by: str | None = OMIT, assignee_type: m.AssigneeType | Literal["user", "team"] | None = OMIT, notify_assignee: bool | None = OMIT, reason: str | None = OMIT, options: RequestOptions | None = None) -> m.JourneyView:
+    async def assign(self, id: str, *, assignee_id: str, assigned_by: str | None = OMIT, assignee_type: m.AssigneeType | Literal["user", "team"] | None = OMIT, due_at: str | None = OMIT, notify_assignee: bool | None = OMIT, reason: str | None = OMIT, options: RequestOptions | None = None) -> m.JourneyView:
         """Assign or reassign the journey to a user or a team.
 
         `POST /api/v1/omni/journeys/{id}/assign`
         """
-        body = _body(m.AssignJourney, {"assigned_by": assigned_by, "assignee_id": assignee_id, "assignee_type": assignee_type, "notify_assignee": notify_assignee, "reason": reason})
+        body = _body(m.AssignJourney, {"assigned_by": assigned_by, "assignee_id": assignee_id, "assignee_type": assignee_type, "due_at": due_at, "notify_assignee": notify_assignee, "reason": reason})
         return await self._core.call(Call(method="POST", path="/api/v1/omni/journeys/{id}/assign", path_params={"id": id}, body=body, idempotent=True, answer="data"), m.JourneyView, options)
 
     async def cancel(self, id: str, *, cancellation_reason: str | None = OMIT, cancelled_by: str | None = OMIT, options: RequestOptions | None = None) -> m.JourneyView:
@@ -1361,7 +1411,7 @@ class AsyncApiOmniNotificationRules:
         """
         return await self._core.call(Call(method="GET", path="/api/v1/omni/notification-rules/{eventType}", path_params={"eventType": event_type}, answer="data"), m.RuleView, options)
 
-    async def put(self, event_type: str, *, channels: builtins.list[m.NotifyChannel | Literal["push", "email", "sms", "in_app"]], recipients: builtins.list[m.RecipientRole | Literal["assignee", "customer", "approvers", "requester"]], template_code: str, enabled: bool | None = OMIT, priority: m.Priority | Literal["low", "normal", "high", "urgent"] | None = OMIT, options: RequestOptions | None = None) -> m.RuleView:
+    async def put(self, event_type: str, *, channels: builtins.list[m.NotifyChannel | Literal["push", "email", "sms", "in_app"]], recipients: builtins.list[m.RecipientRole | Literal["assignee", "customer", "approvers", "requester", "managers"]], template_code: str, enabled: bool | None = OMIT, priority: m.Priority | Literal["low", "normal", "high", "urgent"] | None = OMIT, options: RequestOptions | None = None) -> m.RuleView:
         """Set which event notifies whom, on which channels, with which template.
 
         `PUT /api/v1/omni/notification-rules/{eventType}`
@@ -1460,6 +1510,28 @@ class AsyncApiOmniOnboarding:
         `GET /api/v1/omni/onboarding/{interviewId}`
         """
         return await self._core.call(Call(method="GET", path="/api/v1/omni/onboarding/{interviewId}", path_params={"interviewId": interview_id}, answer="data"), m.OnboardingView, options)
+
+
+class AsyncApiOmniSla:
+    def __init__(self, core: AsyncCore) -> None:
+        self._core = core
+
+    async def get_policy(self, *, options: RequestOptions | None = None) -> m.PolicyView:
+        """Get the tenant's SLA policy: its own, else Omnirail's defaults.
+
+        `GET /api/v1/omni/sla/policy`
+        """
+        return await self._core.call(Call(method="GET", path="/api/v1/omni/sla/policy", answer="data"), m.PolicyView, options)
+
+    async def put_policy(self, *, approval_reminder_hours: int | None = OMIT, at_risk_percent: int | None = OMIT, calendar: m.CalendarDef | dict[str, Any] | None = OMIT, escalations: builtins.list[m.Escalation | dict[str, Any]] | None = OMIT, options: RequestOptions | None = None) -> m.PolicyView:
+        """Set the tenant's SLA policy: at-risk share, approval reminders, business calendar and
+escalation rules. Journeys take it at their next change of deadline; pending reminders and
+escalations follow it at once.
+
+        `PUT /api/v1/omni/sla/policy`
+        """
+        body = _body(m.PutPolicy, {"approval_reminder_hours": approval_reminder_hours, "at_risk_percent": at_risk_percent, "calendar": calendar, "escalations": escalations})
+        return await self._core.call(Call(method="PUT", path="/api/v1/omni/sla/policy", body=body, answer="data"), m.PolicyView, options)
 
 
 class AsyncApiOmniTeams:
@@ -1643,6 +1715,7 @@ class AsyncApiCustomers:
 class AsyncApiOmni:
     def __init__(self, core: AsyncCore) -> None:
         self._core = core
+        self.analytics = AsyncApiOmniAnalytics(core)
         self.approvals = AsyncApiOmniApprovals(core)
         self.delegations = AsyncApiOmniDelegations(core)
         self.identity_provider = AsyncApiOmniIdentityProvider(core)
@@ -1652,6 +1725,7 @@ class AsyncApiOmni:
         self.notification_templates = AsyncApiOmniNotificationTemplates(core)
         self.notifications = AsyncApiOmniNotifications(core)
         self.onboarding = AsyncApiOmniOnboarding(core)
+        self.sla = AsyncApiOmniSla(core)
         self.teams = AsyncApiOmniTeams(core)
         self.templates = AsyncApiOmniTemplates(core)
         self.timeline = AsyncApiOmniTimeline(core)

@@ -292,6 +292,21 @@ their preferences.
   }
 }
 
+export class ApiOmniAnalytics {
+
+  constructor(readonly core: Core) {
+  }
+
+  /**
+   * SLA figures per template, team and period, and the journeys at risk and breached now.
+   *
+   * `GET /api/v1/omni/analytics/sla`
+   */
+  sla(query?: Query<"omni.analytics.sla">, options?: RequestOptions): Promise<S["SlaReport"]> {
+    return this.core.call({ method: "GET", path: "/api/v1/omni/analytics/sla", query: query as Record<string, unknown> | undefined, answer: "data" }, options);
+  }
+}
+
 export class ApiOmniApprovals {
   readonly decisions: ApiOmniApprovalsDecisions;
 
@@ -650,6 +665,32 @@ export class ApiOmniOnboarding {
   }
 }
 
+export class ApiOmniSla {
+
+  constructor(readonly core: Core) {
+  }
+
+  /**
+   * Get the tenant's SLA policy: its own, else Omnirail's defaults.
+   *
+   * `GET /api/v1/omni/sla/policy`
+   */
+  getPolicy(options?: RequestOptions): Promise<S["PolicyView"]> {
+    return this.core.call({ method: "GET", path: "/api/v1/omni/sla/policy", answer: "data" }, options);
+  }
+
+  /**
+   * Set the tenant's SLA policy: at-risk share, approval reminders, business calendar and
+escalation rules. Journeys take it at their next change of deadline; pending reminders and
+escalations follow it at once.
+   *
+   * `PUT /api/v1/omni/sla/policy`
+   */
+  putPolicy(body: Body<"omni.sla.putPolicy">, options?: RequestOptions): Promise<S["PolicyView"]> {
+    return this.core.call({ method: "PUT", path: "/api/v1/omni/sla/policy", body, answer: "data" }, options);
+  }
+}
+
 export class ApiOmniTeams {
 
   constructor(readonly core: Core) {
@@ -866,6 +907,7 @@ export class ApiCustomers {
 }
 
 export class ApiOmni {
+  readonly analytics: ApiOmniAnalytics;
   readonly approvals: ApiOmniApprovals;
   readonly delegations: ApiOmniDelegations;
   readonly identityProvider: ApiOmniIdentityProvider;
@@ -875,6 +917,7 @@ export class ApiOmni {
   readonly notificationTemplates: ApiOmniNotificationTemplates;
   readonly notifications: ApiOmniNotifications;
   readonly onboarding: ApiOmniOnboarding;
+  readonly sla: ApiOmniSla;
   readonly teams: ApiOmniTeams;
   readonly templates: ApiOmniTemplates;
   readonly timeline: ApiOmniTimeline;
@@ -882,6 +925,7 @@ export class ApiOmni {
   readonly webhooks: ApiOmniWebhooks;
 
   constructor(readonly core: Core) {
+    this.analytics = new ApiOmniAnalytics(core);
     this.approvals = new ApiOmniApprovals(core);
     this.delegations = new ApiOmniDelegations(core);
     this.identityProvider = new ApiOmniIdentityProvider(core);
@@ -891,6 +935,7 @@ export class ApiOmni {
     this.notificationTemplates = new ApiOmniNotificationTemplates(core);
     this.notifications = new ApiOmniNotifications(core);
     this.onboarding = new ApiOmniOnboarding(core);
+    this.sla = new ApiOmniSla(core);
     this.teams = new ApiOmniTeams(core);
     this.templates = new ApiOmniTemplates(core);
     this.timeline = new ApiOmniTimeline(core);

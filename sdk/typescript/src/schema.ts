@@ -153,6 +153,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/omni/analytics/sla": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** SLA figures per template, team and period, and the journeys at risk and breached now. */
+        get: operations["omni.analytics.sla"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/omni/approvals": {
         parameters: {
             query?: never;
@@ -679,6 +696,28 @@ export interface paths {
         /** Download a document: its bytes, with its content type and its SHA-256 in `Repr-Digest`. */
         get: operations["omni.onboarding.documents.get"];
         put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/omni/sla/policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get the tenant's SLA policy: its own, else Omnirail's defaults. */
+        get: operations["omni.sla.getPolicy"];
+        /**
+         * Set the tenant's SLA policy: at-risk share, approval reminders, business calendar and
+         *     escalation rules. Journeys take it at their next change of deadline; pending reminders and
+         *     escalations follow it at once.
+         */
+        put: operations["omni.sla.putPolicy"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1480,6 +1519,13 @@ export interface components {
             assigneeId: string;
             assigneeType?: components["schemas"]["AssigneeType"] | null;
             /**
+             * @description A new due time (RFC 3339), replacing the journey's `dueAt`: its SLA's due and at-risk
+             *     times move with it, and a deadline already announced is announced again when the new
+             *     one passes.
+             * @example 2024-01-30T17:00:00Z
+             */
+            dueAt?: string | null;
+            /**
              * @description Default `true`: the tenant's rule for `omni.journey.assigned` notifies the assignee
              *     (by default in-app). `false` sends nothing for this assignment.
              */
@@ -1518,6 +1564,23 @@ export interface components {
             eventId?: string | null;
             /** @description `sequence_gap`, `previous_hash_mismatch`, `content_mismatch` or `head_mismatch`. */
             reason: string;
+        };
+        /** @description A business calendar as the API takes and shows it. */
+        CalendarDef: {
+            /**
+             * @description Whole days off, as local dates (`YYYY-MM-DD`); at most 1,000.
+             * @example [
+             *       "2026-12-18"
+             *     ]
+             */
+            holidays?: string[];
+            /**
+             * @description An IANA time zone: working hours and holidays are in its local time.
+             * @example Asia/Riyadh
+             */
+            timeZone: string;
+            /** @description Each working day's hours; a day named by no entry is not a working day. */
+            workingHours: components["schemas"]["WorkingHours"][];
         };
         /** @description Body of `POST /journeys/{id}/cancel`. */
         CancelJourney: {
@@ -1915,6 +1978,10 @@ export interface components {
             data: components["schemas"]["OnboardingView"];
         };
         /** @description Seed 001's single-object envelope. */
+        Data_PolicyView: {
+            data: components["schemas"]["PolicyView"];
+        };
+        /** @description Seed 001's single-object envelope. */
         Data_ProviderView: {
             data: components["schemas"]["ProviderView"];
         };
@@ -1929,6 +1996,10 @@ export interface components {
         /** @description Seed 001's single-object envelope. */
         Data_RuleView: {
             data: components["schemas"]["RuleView"];
+        };
+        /** @description Seed 001's single-object envelope. */
+        Data_SlaReport: {
+            data: components["schemas"]["SlaReport"];
         };
         /** @description Seed 001's single-object envelope. */
         Data_TeamView: {
@@ -2159,6 +2230,21 @@ export interface components {
             /** @example https://hooks.bank.example/omnirail */
             url: string;
         };
+        /**
+         * @description What happens when a deadline of a journey passes. Rules naming a template replace, for
+         *     that template and trigger, the rules naming none.
+         */
+        Escalation: {
+            notify?: components["schemas"]["NotifyParty"][];
+            on: components["schemas"]["Trigger"];
+            raisePriorityTo?: components["schemas"]["RaiseTo"] | null;
+            reassignTo?: components["schemas"]["Reassign"] | null;
+            /**
+             * @description Only journeys of this template; absent: every template without its own rules.
+             * @example tmpl_onboarding_sme
+             */
+            templateId?: string | null;
+        };
         /** @description FCM settings. */
         FcmSettings: {
             /** @description Default `https://fcm.googleapis.com`. */
@@ -2198,6 +2284,11 @@ export interface components {
          * @enum {string}
          */
         FieldType: "string" | "number" | "integer" | "boolean" | "date" | "email" | "phone" | "country";
+        /**
+         * @description What figures are given per: `template`, `team`, or `template_team` (both).
+         * @enum {string}
+         */
+        GroupBy: "template" | "team" | "template_team";
         /** @description A handoff token, shown once (seed 000). */
         HandoffView: {
             context_preserved: boolean;
@@ -2294,6 +2385,8 @@ export interface components {
             id: string;
             outcome?: string | null;
             priority: components["schemas"]["Priority"];
+            /** @description Where the journey stands against its deadlines, at the time of the read. */
+            sla: components["schemas"]["SlaView"];
             status: components["schemas"]["JourneyStatus"];
             steps?: components["schemas"]["JourneyStep"][] | null;
             templateId: string;
@@ -2408,6 +2501,13 @@ export interface components {
          * @enum {string}
          */
         NotifyChannel: "push" | "email" | "sms" | "in_app";
+        /**
+         * @description Whom an escalation notifies: the journey's assignee (the user, or every member of the
+         *     team) or the assignee's managers (members of the assignee's team, or of the assigned
+         *     user's teams, who hold the role `manager`).
+         * @enum {string}
+         */
+        NotifyParty: "assignee" | "manager";
         /** @description Answer of `POST /omni/handoff`. */
         OnboardingHandoff: {
             expiresAt: string;
@@ -2548,6 +2648,11 @@ export interface components {
             total: number;
         };
         /**
+         * @description The length of the periods figures are given for: `day`, `week` (from Monday) or `month`.
+         * @enum {string}
+         */
+        Period: "day" | "week" | "month";
+        /**
          * @description A tenant's subscription tier.
          * @enum {string}
          */
@@ -2557,6 +2662,18 @@ export interface components {
          * @enum {string}
          */
         Platform: "ios" | "android" | "web";
+        /** @description A tenant's SLA policy. */
+        PolicyView: {
+            /** Format: int64 */
+            approvalReminderHours: number;
+            /** Format: int64 */
+            atRiskPercent: number;
+            calendar?: components["schemas"]["CalendarDef"] | null;
+            escalations: components["schemas"]["Escalation"][];
+            /** @description `default` (Omnirail's, until the tenant puts its own) or `tenant`. */
+            source: string;
+            updatedAt?: string | null;
+        };
         /** Format: int64 */
         Port: number;
         /** @description How the customer wants to be reached. */
@@ -2714,6 +2831,29 @@ export interface components {
              */
             userClaim?: string | null;
         };
+        /** @description Body of `PUT /sla/policy`: the whole policy; a field left out takes its default. */
+        PutPolicy: {
+            /**
+             * Format: int64
+             * @description Hours before an approval request expires that its approvers are reminded, 0 to 720
+             *     (0: never); default 24.
+             * @example 24
+             */
+            approvalReminderHours?: number | null;
+            /**
+             * Format: int64
+             * @description Share (1 to 99) of the time to a journey's due time after which it is at risk;
+             *     default 80.
+             * @example 80
+             */
+            atRiskPercent?: number | null;
+            calendar?: components["schemas"]["CalendarDef"] | null;
+            /**
+             * @description What happens when a deadline passes; default: notify the assignee at risk and the
+             *     managers at breach. `[]`: nothing beyond the deadline's own event.
+             */
+            escalations?: components["schemas"]["Escalation"][] | null;
+        };
         /** @description Body of `PUT /notification-rules/{eventType}`. */
         PutRule: {
             channels: components["schemas"]["NotifyChannel"][];
@@ -2783,6 +2923,11 @@ export interface components {
              */
             timezone?: string | null;
         };
+        /**
+         * @description A priority an escalation raises a journey to (never lowers it).
+         * @enum {string}
+         */
+        RaiseTo: "normal" | "high" | "urgent";
         /** @description Something in the bank's set-up that would hold a configuration's onboardings up. */
         ReadinessWarning: {
             /**
@@ -2797,11 +2942,21 @@ export interface components {
             /** @example step_credit */
             stepId: string;
         };
+        /** @description Who an escalation hands the journey to. */
+        Reassign: {
+            /** @example team_sme_credit */
+            assigneeId: string;
+            /**
+             * @description `user` or `team`.
+             * @example team
+             */
+            assigneeType: string;
+        };
         /**
          * @description Whom a rule notifies.
          * @enum {string}
          */
-        RecipientRole: "assignee" | "customer" | "approvers" | "requester";
+        RecipientRole: "assignee" | "customer" | "approvers" | "requester" | "managers";
         /**
          * @description Who receives a notification.
          * @enum {string}
@@ -2944,6 +3099,99 @@ export interface components {
              * @example active
              */
             status: string;
+        };
+        /** @description One period's figures for one template and/or team. */
+        SlaFigures: {
+            /**
+             * Format: int64
+             * @description Journeys completed or cancelled in the period after their due time.
+             */
+            breached: number;
+            /**
+             * Format: int64
+             * @description Journeys cancelled in the period.
+             */
+            cancelled: number;
+            /**
+             * Format: int64
+             * @description Journeys completed in the period.
+             */
+            completed: number;
+            /**
+             * Format: double
+             * @description Median time from start to completion of the journeys completed in the period, in hours
+             *     (within 2.5%); `null` when none was completed.
+             */
+            medianHoursToComplete?: number | null;
+            /**
+             * Format: int64
+             * @description Of those, completed by their due time.
+             */
+            met: number;
+            /**
+             * Format: double
+             * @description 90th percentile of the same.
+             */
+            p90HoursToComplete?: number | null;
+            /**
+             * @description The period's first day (a Monday for weeks, the 1st for months); the first and last
+             *     periods count only their days inside `from`..`to`.
+             * @example 2026-11-02
+             */
+            periodStart: string;
+            /**
+             * Format: int64
+             * @description Journeys started in the period.
+             */
+            started: number;
+            /** @description `null` when grouped by template only, or for journeys of no team. */
+            teamId?: string | null;
+            /** @description `null` when grouped by team only. */
+            templateId?: string | null;
+        };
+        /** @description Open journeys at risk and breached at the time of the request, for one template and/or team. */
+        SlaNow: {
+            /** Format: int64 */
+            atRisk: number;
+            /** Format: int64 */
+            breached: number;
+            teamId?: string | null;
+            templateId?: string | null;
+        };
+        /** @description SLA analytics over a window. */
+        SlaReport: {
+            from: string;
+            groupBy: components["schemas"]["GroupBy"];
+            now: components["schemas"]["SlaNow"][];
+            period: components["schemas"]["Period"];
+            periods: components["schemas"]["SlaFigures"][];
+            to: string;
+        };
+        /**
+         * @description Where a journey stands against its SLA.
+         * @enum {string}
+         */
+        SlaStatus: "on_track" | "at_risk" | "breached" | "met" | "none";
+        /** @description A journey's deadlines (docs/sla.md), as they stand when the journey is read. */
+        SlaView: {
+            /** @description When it turns (or turned) at risk: the policy's `atRiskPercent` of the time to `dueAt`. */
+            atRiskAt?: string | null;
+            /** @description The due time it missed, when `breached`. */
+            breachedAt?: string | null;
+            /**
+             * @description When the journey is due: its `dueAt`, else its start plus its template version's
+             *     `slaHours` (in the tenant's business calendar, if it has one); `null`: no SLA.
+             */
+            dueAt?: string | null;
+            /**
+             * @description `on_track`, `at_risk`, `breached`, `met` (completed by `dueAt`) or `none` (no SLA, or
+             *     cancelled before its due time).
+             */
+            status: components["schemas"]["SlaStatus"];
+            /** @description When the current step is due: `timeoutHours` after it became current. */
+            stepDueAt?: string | null;
+            /** @description Whether the current step of an open journey is past `stepDueAt`. */
+            stepOverdue: boolean;
         };
         /** @description An SMS. */
         SmsContent: {
@@ -3183,6 +3431,12 @@ export interface components {
             body: string;
             title: string;
         };
+        /**
+         * @description What a deadline's passing is: the journey's at-risk point, its SLA, or its current
+         *     step's timeout.
+         * @enum {string}
+         */
+        Trigger: "at_risk" | "breached" | "step_overdue";
         /** @description Twilio settings. */
         TwilioSettings: {
             /** @example AC0123456789abcdef0123456789abcdef */
@@ -3266,6 +3520,30 @@ export interface components {
             /** @description Whether every chain verifies. */
             valid: boolean;
         };
+        /** @description The working hours of some weekdays: from `start` to `end`, the same day. */
+        WorkingHours: {
+            /**
+             * @description `mon`, `tue`, `wed`, `thu`, `fri`, `sat`, `sun`; each day in one entry at most.
+             * @example [
+             *       "sun",
+             *       "mon",
+             *       "tue",
+             *       "wed",
+             *       "thu"
+             *     ]
+             */
+            days: string[];
+            /**
+             * @description `HH:MM`, 24-hour, local, after `start`; `24:00` is the end of the day.
+             * @example 16:00
+             */
+            end: string;
+            /**
+             * @description `HH:MM`, 24-hour, local.
+             * @example 08:00
+             */
+            start: string;
+        };
     };
     responses: never;
     parameters: never;
@@ -3286,6 +3564,7 @@ export type AssignJourney = components['schemas']['AssignJourney'];
 export type AssigneeType = components['schemas']['AssigneeType'];
 export type AttemptView = components['schemas']['AttemptView'];
 export type BrokenLink = components['schemas']['BrokenLink'];
+export type CalendarDef = components['schemas']['CalendarDef'];
 export type CancelJourney = components['schemas']['CancelJourney'];
 export type ChainVerification = components['schemas']['ChainVerification'];
 export type Channel = components['schemas']['Channel'];
@@ -3320,10 +3599,12 @@ export type DataMessageView = components['schemas']['Data_MessageView'];
 export type DataNotificationTemplateView = components['schemas']['Data_NotificationTemplateView'];
 export type DataNotificationView = components['schemas']['Data_NotificationView'];
 export type DataOnboardingView = components['schemas']['Data_OnboardingView'];
+export type DataPolicyView = components['schemas']['Data_PolicyView'];
 export type DataProviderView = components['schemas']['Data_ProviderView'];
 export type DataReplayed = components['schemas']['Data_Replayed'];
 export type DataRotatedSecret = components['schemas']['Data_RotatedSecret'];
 export type DataRuleView = components['schemas']['Data_RuleView'];
+export type DataSlaReport = components['schemas']['Data_SlaReport'];
 export type DataTeamView = components['schemas']['Data_TeamView'];
 export type DataTemplateView = components['schemas']['Data_TemplateView'];
 export type DataUserView = components['schemas']['Data_UserView'];
@@ -3348,10 +3629,12 @@ export type DocumentView = components['schemas']['DocumentView'];
 export type EmailContent = components['schemas']['EmailContent'];
 export type EndpointStats = components['schemas']['EndpointStats'];
 export type EndpointView = components['schemas']['EndpointView'];
+export type Escalation = components['schemas']['Escalation'];
 export type FcmSettings = components['schemas']['FcmSettings'];
 export type FieldDef = components['schemas']['FieldDef'];
 export type FieldError = components['schemas']['FieldError'];
 export type FieldType = components['schemas']['FieldType'];
+export type GroupBy = components['schemas']['GroupBy'];
 export type HandoffView = components['schemas']['HandoffView'];
 export type Health = components['schemas']['Health'];
 export type Hours = components['schemas']['Hours'];
@@ -3368,6 +3651,7 @@ export type NotificationChannel = components['schemas']['NotificationChannel'];
 export type NotificationTemplateView = components['schemas']['NotificationTemplateView'];
 export type NotificationView = components['schemas']['NotificationView'];
 export type NotifyChannel = components['schemas']['NotifyChannel'];
+export type NotifyParty = components['schemas']['NotifyParty'];
 export type OnboardingHandoff = components['schemas']['OnboardingHandoff'];
 export type OnboardingSession = components['schemas']['OnboardingSession'];
 export type OnboardingStatus = components['schemas']['OnboardingStatus'];
@@ -3385,8 +3669,10 @@ export type PaginatedTemplateView = components['schemas']['Paginated_TemplateVie
 export type PaginatedTimelineItem = components['schemas']['Paginated_TimelineItem'];
 export type PaginatedUserView = components['schemas']['Paginated_UserView'];
 export type Pagination = components['schemas']['Pagination'];
+export type Period = components['schemas']['Period'];
 export type Plan = components['schemas']['Plan'];
 export type Platform = components['schemas']['Platform'];
+export type PolicyView = components['schemas']['PolicyView'];
 export type Port = components['schemas']['Port'];
 export type Preferences = components['schemas']['Preferences'];
 export type Priority = components['schemas']['Priority'];
@@ -3398,12 +3684,15 @@ export type PutChannel = components['schemas']['PutChannel'];
 export type PutCustomer = components['schemas']['PutCustomer'];
 export type PutDevice = components['schemas']['PutDevice'];
 export type PutIdentityProvider = components['schemas']['PutIdentityProvider'];
+export type PutPolicy = components['schemas']['PutPolicy'];
 export type PutRule = components['schemas']['PutRule'];
 export type PutTeam = components['schemas']['PutTeam'];
 export type PutTemplate = components['schemas']['PutTemplate'];
 export type PutUser = components['schemas']['PutUser'];
 export type QuietHours = components['schemas']['QuietHours'];
+export type RaiseTo = components['schemas']['RaiseTo'];
 export type ReadinessWarning = components['schemas']['ReadinessWarning'];
+export type Reassign = components['schemas']['Reassign'];
 export type RecipientRole = components['schemas']['RecipientRole'];
 export type RecipientType = components['schemas']['RecipientType'];
 export type Replay = components['schemas']['Replay'];
@@ -3420,6 +3709,11 @@ export type Scope = components['schemas']['Scope'];
 export type ServiceAccount = components['schemas']['ServiceAccount'];
 export type SessionStarted = components['schemas']['SessionStarted'];
 export type SessionView = components['schemas']['SessionView'];
+export type SlaFigures = components['schemas']['SlaFigures'];
+export type SlaNow = components['schemas']['SlaNow'];
+export type SlaReport = components['schemas']['SlaReport'];
+export type SlaStatus = components['schemas']['SlaStatus'];
+export type SlaView = components['schemas']['SlaView'];
 export type SmsContent = components['schemas']['SmsContent'];
 export type SmtpSecurity = components['schemas']['SmtpSecurity'];
 export type SmtpSettings = components['schemas']['SmtpSettings'];
@@ -3439,6 +3733,7 @@ export type TemplateView = components['schemas']['TemplateView'];
 export type TextLength = components['schemas']['TextLength'];
 export type TimelineItem = components['schemas']['TimelineItem'];
 export type TitleBody = components['schemas']['TitleBody'];
+export type Trigger = components['schemas']['Trigger'];
 export type TwilioSettings = components['schemas']['TwilioSettings'];
 export type UnifiedProfile = components['schemas']['UnifiedProfile'];
 export type UpdateEndpoint = components['schemas']['UpdateEndpoint'];
@@ -3446,6 +3741,7 @@ export type UpdateTemplate = components['schemas']['UpdateTemplate'];
 export type UpperChannel = components['schemas']['UpperChannel'];
 export type UserView = components['schemas']['UserView'];
 export type Verification = components['schemas']['Verification'];
+export type WorkingHours = components['schemas']['WorkingHours'];
 export type $defs = Record<string, never>;
 export interface operations {
     "analytics.channels.get": {
@@ -4395,6 +4691,111 @@ export interface operations {
                 };
             };
             /** @description A `Last-Event-ID` that is not a whole number (`validation_failed`); an `X-Omni-Channel` header that names no channel (`validation_failed`); a query parameter the operation does not take (`validation_failed`, each named with `unknown query parameter`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the API key's request rate, when `limits.rate_per_second` sets one (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request line and headers over `limits.max_header_bytes`, 16 KiB by default (`headers_too_large`) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected failure (`internal_error`); the details are in the server log under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's identity provider unreachable for the keys an actor token needs (`identity_provider_unavailable`), with `Retry-After`; database saturated (`overloaded`), or a conflicting write holding a lock (`database_busy`), with `Retry-After`; not answered within `limits.request_timeout_secs`, 30 s by default (`request_timeout`), with `Retry-After`; nothing was changed */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "omni.analytics.sla": {
+        parameters: {
+            query?: {
+                /**
+                 * @description First day counted, `YYYY-MM-DD` (UTC). Default: 29 days before `to`.
+                 * @example 2026-11-01
+                 */
+                from?: string;
+                /**
+                 * @description Last day counted, included, `YYYY-MM-DD` (UTC). Default: today.
+                 * @example 2026-11-30
+                 */
+                to?: string;
+                /** @description `day`, `week` (default) or `month`. */
+                period?: "day" | "week" | "month";
+                /** @description `template` (default), `team` or `template_team`. */
+                groupBy?: "template" | "team" | "template_team";
+                /** @description Only this template's journeys. */
+                templateId?: string;
+                /** @description Only this team's journeys: assigned to it, or to one of its members. */
+                teamId?: string;
+            };
+            header?: {
+                /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
+                "X-Omni-Channel"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Figures per period and group, and the counts now */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Data_SlaReport"];
+                };
+            };
+            /** @description Malformed request: body not JSON (`malformed_json`), unreadable query or path (`invalid_query`, `invalid_path`), a query parameter not a number (`invalid_query_parameter`), a bad `Idempotency-Key` (`invalid_idempotency_key`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A date that is not YYYY-MM-DD, `from` after `to`, a window over 366 days, an unknown `period` or `groupBy` (`validation_failed` or `invalid_query_parameter`); an `X-Omni-Channel` header that names no channel (`validation_failed`); a query parameter the operation does not take (`validation_failed`, each named with `unknown query parameter`) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -5630,13 +6031,14 @@ export interface operations {
                 /** @description A staff user: journeys assigned to them, or to any team they are a member of. */
                 assignedTo?: string;
                 /**
-                 * @description `true`: only journeys whose `dueAt` has passed; `false`: only those not yet due or
-                 *     without a due date. Compared with the server's clock at the time of the read.
+                 * @description `true`: only journeys whose due time (`sla.dueAt`: `dueAt`, else the start plus the
+                 *     template's `slaHours`) has passed; `false`: only those not yet due or without a due
+                 *     time. Compared with the server's clock at the time of the read.
                  */
                 overdue?: boolean;
                 /**
-                 * @description `-createdAt` (default): newest first. `dueAt`: earliest due first (so overdue first),
-                 *     journeys without a due date last.
+                 * @description `-createdAt` (default): newest first. `dueAt`: earliest due time (`sla.dueAt`) first
+                 *     (so overdue first), journeys without one last.
                  */
                 sort?: "-createdAt" | "dueAt";
                 /** @description Page number, from 1. */
@@ -8840,6 +9242,218 @@ export interface operations {
                 };
             };
             /** @description The document store does not answer (`document_store_unavailable`), with `Retry-After`; the tenant's identity provider unreachable for the keys an actor token needs (`identity_provider_unavailable`), with `Retry-After`; database saturated (`overloaded`), or a conflicting write holding a lock (`database_busy`), with `Retry-After`; not answered within `limits.request_timeout_secs`, 30 s by default (`request_timeout`), with `Retry-After`; nothing was changed */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "omni.sla.getPolicy": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
+                "X-Omni-Channel"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The policy in force */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Data_PolicyView"];
+                };
+            };
+            /** @description Malformed request: body not JSON (`malformed_json`), unreadable query or path (`invalid_query`, `invalid_path`), a query parameter not a number (`invalid_query_parameter`), a bad `Idempotency-Key` (`invalid_idempotency_key`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An `X-Omni-Channel` header that names no channel (`validation_failed`); a query parameter the operation does not take (`validation_failed`, each named with `unknown query parameter`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the API key's request rate, when `limits.rate_per_second` sets one (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request line and headers over `limits.max_header_bytes`, 16 KiB by default (`headers_too_large`) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected failure (`internal_error`); the details are in the server log under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's identity provider unreachable for the keys an actor token needs (`identity_provider_unavailable`), with `Retry-After`; database saturated (`overloaded`), or a conflicting write holding a lock (`database_busy`), with `Retry-After`; not answered within `limits.request_timeout_secs`, 30 s by default (`request_timeout`), with `Retry-After`; nothing was changed */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "omni.sla.putPolicy": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
+                "X-Omni-Channel"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PutPolicy"];
+            };
+        };
+        responses: {
+            /** @description Replaced */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Data_PolicyView"];
+                };
+            };
+            /** @description Created (the tenant had the defaults) */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Data_PolicyView"];
+                };
+            };
+            /** @description Malformed request: body not JSON (`malformed_json`), unreadable query or path (`invalid_query`, `invalid_path`), a query parameter not a number (`invalid_query_parameter`), a bad `Idempotency-Key` (`invalid_idempotency_key`); body nesting arrays and objects more than 32 deep (`json_too_deep`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body had not arrived whole within `limits.request_timeout_secs`, 30 s by default (`body_timeout`); nothing was changed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body larger than the limit, 1 MiB by default (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body not sent as `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields (`validation_failed`); an `X-Omni-Channel` header that names no channel (`validation_failed`); body of the wrong shape: a field the operation does not take, a key given twice, a missing or mistyped field, each with its path, all at once (`validation_failed`); a query parameter the operation does not take (`validation_failed`, each named with `unknown query parameter`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the API key's request rate, when `limits.rate_per_second` sets one (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request line and headers over `limits.max_header_bytes`, 16 KiB by default (`headers_too_large`) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected failure (`internal_error`); the details are in the server log under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's identity provider unreachable for the keys an actor token needs (`identity_provider_unavailable`), with `Retry-After`; database saturated (`overloaded`), or a conflicting write holding a lock (`database_busy`), with `Retry-After`; not answered within `limits.request_timeout_secs`, 30 s by default (`request_timeout`), with `Retry-After`; nothing was changed */
             503: {
                 headers: {
                     [name: string]: unknown;
