@@ -26,8 +26,8 @@ source bench/harness.sh
 # The report's statements as src/journeys/sla_analytics.rs writes them, with literal values
 # (%T tenant, %F and %U the first and last day, %N now).
 QUERIES=(
-"SELECT day, template_id, team_id, started, completed, met, breached, cancelled FROM sla_daily WHERE tenant_id = '%T' AND day >= %F AND day <= %U AND team_id <> '*'"
-"SELECT day, template_id, team_id, bucket, journeys FROM sla_durations WHERE tenant_id = '%T' AND day >= %F AND day <= %U AND team_id <> '*'"
+"SELECT period_start, template_id, team_id, started, completed, met, breached, cancelled FROM sla_figures WHERE tenant_id = '%T' AND period = 'week' AND period_start >= %F AND period_start <= %U AND template_id <> '*' AND team_id <> '*'"
+"SELECT period_start, template_id, team_id, bucket, journeys FROM sla_durations WHERE tenant_id = '%T' AND period = 'week' AND period_start >= %F AND period_start <= %U AND template_id <> '*' AND team_id <> '*'"
 "SELECT template_id, assignee_type, assignee_id, SUM(CASE WHEN sla_due_at > %N THEN 1 ELSE 0 END), SUM(CASE WHEN sla_due_at <= %N THEN 1 ELSE 0 END) FROM journeys WHERE tenant_id = '%T' AND status IN ('created', 'in_progress', 'assigned') AND sla_at_risk_at IS NOT NULL AND sla_at_risk_at <= %N GROUP BY template_id, assignee_type, assignee_id"
 )
 
@@ -41,7 +41,7 @@ literal() {
 
 sqlite_plans() {
     local db=$WORK/sla.db t
-    t=$(sqlite3 "$db" "SELECT tenant_id FROM sla_daily LIMIT 1")
+    t=$(sqlite3 "$db" "SELECT tenant_id FROM sla_figures LIMIT 1")
     for q in "${QUERIES[@]}"; do
         sqlite3 "$db" "EXPLAIN QUERY PLAN $(literal "$q" "$t")"
     done
@@ -49,7 +49,7 @@ sqlite_plans() {
 
 pg_plans() {
     local t
-    t=$(psql "$PG/$PGDB" -Atc "SELECT tenant_id FROM sla_daily LIMIT 1")
+    t=$(psql "$PG/$PGDB" -Atc "SELECT tenant_id FROM sla_figures LIMIT 1")
     for q in "${QUERIES[@]}"; do
         psql "$PG/$PGDB" -Atc "EXPLAIN (ANALYZE, COSTS OFF) $(literal "$q" "$t")" | grep -v '^Planning' || true
     done

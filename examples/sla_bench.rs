@@ -2,8 +2,9 @@
 //!
 //! `sla_bench seed`: a tenant with `--journeys` journeys (default 1,000,000) over the last 365
 //! days, on 10 templates with a 120-hour SLA, assigned to 500 users in 50 teams (one in five to
-//! a team): 70% completed (in 0 to 200 hours, so some late), 10% cancelled, 20% open and started
-//! in the last 150 hours (their deadlines marked announced, so the deadline worker stays idle). Written in bulk by SQL, not
+//! a team), each taking 0 to 200 hours (so some late): those done by now completed (one in ten
+//! cancelled), the others open (their deadlines marked announced, so the deadline worker stays
+//! idle): about 11,000, as a bank starting 2,700 journeys a day would have under way. Written in bulk by SQL, not
 //! through the API: what is measured is the fold worker, which then folds every one of them, and
 //! the report it makes possible. Prints the tenant's API key on the last line.
 //!
@@ -122,18 +123,17 @@ async fn seed(database_url: String, journeys: i64) {
     exec(&db, format!("INSERT INTO teams (tenant_id, id, name, created_at, updated_at) SELECT '{tenant}', 'team_' || i, 'Team ' || i, {now}, {now} FROM ({}) x", s(50))).await;
     exec(&db, format!("INSERT INTO users (tenant_id, id, created_at, updated_at) SELECT '{tenant}', 'usr_' || i, {now}, {now} FROM ({}) x", s(500))).await;
     exec(&db, format!("INSERT INTO team_members (tenant_id, team_id, user_id) SELECT '{tenant}', 'team_' || (i % 50), 'usr_' || i FROM ({}) x", s(500))).await;
-    // Each journey i: started (i * 7919) mod 365 days ago, taking (i * 104729) mod 200 hours;
-    // the open ones (i mod 10 of 8 or 9) started in the last 150 hours, as open work does: some
-    // on track, some at risk, some breached.
-    let created = format!(
-        "({now} - ((i * 7919) % (CASE WHEN i % 10 < 8 THEN {} ELSE {} END)))",
-        365 * DAY,
-        150 * HOUR
-    );
+    // Each journey i: started (i * 31,536,007 ms) mod 365 days ago, spread over the year,
+    // taking (i * 104,729 ms) mod 200 hours; one in ten is cancelled. One not yet done by now is
+    // open, as work under way is: some on track, some at risk, some breached.
+    let created = format!("({now} - ((i * 31536007) % {}))", 365 * DAY);
     let took = format!("((i * 104729) % {})", 200 * HOUR);
-    let ended =
-        format!("(CASE WHEN {created} + {took} > {now} THEN {now} ELSE {created} + {took} END)");
-    let status = "(CASE WHEN i % 10 < 7 THEN 'completed' WHEN i % 10 = 7 THEN 'cancelled' ELSE 'in_progress' END)";
+    let done = format!("({created} + {took} <= {now})");
+    let status = format!(
+        "(CASE WHEN NOT {done} THEN 'in_progress' WHEN i % 10 = 7 THEN 'cancelled' \
+         ELSE 'completed' END)"
+    );
+    let ended = format!("(CASE WHEN {done} THEN {created} + {took} ELSE {created} END)");
     let batch = 100_000;
     let mut from = 0;
     while from < journeys {
@@ -145,10 +145,10 @@ async fn seed(database_url: String, journeys: i64) {
              context, row_version, created_at, updated_at, step_started_at, sla_due_at, \
              sla_at_risk_at, at_risk_fired, breach_fired, sla_folded) \
              SELECT 'jrn_bench_' || i, '{tenant}', 'tmpl_bench_' || (i % 10), 1, 'ent_' || (i % 100000), \
-             'web', {status}, CASE WHEN i % 10 < 7 THEN 1 ELSE 0 END, 'pending', \
+             'web', {status}, CASE WHEN {done} THEN 1 ELSE 0 END, 'pending', \
              CASE WHEN i % 5 = 0 THEN 'team_' || (i % 50) ELSE 'usr_' || (i % 500) END, \
              CASE WHEN i % 5 = 0 THEN 'team' ELSE 'user' END, 'normal', '{{}}', 1, {created}, \
-             CASE WHEN i % 10 < 8 THEN {ended} ELSE {created} END, {created}, \
+             {ended}, {created}, \
              {created} + {}, {created} + {}, {created} + {}, {created} + {}, 0 \
              FROM ({}) x",
             120 * HOUR,

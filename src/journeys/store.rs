@@ -334,6 +334,12 @@ pub async fn get_journey<'e, E: Executor<'e, Database = Any>>(
 
 /// Writes the journey's changed state if nobody changed it since it was read at
 /// `j.row_version - 1`; `false` means a concurrent change won.
+///
+/// Which deadlines were announced is not written here: the deadline worker marks them without
+/// changing `row_version` ([`set_deadline_marks`]), and a change that read the journey before
+/// would otherwise put back marks it read unset, and have a deadline announced twice. The
+/// `next_deadline_at` it writes, computed from marks it may have read unset, can only be
+/// earlier than the true one: the worker then finds nothing due, and sets it right.
 pub async fn update_journey(
     conn: &mut Conn,
     tenant: &str,
@@ -344,8 +350,7 @@ pub async fn update_journey(
              assignee_id = $6, assignee_type = $7, outcome = $8, notes = $9, row_version = $10,
              updated_at = $11, approval_id = $13, priority = $14, due_at = $15,
              step_started_at = $16, sla_due_at = $17, sla_at_risk_at = $18, step_due_at = $19,
-             at_risk_fired = $20, breach_fired = $21, step_overdue_fired = $22,
-             next_deadline_at = $23
+             next_deadline_at = $20
          WHERE tenant_id = $1 AND id = $2 AND row_version = $12",
     )
     .bind(tenant)
@@ -367,9 +372,6 @@ pub async fn update_journey(
     .bind(j.deadlines.sla_due_at)
     .bind(j.deadlines.sla_at_risk_at)
     .bind(j.deadlines.step_due_at)
-    .bind(j.deadlines.at_risk_fired)
-    .bind(j.deadlines.breach_fired)
-    .bind(j.deadlines.step_overdue_fired)
     .bind(j.deadlines.next_deadline_at)
     .execute(conn)
     .await?

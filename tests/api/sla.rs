@@ -928,3 +928,32 @@ async fn sla_analytics_refuses_what_it_cannot_answer() {
     assert_eq!(res["data"]["periods"], json!([]));
     assert_eq!(res["data"]["period"], "week");
 }
+
+#[tokio::test]
+async fn a_change_read_before_a_deadline_was_announced_does_not_unmark_it() {
+    let app = TestApp::spawn().await;
+    template(&app, "tmpl_account", Some(1), None).await;
+    let j = journey(&app, "tmpl_account", json!({})).await;
+    let id = j["id"].as_str().unwrap();
+    // A change reads the journey, and before it writes, the deadline passes and is announced.
+    let mut stale = omnirail::journeys::store::get_journey(app.db.reader(), &app.tenant, id)
+        .await
+        .unwrap()
+        .unwrap();
+    app.advance(Duration::from_secs(2 * HOUR));
+    another_pass(&app).await;
+    assert_eq!(events(&app, id, "omni.journey.sla_breached").await.len(), 1);
+    stale.row_version += 1;
+    stale.updated_at = app.clock.now_ms();
+    let mut tx = app.db.begin().await.unwrap();
+    assert!(
+        omnirail::journeys::store::update_journey(&mut tx, &app.tenant, &stale)
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    // What it wrote does not make the breach news again.
+    another_pass(&app).await;
+    another_pass(&app).await;
+    assert_eq!(events(&app, id, "omni.journey.sla_breached").await.len(), 1);
+}
