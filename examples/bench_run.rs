@@ -367,12 +367,14 @@ fn template() -> Value {
 }
 
 /// Seed 001's journey body, for the customer `customer`: one customer per client, since one
-/// customer's events are one hash chain, appended one at a time by design.
+/// customer's events are one hash chain, appended one at a time by design. Its `dueAt` is in
+/// the future (the seed's is in 2024): a create computes and stores the journey's deadlines as
+/// any dated journey's does, and no deadline worker announces a breach beside the load.
 fn journey(customer: &str) -> Value {
     json!({
         "templateId": "tmpl_bench_run", "customerId": customer, "channel": "web",
         "context": { "productType": "murabaha", "requestedAmount": { "amount": 2000000, "currency": "SAR" } },
-        "assigneeId": "usr_rm_001", "priority": "normal", "dueAt": "2024-01-25T17:00:00Z"
+        "assigneeId": "usr_rm_001", "priority": "normal", "dueAt": "2099-01-25T17:00:00Z"
     })
 }
 

@@ -118,7 +118,7 @@ async fn journeys(base: String, key: String, clients: usize, seconds: u64) {
     let create_body = json!({
         "templateId": template, "customerId": "ent_customer_456", "channel": "web",
         "context": { "productType": "murabaha", "requestedAmount": { "amount": 2000000, "currency": "SAR" } },
-        "assigneeId": "usr_rm_001", "priority": "normal", "dueAt": "2024-01-25T17:00:00Z"
+        "assigneeId": "usr_rm_001", "priority": "normal", "dueAt": "2099-01-25T17:00:00Z"
     });
 
     for full_flow in [false, true] {

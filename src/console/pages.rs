@@ -203,7 +203,6 @@ pub async fn my_work(staff: Staff, Query(q): Query<WorkQuery>) -> Response {
                 "overdue_count": overdue["pagination"]["total"],
                 "status": if status == OPEN { "" } else { status },
                 "overdue_only": overdue_only,
-                "now": crate::time::to_rfc3339(staff.now),
             }),
         ),
     )

@@ -320,7 +320,10 @@ async fn escalate(
     } else {
         Vec::new()
     };
-    if notify_assignee || actions.contains(&"reassigned") {
+    // A new assignee is always told; nobody is told of a journey assigned to nobody.
+    let tell_assignee =
+        (notify_assignee || actions.contains(&"reassigned")) && loaded.row.assignee_id.is_some();
+    if tell_assignee {
         actions.push("assignee_notified");
     }
     if !managers.is_empty() {
@@ -352,8 +355,7 @@ async fn escalate(
             actor: None,
             summary: format!("Journey {} escalated: {reason}", loaded.row.id),
             metadata,
-            // The new assignee hears of the journey handed to them.
-            tell_assignee: notify_assignee || actions.contains(&"reassigned"),
+            tell_assignee,
             managers,
             at: Some(now),
         },
