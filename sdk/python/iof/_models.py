@@ -1351,7 +1351,7 @@ class SlaFigures(BaseModel):
     median_hours_to_complete: float | None = Field(None, alias="medianHoursToComplete")
     """
     Median time from start to completion of the journeys completed in the period, in hours
-    (within 2.5%); `null` when none was completed.
+    (within 5%); `null` when none was completed.
     """
     met: int
     """

@@ -3120,7 +3120,7 @@ export interface components {
             /**
              * Format: double
              * @description Median time from start to completion of the journeys completed in the period, in hours
-             *     (within 2.5%); `null` when none was completed.
+             *     (within 5%); `null` when none was completed.
              */
             medianHoursToComplete?: number | null;
             /**
