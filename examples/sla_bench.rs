@@ -86,7 +86,10 @@ async fn exec(db: &Db, sql: String) {
 /// `SELECT i FROM <0..n>` in the database's own dialect.
 fn series(backend: Backend, n: i64) -> String {
     match backend {
-        Backend::Postgres => format!("SELECT i FROM generate_series(CAST(0 AS BIGINT), {}) AS g(i)", n - 1),
+        Backend::Postgres => format!(
+            "SELECT i FROM generate_series(CAST(0 AS BIGINT), {}) AS g(i)",
+            n - 1
+        ),
         Backend::Sqlite => format!(
             "WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < {}) \
              SELECT i FROM s",

@@ -35,11 +35,30 @@ type VersionKey = (String, String, i64);
 /// Template versions in memory. A version never changes once written, so a cached one is never
 /// stale and needs no invalidation, on one node or many: every journey action reads its steps
 /// from here instead of from the database.
-pub struct VersionCache(quick_cache::sync::Cache<VersionKey, Arc<TemplateVersion>>);
+pub struct VersionCache(
+    quick_cache::sync::Cache<VersionKey, Arc<TemplateVersion>>,
+    /// The version each template was last seen at: only a guess (a template moves on), which a
+    /// journey's creation checks in its insert.
+    quick_cache::sync::Cache<(String, String), i64>,
+);
 
 impl VersionCache {
     pub fn new(capacity: usize) -> Self {
-        Self(quick_cache::sync::Cache::new(capacity))
+        Self(
+            quick_cache::sync::Cache::new(capacity),
+            quick_cache::sync::Cache::new(capacity),
+        )
+    }
+
+    /// The version `template` was last seen at by this process, if any.
+    pub fn latest(&self, tenant: &str, template: &str) -> Option<i64> {
+        self.1.get(&(tenant.to_owned(), template.to_owned()))
+    }
+
+    /// Records that `template` was seen at `version`.
+    pub fn saw(&self, tenant: &str, template: &str, version: i64) {
+        self.1
+            .insert((tenant.to_owned(), template.to_owned()), version);
     }
 
     /// The version, from memory or else from the database through `conn`.

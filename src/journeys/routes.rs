@@ -892,28 +892,63 @@ pub(crate) async fn create(
     mut row: JourneyRow,
     created_by: Option<&str>,
 ) -> ApiResult<Loaded> {
-    // The template check and the insert are one statement: no concurrent archive slips between.
-    let Some(version) = store::insert_journey_on_active_template(&mut *tx, tenant, &row).await?
-    else {
-        return Err(template_refusal(app, tenant, &row.template_id).await);
-    };
-    row.template_version = version;
-    let version = template_version(app, &mut *tx, tenant, &row.template_id, version).await?;
-    let summary = format!("{} journey created", version.name);
-    let metadata =
-        json!({ "templateId": row.template_id, "templateVersion": row.template_version });
-    let mut loaded = Loaded { row, version };
-    let opens = prepare_step_approval(&mut loaded);
     let mut policy = PolicyOnce::new(tenant);
-    let started = loaded.row.created_at;
-    deadlines::set_sla(&mut *tx, &mut policy, &mut loaded).await?;
-    deadlines::set_step(&mut *tx, &mut policy, &mut loaded, started).await?;
-    let has_deadlines =
-        loaded.row.deadlines.sla_due_at.is_some() || loaded.row.deadlines.step_due_at.is_some();
-    if opens || has_deadlines {
-        // Still the moment of creation: `updatedAt` equals `createdAt` on a new journey.
-        save(&mut *tx, tenant, &mut loaded, started).await?;
+    let started = row.created_at;
+    // The journey is written whole (deadlines, the approval its first step opens) when the
+    // template is still at the version this process last saw it at; else it is inserted on the
+    // template's current version, then completed with one more write.
+    let mut ready = None;
+    if let Some(v) = app.versions.latest(tenant, &row.template_id)
+        && let Some(version) = app.versions.get(tx, tenant, &row.template_id, v).await?
+    {
+        let mut loaded = Loaded {
+            row: JourneyRow {
+                template_version: v,
+                ..row.clone()
+            },
+            version,
+        };
+        let opens = prepare_step_approval(&mut loaded);
+        deadlines::set_sla(&mut *tx, &mut policy, &mut loaded).await?;
+        deadlines::set_step(&mut *tx, &mut policy, &mut loaded, started).await?;
+        loaded.row.deadlines.next_deadline_at =
+            deadlines::next_deadline(loaded.status(), &loaded.row.deadlines);
+        // The template check and the insert are one statement: no concurrent archive slips
+        // between.
+        if store::insert_journey_on_active_template(&mut *tx, tenant, &loaded.row, Some(v))
+            .await?
+            .is_some()
+        {
+            ready = Some((loaded, opens));
+        }
     }
+    let (loaded, opens) = match ready {
+        Some(done) => done,
+        None => {
+            let Some(version) =
+                store::insert_journey_on_active_template(&mut *tx, tenant, &row, None).await?
+            else {
+                return Err(template_refusal(app, tenant, &row.template_id).await);
+            };
+            row.template_version = version;
+            app.versions.saw(tenant, &row.template_id, version);
+            let version =
+                template_version(app, &mut *tx, tenant, &row.template_id, version).await?;
+            let mut loaded = Loaded { row, version };
+            let opens = prepare_step_approval(&mut loaded);
+            deadlines::set_sla(&mut *tx, &mut policy, &mut loaded).await?;
+            deadlines::set_step(&mut *tx, &mut policy, &mut loaded, started).await?;
+            let has_deadlines = loaded.row.deadlines.sla_due_at.is_some()
+                || loaded.row.deadlines.step_due_at.is_some();
+            if opens || has_deadlines {
+                // Still the moment of creation: `updatedAt` equals `createdAt` on a new journey.
+                save(&mut *tx, tenant, &mut loaded, started).await?;
+            }
+            (loaded, opens)
+        }
+    };
+    let summary = format!("{} journey created", loaded.version.name);
+    let metadata = json!({ "templateId": loaded.row.template_id, "templateVersion": loaded.row.template_version });
     let now = loaded.row.created_at;
     let mut users: Vec<&str> = created_by.into_iter().collect();
     users.extend(loaded.row.assignee_id.as_deref());

@@ -269,21 +269,22 @@ macro_rules! journey_columns {
     };
 }
 
-/// Inserts `j` on the current version of its template if that template is `active`, in one
-/// statement, so the check and the insert cannot be separated by a concurrent change. Returns
-/// the version the journey starts on, or `None` if the template is missing or not active
-/// (`j.template_version` is ignored).
+/// Inserts `j` on the current version of its template if that template is `active` (and, when
+/// `expected` is given, at that version), in one statement, so the check and the insert cannot
+/// be separated by a concurrent change. Returns the version the journey starts on, or `None` if
+/// the template is missing, not active, or not at `expected` (`j.template_version` is ignored).
 pub async fn insert_journey_on_active_template(
     conn: &mut Conn,
     tenant: &str,
     j: &JourneyRow,
+    expected: Option<i64>,
 ) -> Result<Option<i64>, StoreError> {
     Ok(sqlx::query_scalar(concat!(
         "INSERT INTO journeys (tenant_id, ",
         journey_columns!(),
         ") SELECT $1, $2, t.id, t.version, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
          $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27 FROM journey_templates t WHERE t.tenant_id = $1 AND t.id = $3 AND t.status = 'active' \
-         RETURNING template_version"
+         AND ($28 IS NULL OR t.version = $28) RETURNING template_version"
     ))
     .bind(tenant)
     .bind(&j.id)
@@ -312,6 +313,7 @@ pub async fn insert_journey_on_active_template(
     .bind(j.deadlines.breach_fired)
     .bind(j.deadlines.step_overdue_fired)
     .bind(j.deadlines.next_deadline_at)
+    .bind(expected)
     .fetch_optional(conn)
     .await?)
 }
