@@ -82,66 +82,57 @@ async fn sweep_expired_approvals(state: AppState, mut stop: watch::Receiver<bool
     }
 }
 
-/// Journeys' passed deadlines, then approvals' reminders. A pass that did a full batch runs
-/// again at once; an idle pass only reads.
-async fn announce_deadlines(state: AppState, mut stop: watch::Receiver<bool>) {
-    let every = Duration::from_secs(state.config.deadline_sweep_secs.max(1));
+/// Runs `pass` after each `every` (a process starting waits one too), or again at once after a
+/// pass that answers `true` (it did a full batch, so more may be waiting), until `stop` turns.
+/// A failed pass is logged as `what` and tried again after the interval.
+async fn in_batches<F, Fut>(
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+    what: &'static str,
+    mut pass: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = crate::error::ApiResult<bool>>,
+{
     let mut busy = false;
     loop {
-        // A pass after each interval (not at start: a process starting waits one, as any pass
-        // does), or at once after a full batch.
         if !busy {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = stop.changed() => return,
             }
         }
-        let pass = async {
-            let journeys = journeys::announce_deadlines(&state).await?;
-            let reminded = approvals::send_reminders(&state).await?;
-            Ok::<_, crate::error::ApiError>((journeys, reminded))
-        };
-        busy = match pass.await {
-            Ok((journeys, reminded)) => {
-                if journeys + reminded > 0 {
-                    tracing::info!(journeys, reminded, "deadlines announced");
-                }
-                journeys >= journeys::DEADLINE_BATCH || reminded >= approvals::REMINDER_BATCH
-            }
-            Err(e) => {
-                tracing::warn!(code = e.code, detail = %e.detail, "deadline sweep failed; will retry");
-                false
-            }
-        };
+        busy = pass().await.unwrap_or_else(|e| {
+            tracing::warn!(code = e.code, detail = %e.detail, "{what} failed; will retry");
+            false
+        });
         if *stop.borrow() {
             return;
         }
     }
 }
 
-/// Folds journeys' starts and ends into the SLA figures, as often as deadlines are swept; a
-/// full batch runs again at once.
-async fn fold_sla_figures(state: AppState, mut stop: watch::Receiver<bool>) {
+/// Journeys' passed deadlines, then approvals' reminders; an idle pass only reads.
+async fn announce_deadlines(state: AppState, stop: watch::Receiver<bool>) {
     let every = Duration::from_secs(state.config.deadline_sweep_secs.max(1));
-    let mut busy = false;
-    loop {
-        if !busy {
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = stop.changed() => return,
-            }
+    in_batches(every, stop, "deadline sweep", || async {
+        let journeys = journeys::announce_deadlines(&state).await?;
+        let reminded = approvals::send_reminders(&state).await?;
+        if journeys + reminded > 0 {
+            tracing::info!(journeys, reminded, "deadlines announced");
         }
-        busy = match journeys::fold_sla_figures(&state).await {
-            Ok(n) => n >= journeys::FOLD_BATCH,
-            Err(e) => {
-                tracing::warn!(code = e.code, detail = %e.detail, "SLA figures fold failed; will retry");
-                false
-            }
-        };
-        if *stop.borrow() {
-            return;
-        }
-    }
+        Ok(journeys >= journeys::DEADLINE_BATCH || reminded >= approvals::REMINDER_BATCH)
+    })
+    .await
+}
+
+/// Folds journeys' starts and ends into the SLA figures, as often as deadlines are swept.
+async fn fold_sla_figures(state: AppState, stop: watch::Receiver<bool>) {
+    let every = Duration::from_secs(state.config.deadline_sweep_secs.max(1));
+    in_batches(every, stop, "SLA figures fold", || async {
+        Ok(journeys::fold_sla_figures(&state).await? >= journeys::FOLD_BATCH)
+    })
+    .await
 }
 
 async fn sweep_idle_sessions(state: AppState, mut stop: watch::Receiver<bool>) {
