@@ -335,7 +335,9 @@ pub struct StepApproval<'a> {
     pub approvers: &'a [String],
     /// Otherwise every user holding this role may decide; the first decision decides.
     pub role: Option<&'a str>,
-    pub timeout_hours: Option<crate::bounded::Hours>,
+    /// When the request expires: the step's deadline, as the journey computed it (its
+    /// `timeoutHours`, in the tenant's business calendar if it has one); `None`: never.
+    pub expires_at: Option<i64>,
     /// The journey's context; its `requestedAmount` is the amount under approval.
     pub context: &'a Value,
     /// The maker: never among the approvers.
@@ -419,9 +421,7 @@ pub async fn open_for_step(
         .to_string(),
         amount,
         currency,
-        expires_at: step
-            .timeout_hours
-            .map(|h| crate::time::later(now, h.duration())),
+        expires_at: step.expires_at,
         status: ApprovalStatus::Requested.as_str().to_owned(),
         journey_id: Some(step.journey_id.to_owned()),
         step_id: Some(step.step_id.to_owned()),

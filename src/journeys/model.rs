@@ -113,7 +113,8 @@ pub struct StepDef {
     pub required: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// Hours the step may take; on an `approval` step, its request expires after them.
+    /// Hours the step may take once current (working hours, under a business calendar): then
+    /// `omni.journey.step_overdue`. On an `approval` step, its request also expires after them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_hours: Option<Hours>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -559,12 +559,13 @@ async fn open_step_approval(
             step_index: p.current as i64,
             approvers: &step.approvers,
             role: step.approval_role_required.as_deref(),
-            timeout_hours: step.timeout_hours,
+            expires_at: loaded.row.deadlines.step_due_at,
             context: &context,
             requested_by: requester.0,
             requested_by_type: requester.1,
         },
-        app.db.now_ms(),
+        // Part of the journey's change: made at its time, expiring at its step's deadline.
+        loaded.row.updated_at,
     )
     .await
 }

@@ -44,13 +44,16 @@ pub struct CreateTemplate {
     pub category: Option<String>,
     pub steps: Vec<StepDef>,
     pub estimated_duration_days: Option<Days>,
+    /// The journeys' SLA: due this many hours after they start, unless given a `dueAt`
+    /// (working hours, under a business calendar: docs/sla.md).
     pub sla_hours: Option<Hours>,
     /// Defaults to `active`, so the template can start journeys at once; send `draft` to
     /// prepare one first.
     pub status: Option<TemplateStatus>,
 }
 
-/// Body of `PATCH /templates/{id}`: any subset of the fields. New steps make a new version.
+/// Body of `PATCH /templates/{id}`: any subset of the fields. New steps or a new `slaHours`
+/// make a new version.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateTemplate {
@@ -59,6 +62,8 @@ pub struct UpdateTemplate {
     pub category: Option<String>,
     pub steps: Option<Vec<StepDef>>,
     pub estimated_duration_days: Option<Days>,
+    /// A new SLA for journeys started from now on (a new version); journeys under way keep
+    /// theirs.
     pub sla_hours: Option<Hours>,
     pub status: Option<TemplateStatus>,
 }

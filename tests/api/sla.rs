@@ -964,21 +964,33 @@ async fn a_templates_new_sla_is_a_new_version_that_only_new_journeys_run_by() {
     template(&app, "tmpl_account", Some(10), None).await;
     let before = journey(&app, "tmpl_account", json!({})).await;
     let (s, res) = app
-        .patch("/api/v1/omni/templates/tmpl_account", &json!({ "slaHours": 20 }))
+        .patch(
+            "/api/v1/omni/templates/tmpl_account",
+            &json!({ "slaHours": 20 }),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{res}");
     assert_eq!(res["data"]["version"], 2);
     // This process last saw version 1: the new journey is written on version 2 all the same.
     let after = journey(&app, "tmpl_account", json!({})).await;
     assert_eq!(after["templateVersion"], 2);
-    assert_eq!(ms(&after["sla"]["dueAt"]), ms(&after["createdAt"]) + 20 * 3_600_000);
+    assert_eq!(
+        ms(&after["sla"]["dueAt"]),
+        ms(&after["createdAt"]) + 20 * 3_600_000
+    );
     let again = get(&app, before["id"].as_str().unwrap()).await;
     assert_eq!(again["templateVersion"], 1);
     assert_eq!(again["sla"]["dueAt"], before["sla"]["dueAt"]);
-    assert_eq!(ms(&before["sla"]["dueAt"]), ms(&before["createdAt"]) + 10 * 3_600_000);
+    assert_eq!(
+        ms(&before["sla"]["dueAt"]),
+        ms(&before["createdAt"]) + 10 * 3_600_000
+    );
     // A change that is not of steps or SLA makes no version.
     let (_, res) = app
-        .patch("/api/v1/omni/templates/tmpl_account", &json!({ "name": "Current account" }))
+        .patch(
+            "/api/v1/omni/templates/tmpl_account",
+            &json!({ "name": "Current account" }),
+        )
         .await;
     assert_eq!(res["data"]["version"], 2);
 }

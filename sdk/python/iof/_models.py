@@ -3123,7 +3123,8 @@ class UnifiedProfile(BaseModel):
 
 class UpdateTemplate(BaseModel):
     """
-    Body of `PATCH /templates/{id}`: any subset of the fields. New steps make a new version.
+    Body of `PATCH /templates/{id}`: any subset of the fields. New steps or a new `slaHours`
+    make a new version.
     """
 
     model_config = ConfigDict(

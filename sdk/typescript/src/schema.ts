@@ -3475,7 +3475,10 @@ export interface components {
             eventTypes?: string[] | null;
             url?: string | null;
         };
-        /** @description Body of `PATCH /templates/{id}`: any subset of the fields. New steps make a new version. */
+        /**
+         * @description Body of `PATCH /templates/{id}`: any subset of the fields. New steps or a new `slaHours`
+         *     make a new version.
+         */
         UpdateTemplate: {
             category?: string | null;
             description?: string | null;
