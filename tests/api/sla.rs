@@ -994,3 +994,37 @@ async fn a_templates_new_sla_is_a_new_version_that_only_new_journeys_run_by() {
         .await;
     assert_eq!(res["data"]["version"], 2);
 }
+
+#[tokio::test]
+async fn an_approval_steps_request_expires_at_its_steps_deadline_in_working_hours() {
+    let app = TestApp::spawn().await;
+    let (s, res) = app
+        .put(
+            "/api/v1/omni/sla/policy",
+            &json!({ "calendar": { "timeZone": "UTC", "workingHours": [
+                { "days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00" }
+            ] } }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{res}");
+    let (s, res) = app
+        .post(
+            "/api/v1/omni/templates",
+            &json!({ "id": "tmpl_credit", "name": "Credit", "steps": [
+                { "id": "step_committee", "name": "Committee", "type": "approval", "order": 1,
+                  "approvers": ["usr_credit_001"], "timeoutHours": 10 }
+            ] }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{res}");
+    app.advance_past(&omnirail::time::to_rfc3339(next(&app, Weekday::Fri, 13)));
+    let j = journey(&app, "tmpl_credit", json!({})).await;
+    // Friday's last four hours, then six on Monday.
+    let due = ms(&j["sla"]["stepDueAt"]);
+    let monday = Utc.timestamp_millis_opt(due).unwrap();
+    assert_eq!(monday.weekday(), Weekday::Mon, "{}", j["sla"]);
+    assert!(due - ms(&j["createdAt"]) > 60 * 3_600_000, "{}", j["sla"]);
+    let approval = j["currentStep"]["approvalId"].as_str().unwrap();
+    let (_, a) = app.get(&format!("/api/v1/omni/approvals/{approval}")).await;
+    assert_eq!(a["data"]["expiresAt"], j["sla"]["stepDueAt"], "{a}");
+}
