@@ -37,6 +37,8 @@ def scripted(*answers: httpx.Response) -> tuple[iof.IOFClient, list[httpx.Reques
 
 JOURNEY = {"id": "jrn_1", "templateId": "t", "templateVersion": 1, "customerId": "c", "status": "created",
            "channel": "web", "priority": "normal", "currentStepIndex": 0, "totalSteps": 1, "completedSteps": 0,
+           "sla": {"dueAt": None, "atRiskAt": None, "status": "none", "breachedAt": None, "stepDueAt": None,
+                   "stepOverdue": False},
            "createdAt": "2024-01-15T10:30:00Z", "updatedAt": "2024-01-15T10:30:00Z"}
 
 
