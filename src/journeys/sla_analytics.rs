@@ -539,7 +539,9 @@ async fn sla_report(
             },
         )
         .collect();
-    let teams = if by_team {
+    // Teams are looked up when grouped or filtered by them.
+    let teams_matter = by_team || q.team_id.is_some();
+    let teams = if teams_matter {
         let users: Vec<&str> = open
             .iter()
             .filter(|o| o.1.as_deref() != Some("team"))
@@ -552,24 +554,24 @@ async fn sla_report(
     let mut counts_now: BTreeMap<(Option<String>, Option<String>), (i64, i64)> = BTreeMap::new();
     for (template, kind, assignee, at_risk, breached) in open {
         let mut groups: Vec<Option<String>> = Vec::new();
-        if by_team {
-            match (kind.as_deref(), assignee) {
-                (Some("team"), Some(team)) => groups.push(Some(team)),
-                (_, Some(user)) => match teams.get(&user) {
-                    Some(ts) => groups.extend(ts.iter().cloned().map(Some)),
-                    None => groups.push(None),
-                },
-                _ => groups.push(None),
-            }
-        } else {
-            groups.push(None);
+        match (kind.as_deref(), assignee) {
+            _ if !teams_matter => groups.push(None),
+            (Some("team"), Some(team)) => groups.push(Some(team)),
+            (_, Some(user)) => match teams.get(&user) {
+                Some(ts) => groups.extend(ts.iter().cloned().map(Some)),
+                None => groups.push(None),
+            },
+            _ => groups.push(None),
         }
         for team in groups {
             if q.team_id.is_some() && team.as_deref() != q.team_id.as_deref() {
                 continue;
             }
             let c = counts_now
-                .entry((by_template.then(|| template.clone()), team))
+                .entry((
+                    by_template.then(|| template.clone()),
+                    team.filter(|_| by_team),
+                ))
                 .or_default();
             c.0 += at_risk;
             c.1 += breached;

@@ -904,6 +904,16 @@ async fn sla_figures_per_template_team_and_day_match_a_count_of_the_journeys() {
         res["data"]["now"],
         json!([{ "templateId": null, "teamId": "team_sme", "atRisk": 0, "breached": 1 }])
     );
+    // One team's, per template; another team has none.
+    let (_, res) = app.get("/api/v1/omni/analytics/sla?teamId=team_sme").await;
+    assert_eq!(
+        res["data"]["now"],
+        json!([{ "templateId": "tmpl_a", "teamId": null, "atRisk": 0, "breached": 1 }])
+    );
+    let (_, res) = app
+        .get("/api/v1/omni/analytics/sla?teamId=team_retail")
+        .await;
+    assert_eq!(res["data"]["now"], json!([]));
 }
 
 #[tokio::test]
