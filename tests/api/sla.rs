@@ -1038,3 +1038,108 @@ async fn an_approval_steps_request_expires_at_its_steps_deadline_in_working_hour
     let (_, a) = app.get(&format!("/api/v1/omni/approvals/{approval}")).await;
     assert_eq!(a["data"]["expiresAt"], j["sla"]["stepDueAt"], "{a}");
 }
+
+/// Migration 0018's additions, taken away again: a store as an earlier version left it.
+const BEFORE_0018: &str = "
+DROP INDEX journeys_next_deadline;
+DROP INDEX journeys_unfolded;
+DROP INDEX journeys_open_sla;
+ALTER TABLE journeys DROP COLUMN step_started_at;
+ALTER TABLE journeys DROP COLUMN sla_due_at;
+ALTER TABLE journeys DROP COLUMN sla_at_risk_at;
+ALTER TABLE journeys DROP COLUMN step_due_at;
+ALTER TABLE journeys DROP COLUMN at_risk_fired;
+ALTER TABLE journeys DROP COLUMN breach_fired;
+ALTER TABLE journeys DROP COLUMN step_overdue_fired;
+ALTER TABLE journeys DROP COLUMN next_deadline_at;
+ALTER TABLE journeys DROP COLUMN sla_folded;
+ALTER TABLE approvals DROP COLUMN reminded_at;
+ALTER TABLE journey_template_versions DROP COLUMN sla_hours;
+DROP TABLE sla_policies;
+DROP TABLE sla_figures;
+DROP TABLE sla_durations;
+DELETE FROM _sqlx_migrations WHERE version = 18";
+
+#[tokio::test]
+async fn migrating_stored_journeys_gives_them_the_deadlines_the_server_would_have() {
+    let app = TestApp::spawn().await;
+    let (s, res) = app
+        .post(
+            "/api/v1/omni/templates",
+            &json!({ "id": "tmpl_m", "name": "M", "slaHours": 48, "steps": [
+                { "id": "a", "name": "A", "type": "form", "order": 1, "timeoutHours": 5 },
+                { "id": "b", "name": "B", "type": "form", "order": 2, "timeoutHours": 7 },
+                { "id": "c", "name": "C", "type": "form", "order": 3 }
+            ] }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{res}");
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(
+            journey(&app, "tmpl_m", json!({})).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    app.advance(Duration::from_secs(60));
+    app.pass_steps(&ids[1], &["a"]).await;
+    let (s, res) = app
+        .post(
+            &format!("/api/v1/omni/journeys/{}/advance", ids[2]),
+            &json!({ "completedStepId": "a", "stepOutcome": "failed" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{res}");
+    // One due long ago: past its due time when the migration runs.
+    let (s, res) = app
+        .post(
+            &format!("/api/v1/omni/journeys/{}/assign", ids[3]),
+            &json!({ "assigneeId": "usr_rm_002", "dueAt": "2024-01-25T17:00:00Z" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{res}");
+    let mut before = Vec::new();
+    for id in &ids {
+        before.push(get(&app, id).await["sla"].clone());
+    }
+    for statement in BEFORE_0018.split(';') {
+        sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+            .execute(app.db.reader())
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    let applied = app.db.migrate().await.unwrap();
+    assert_eq!(applied, vec!["0018 deadlines".to_owned()]);
+    for (id, sla) in ids.iter().zip(&before) {
+        assert_eq!(&get(&app, id).await["sla"], sla, "{id}");
+    }
+    assert_eq!(before[3]["status"], "breached");
+    // A deadline past before the migration is not announced after it; the others still are.
+    assert_eq!(another_pass(&app).await, 0);
+    assert!(
+        events(&app, &ids[3], "omni.journey.sla_breached")
+            .await
+            .is_empty()
+    );
+    app.advance(Duration::from_secs(6 * HOUR));
+    another_pass(&app).await;
+    let overdue = events(&app, &ids[0], "omni.journey.step_overdue").await;
+    assert_eq!(overdue.len(), 1);
+    assert_eq!(overdue[0]["deadline"], before[0]["stepDueAt"]);
+    // And the SLA figures are folded from the journeys already stored.
+    while omnirail::journeys::fold_sla_figures(&app.state())
+        .await
+        .unwrap()
+        > 0
+    {}
+    let (_, res) = app.get("/api/v1/omni/analytics/sla?period=month").await;
+    let started: i64 = res["data"]["periods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["started"].as_i64().unwrap())
+        .sum();
+    assert_eq!(started, 4, "{res}");
+}
