@@ -547,6 +547,33 @@ pub async fn names(
     Ok(out)
 }
 
+/// The teams of each of `users` who is in any, in team id order.
+pub async fn teams_of(
+    conn: &mut Conn,
+    tenant: &str,
+    users: &[&str],
+) -> Result<HashMap<String, Vec<String>>, StoreError> {
+    let mut users: Vec<&str> = users.to_vec();
+    users.sort_unstable();
+    users.dedup();
+    let mut pairs = Vec::new();
+    for chunk in users.chunks(500) {
+        // Only placeholders are generated; every value is bound.
+        let placeholders: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT user_id, team_id FROM team_members WHERE tenant_id = $1 AND user_id IN ({}) \
+             ORDER BY team_id",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql)).bind(tenant);
+        for u in chunk {
+            q = q.bind(*u);
+        }
+        pairs.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok(group(pairs))
+}
+
 /// The managers of an assignee: the members of the team (for a team), or of the user's teams
 /// (for a user), who hold the role `manager`; the user themself excluded. In id order.
 pub async fn managers_of(

@@ -168,9 +168,10 @@ async fn announce(
         }
     }
     let mut policy = PolicyOnce::new(tenant);
+    let mut managers = Managers::default();
     for (trigger, deadline) in triggers {
         let deadline = deadline.unwrap_or(now);
-        record_deadline(conn, tenant, &loaded, trigger, deadline, now).await?;
+        record_deadline(conn, tenant, &loaded, &mut managers, trigger, deadline, now).await?;
         let policy = policy.get(conn).await?;
         let escalations: Vec<_> = policy
             .escalations_for(trigger, &loaded.row.template_id)
@@ -183,6 +184,7 @@ async fn announce(
                 conn,
                 tenant,
                 &mut loaded,
+                &mut managers,
                 trigger,
                 deadline,
                 &rule,
@@ -204,6 +206,7 @@ async fn record_deadline(
     conn: &mut Conn,
     tenant: &str,
     loaded: &Loaded,
+    managers: &mut Managers,
     trigger: Trigger,
     deadline: i64,
     now: i64,
@@ -238,7 +241,7 @@ async fn record_deadline(
     {
         metadata["stepId"] = json!(s.id);
     }
-    let managers = managers(conn, tenant, loaded).await?;
+    let managers = managers.of(conn, tenant, loaded).await?;
     record_change(
         conn,
         tenant,
@@ -260,13 +263,34 @@ fn at(t: Option<i64>) -> String {
     t.map_or_else(|| "-".to_owned(), to_rfc3339)
 }
 
-/// The managers of the journey's assignee.
-async fn managers(conn: &mut Conn, tenant: &str, loaded: &Loaded) -> ApiResult<Vec<String>> {
-    let Some(assignee) = loaded.row.assignee_id.as_deref() else {
-        return Ok(Vec::new());
-    };
-    let team = loaded.row.assignee_type.as_deref() == Some(AssigneeType::Team.as_str());
-    Ok(directory::store::managers_of(conn, tenant, assignee, team).await?)
+/// The managers of the journey's assignee, read once per assignee while its deadlines are
+/// announced (an escalation that reassigns it makes them another's).
+#[derive(Default)]
+struct Managers(Option<(Option<String>, Vec<String>)>);
+
+impl Managers {
+    async fn of(
+        &mut self,
+        conn: &mut Conn,
+        tenant: &str,
+        loaded: &Loaded,
+    ) -> ApiResult<Vec<String>> {
+        let assignee = loaded.row.assignee_id.clone();
+        if let Some((of, managers)) = &self.0
+            && *of == assignee
+        {
+            return Ok(managers.clone());
+        }
+        let managers = match assignee.as_deref() {
+            None => Vec::new(),
+            Some(id) => {
+                let team = loaded.row.assignee_type.as_deref() == Some(AssigneeType::Team.as_str());
+                directory::store::managers_of(conn, tenant, id, team).await?
+            }
+        };
+        self.0 = Some((assignee, managers.clone()));
+        Ok(managers)
+    }
 }
 
 /// Applies one escalation rule and records `omni.journey.escalated` with its reason and what
@@ -277,6 +301,7 @@ async fn escalate(
     conn: &mut Conn,
     tenant: &str,
     loaded: &mut Loaded,
+    managers: &mut Managers,
     trigger: Trigger,
     deadline: i64,
     rule: &sla::Escalation,
@@ -316,7 +341,7 @@ async fn escalate(
         save(conn, tenant, loaded, now).await?;
     }
     let managers = if notify_managers {
-        managers(conn, tenant, loaded).await?
+        managers.of(conn, tenant, loaded).await?
     } else {
         Vec::new()
     };

@@ -27,6 +27,7 @@ use crate::AppState;
 use crate::analytics::{DAY_MS, Window, WindowQuery, day_of};
 use crate::api::{ApiQuery, Data, data};
 use crate::auth::Tenant;
+use crate::directory;
 use crate::error::{ApiError, ApiResult, FieldError, ProblemDoc, StoreError};
 use crate::store::Conn;
 use crate::store::dialect::RowLock;
@@ -205,31 +206,18 @@ async fn teams_of_users(
     conn: &mut Conn,
     rows: &[Unfolded],
 ) -> Result<HashMap<(String, String), Vec<String>>, StoreError> {
-    let mut out: HashMap<(String, String), Vec<String>> = HashMap::new();
     let mut by_tenant: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for j in rows {
         if j.assignee_type.as_deref() != Some("team")
             && let Some(user) = j.assignee_id.as_deref()
         {
-            let users = by_tenant.entry(&j.tenant_id).or_default();
-            if !users.contains(&user) {
-                users.push(user);
-            }
+            by_tenant.entry(&j.tenant_id).or_default().push(user);
         }
     }
+    let mut out = HashMap::new();
     for (tenant, users) in by_tenant {
-        let marks: Vec<String> = (0..users.len()).map(|i| format!("${}", i + 2)).collect();
-        let sql = format!(
-            "SELECT user_id, team_id FROM team_members WHERE tenant_id = $1 AND user_id IN ({}) \
-             ORDER BY team_id",
-            marks.join(", ")
-        );
-        let mut q = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql)).bind(tenant);
-        for u in &users {
-            q = q.bind(*u);
-        }
-        for (user, team) in q.fetch_all(&mut *conn).await? {
-            out.entry((tenant.to_owned(), user)).or_default().push(team);
+        for (user, teams) in directory::store::teams_of(conn, tenant, &users).await? {
+            out.insert((tenant.to_owned(), user), teams);
         }
     }
     Ok(out)
@@ -547,7 +535,8 @@ async fn sla_report(
             .filter(|o| o.1.as_deref() != Some("team"))
             .filter_map(|o| o.2.as_deref())
             .collect();
-        filter.teams_of(pool, &users).await?
+        let mut conn = app.db.read_conn().await?;
+        directory::store::teams_of(&mut conn, &tenant.id, &users).await?
     } else {
         HashMap::new()
     };
@@ -717,32 +706,6 @@ impl Filter<'_> {
         .bind(self.template)
         .fetch_all(pool)
         .await?)
-    }
-
-    /// The teams of `users`.
-    async fn teams_of(
-        &self,
-        pool: &AnyPool,
-        users: &[&str],
-    ) -> Result<HashMap<String, Vec<String>>, StoreError> {
-        let mut out: HashMap<String, Vec<String>> = HashMap::new();
-        for chunk in users.chunks(500) {
-            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-            let sql = format!(
-                "SELECT user_id, team_id FROM team_members WHERE tenant_id = $1 \
-                 AND user_id IN ({}) ORDER BY team_id",
-                marks.join(", ")
-            );
-            let mut q =
-                sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql)).bind(self.tenant);
-            for u in chunk {
-                q = q.bind(*u);
-            }
-            for (user, team) in q.fetch_all(pool).await? {
-                out.entry(user).or_default().push(team);
-            }
-        }
-        Ok(out)
     }
 }
 

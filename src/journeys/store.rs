@@ -1,6 +1,7 @@
 //! SQL for templates and journeys. Every statement is scoped by tenant.
 
 use crate::store::Conn;
+use crate::store::dialect::RowLock;
 use sqlx::{Any, AnyPool, Executor};
 
 use super::model::StepDef;
@@ -587,21 +588,23 @@ pub async fn deadlines_due(
 }
 
 /// Locks the journey for the rest of the transaction and reads it as it now stands (a
-/// concurrent change's result, once that commits), without changing it.
+/// concurrent change's result, once that commits), without changing it: `FOR UPDATE` on
+/// PostgreSQL; SQLite's write transaction already holds the only writer.
 pub async fn lock_journey(
     conn: &mut Conn,
     tenant: &str,
     id: &str,
 ) -> Result<Option<JourneyRow>, StoreError> {
-    Ok(sqlx::query_as(concat!(
-        "UPDATE journeys SET next_deadline_at = next_deadline_at WHERE tenant_id = $1 AND id = $2 \
-         RETURNING ",
-        journey_columns!()
-    ))
-    .bind(tenant)
-    .bind(id)
-    .fetch_optional(conn)
-    .await?)
+    let sql = format!(
+        "SELECT {} FROM journeys WHERE tenant_id = $1 AND id = $2{}",
+        journey_columns!(),
+        RowLock::Update.for_conn(conn)
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
 }
 
 /// Stores which deadlines were announced, and the next one pending.
