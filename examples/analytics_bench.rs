@@ -90,6 +90,7 @@ async fn change(
     calls::within(
         Some(channel),
         None,
+        None,
         events::record(
             tx,
             NewEvent {
@@ -209,7 +210,7 @@ async fn seed(database_url: String, customers: usize) {
         customers * 50,
         started.elapsed().as_secs_f64()
     );
-    let key = omnirail::auth::create_key(&db, &tenant, Some("bench"))
+    let key = omnirail::keys::create_key(&db, &tenant, Some("bench"))
         .await
         .expect("key")
         .secret;

@@ -150,7 +150,7 @@ async fn seed(database_url: String, big: usize, customers: usize, per_customer: 
         customers * per_customer,
         started.elapsed().as_secs_f64()
     );
-    let key = omnirail::auth::create_key(&db, &tenant, Some("bench"))
+    let key = omnirail::keys::create_key(&db, &tenant, Some("bench"))
         .await
         .expect("key")
         .secret;

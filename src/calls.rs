@@ -35,7 +35,13 @@ struct Call {
     after: std::cell::RefCell<Vec<fn()>>,
     /// The person the call's actor token proves, if it carries one.
     actor: Option<Arc<ProvenActor>>,
+    /// The API key that made the call, by id; `None` for a session token or the console.
+    key_id: Option<String>,
 }
+
+/// The API key a call is made with, by id: `auth` puts it on the request it authenticated.
+#[derive(Debug, Clone)]
+pub struct CallKey(pub String);
 
 /// Runs the call in its scope; an `X-Omni-Channel` that names no channel is 422.
 pub async fn middleware(req: Request, next: Next) -> Response {
@@ -48,14 +54,16 @@ pub async fn middleware(req: Request, next: Next) -> Response {
         },
     };
     let actor = req.extensions().get::<Actor>().and_then(|a| a.0.clone());
-    within(stated, actor, next.run(req)).await
+    let key_id = req.extensions().get::<CallKey>().map(|k| k.0.clone());
+    within(stated, actor, key_id, next.run(req)).await
 }
 
 /// Runs `work` as one API call made through `stated` (if it states a channel), by `actor` (if
-/// a token proved one).
+/// a token proved one), with the API key `key_id` (if a key made it).
 pub async fn within<F: Future>(
     stated: Option<Channel>,
     actor: Option<Arc<ProvenActor>>,
+    key_id: Option<String>,
     work: F,
 ) -> F::Output {
     let call = Call {
@@ -64,6 +72,7 @@ pub async fn within<F: Future>(
         resolved: Cell::new(None),
         after: std::cell::RefCell::default(),
         actor,
+        key_id,
     };
     // Its answer waits for any change of another call it may have seen uncommitted.
     let (output, after) = crate::store::settled(CALL.scope(call, async {
@@ -107,6 +116,11 @@ pub(crate) fn proof_for(actor_id: Option<&str>) -> Option<String> {
     })
     .ok()
     .flatten()
+}
+
+/// The API key that made the call under way, by id: what its changes' events record.
+pub(crate) fn key_id() -> Option<String> {
+    CALL.try_with(|call| call.key_id.clone()).ok().flatten()
 }
 
 /// States the call's channel, as its body names it (this overrides the header).

@@ -9,9 +9,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
-use crate::auth;
 use crate::config::{Config, LogFormat, Overrides};
 use crate::store::Db;
+use crate::{auth, keys};
 
 #[derive(Debug, Parser)]
 #[command(name = "omnirail", version, about = "Omnichannel engagement engine")]
@@ -72,10 +72,18 @@ enum KeyCommand {
         tenant: String,
         #[arg(long)]
         name: Option<String>,
+        /// What the key may do, once per scope (`--scope journeys:write --scope
+        /// onboarding:write`): admin, full, read, <area>:read, <area>:write. Default: admin.
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// When the key stops working, RFC 3339 (`2027-06-30T00:00:00Z`); default: never.
+        #[arg(long, value_name = "TIME")]
+        expires: Option<String>,
     },
     /// Revoke an API key by its id (`key_...`).
     Revoke { key_id: String },
-    /// List a tenant's API keys (never the keys themselves): id, state, creation time, name.
+    /// List a tenant's API keys (never the keys themselves): id, state, creation time, scopes,
+    /// last use, name; tab-separated.
     List {
         #[arg(long, value_name = "TENANT_ID")]
         tenant: String,
@@ -189,17 +197,26 @@ async fn execute(command: Command, config: Config) -> Result<(), String> {
             {
                 return Err(format!("no tenant {tenant}"));
             }
-            for (id, name, created, revoked) in
-                auth::keys(&db, &tenant).await.map_err(|e| e.to_string())?
-            {
-                let state = match revoked {
-                    Some(at) => format!("revoked {}", crate::time::to_rfc3339(at)),
-                    None => "active".to_owned(),
+            let now = db.now_ms();
+            for key in keys::keys(&db, &tenant).await.map_err(|e| e.to_string())? {
+                let state = match (key.revoked_at, key.expires_at) {
+                    (Some(at), _) => format!("revoked {}", crate::time::to_rfc3339(at)),
+                    (None, Some(at)) if at <= now => {
+                        format!("expired {}", crate::time::to_rfc3339(at))
+                    }
+                    (None, Some(at)) => format!("active until {}", crate::time::to_rfc3339(at)),
+                    (None, None) => "active".to_owned(),
                 };
+                let last_use = key.last_used_at.map_or_else(
+                    || "never used".to_owned(),
+                    |at| format!("used {}", crate::time::to_rfc3339(at)),
+                );
                 println!(
-                    "{id}\t{state}\t{}\t{}",
-                    crate::time::to_rfc3339(created),
-                    name.unwrap_or_default()
+                    "{}\t{state}\t{}\t{}\t{last_use}\t{}",
+                    key.id,
+                    crate::time::to_rfc3339(key.created_at),
+                    key.scopes,
+                    key.name.unwrap_or_default()
                 );
             }
             Ok(())
@@ -235,15 +252,47 @@ async fn execute(command: Command, config: Config) -> Result<(), String> {
             Ok(())
         }
         Command::Key {
-            command: KeyCommand::Create { tenant, name },
+            command:
+                KeyCommand::Create {
+                    tenant,
+                    name,
+                    scopes,
+                    expires,
+                },
         } => {
+            let scopes = if scopes.is_empty() {
+                auth::scopes::Scopes::ADMIN
+            } else {
+                auth::scopes::Scopes::parse(scopes.iter().map(String::as_str)).map_err(|s| {
+                    format!(
+                        "no scope {s}; one of: {}",
+                        auth::scopes::every_scope().join(", ")
+                    )
+                })?
+            };
+            let expires_at = match expires.as_deref() {
+                None => None,
+                Some(text) => match crate::time::parse_rfc3339(text) {
+                    Some(at) if at > db.now_ms() => Some(at),
+                    Some(_) => return Err("--expires must be in the future".into()),
+                    None => {
+                        return Err("--expires must be RFC 3339, e.g. 2027-06-30T00:00:00Z".into());
+                    }
+                },
+            };
             if !auth::tenant_exists(&db, &tenant)
                 .await
                 .map_err(|e| e.to_string())?
             {
                 return Err(format!("no tenant {tenant}"));
             }
-            let key = auth::create_key(&db, &tenant, name.as_deref())
+            let new = keys::NewKey {
+                name: name.as_deref(),
+                scopes,
+                expires_at,
+                created_by: None,
+            };
+            let key = keys::issue(&db, &tenant, &new)
                 .await
                 .map_err(|e| e.to_string())?;
             println!("key id {} (use it to revoke); the key, shown once:", key.id);
@@ -253,7 +302,7 @@ async fn execute(command: Command, config: Config) -> Result<(), String> {
         Command::Key {
             command: KeyCommand::Revoke { key_id },
         } => {
-            if auth::revoke_key(&db, &key_id)
+            if keys::revoke_key(&db, &key_id)
                 .await
                 .map_err(|e| e.to_string())?
             {
@@ -277,7 +326,7 @@ async fn serve(db: Db, config: Config) -> Result<(), String> {
     let listener = TcpListener::bind(&config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    if let Some((tenant, key)) = auth::bootstrap(&db).await.map_err(|e| e.to_string())? {
+    if let Some((tenant, key)) = keys::bootstrap(&db).await.map_err(|e| e.to_string())? {
         println!(
             "Created tenant {tenant} with its first API key, key id {} (revoke it with \
              `omnirail key revoke {}`); the key, shown once, keep it:",

@@ -188,16 +188,34 @@ impl Idem {
     pub async fn commit<T: Serialize>(
         self,
         db: &Db,
-        mut tx: Tx,
+        tx: Tx,
         status: StatusCode,
         body: &T,
     ) -> ApiResult<Response> {
-        let bytes = serde_json::to_vec(body).map_err(|e| {
-            tracing::error!(error = %e, "response did not serialize");
-            ApiError::internal()
-        })?;
+        self.commit_apart(db, tx, status, body, body).await
+    }
+
+    /// As [`Idem::commit`], recording `stored` (the answer without a secret it shows once)
+    /// and answering `shown`: a retry replays the answer without the secret, which is never
+    /// stored.
+    pub async fn commit_apart<T: Serialize, U: Serialize>(
+        self,
+        db: &Db,
+        mut tx: Tx,
+        status: StatusCode,
+        shown: &T,
+        stored: &U,
+    ) -> ApiResult<Response> {
+        let to_vec = |body: Result<Vec<u8>, serde_json::Error>| {
+            body.map_err(|e| {
+                tracing::error!(error = %e, "response did not serialize");
+                ApiError::internal()
+            })
+        };
+        let bytes = to_vec(serde_json::to_vec(shown))?;
         if let Some(idem) = &self.0 {
-            let text = String::from_utf8_lossy(&bytes);
+            let stored = to_vec(serde_json::to_vec(stored))?;
+            let text = String::from_utf8_lossy(&stored);
             let stored = sqlx::query(
                 "INSERT INTO idempotency_keys
                      (tenant_id, idem_key, request_hash, status_code, response_body, created_at)

@@ -26,6 +26,7 @@ pub mod idempotency;
 pub mod identity;
 pub mod ids;
 pub mod journeys;
+pub mod keys;
 pub mod limits;
 pub mod money;
 pub mod notifications;
@@ -86,6 +87,8 @@ pub struct App {
     pub config: Arc<Config>,
     pub versions: Arc<journeys::VersionCache>,
     pub keys: Arc<auth::key_cache::KeyCache>,
+    /// When each API key was last used, as this node last wrote it.
+    pub key_use: Arc<auth::last_use::LastUse>,
     pub users: Arc<store::known::KnownIds>,
     pub customers: Arc<store::known::KnownIds>,
     /// The event streams waiting in this process.
@@ -195,6 +198,7 @@ impl App {
             config: Arc::new(config),
             versions: Arc::new(journeys::VersionCache::new(10_000)),
             keys: Arc::default(),
+            key_use: Arc::default(),
             users: Arc::new(store::known::KnownIds::new(100_000)),
             customers: Arc::new(store::known::KnownIds::new(100_000)),
             streams: Arc::default(),
@@ -234,6 +238,7 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
                 .merge(notifications::router())
                 .merge(webhooks::router())
                 .merge(sla::router())
+                .merge(keys::routes::router())
                 .merge(streams::omni_router()),
         )
         .nest(

@@ -40,6 +40,7 @@ use crate::error::PROBLEM_JSON;
         (name = "Staff directory", description = "Users with their roles and teams: who may approve and assign"),
         (name = "Staff identity", description = "The tenant's OpenID Connect provider, whose access tokens prove the person behind a call (actor tokens)"),
         (name = "Webhooks", description = "Signed messages (Standard Webhooks) for every event, to the tenant's endpoints: delivery with retries, attempts, replay and statistics"),
+        (name = "API keys", description = "The tenant's API keys: create with scopes and an expiry, list with their last use, revoke (keys holding `admin`)"),
         (name = "Operations", description = "Health and readiness probes"),
     )
 )]
@@ -110,6 +111,9 @@ fn complete(doc: &mut utoipa::openapi::OpenApi) {
             };
             if let Some(op) = op {
                 complete_operation(op, &method, rail);
+                if rail.takes_api_key() {
+                    add_scope(op, &method, path);
+                }
             }
         }
     }
@@ -395,6 +399,37 @@ fn complete_operation(op: &mut Operation, method: &HttpMethod, rail: Rail) {
 }
 
 /// Documents an error answer; a status documented already gains this description too.
+/// The scope a keyed operation needs, in its description and its 403.
+fn add_scope(op: &mut Operation, method: &HttpMethod, path: &str) {
+    let method = match method {
+        HttpMethod::Get => axum::http::Method::GET,
+        HttpMethod::Post => axum::http::Method::POST,
+        HttpMethod::Patch => axum::http::Method::PATCH,
+        HttpMethod::Put => axum::http::Method::PUT,
+        _ => axum::http::Method::DELETE,
+    };
+    let need = crate::auth::scopes::Need::of(&method, path);
+    let scope = need.scope();
+    let granted = if scope == "admin" {
+        "`admin`".to_owned()
+    } else {
+        format!("`{scope}`, `full` or `admin`")
+    };
+    let line = format!("Needs an API key with {granted}.");
+    op.description = Some(match op.description.take() {
+        Some(d) if !d.is_empty() => format!("{d}\n\n{line}"),
+        _ => line,
+    });
+    add_error(
+        op,
+        "403",
+        &format!(
+            "The API key's scopes do not include {granted} (`insufficient_scope`, with \
+             `requiredScope` and `grantedScopes`)"
+        ),
+    );
+}
+
 fn add_error(op: &mut Operation, status: &str, description: &str) {
     match op.responses.responses.get_mut(status) {
         Some(RefOr::T(existing)) => {

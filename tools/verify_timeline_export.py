@@ -21,14 +21,22 @@ def field(value):
 
 
 def link_hash(e):
-    # A link whose actor a token proved carries the proof and is hashed as v2 (docs/timeline.md).
+    # A link whose call carried an API key names the key and is hashed as v3, with the proof
+    # (or none) and then the key's id; else one whose actor a token proved carries the proof
+    # and is hashed as v2; else v1 (docs/timeline.md).
     proof = e.get("actorProof")
-    version = "omnirail.event.v1" if proof is None else "omnirail.event.v2"
+    key_id = e.get("keyId")
+    if key_id is not None:
+        version, extra = "omnirail.event.v3", [proof, key_id]
+    elif proof is not None:
+        version, extra = "omnirail.event.v2", [proof]
+    else:
+        version, extra = "omnirail.event.v1", []
     parts = [
         version, e["tenantId"], e["chainKey"], str(e["chainSeq"]), e["id"],
         e["eventType"], str(e["occurredAt"]), e["actorId"], e["channel"], e["summary"],
         e["metadata"], e["payload"],
-    ] + ([] if proof is None else [proof]) + [e["prevHash"]]
+    ] + extra + [e["prevHash"]]
     return hashlib.sha256(b"".join(field(p) for p in parts)).hexdigest()
 
 

@@ -23,7 +23,7 @@ pub async fn bench_tenant(database_url: String) -> (Db, String, String) {
     let tenant = omnirail::auth::create_tenant(&db, "Bench Bank")
         .await
         .unwrap();
-    let key = omnirail::auth::create_key(&db, &tenant, Some("bench"))
+    let key = omnirail::keys::create_key(&db, &tenant, Some("bench"))
         .await
         .unwrap();
     (db, tenant, key.secret)

@@ -211,6 +211,9 @@ mod tests {
         Tenant {
             id: "ten_1".into(),
             key_id: "key_1".into(),
+            scopes: crate::auth::scopes::Scopes::ADMIN,
+            api_key: true,
+            expires_at: None,
         }
     }
 

@@ -12,8 +12,10 @@
 //! proves on as `actor::Actor`.
 
 pub mod key_cache;
+pub mod last_use;
+pub mod scopes;
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::middleware::Next;
@@ -21,14 +23,43 @@ use axum::response::Response;
 
 use crate::AppState;
 use crate::error::{ApiError, StoreError};
-use crate::ids::{new_id, new_secret, sha256_hex};
+use crate::ids::{new_id, sha256_hex};
 use crate::store::Db;
+use scopes::{Need, Scopes};
 
-/// The tenant a request acts for, resolved from its API key.
+/// The tenant a request acts for, resolved from its credential: an API key, the console's
+/// sign-in, or a customer's session token.
 #[derive(Clone, Debug)]
 pub struct Tenant {
     pub id: String,
+    /// The credential's id: the key's (`key_...`), `console:<user>`, `onboarding:<id>`.
     pub key_id: String,
+    /// What the credential may do (`scopes`). The console's sign-in holds `full`; a
+    /// session token's routes are its own and check no scope.
+    pub scopes: Scopes,
+    /// Whether the credential is an API key, which events then name (`events.key_id`).
+    pub api_key: bool,
+    /// When the key stops working (ms since the epoch); `None`: never.
+    pub expires_at: Option<i64>,
+}
+
+impl Tenant {
+    /// A tenant reached by a credential other than an API key: the console's sign-in or a
+    /// session token, named `credential`.
+    pub fn without_key(id: String, credential: String) -> Self {
+        Self {
+            id,
+            key_id: credential,
+            scopes: Scopes::FULL,
+            api_key: false,
+            expires_at: None,
+        }
+    }
+
+    /// The API key's id when the credential is one.
+    pub fn api_key_id(&self) -> Option<&str> {
+        self.api_key.then_some(self.key_id.as_str())
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Tenant {
@@ -58,14 +89,20 @@ pub struct InProcess(pub Tenant);
 /// What every API key starts with.
 pub const KEY_PREFIX: &str = "omk_";
 
-/// Middleware for every `/api/v1` route: resolves the API key or answers 401, then counts the
-/// request against the key's rate (`limits`), over which it answers 429.
+/// Middleware for every route a key reaches: resolves the API key or answers 401 (an expired
+/// one too), counts the request against the key's rate (`limits`), over which it answers 429,
+/// and refuses with 403 `insufficient_scope` a call the key's scopes do not allow. It notes
+/// the key's use (`last_use`).
 pub async fn require_api_key(
     State(state): State<AppState>,
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     if let Some(InProcess(tenant)) = req.extensions_mut().remove::<InProcess>() {
+        let need = need(&req);
+        if !tenant.scopes.grant(need) {
+            return Err(insufficient_scope(need, tenant.scopes));
+        }
         req.extensions_mut().insert(tenant);
         return Ok(next.run(req).await);
     }
@@ -80,15 +117,29 @@ pub async fn require_api_key(
             tenant
         }
     };
+    let now = state.db.now_ms();
+    if tenant.expires_at.is_some_and(|at| at <= now) {
+        return Err(ApiError::unauthorized(
+            "api_key_expired",
+            "The API key has expired; ask an administrator of the tenant for a new one",
+        ));
+    }
     if let Some(limits) = &state.rate_limits {
         limits
             .check(&tenant.key_id)
             .map_err(crate::limits::rate_limited)?;
     }
+    let need = need(&req);
+    if !tenant.scopes.grant(need) {
+        return Err(insufficient_scope(need, tenant.scopes));
+    }
+    state.key_use.touch(&state.db, &tenant.key_id, now);
     if let Some(token) = actor_token {
         let token = ActorToken(token.to_owned());
         req.extensions_mut().insert(token);
     }
+    req.extensions_mut()
+        .insert(crate::calls::CallKey(tenant.key_id.clone()));
     req.extensions_mut().insert(tenant);
     Ok(next.run(req).await)
 }
@@ -143,25 +194,53 @@ fn nonempty(key: &str) -> Result<&str, ApiError> {
     }
 }
 
+/// What the call `req` makes needs: by its route's pattern, which routing has set.
+fn need(req: &Request) -> Need {
+    match req.extensions().get::<MatchedPath>() {
+        Some(path) => Need::of(req.method(), path.as_str()),
+        None => Need::Unknown,
+    }
+}
+
+/// 403 for a call the key's scopes do not allow, naming the scope it needs.
+pub fn insufficient_scope(need: Need, held: Scopes) -> ApiError {
+    let needed = need.scope();
+    let granted = if needed == "admin" {
+        "`admin`".to_owned()
+    } else {
+        format!("`{needed}`, `full` or `admin`")
+    };
+    ApiError::forbidden(
+        "insufficient_scope",
+        format!("This API key's scopes ({held}) do not allow this call; it needs {granted}"),
+    )
+    .with("requiredScope", serde_json::json!(needed))
+    .with("grantedScopes", serde_json::json!(held.names()))
+}
+
 fn invalid_key() -> ApiError {
     ApiError::unauthorized("invalid_api_key", "The API key is unknown or revoked")
 }
 
 async fn find_key(db: &Db, hash: &str) -> Result<Option<Tenant>, StoreError> {
-    let row: Option<(String, String)> = sqlx::query_as(
-        "SELECT id, tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+    let row: Option<(String, String, String, Option<i64>)> = sqlx::query_as(
+        "SELECT id, tenant_id, scopes, expires_at FROM api_keys
+         WHERE key_hash = $1 AND revoked_at IS NULL",
     )
     .bind(hash)
     .fetch_optional(db.reader())
     .await?;
-    Ok(row.map(|(key_id, id)| Tenant { id, key_id }))
-}
-
-/// A key as created: the secret is only ever available here.
-#[derive(Debug)]
-pub struct IssuedKey {
-    pub id: String,
-    pub secret: String,
+    row.map(|(key_id, id, scopes, expires_at)| {
+        Ok(Tenant {
+            scopes: Scopes::parse_stored(&scopes)
+                .map_err(|s| StoreError::Corrupt(format!("key {key_id}: scope {s}")))?,
+            id,
+            key_id,
+            api_key: true,
+            expires_at,
+        })
+    })
+    .transpose()
 }
 
 /// Creates a tenant and returns its id.
@@ -195,104 +274,8 @@ pub async fn tenants(db: &Db) -> Result<Vec<(String, String, String, i64)>, Stor
     )
 }
 
-/// A tenant's API keys, never their secrets: (id, name, created at, revoked at), oldest first.
-pub async fn keys(
-    db: &Db,
-    tenant: &str,
-) -> Result<Vec<(String, Option<String>, i64, Option<i64>)>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT id, name, created_at, revoked_at FROM api_keys WHERE tenant_id = $1
-         ORDER BY created_at, id",
-    )
-    .bind(tenant)
-    .fetch_all(db.reader())
-    .await?)
-}
-
 pub async fn tenant_count(db: &Db) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM tenants")
         .fetch_one(db.reader())
         .await?)
-}
-
-/// Issues a new API key for `tenant_id`.
-pub async fn create_key(
-    db: &Db,
-    tenant_id: &str,
-    name: Option<&str>,
-) -> Result<IssuedKey, StoreError> {
-    let mut tx = db.begin().await?;
-    let key = insert_key(&mut tx, tenant_id, name, db.now_ms()).await?;
-    tx.commit().await?;
-    Ok(key)
-}
-
-async fn insert_key(
-    conn: &mut crate::store::Conn,
-    tenant_id: &str,
-    name: Option<&str>,
-    now: i64,
-) -> Result<IssuedKey, StoreError> {
-    let key = IssuedKey {
-        id: new_id("key_"),
-        secret: new_secret(KEY_PREFIX),
-    };
-    sqlx::query(
-        "INSERT INTO api_keys (id, tenant_id, name, key_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(&key.id)
-    .bind(tenant_id)
-    .bind(name)
-    .bind(sha256_hex(&key.secret))
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(key)
-}
-
-/// Revokes a key; `false` if there is no such key or it was already revoked. On PostgreSQL
-/// the revocation is announced to every `serve` process when it commits.
-pub async fn revoke_key(db: &Db, key_id: &str) -> Result<bool, StoreError> {
-    let mut tx = db.begin().await?;
-    let done =
-        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(db.now_ms())
-            .bind(key_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-    if done == 1 {
-        crate::store::dialect::notify(&mut tx, key_cache::CHANNEL, key_id).await?;
-    }
-    tx.commit().await?;
-    Ok(done == 1)
-}
-
-/// Id of the tenant `serve` creates on an empty database.
-pub const BOOTSTRAP_TENANT: &str = "ten_default";
-
-/// On a database with no tenant, creates one with a first key; `None` otherwise. Several
-/// processes starting together on one empty database create exactly one: the fixed id makes
-/// every insert but the first a no-op.
-pub async fn bootstrap(db: &Db) -> Result<Option<(String, IssuedKey)>, StoreError> {
-    if tenant_count(db).await? > 0 {
-        return Ok(None);
-    }
-    let mut tx = db.begin().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO tenants (id, name, created_at)
-         SELECT $1, 'default', $2 WHERE NOT EXISTS (SELECT 1 FROM tenants)
-         ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(BOOTSTRAP_TENANT)
-    .bind(db.now_ms())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
-        return Ok(None);
-    }
-    let key = insert_key(&mut tx, BOOTSTRAP_TENANT, Some("bootstrap"), db.now_ms()).await?;
-    tx.commit().await?;
-    Ok(Some((BOOTSTRAP_TENANT.to_owned(), key)))
 }

@@ -289,10 +289,14 @@ impl Staff {
             None => Body::empty(),
         };
         let mut req = req.body(body).map_err(|_| Problem::internal())?;
-        req.extensions_mut().insert(InProcess(Tenant {
-            id: self.tenant.clone(),
-            key_id: format!("console:{}", self.user_id),
-        }));
+        // A member of staff reaches what a `full` key does; an administrator also what an
+        // `admin` key does (the console's administration page reads the providers).
+        let mut tenant =
+            Tenant::without_key(self.tenant.clone(), format!("console:{}", self.user_id));
+        if self.is_admin {
+            tenant.scopes = crate::auth::scopes::Scopes::ADMIN;
+        }
+        req.extensions_mut().insert(InProcess(tenant));
         req.extensions_mut()
             .insert(Actor(Some(Arc::clone(&self.proven))));
         let res = self.api.0.clone().oneshot(req).await;

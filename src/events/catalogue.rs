@@ -64,6 +64,8 @@ catalogue! {
     NotificationRead = "omni.notification.read",
     NotificationCancelled = "omni.notification.cancelled",
     WebhookEndpointDisabled = "omni.webhook.endpoint_disabled",
+    ApiKeyCreated = "omni.api_key.created",
+    ApiKeyRevoked = "omni.api_key.revoked",
 }
 
 impl std::fmt::Display for EventType {

@@ -22,6 +22,11 @@
 //! `omnirail.event.v2`, with the proof after the payload. An event without one is hashed as
 //! v1, as every event was before proofs existed: removing a proof, or adding one, changes the
 //! hash either way.
+//!
+//! An event made by a call with an API key carries the key's id (`key_...`, never the key);
+//! its link is hashed as `omnirail.event.v3`, with the proof (or `~`) and then the key's id
+//! after the payload. Events recorded before keys were named, and those no key made (a
+//! customer's session token, the console, the server's own workers), hash as before.
 
 use sha2::{Digest, Sha256};
 
@@ -42,8 +47,10 @@ pub struct Link<'a> {
     pub summary: &'a str,
     pub metadata: &'a str,
     pub payload: &'a str,
-    /// The proof of the actor, when a token proved them (v2 links only).
+    /// The proof of the actor, when a token proved them (v2 and v3 links).
     pub actor_proof: Option<&'a str>,
+    /// The API key whose call made the change, by id (v3 links only).
+    pub key_id: Option<&'a str>,
     pub prev_hash: &'a str,
 }
 
@@ -63,9 +70,10 @@ pub fn hash(l: &Link<'_>) -> String {
     let mut h = Sha256::new();
     let seq = l.chain_seq.to_string();
     let at = l.occurred_at.to_string();
-    let version = match l.actor_proof {
-        Some(_) => "omnirail.event.v2",
-        None => "omnirail.event.v1",
+    let version = match (l.key_id, l.actor_proof) {
+        (Some(_), _) => "omnirail.event.v3",
+        (None, Some(_)) => "omnirail.event.v2",
+        (None, None) => "omnirail.event.v1",
     };
     for value in [
         Some(version),
@@ -83,7 +91,10 @@ pub fn hash(l: &Link<'_>) -> String {
     ] {
         field(&mut h, value);
     }
-    if let Some(proof) = l.actor_proof {
+    if l.key_id.is_some() {
+        field(&mut h, l.actor_proof);
+        field(&mut h, l.key_id);
+    } else if let Some(proof) = l.actor_proof {
         field(&mut h, Some(proof));
     }
     field(&mut h, Some(l.prev_hash));
@@ -216,6 +227,7 @@ mod tests {
             metadata: "{}",
             payload: "{}",
             actor_proof: None,
+            key_id: None,
             prev_hash: GENESIS,
         }
     }
@@ -285,6 +297,10 @@ mod tests {
                 actor_proof: Some(r#"{"verified":true}"#),
                 ..link()
             },
+            Link {
+                key_id: Some("key_1"),
+                ..link()
+            },
         ];
         for v in variants {
             assert_ne!(hash(&v), base, "{v:?}");
@@ -310,6 +326,41 @@ mod tests {
             ..link()
         };
         assert_ne!(hash(&other), hash(&proven));
+    }
+
+    #[test]
+    fn a_key_is_hashed_as_v3_with_or_without_a_proof() {
+        let keyed = Link {
+            key_id: Some("key_01HZX3"),
+            ..link()
+        };
+        let proof = r#"{"verified":true}"#;
+        let keyed_and_proven = Link {
+            actor_proof: Some(proof),
+            ..keyed
+        };
+        // Computed independently from the scheme in docs/timeline.md (Python's hashlib).
+        assert_eq!(
+            hash(&keyed),
+            "d375562b31c0025399f5e80fa8f3deaed02c8e100d16146224ca8e766f0b89fe"
+        );
+        assert_eq!(
+            hash(&keyed_and_proven),
+            "795e1295c03e3d66281261d105eb0ab013b387b56cedfefb20a67238c3a49186"
+        );
+        // The key's id cannot pass for a proof, nor a proof for a key's id.
+        let proof_as_key = Link {
+            key_id: Some(proof),
+            ..link()
+        };
+        assert_ne!(hash(&proof_as_key), hash(&keyed_and_proven));
+        assert_ne!(
+            hash(&Link {
+                key_id: Some("key_2"),
+                ..keyed
+            }),
+            hash(&keyed)
+        );
     }
 
     #[test]

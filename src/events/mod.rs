@@ -142,9 +142,9 @@ pub fn wire(reactions: Vec<Box<dyn Reaction>>) {
                 .map(|n| &*Box::leak(sqlite_with_entities(n).into_boxed_str()))
                 .collect(),
             pg_event_with: [
-                statement("($15, $16)"),
-                statement("($15, $16), ($17, $18)"),
-                statement("($15, $16), ($17, $18), ($19, $20)"),
+                statement("($16, $17)"),
+                statement("($16, $17), ($18, $19)"),
+                statement("($16, $17), ($18, $19), ($20, $21)"),
             ],
             reactions,
         }
@@ -167,8 +167,8 @@ const CHAIN_ADVANCE: &str =
 macro_rules! event_insert {
     () => {
         "INSERT INTO events (id, tenant_id, event_type, occurred_at, actor_id, channel, summary, \
-         metadata, payload, chain_key, chain_seq, prev_hash, hash, actor_proof) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+         metadata, payload, chain_key, chain_seq, prev_hash, hash, actor_proof, key_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
     };
 }
 /// PostgreSQL's one statement for an event with up to three entities, `values`, answering
@@ -198,13 +198,13 @@ fn sqlite_with_entities(n: usize) -> String {
             .map(|i| {
                 format!(
                     "($2, (SELECT seq FROM events WHERE id = $1), $4, $3, ${}, ${})",
-                    15 + 2 * i,
-                    16 + 2 * i
+                    16 + 2 * i,
+                    17 + 2 * i
                 )
             })
             .collect();
         let counts: Vec<String> = (0..n)
-            .map(|i| format!("($2, ${}, ${}, 1)", 15 + 2 * i, 16 + 2 * i))
+            .map(|i| format!("($2, ${}, ${}, 1)", 16 + 2 * i, 17 + 2 * i))
             .collect();
         sql.push_str(&format!(
             " INSERT INTO event_entities \
@@ -277,6 +277,8 @@ pub async fn record(conn: &mut Conn, event: NewEvent<'_>) -> Result<(), StoreErr
     let payload = event.payload.to_string();
     // The proof of the actor, when the call's token proved the person the change names.
     let actor_proof = calls::proof_for(event.actor_id);
+    // The API key whose call made it, by id.
+    let key_id = calls::key_id();
     let hash = chain::hash(&chain::Link {
         tenant_id: event.tenant_id,
         chain_key: &chain_key,
@@ -290,6 +292,7 @@ pub async fn record(conn: &mut Conn, event: NewEvent<'_>) -> Result<(), StoreErr
         metadata: &metadata,
         payload: &payload,
         actor_proof: actor_proof.as_deref(),
+        key_id: key_id.as_deref(),
         prev_hash: &prev_hash,
     });
     // One entity named twice (a user who is both decider and assignee, say) is indexed once.
@@ -329,7 +332,8 @@ pub async fn record(conn: &mut Conn, event: NewEvent<'_>) -> Result<(), StoreErr
         .bind(chain_seq)
         .bind(&prev_hash)
         .bind(&hash)
-        .bind(&actor_proof);
+        .bind(&actor_proof)
+        .bind(&key_id);
     for (entity_type, entity_id) in in_statement {
         q = q.bind(*entity_type).bind(*entity_id);
     }

@@ -157,13 +157,13 @@ pub async fn require_session_token(
         channel,
     };
     let extensions = req.extensions_mut();
-    extensions.insert(Tenant {
-        id: row.tenant_id,
-        key_id: format!("onboarding:{}", row.onboarding_id),
-    });
+    extensions.insert(Tenant::without_key(
+        row.tenant_id,
+        format!("onboarding:{}", row.onboarding_id),
+    ));
     extensions.insert(Scope(format!("onboarding:{}", row.onboarding_id)));
     extensions.insert(token);
-    Ok(calls::within(Some(channel), None, next.run(req)).await)
+    Ok(calls::within(Some(channel), None, None, next.run(req)).await)
 }
 
 fn expired() -> ApiError {

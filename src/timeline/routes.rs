@@ -38,6 +38,7 @@ string_enum!(
         User = "user",
         Onboarding = "onboarding",
         Notification = "notification",
+        ApiKey = "api_key",
     }
 );
 
@@ -99,6 +100,10 @@ pub struct TimelineItem {
     pub actor_verified: bool,
     /// The provider that proved the actor, when one did.
     pub actor_issuer: Option<String>,
+    /// The API key whose call made the change, by id (never the key); `null` for a change a
+    /// customer's session token, the console or the server itself made. Inside the hash chain.
+    #[schema(example = "key_01HZX3")]
+    pub key_id: Option<String>,
     pub channel: Option<String>,
     #[schema(example = "Journey advanced: KYC Verification completed")]
     pub summary: String,
@@ -298,6 +303,7 @@ async fn timeline(
                 metadata: stored_json(&r.metadata),
                 actor_verified,
                 actor_issuer,
+                key_id: r.key_id,
                 id: r.id,
                 actor_id: r.actor_id,
                 channel: r.channel,
@@ -322,6 +328,7 @@ fn link(r: &LinkRow) -> Link<'_> {
         metadata: &r.metadata,
         payload: &r.payload,
         actor_proof: r.actor_proof.as_deref(),
+        key_id: r.key_id.as_deref(),
         prev_hash: &r.prev_hash,
     }
 }
@@ -457,6 +464,9 @@ pub struct ExportedLink {
     /// tenant's identity provider proved them; `null` otherwise. A link with one is hashed as
     /// `omnirail.event.v2`.
     pub actor_proof: Option<String>,
+    /// The API key whose call made the change, by id (never the key), as stored and hashed;
+    /// `null` when no key made it. A link with one is hashed as `omnirail.event.v3`.
+    pub key_id: Option<String>,
     pub prev_hash: String,
     pub hash: String,
 }
@@ -478,6 +488,7 @@ impl From<LinkRow> for ExportedLink {
             metadata: r.metadata,
             payload: r.payload,
             actor_proof: r.actor_proof,
+            key_id: r.key_id,
             prev_hash: r.prev_hash,
             hash: r.hash,
         }

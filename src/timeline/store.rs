@@ -16,6 +16,7 @@ pub struct TimelineRow {
     pub summary: String,
     pub metadata: String,
     pub actor_proof: Option<String>,
+    pub key_id: Option<String>,
 }
 
 /// Which of an entity's events a page holds.
@@ -130,7 +131,7 @@ pub async fn page(
     let order = if f.newest_first { "DESC" } else { "ASC" };
     let page_sql = format!(
         "SELECT e.id, e.event_type, e.occurred_at, e.actor_id, e.channel, e.summary, e.metadata, \
-         e.actor_proof FROM events e WHERE e.seq IN (SELECT x.event_seq{ENTITY}{} \
+         e.actor_proof, e.key_id FROM events e WHERE e.seq IN (SELECT x.event_seq{ENTITY}{} \
          ORDER BY x.occurred_at {order}, x.event_seq {order} LIMIT ${} OFFSET ${}) \
          ORDER BY e.occurred_at {order}, e.seq {order}",
         c.sql,
@@ -190,6 +191,7 @@ pub struct LinkRow {
     pub metadata: String,
     pub payload: String,
     pub actor_proof: Option<String>,
+    pub key_id: Option<String>,
     pub chain_key: String,
     pub chain_seq: i64,
     pub prev_hash: String,
@@ -199,7 +201,7 @@ pub struct LinkRow {
 macro_rules! link_columns {
     () => {
         "id, tenant_id, event_type, occurred_at, actor_id, channel, summary, metadata, payload, \
-         actor_proof, chain_key, chain_seq, prev_hash, hash"
+         actor_proof, key_id, chain_key, chain_seq, prev_hash, hash"
     };
 }
 

@@ -113,7 +113,7 @@ impl TestDb {
 /// A new tenant and an API key of it: `(tenant id, key)`.
 pub async fn tenant_with_key(db: &Db, name: &str) -> (String, String) {
     let tenant = omnirail::auth::create_tenant(db, name).await.unwrap();
-    let key = omnirail::auth::create_key(db, &tenant, Some("test"))
+    let key = omnirail::keys::create_key(db, &tenant, Some("test"))
         .await
         .unwrap()
         .secret;
@@ -225,6 +225,16 @@ pub async fn wait_until<T, F: Future<Output = Option<T>>>(
 pub const CHANGES_ONLY: &str = "event_type NOT IN ('omni.notification.sent', \
      'omni.notification.delivered', 'omni.notification.failed')";
 
+async fn events_of_changes(db: &Db, tenant: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM events WHERE tenant_id = $1 AND {CHANGES_ONLY}"
+    )))
+    .bind(tenant)
+    .fetch_one(db.reader())
+    .await
+    .unwrap()
+}
+
 /// A running server and a client holding a key of its tenant.
 pub struct TestApp {
     pub base: String,
@@ -232,6 +242,8 @@ pub struct TestApp {
     pub tenant: String,
     pub db: Db,
     pub config: Config,
+    /// The events the setup recorded (the issue of the test's key).
+    setup_events: i64,
     /// The server's clock (and `db`'s): [`TestApp::advance`] moves it.
     pub clock: Clock,
     pub client: reqwest::Client,
@@ -292,8 +304,10 @@ impl TestApp {
             .expect("open test database")
             .with_clock(clock.clone());
         let (tenant, key) = tenant_with_key(&db, "Test Bank").await;
+        let setup_events = events_of_changes(&db, &tenant).await;
         let server = Server::start(&db, &config, listener);
         Self {
+            setup_events,
             base,
             key,
             tenant,
@@ -470,23 +484,17 @@ impl TestApp {
         let t = omnirail::auth::create_tenant(&self.db, "Other Bank")
             .await
             .unwrap();
-        omnirail::auth::create_key(&self.db, &t, None)
+        omnirail::keys::create_key(&self.db, &t, None)
             .await
             .unwrap()
             .secret
     }
 
-    /// How many events of changes the tenant has recorded, for checking that a refused request
-    /// recorded none ([`CHANGES_ONLY`]: a loaded machine once slipped a delivery's outcome
-    /// between two counts).
+    /// How many events of changes the tenant has recorded since the test's setup (which
+    /// issued its key), for checking that a refused request recorded none ([`CHANGES_ONLY`]: a
+    /// loaded machine once slipped a delivery's outcome between two counts).
     pub async fn event_count(&self) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) FROM events WHERE tenant_id = $1 AND {CHANGES_ONLY}"
-        )))
-        .bind(&self.tenant)
-        .fetch_one(self.db.reader())
-        .await
-        .unwrap()
+        events_of_changes(&self.db, &self.tenant).await - self.setup_events
     }
 
     /// Rows in a table, for checking that a refused request changed nothing.

@@ -57,7 +57,7 @@ async fn a_key_over_its_rate_gets_429_with_retry_after_and_changes_nothing() {
 
     // Another key of the same tenant has its own allowance.
     let db = app.db.clone();
-    let other = omnirail::auth::create_key(&db, &app.tenant, Some("second"))
+    let other = omnirail::keys::create_key(&db, &app.tenant, Some("second"))
         .await
         .unwrap()
         .secret;

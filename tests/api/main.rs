@@ -15,6 +15,7 @@ mod helpers;
 mod hygiene;
 mod identity;
 mod journeys;
+mod keys;
 mod limits;
 mod money;
 mod notifications;

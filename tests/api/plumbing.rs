@@ -89,7 +89,7 @@ async fn keys_are_accepted_in_x_api_key_or_bearer_and_refused_otherwise() {
 #[tokio::test]
 async fn a_revoked_key_gets_401() {
     let app = TestApp::spawn().await;
-    let key = omnirail::auth::create_key(&app.db, &app.tenant, Some("temp"))
+    let key = omnirail::keys::create_key(&app.db, &app.tenant, Some("temp"))
         .await
         .unwrap();
     let url = app.url("/api/v1/omni/templates");
@@ -99,11 +99,11 @@ async fn a_revoked_key_gets_401() {
         let (s, _) = send(get()).await;
         assert_eq!(s, StatusCode::OK);
     }
-    assert!(omnirail::auth::revoke_key(&app.db, &key.id).await.unwrap());
+    assert!(omnirail::keys::revoke_key(&app.db, &key.id).await.unwrap());
     let (s, res) = eventually(get, StatusCode::UNAUTHORIZED).await;
     assert_problem(s, &res, 401, "invalid_api_key");
     assert!(
-        !omnirail::auth::revoke_key(&app.db, &key.id).await.unwrap(),
+        !omnirail::keys::revoke_key(&app.db, &key.id).await.unwrap(),
         "revoking twice reports no change"
     );
     // The tenant's other key is unaffected.

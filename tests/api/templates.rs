@@ -120,7 +120,7 @@ async fn invalid_templates_are_422_naming_each_field_and_store_nothing() {
         assert!(fields.contains(&field), "expected {field} in {res}");
     }
     assert_eq!(app.count("journey_templates").await, 0);
-    assert_eq!(app.count("events").await, 0);
+    assert_eq!(app.event_count().await, 0);
 }
 
 #[tokio::test]

@@ -58,12 +58,14 @@ async fn the_seed_request_answers_the_seed_shape_oldest_first() {
             "channel",
             "eventType",
             "id",
+            "keyId",
             "metadata",
             "summary",
             "timestamp"
         ]
     );
     assert!(e["id"].as_str().unwrap().starts_with("evt_"));
+    assert!(e["keyId"].as_str().unwrap().starts_with("key_"), "{e}");
     assert!(e["timestamp"].as_str().unwrap().ends_with('Z'));
     assert_eq!(e["actorId"], "usr_rm_001");
     assert_eq!(e["actorName"], "Ahmed Al-Rashidi");
@@ -184,7 +186,7 @@ async fn bad_queries_are_refused_with_the_parameter_named() {
     assert_problem(s, &b, 422, "invalid_query_parameter");
     assert_eq!(
         b["errors"][0]["message"],
-        "must be one of: customer, journey, contract, approval, user, onboarding, notification"
+        "must be one of: customer, journey, contract, approval, user, onboarding, notification, api_key"
     );
     for path in ["/api/v1/omni/timeline", "/api/v1/omni/timeline/verify"] {
         for empty in ["", "%20"] {
