@@ -4,6 +4,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use serde_json::json;
 
 use crate::helpers::{PATIENCE, TestDb, Watchdog, eventually, send};
 
@@ -235,6 +236,53 @@ async fn tenant_and_key_commands_print_ids_and_keys_that_work() {
             .status
             .success()
     );
+
+    // A key with scopes and an expiry: it does what they allow, and the list says so.
+    let out = omnirail(
+        &db,
+        &[
+            "key",
+            "create",
+            "--tenant",
+            &tenant,
+            "--name",
+            "kiosk",
+            "--scope",
+            "onboarding:write",
+            "--scope",
+            "journeys:read",
+            "--expires",
+            "2099-01-01T00:00:00Z",
+        ],
+    );
+    let kiosk = last_line(&out);
+    let (s, _) = send(client.get(&url).header("x-api-key", &kiosk)).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, body) = send(
+        client
+            .post(&url)
+            .header("x-api-key", &kiosk)
+            .json(&json!({})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["requiredScope"], "journeys:write", "{body}");
+    let listed = last_line(&omnirail(&db, &["key", "list", "--tenant", &tenant]));
+    let columns: Vec<&str> = listed.split('\t').collect();
+    assert_eq!(columns[1], "active until 2099-01-01T00:00:00Z", "{listed}");
+    assert_eq!(columns[3], "journeys:read onboarding:write", "{listed}");
+    assert_eq!(columns[5], "kiosk", "{listed}");
+    for bad in [
+        &["--scope", "journeys:delete"][..],
+        &["--expires", "2001-01-01T00:00:00Z"],
+        &["--expires", "soon"],
+    ] {
+        let mut args = vec!["key", "create", "--tenant", &tenant];
+        args.extend_from_slice(bad);
+        let out = omnirail(&db, &args);
+        assert!(!out.status.success(), "{bad:?}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("omk_"));
+    }
 
     assert!(terminate(&mut child).success());
 }

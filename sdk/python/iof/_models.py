@@ -82,6 +82,42 @@ class Amount(RootModel[Amount1 | Amount2]):
     """
 
 
+class ApiKeyView(BaseModel):
+    """
+    An API key as the API shows it: never the key itself, except once, in `key`, when it is
+    created.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    created_at: str = Field(..., alias="createdAt")
+    created_by: str | None = Field(None, alias="createdBy")
+    """
+    The key that created it through this API; `null` when the CLI or the first start did.
+    """
+    expires_at: str | None = Field(None, alias="expiresAt")
+    id: str = Field(..., examples=["key_01HZX3"])
+    key: str | None = Field(None, examples=["omk_3q2..."])
+    """
+    The key, shown only in the answer to its creation: keep it, it cannot be shown again.
+    """
+    last_used_at: str | None = Field(None, alias="lastUsedAt")
+    """
+    The last request made with it, to the minute; `null` if it was never used.
+    """
+    name: str | None = None
+    revoked_at: str | None = Field(None, alias="revokedAt")
+    scopes: list[str] = Field(..., examples=[["onboarding:write"]])
+    """
+    What the key may do: `admin`, `full`, `read`, or `<area>:read` / `<area>:write`.
+    """
+    status: str = Field(..., examples=["active"])
+    """
+    `active`, `expired` (past `expiresAt`) or `revoked`.
+    """
+
+
 class ApprovalStatus(Enum):
     """
     Where an approval request is.
@@ -233,6 +269,34 @@ class CompleteJourney(BaseModel):
     """
 
 
+class CreateApiKey(BaseModel):
+    """
+    Body of `POST /api-keys`.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    expires_at: str | None = Field(
+        None, alias="expiresAt", examples=["2027-06-30T00:00:00Z"]
+    )
+    """
+    When the key stops working (RFC 3339, in the future); absent: never.
+    """
+    name: str = Field(..., examples=["Branch kiosk, Riyadh main"])
+    """
+    What the key is for, 1 to 100 characters.
+    """
+    scopes: list[str] = Field(..., examples=[["onboarding:write"]])
+    """
+    One or more of `admin`, `full`, `read`, `<area>:read`, `<area>:write`, where an area is
+    `journeys`, `templates`, `approvals`, `delegations`, `directory`, `customers`,
+    `timeline`, `sessions`, `onboarding`, `notifications`, `webhooks`, `channels`,
+    `analytics` or `sla`.
+    """
+
+
 class CreateConfiguration(BaseModel):
     """
     Body of `POST /onboarding/configurations`.
@@ -296,6 +360,17 @@ class CustomerChannelActivity(BaseModel):
     )
     last_active: str
     sessions: int
+
+
+class DataApiKeyView(BaseModel):
+    """
+    Seed 001's single-object envelope.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    data: ApiKeyView
 
 
 class DataVecAttemptView(BaseModel):
@@ -1681,6 +1756,11 @@ class TimelineItem(BaseModel):
     The event's name without `omni.`: `journey.created`.
     """
     id: str = Field(..., examples=["evt_001"])
+    key_id: str | None = Field(None, alias="keyId", examples=["key_01HZX3"])
+    """
+    The API key whose call made the change, by id (never the key); `null` for a change a
+    customer's session token, the console or the server itself made. Inside the hash chain.
+    """
     metadata: dict[str, Any]
     summary: str = Field(..., examples=["Journey advanced: KYC Verification completed"])
     timestamp: str
@@ -2649,6 +2729,18 @@ class NotificationView(BaseModel):
     )
     template_data: dict[str, Any] = Field(..., alias="templateData")
     updated_at: str = Field(..., alias="updatedAt")
+
+
+class PaginatedApiKeyView(BaseModel):
+    """
+    Seed 001's list envelope.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    data: list[ApiKeyView]
+    pagination: Pagination
 
 
 class PaginatedConfigurationView(BaseModel):

@@ -255,6 +255,44 @@ class ApiOmniAnalytics:
         return self._core.call(Call(method="GET", path="/api/v1/omni/analytics/sla", query=query, answer="data"), m.SlaReport, options)
 
 
+class ApiOmniApiKeys:
+    def __init__(self, core: Core) -> None:
+        self._core = core
+
+    def list(self, *, page: int | None = OMIT, per_page: int | None = OMIT, options: RequestOptions | None = None) -> Page[m.ApiKeyView]:
+        """List the tenant's API keys, newest first, revoked and expired ones included (never the
+keys themselves), each with its last use.
+
+        `GET /api/v1/omni/api-keys`
+        """
+        query = {"page": page, "perPage": per_page}
+        return self._core.paginate(Call(method="GET", path="/api/v1/omni/api-keys", query=query, answer="raw"), m.ApiKeyView, options)
+
+    def create(self, *, name: str, scopes: builtins.list[str], expires_at: str | None = OMIT, options: RequestOptions | None = None) -> m.ApiKeyView:
+        """Create an API key. The answer shows the key once, in `key`; a retry with the same
+`Idempotency-Key` answers the same key without it (the key is never stored).
+
+        `POST /api/v1/omni/api-keys`
+        """
+        body = _body(m.CreateApiKey, {"expires_at": expires_at, "name": name, "scopes": scopes})
+        return self._core.call(Call(method="POST", path="/api/v1/omni/api-keys", body=body, idempotent=True, answer="data"), m.ApiKeyView, options)
+
+    def get(self, id: str, *, options: RequestOptions | None = None) -> m.ApiKeyView:
+        """Get an API key (never the key itself).
+
+        `GET /api/v1/omni/api-keys/{id}`
+        """
+        return self._core.call(Call(method="GET", path="/api/v1/omni/api-keys/{id}", path_params={"id": id}, answer="data"), m.ApiKeyView, options)
+
+    def revoke(self, id: str, *, options: RequestOptions | None = None) -> m.ApiKeyView:
+        """Revoke an API key: every node refuses it within a second (at once on PostgreSQL, within
+250 ms on SQLite). A key may revoke itself.
+
+        `POST /api/v1/omni/api-keys/{id}/revoke`
+        """
+        return self._core.call(Call(method="POST", path="/api/v1/omni/api-keys/{id}/revoke", path_params={"id": id}, idempotent=True, answer="data"), m.ApiKeyView, options)
+
+
 class ApiOmniApprovals:
     def __init__(self, core: Core) -> None:
         self._core = core
@@ -635,7 +673,7 @@ class ApiOmniTimeline:
     def __init__(self, core: Core) -> None:
         self._core = core
 
-    def get(self, *, entity_id: str | None = OMIT, entity_type: Literal["customer", "journey", "contract", "approval", "user", "onboarding", "notification"] | None = OMIT, from_date: str | None = OMIT, to_date: str | None = OMIT, event_types: str | None = OMIT, order: str | None = OMIT, page: int | None = OMIT, per_page: int | None = OMIT, options: RequestOptions | None = None) -> Page[m.TimelineItem]:
+    def get(self, *, entity_id: str | None = OMIT, entity_type: Literal["customer", "journey", "contract", "approval", "user", "onboarding", "notification", "api_key"] | None = OMIT, from_date: str | None = OMIT, to_date: str | None = OMIT, event_types: str | None = OMIT, order: str | None = OMIT, page: int | None = OMIT, per_page: int | None = OMIT, options: RequestOptions | None = None) -> Page[m.TimelineItem]:
         """An entity's activity timeline.
 
         `GET /api/v1/omni/timeline`
@@ -643,7 +681,7 @@ class ApiOmniTimeline:
         query = {"entityId": entity_id, "entityType": entity_type, "fromDate": from_date, "toDate": to_date, "eventTypes": event_types, "order": order, "page": page, "perPage": per_page}
         return self._core.paginate(Call(method="GET", path="/api/v1/omni/timeline", query=query, answer="raw"), m.TimelineItem, options)
 
-    def export(self, *, entity_id: str | None = OMIT, entity_type: Literal["customer", "journey", "contract", "approval", "user", "onboarding", "notification"] | None = OMIT, options: RequestOptions | None = None) -> httpx.Response:
+    def export(self, *, entity_id: str | None = OMIT, entity_type: Literal["customer", "journey", "contract", "approval", "user", "onboarding", "notification", "api_key"] | None = OMIT, options: RequestOptions | None = None) -> httpx.Response:
         """Export the chains that hold an entity's events as JSON Lines: each chain's links in order,
 then a `{"record": "chain_head", "chainKey", "length", "headHash"}` line.
 
@@ -652,7 +690,7 @@ then a `{"record": "chain_head", "chainKey", "length", "headHash"}` line.
         query = {"entityId": entity_id, "entityType": entity_type}
         return self._core.send(Call(method="GET", path="/api/v1/omni/timeline/export", query=query, answer="raw"), options)
 
-    def verify(self, *, entity_id: str | None = OMIT, entity_type: Literal["customer", "journey", "contract", "approval", "user", "onboarding", "notification"] | None = OMIT, options: RequestOptions | None = None) -> m.Verification:
+    def verify(self, *, entity_id: str | None = OMIT, entity_type: Literal["customer", "journey", "contract", "approval", "user", "onboarding", "notification", "api_key"] | None = OMIT, options: RequestOptions | None = None) -> m.Verification:
         """Verify the hash chains that hold an entity's events.
 
         `GET /api/v1/omni/timeline/verify`
@@ -757,6 +795,7 @@ class ApiOmni:
     def __init__(self, core: Core) -> None:
         self._core = core
         self.analytics = ApiOmniAnalytics(core)
+        self.api_keys = ApiOmniApiKeys(core)
         self.approvals = ApiOmniApprovals(core)
         self.delegations = ApiOmniDelegations(core)
         self.identity_provider = ApiOmniIdentityProvider(core)
@@ -1214,6 +1253,44 @@ class AsyncApiOmniAnalytics:
         return await self._core.call(Call(method="GET", path="/api/v1/omni/analytics/sla", query=query, answer="data"), m.SlaReport, options)
 
 
+class AsyncApiOmniApiKeys:
+    def __init__(self, core: AsyncCore) -> None:
+        self._core = core
+
+    async def list(self, *, page: int | None = OMIT, per_page: int | None = OMIT, options: RequestOptions | None = None) -> AsyncPage[m.ApiKeyView]:
+        """List the tenant's API keys, newest first, revoked and expired ones included (never the
+keys themselves), each with its last use.
+
+        `GET /api/v1/omni/api-keys`
+        """
+        query = {"page": page, "perPage": per_page}
+        return await self._core.paginate(Call(method="GET", path="/api/v1/omni/api-keys", query=query, answer="raw"), m.ApiKeyView, options)
+
+    async def create(self, *, name: str, scopes: builtins.list[str], expires_at: str | None = OMIT, options: RequestOptions | None = None) -> m.ApiKeyView:
+        """Create an API key. The answer shows the key once, in `key`; a retry with the same
+`Idempotency-Key` answers the same key without it (the key is never stored).
+
+        `POST /api/v1/omni/api-keys`
+        """
+        body = _body(m.CreateApiKey, {"expires_at": expires_at, "name": name, "scopes": scopes})
+        return await self._core.call(Call(method="POST", path="/api/v1/omni/api-keys", body=body, idempotent=True, answer="data"), m.ApiKeyView, options)
+
+    async def get(self, id: str, *, options: RequestOptions | None = None) -> m.ApiKeyView:
+        """Get an API key (never the key itself).
+
+        `GET /api/v1/omni/api-keys/{id}`
+        """
+        return await self._core.call(Call(method="GET", path="/api/v1/omni/api-keys/{id}", path_params={"id": id}, answer="data"), m.ApiKeyView, options)
+
+    async def revoke(self, id: str, *, options: RequestOptions | None = None) -> m.ApiKeyView:
+        """Revoke an API key: every node refuses it within a second (at once on PostgreSQL, within
+250 ms on SQLite). A key may revoke itself.
+
+        `POST /api/v1/omni/api-keys/{id}/revoke`
+        """
+        return await self._core.call(Call(method="POST", path="/api/v1/omni/api-keys/{id}/revoke", path_params={"id": id}, idempotent=True, answer="data"), m.ApiKeyView, options)
+
+
 class AsyncApiOmniApprovals:
     def __init__(self, core: AsyncCore) -> None:
         self._core = core
@@ -1594,7 +1671,7 @@ class AsyncApiOmniTimeline:
     def __init__(self, core: AsyncCore) -> None:
         self._core = core
 
-    async def get(self, *, entity_id: str | None = OMIT, entity_type: Literal["customer", "journey", "contract", "approval", "user", "onboarding", "notification"] | None = OMIT, from_date: str | None = OMIT, to_date: str | None = OMIT, event_types: str | None = OMIT, order: str | None = OMIT, page: int | None = OMIT, per_page: int | None = OMIT, options: RequestOptions | None = None) -> AsyncPage[m.TimelineItem]:
+    async def get(self, *, entity_id: str | None = OMIT, entity_type: Literal["customer", "journey", "contract", "approval", "user", "onboarding", "notification", "api_key"] | None = OMIT, from_date: str | None = OMIT, to_date: str | None = OMIT, event_types: str | None = OMIT, order: str | None = OMIT, page: int | None = OMIT, per_page: int | None = OMIT, options: RequestOptions | None = None) -> AsyncPage[m.TimelineItem]:
         """An entity's activity timeline.
 
         `GET /api/v1/omni/timeline`
@@ -1602,7 +1679,7 @@ class AsyncApiOmniTimeline:
         query = {"entityId": entity_id, "entityType": entity_type, "fromDate": from_date, "toDate": to_date, "eventTypes": event_types, "order": order, "page": page, "perPage": per_page}
         return await self._core.paginate(Call(method="GET", path="/api/v1/omni/timeline", query=query, answer="raw"), m.TimelineItem, options)
 
-    async def export(self, *, entity_id: str | None = OMIT, entity_type: Literal["customer", "journey", "contract", "approval", "user", "onboarding", "notification"] | None = OMIT, options: RequestOptions | None = None) -> httpx.Response:
+    async def export(self, *, entity_id: str | None = OMIT, entity_type: Literal["customer", "journey", "contract", "approval", "user", "onboarding", "notification", "api_key"] | None = OMIT, options: RequestOptions | None = None) -> httpx.Response:
         """Export the chains that hold an entity's events as JSON Lines: each chain's links in order,
 then a `{"record": "chain_head", "chainKey", "length", "headHash"}` line.
 
@@ -1611,7 +1688,7 @@ then a `{"record": "chain_head", "chainKey", "length", "headHash"}` line.
         query = {"entityId": entity_id, "entityType": entity_type}
         return await self._core.send(Call(method="GET", path="/api/v1/omni/timeline/export", query=query, answer="raw"), options)
 
-    async def verify(self, *, entity_id: str | None = OMIT, entity_type: Literal["customer", "journey", "contract", "approval", "user", "onboarding", "notification"] | None = OMIT, options: RequestOptions | None = None) -> m.Verification:
+    async def verify(self, *, entity_id: str | None = OMIT, entity_type: Literal["customer", "journey", "contract", "approval", "user", "onboarding", "notification", "api_key"] | None = OMIT, options: RequestOptions | None = None) -> m.Verification:
         """Verify the hash chains that hold an entity's events.
 
         `GET /api/v1/omni/timeline/verify`
@@ -1716,6 +1793,7 @@ class AsyncApiOmni:
     def __init__(self, core: AsyncCore) -> None:
         self._core = core
         self.analytics = AsyncApiOmniAnalytics(core)
+        self.api_keys = AsyncApiOmniApiKeys(core)
         self.approvals = AsyncApiOmniApprovals(core)
         self.delegations = AsyncApiOmniDelegations(core)
         self.identity_provider = AsyncApiOmniIdentityProvider(core)

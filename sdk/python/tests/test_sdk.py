@@ -136,6 +136,20 @@ def test_errors_are_typed_and_carry_the_problem(client: IOFClient) -> None:
         client.omni.journeys.create(template_id="t", customer_id="c", asignee_id="x")  # type: ignore[call-arg]
 
 
+def test_a_key_with_scopes_does_what_they_name_and_is_refused_the_rest(client: IOFClient) -> None:
+    created = client.omni.api_keys.create(name=unique("kiosk"), scopes=["onboarding:write", "journeys:read"])
+    assert created.key is not None and created.key.startswith("omk_")
+    assert created.scopes == ["journeys:read", "onboarding:write"] and created.status == "active"
+    kiosk = IOFClient(api_key=created.key)
+    kiosk.omni.journeys.list()
+    with pytest.raises(iof.PermissionDeniedError) as e:
+        kiosk.omni.journeys.create(template_id="tmpl_onboarding_sme", customer_id="ent_customer_456")
+    assert (e.value.code, e.value.problem["requiredScope"]) == ("insufficient_scope", "journeys:write")
+    assert client.omni.api_keys.get(created.id).key is None
+    revoked = client.omni.api_keys.revoke(created.id)
+    assert revoked.status == "revoked"
+
+
 def test_a_retried_call_is_applied_once(client: IOFClient) -> None:
     keys: list[str] = []
 

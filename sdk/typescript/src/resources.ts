@@ -307,6 +307,51 @@ export class ApiOmniAnalytics {
   }
 }
 
+export class ApiOmniApiKeys {
+
+  constructor(readonly core: Core) {
+  }
+
+  /**
+   * List the tenant's API keys, newest first, revoked and expired ones included (never the
+keys themselves), each with its last use.
+   *
+   * `GET /api/v1/omni/api-keys`
+   */
+  list(query?: Query<"omni.apiKeys.list">, options?: RequestOptions): Promise<Page<S["ApiKeyView"]>> {
+    return paginate(this.core, { method: "GET", path: "/api/v1/omni/api-keys", query: query as Record<string, unknown> | undefined, answer: "raw" }, options);
+  }
+
+  /**
+   * Create an API key. The answer shows the key once, in `key`; a retry with the same
+`Idempotency-Key` answers the same key without it (the key is never stored).
+   *
+   * `POST /api/v1/omni/api-keys`
+   */
+  create(body: Body<"omni.apiKeys.create">, options?: RequestOptions): Promise<S["ApiKeyView"]> {
+    return this.core.call({ method: "POST", path: "/api/v1/omni/api-keys", body, idempotent: true, answer: "data" }, options);
+  }
+
+  /**
+   * Get an API key (never the key itself).
+   *
+   * `GET /api/v1/omni/api-keys/{id}`
+   */
+  get(id: string, options?: RequestOptions): Promise<S["ApiKeyView"]> {
+    return this.core.call({ method: "GET", path: "/api/v1/omni/api-keys/{id}", pathParams: { "id": id }, answer: "data" }, options);
+  }
+
+  /**
+   * Revoke an API key: every node refuses it within a second (at once on PostgreSQL, within
+250 ms on SQLite). A key may revoke itself.
+   *
+   * `POST /api/v1/omni/api-keys/{id}/revoke`
+   */
+  revoke(id: string, options?: RequestOptions): Promise<S["ApiKeyView"]> {
+    return this.core.call({ method: "POST", path: "/api/v1/omni/api-keys/{id}/revoke", pathParams: { "id": id }, idempotent: true, answer: "data" }, options);
+  }
+}
+
 export class ApiOmniApprovals {
   readonly decisions: ApiOmniApprovalsDecisions;
 
@@ -908,6 +953,7 @@ export class ApiCustomers {
 
 export class ApiOmni {
   readonly analytics: ApiOmniAnalytics;
+  readonly apiKeys: ApiOmniApiKeys;
   readonly approvals: ApiOmniApprovals;
   readonly delegations: ApiOmniDelegations;
   readonly identityProvider: ApiOmniIdentityProvider;
@@ -926,6 +972,7 @@ export class ApiOmni {
 
   constructor(readonly core: Core) {
     this.analytics = new ApiOmniAnalytics(core);
+    this.apiKeys = new ApiOmniApiKeys(core);
     this.approvals = new ApiOmniApprovals(core);
     this.delegations = new ApiOmniDelegations(core);
     this.identityProvider = new ApiOmniIdentityProvider(core);

@@ -12,7 +12,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Channel activity: active users and transactions per channel, and cross-channel journeys. */
+        /**
+         * Channel activity: active users and transactions per channel, and cross-channel journeys.
+         * @description Needs an API key with `analytics:read`, `full` or `admin`.
+         */
         get: operations["analytics.channels.get"];
         put?: never;
         post?: never;
@@ -29,7 +32,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the channels with their state under the tenant's plan. */
+        /**
+         * List the channels with their state under the tenant's plan.
+         * @description Needs an API key with `channels:read`, `full` or `admin`.
+         */
         get: operations["channels.list"];
         put?: never;
         post?: never;
@@ -47,7 +53,10 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Switch a channel on or off. */
+        /**
+         * Switch a channel on or off.
+         * @description Needs an API key with `channels:write`, `full` or `admin`.
+         */
         put: operations["channels.put"];
         post?: never;
         delete?: never;
@@ -64,7 +73,10 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Create or replace a customer's profile and preferences. */
+        /**
+         * Create or replace a customer's profile and preferences.
+         * @description Needs an API key with `customers:write`, `full` or `admin`.
+         */
         put: operations["customers.put"];
         post?: never;
         delete?: never;
@@ -80,7 +92,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List a customer's devices. */
+        /**
+         * List a customer's devices.
+         * @description Needs an API key with `customers:read`, `full` or `admin`.
+         */
         get: operations["customers.devices.list"];
         put?: never;
         post?: never;
@@ -101,10 +116,14 @@ export interface paths {
         /**
          * Register or replace a device's push token. The customer is created with only its id if
          *     the tenant has not described it yet.
+         * @description Needs an API key with `customers:write`, `full` or `admin`.
          */
         put: operations["customers.devices.put"];
         post?: never;
-        /** Stop sending push notifications to a device. */
+        /**
+         * Stop sending push notifications to a device.
+         * @description Needs an API key with `customers:write`, `full` or `admin`.
+         */
         delete: operations["customers.devices.delete"];
         options?: never;
         head?: never;
@@ -121,6 +140,7 @@ export interface paths {
         /**
          * Seed 000's unified customer profile: who the customer is, their activity per channel, and
          *     their preferences.
+         * @description Needs an API key with `customers:read`, `full` or `admin`.
          */
         get: operations["customers.profile.get"];
         put?: never;
@@ -143,6 +163,8 @@ export interface paths {
          * @description Each event's SSE `id` is its number in the customer's chain: reconnect with `Last-Event-ID`
          *     to receive exactly the events after it. Without it, only events from now on are sent. An
          *     idle stream carries a `: heartbeat` comment every `stream_heartbeat_secs` (15 s).
+         *
+         *     Needs an API key with `customers:read`, `full` or `admin`.
          */
         get: operations["customers.stream"];
         put?: never;
@@ -160,10 +182,80 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** SLA figures per template, team and period, and the journeys at risk and breached now. */
+        /**
+         * SLA figures per template, team and period, and the journeys at risk and breached now.
+         * @description Needs an API key with `analytics:read`, `full` or `admin`.
+         */
         get: operations["omni.analytics.sla"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/omni/api-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the tenant's API keys, newest first, revoked and expired ones included (never the
+         *     keys themselves), each with its last use.
+         * @description Needs an API key with `admin`.
+         */
+        get: operations["omni.apiKeys.list"];
+        put?: never;
+        /**
+         * Create an API key. The answer shows the key once, in `key`; a retry with the same
+         *     `Idempotency-Key` answers the same key without it (the key is never stored).
+         * @description Needs an API key with `admin`.
+         */
+        post: operations["omni.apiKeys.create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/omni/api-keys/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get an API key (never the key itself).
+         * @description Needs an API key with `admin`.
+         */
+        get: operations["omni.apiKeys.get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/omni/api-keys/{id}/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Revoke an API key: every node refuses it within a second (at once on PostgreSQL, within
+         *     250 ms on SQLite). A key may revoke itself.
+         * @description Needs an API key with `admin`.
+         */
+        post: operations["omni.apiKeys.revoke"];
         delete?: never;
         options?: never;
         head?: never;
@@ -177,10 +269,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List approval requests, newest first, with their decisions. */
+        /**
+         * List approval requests, newest first, with their decisions.
+         * @description Needs an API key with `approvals:read`, `full` or `admin`.
+         */
         get: operations["omni.approvals.list"];
         put?: never;
-        /** Raise an approval request. */
+        /**
+         * Raise an approval request.
+         * @description Needs an API key with `approvals:write`, `full` or `admin`.
+         */
         post: operations["omni.approvals.create"];
         delete?: never;
         options?: never;
@@ -195,7 +293,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get an approval request with every decision. */
+        /**
+         * Get an approval request with every decision.
+         * @description Needs an API key with `approvals:read`, `full` or `admin`.
+         */
         get: operations["omni.approvals.get"];
         put?: never;
         post?: never;
@@ -214,7 +315,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Record a decision by an approver, or by a deputy on an approver's behalf. */
+        /**
+         * Record a decision by an approver, or by a deputy on an approver's behalf.
+         * @description Needs an API key with `approvals:write`, `full` or `admin`.
+         */
         post: operations["omni.approvals.decisions.create"];
         delete?: never;
         options?: never;
@@ -229,10 +333,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List active and historical delegations, newest first. */
+        /**
+         * List active and historical delegations, newest first.
+         * @description Needs an API key with `delegations:read`, `full` or `admin`.
+         */
         get: operations["omni.delegations.list"];
         put?: never;
-        /** Grant a delegation of authority from one user to another. */
+        /**
+         * Grant a delegation of authority from one user to another.
+         * @description Needs an API key with `delegations:write`, `full` or `admin`.
+         */
         post: operations["omni.delegations.create"];
         delete?: never;
         options?: never;
@@ -247,7 +357,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a delegation by id. */
+        /**
+         * Get a delegation by id.
+         * @description Needs an API key with `delegations:read`, `full` or `admin`.
+         */
         get: operations["omni.delegations.get"];
         put?: never;
         post?: never;
@@ -266,7 +379,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Revoke a delegation at once. */
+        /**
+         * Revoke a delegation at once.
+         * @description Needs an API key with `delegations:write`, `full` or `admin`.
+         */
         post: operations["omni.delegations.revoke"];
         delete?: never;
         options?: never;
@@ -281,13 +397,18 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get the tenant's identity provider. */
+        /**
+         * Get the tenant's identity provider.
+         * @description Needs an API key with `admin`.
+         */
         get: operations["omni.identityProvider.get"];
         /**
          * Set the tenant's identity provider.
          * @description Its discovery document is read at once (`{issuer}/.well-known/openid-configuration`), and
          *     its signing keys from the `jwks_uri` it names: a provider that cannot be reached, or whose
          *     document names another issuer, is refused and nothing changes.
+         *
+         *     Needs an API key with `admin`.
          */
         put: operations["omni.identityProvider.put"];
         post?: never;
@@ -304,10 +425,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the tenant's journeys, newest first or by due date. */
+        /**
+         * List the tenant's journeys, newest first or by due date.
+         * @description Needs an API key with `journeys:read`, `full` or `admin`.
+         */
         get: operations["omni.journeys.list"];
         put?: never;
-        /** Create a journey from an active template. */
+        /**
+         * Create a journey from an active template.
+         * @description Needs an API key with `journeys:write`, `full` or `admin`.
+         */
         post: operations["omni.journeys.create"];
         delete?: never;
         options?: never;
@@ -322,7 +449,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a journey with its context and each step's history. */
+        /**
+         * Get a journey with its context and each step's history.
+         * @description Needs an API key with `journeys:read`, `full` or `admin`.
+         */
         get: operations["omni.journeys.get"];
         put?: never;
         post?: never;
@@ -341,7 +471,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Advance the journey past its current step. */
+        /**
+         * Advance the journey past its current step.
+         * @description Needs an API key with `journeys:write`, `full` or `admin`.
+         */
         post: operations["omni.journeys.advance"];
         delete?: never;
         options?: never;
@@ -358,7 +491,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Assign or reassign the journey to a user or a team. */
+        /**
+         * Assign or reassign the journey to a user or a team.
+         * @description Needs an API key with `journeys:write`, `full` or `admin`.
+         */
         post: operations["omni.journeys.assign"];
         delete?: never;
         options?: never;
@@ -375,7 +511,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Cancel a journey that is not completed. */
+        /**
+         * Cancel a journey that is not completed.
+         * @description Needs an API key with `journeys:write`, `full` or `admin`.
+         */
         post: operations["omni.journeys.cancel"];
         delete?: never;
         options?: never;
@@ -392,7 +531,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Complete the journey; every required step must be done. */
+        /**
+         * Complete the journey; every required step must be done.
+         * @description Needs an API key with `journeys:write`, `full` or `admin`.
+         */
         post: operations["omni.journeys.complete"];
         delete?: never;
         options?: never;
@@ -407,7 +549,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the tenant's providers, without their secrets. */
+        /**
+         * List the tenant's providers, without their secrets.
+         * @description Needs an API key with `admin`.
+         */
         get: operations["omni.notificationProviders.list"];
         put?: never;
         post?: never;
@@ -424,16 +569,24 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get the provider of a channel, without its secrets. */
+        /**
+         * Get the provider of a channel, without its secrets.
+         * @description Needs an API key with `admin`.
+         */
         get: operations["omni.notificationProviders.get"];
         /**
          * Set the provider of a channel: SMTP for `email`, Twilio for `sms`, FCM for `push`.
          * @description Secrets given here are never answered back. Deliveries already sent keep the provider that
          *     sent them; pending ones use the provider set when they are attempted.
+         *
+         *     Needs an API key with `admin`.
          */
         put: operations["omni.notificationProviders.put"];
         post?: never;
-        /** Remove the provider of a channel: its deliveries then fail with `provider_not_configured`. */
+        /**
+         * Remove the provider of a channel: its deliveries then fail with `provider_not_configured`.
+         * @description Needs an API key with `admin`.
+         */
         delete: operations["omni.notificationProviders.delete"];
         options?: never;
         head?: never;
@@ -447,7 +600,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the rules in force: the tenant's and the defaults it has not replaced. */
+        /**
+         * List the rules in force: the tenant's and the defaults it has not replaced.
+         * @description Needs an API key with `notifications:read`, `full` or `admin`.
+         */
         get: operations["omni.notificationRules.list"];
         put?: never;
         post?: never;
@@ -464,9 +620,15 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get the rule of an event: the tenant's, else Omnirail's default. */
+        /**
+         * Get the rule of an event: the tenant's, else Omnirail's default.
+         * @description Needs an API key with `notifications:read`, `full` or `admin`.
+         */
         get: operations["omni.notificationRules.get"];
-        /** Set which event notifies whom, on which channels, with which template. */
+        /**
+         * Set which event notifies whom, on which channels, with which template.
+         * @description Needs an API key with `notifications:write`, `full` or `admin`.
+         */
         put: operations["omni.notificationRules.put"];
         post?: never;
         delete?: never;
@@ -482,7 +644,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the tenant's notification templates and the built-ins it has not replaced, by code. */
+        /**
+         * List the tenant's notification templates and the built-ins it has not replaced, by code.
+         * @description Needs an API key with `notifications:read`, `full` or `admin`.
+         */
         get: operations["omni.notificationTemplates.list"];
         put?: never;
         post?: never;
@@ -499,11 +664,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a notification template: the tenant's own, else the built-in of that code. */
+        /**
+         * Get a notification template: the tenant's own, else the built-in of that code.
+         * @description Needs an API key with `notifications:read`, `full` or `admin`.
+         */
         get: operations["omni.notificationTemplates.get"];
         /**
          * Create or replace a notification template.
          * @description A tenant's template with a built-in's code replaces the built-in for that tenant.
+         *
+         *     Needs an API key with `notifications:write`, `full` or `admin`.
          */
         put: operations["omni.notificationTemplates.put"];
         post?: never;
@@ -520,7 +690,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List notifications, newest first, each with its deliveries. */
+        /**
+         * List notifications, newest first, each with its deliveries.
+         * @description Needs an API key with `notifications:read`, `full` or `admin`.
+         */
         get: operations["omni.notifications.list"];
         put?: never;
         /**
@@ -529,6 +702,8 @@ export interface paths {
          *     its primary language, then the template's default) when the call is made: a variable the
          *     template needs and `templateData` lacks is 422 naming it, and nothing is stored. Sending
          *     happens in the background: read the notification to follow each delivery.
+         *
+         *     Needs an API key with `notifications:write`, `full` or `admin`.
          */
         post: operations["omni.notifications.create"];
         delete?: never;
@@ -570,7 +745,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a notification with one delivery per channel. */
+        /**
+         * Get a notification with one delivery per channel.
+         * @description Needs an API key with `notifications:read`, `full` or `admin`.
+         */
         get: operations["omni.notifications.get"];
         put?: never;
         post?: never;
@@ -592,6 +770,7 @@ export interface paths {
         /**
          * Cancel a notification that has not been sent on any channel yet (scheduled, held for quiet
          *     hours, or not yet attempted).
+         * @description Needs an API key with `notifications:write`, `full` or `admin`.
          */
         post: operations["omni.notifications.cancel"];
         delete?: never;
@@ -609,7 +788,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Mark a notification read. Reading it again changes nothing. */
+        /**
+         * Mark a notification read. Reading it again changes nothing.
+         * @description Needs an API key with `notifications:write`, `full` or `admin`.
+         */
         post: operations["omni.notifications.read"];
         delete?: never;
         options?: never;
@@ -624,7 +806,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the onboardings, newest first. */
+        /**
+         * List the onboardings, newest first.
+         * @description Needs an API key with `onboarding:read`, `full` or `admin`.
+         */
         get: operations["omni.onboarding.list"];
         put?: never;
         post?: never;
@@ -641,10 +826,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the onboarding configurations, newest first. */
+        /**
+         * List the onboarding configurations, newest first.
+         * @description Needs an API key with `onboarding:read`, `full` or `admin`.
+         */
         get: operations["omni.onboarding.configurations.list"];
         put?: never;
-        /** Create an onboarding configuration. */
+        /**
+         * Create an onboarding configuration.
+         * @description Needs an API key with `onboarding:write`, `full` or `admin`.
+         */
         post: operations["omni.onboarding.configurations.create"];
         delete?: never;
         options?: never;
@@ -659,7 +850,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Read an onboarding configuration. */
+        /**
+         * Read an onboarding configuration.
+         * @description Needs an API key with `onboarding:read`, `full` or `admin`.
+         */
         get: operations["omni.onboarding.configurations.get"];
         put?: never;
         post?: never;
@@ -676,7 +870,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Read an onboarding: its status, current step, the data and documents received. */
+        /**
+         * Read an onboarding: its status, current step, the data and documents received.
+         * @description Needs an API key with `onboarding:read`, `full` or `admin`.
+         */
         get: operations["omni.onboarding.get"];
         put?: never;
         post?: never;
@@ -693,7 +890,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Download a document: its bytes, with its content type and its SHA-256 in `Repr-Digest`. */
+        /**
+         * Download a document: its bytes, with its content type and its SHA-256 in `Repr-Digest`.
+         * @description Needs an API key with `onboarding:read`, `full` or `admin`.
+         */
         get: operations["omni.onboarding.documents.get"];
         put?: never;
         post?: never;
@@ -710,12 +910,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get the tenant's SLA policy: its own, else Omnirail's defaults. */
+        /**
+         * Get the tenant's SLA policy: its own, else Omnirail's defaults.
+         * @description Needs an API key with `sla:read`, `full` or `admin`.
+         */
         get: operations["omni.sla.getPolicy"];
         /**
          * Set the tenant's SLA policy: at-risk share, approval reminders, business calendar and
          *     escalation rules. Journeys take it at their next change of deadline; pending reminders and
          *     escalations follow it at once.
+         * @description Needs an API key with `sla:write`, `full` or `admin`.
          */
         put: operations["omni.sla.putPolicy"];
         post?: never;
@@ -732,9 +936,15 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a team and its members. */
+        /**
+         * Get a team and its members.
+         * @description Needs an API key with `directory:read`, `full` or `admin`.
+         */
         get: operations["omni.teams.get"];
-        /** Create or replace a team and its members. */
+        /**
+         * Create or replace a team and its members.
+         * @description Needs an API key with `directory:write`, `full` or `admin`.
+         */
         put: operations["omni.teams.put"];
         post?: never;
         delete?: never;
@@ -750,10 +960,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List journey templates, newest first. */
+        /**
+         * List journey templates, newest first.
+         * @description Needs an API key with `templates:read`, `full` or `admin`.
+         */
         get: operations["omni.templates.list"];
         put?: never;
-        /** Create a journey template. */
+        /**
+         * Create a journey template.
+         * @description Needs an API key with `templates:write`, `full` or `admin`.
+         */
         post: operations["omni.templates.create"];
         delete?: never;
         options?: never;
@@ -768,7 +984,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a journey template. */
+        /**
+         * Get a journey template.
+         * @description Needs an API key with `templates:read`, `full` or `admin`.
+         */
         get: operations["omni.templates.get"];
         put?: never;
         post?: never;
@@ -778,6 +997,8 @@ export interface paths {
         /**
          * Change a template: its fields, its status (`draft`, `active`, `archived`) or its steps.
          * @description New steps make a new version; journeys already started keep theirs.
+         *
+         *     Needs an API key with `templates:write`, `full` or `admin`.
          */
         patch: operations["omni.templates.update"];
         trace?: never;
@@ -789,7 +1010,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** An entity's activity timeline. */
+        /**
+         * An entity's activity timeline.
+         * @description Needs an API key with `timeline:read`, `full` or `admin`.
+         */
         get: operations["omni.timeline.get"];
         put?: never;
         post?: never;
@@ -809,6 +1033,7 @@ export interface paths {
         /**
          * Export the chains that hold an entity's events as JSON Lines: each chain's links in order,
          *     then a `{"record": "chain_head", "chainKey", "length", "headHash"}` line.
+         * @description Needs an API key with `timeline:read`, `full` or `admin`.
          */
         get: operations["omni.timeline.export"];
         put?: never;
@@ -826,7 +1051,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Verify the hash chains that hold an entity's events. */
+        /**
+         * Verify the hash chains that hold an entity's events.
+         * @description Needs an API key with `timeline:read`, `full` or `admin`.
+         */
         get: operations["omni.timeline.verify"];
         put?: never;
         post?: never;
@@ -843,7 +1071,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the staff directory in id order. */
+        /**
+         * List the staff directory in id order.
+         * @description Needs an API key with `directory:read`, `full` or `admin`.
+         */
         get: operations["omni.users.list"];
         put?: never;
         post?: never;
@@ -860,9 +1091,15 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a member of staff. */
+        /**
+         * Get a member of staff.
+         * @description Needs an API key with `directory:read`, `full` or `admin`.
+         */
         get: operations["omni.users.get"];
-        /** Create or replace a member of staff. */
+        /**
+         * Create or replace a member of staff.
+         * @description Needs an API key with `directory:write`, `full` or `admin`.
+         */
         put: operations["omni.users.put"];
         post?: never;
         delete?: never;
@@ -883,6 +1120,8 @@ export interface paths {
          *     delivered, read), which is how in-app notifications reach a staff user's screen.
          * @description Resumes with `Last-Event-ID` as the customer stream does; the ids count the user's own
          *     chain of events.
+         *
+         *     Needs an API key with `directory:read`, `full` or `admin`.
          */
         get: operations["omni.users.stream"];
         put?: never;
@@ -900,10 +1139,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the tenant's endpoints, newest first (without their secrets). */
+        /**
+         * List the tenant's endpoints, newest first (without their secrets).
+         * @description Needs an API key with `webhooks:read`, `full` or `admin`.
+         */
         get: operations["omni.webhooks.endpoints.list"];
         put?: never;
-        /** Create an endpoint; the answer shows its signing secret, once. */
+        /**
+         * Create an endpoint; the answer shows its signing secret, once.
+         * @description Needs an API key with `webhooks:write`, `full` or `admin`.
+         */
         post: operations["omni.webhooks.endpoints.create"];
         delete?: never;
         options?: never;
@@ -918,11 +1163,17 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get an endpoint (without its secret). */
+        /**
+         * Get an endpoint (without its secret).
+         * @description Needs an API key with `webhooks:read`, `full` or `admin`.
+         */
         get: operations["omni.webhooks.endpoints.get"];
         put?: never;
         post?: never;
-        /** Delete an endpoint with its messages and their attempts: nothing more is sent to it. */
+        /**
+         * Delete an endpoint with its messages and their attempts: nothing more is sent to it.
+         * @description Needs an API key with `webhooks:write`, `full` or `admin`.
+         */
         delete: operations["omni.webhooks.endpoints.delete"];
         options?: never;
         head?: never;
@@ -931,6 +1182,8 @@ export interface paths {
          * @description New events follow the new settings; messages already written keep their endpoint and go to
          *     its URL as it is when they are attempted. Disabling parks the pending messages; enabling
          *     sends them.
+         *
+         *     Needs an API key with `webhooks:write`, `full` or `admin`.
          */
         patch: operations["omni.webhooks.endpoints.update"];
         trace?: never;
@@ -942,7 +1195,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List an endpoint's messages, newest first. */
+        /**
+         * List an endpoint's messages, newest first.
+         * @description Needs an API key with `webhooks:read`, `full` or `admin`.
+         */
         get: operations["omni.webhooks.endpoints.messages.list"];
         put?: never;
         post?: never;
@@ -961,7 +1217,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Send again every failed message of an endpoint since an instant. */
+        /**
+         * Send again every failed message of an endpoint since an instant.
+         * @description Needs an API key with `webhooks:write`, `full` or `admin`.
+         */
         post: operations["omni.webhooks.endpoints.replay"];
         delete?: never;
         options?: never;
@@ -978,7 +1237,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Rotate an endpoint's signing secret: for the next 24 hours messages are signed with both. */
+        /**
+         * Rotate an endpoint's signing secret: for the next 24 hours messages are signed with both.
+         * @description Needs an API key with `webhooks:write`, `full` or `admin`.
+         */
         post: operations["omni.webhooks.endpoints.rotateSecret"];
         delete?: never;
         options?: never;
@@ -993,7 +1255,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Delivery statistics of an endpoint: success rate over the last 24 hours. */
+        /**
+         * Delivery statistics of an endpoint: success rate over the last 24 hours.
+         * @description Needs an API key with `webhooks:read`, `full` or `admin`.
+         */
         get: operations["omni.webhooks.endpoints.stats"];
         put?: never;
         post?: never;
@@ -1010,7 +1275,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List every event type an endpoint can subscribe to. */
+        /**
+         * List every event type an endpoint can subscribe to.
+         * @description Needs an API key with `webhooks:read`, `full` or `admin`.
+         */
         get: operations["omni.webhooks.eventTypes.list"];
         put?: never;
         post?: never;
@@ -1027,7 +1295,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a message with the body it sends. */
+        /**
+         * Get a message with the body it sends.
+         * @description Needs an API key with `webhooks:read`, `full` or `admin`.
+         */
         get: operations["omni.webhooks.messages.get"];
         put?: never;
         post?: never;
@@ -1044,7 +1315,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List a message's attempts, oldest first. */
+        /**
+         * List a message's attempts, oldest first.
+         * @description Needs an API key with `webhooks:read`, `full` or `admin`.
+         */
         get: operations["omni.webhooks.messages.attempts.list"];
         put?: never;
         post?: never;
@@ -1063,7 +1337,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Send a message again now, with a fresh retry schedule, whatever its status. */
+        /**
+         * Send a message again now, with a fresh retry schedule, whatever its status.
+         * @description Needs an API key with `webhooks:write`, `full` or `admin`.
+         */
         post: operations["omni.webhooks.messages.retry"];
         delete?: never;
         options?: never;
@@ -1080,7 +1357,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Open a session on a channel. */
+        /**
+         * Open a session on a channel.
+         * @description Needs an API key with `sessions:write`, `full` or `admin`.
+         */
         post: operations["sessions.create"];
         delete?: never;
         options?: never;
@@ -1097,7 +1377,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Hand a session over to another channel: answers a single-use token for `resume`. */
+        /**
+         * Hand a session over to another channel: answers a single-use token for `resume`.
+         * @description Needs an API key with `sessions:write`, `full` or `admin`.
+         */
         post: operations["sessions.handoff"];
         delete?: never;
         options?: never;
@@ -1114,7 +1397,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Resume a handed-off session on its target channel. */
+        /**
+         * Resume a handed-off session on its target channel.
+         * @description Needs an API key with `sessions:write`, `full` or `admin`.
+         */
         post: operations["sessions.resume"];
         delete?: never;
         options?: never;
@@ -1129,11 +1415,17 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a session. */
+        /**
+         * Get a session.
+         * @description Needs an API key with `sessions:read`, `full` or `admin`.
+         */
         get: operations["sessions.get"];
         put?: never;
         post?: never;
-        /** End a session. Ending an ended session changes nothing and answers it as it is. */
+        /**
+         * End a session. Ending an ended session changes nothing and answers it as it is.
+         * @description Needs an API key with `sessions:write`, `full` or `admin`.
+         */
         delete: operations["sessions.end"];
         options?: never;
         head?: never;
@@ -1152,6 +1444,8 @@ export interface paths {
          * @description The same events as the customer's stream (`/customers/{customer_id}/stream`), with the same
          *     `id`s and `Last-Event-ID` resume; the stream closes after the session's own
          *     `session.ended`.
+         *
+         *     Needs an API key with `sessions:read`, `full` or `admin`.
          */
         get: operations["sessions.stream"];
         put?: never;
@@ -1373,6 +1667,8 @@ export interface paths {
          * Start an onboarding session (seed 002).
          * @description Creates (or links, by `externalCustomerId`) the customer, a journey from the
          *     configuration's template, and the session; answers the session token.
+         *
+         *     Needs an API key with `onboarding:write`, `full` or `admin`.
          */
         post: operations["onboarding.start"];
         delete?: never;
@@ -1445,6 +1741,39 @@ export interface components {
         };
         /** @description In the currency's major unit, exactly: at most as many decimals as the currency's minor unit (ISO 4217: SAR 2, JPY 0, KWD 3), at least 0, below 10^14. Sent as a JSON number or a string; answered as a JSON number. */
         Amount: number | string;
+        /**
+         * @description An API key as the API shows it: never the key itself, except once, in `key`, when it is
+         *     created.
+         */
+        ApiKeyView: {
+            createdAt: string;
+            /** @description The key that created it through this API; `null` when the CLI or the first start did. */
+            createdBy?: string | null;
+            expiresAt?: string | null;
+            /** @example key_01HZX3 */
+            id: string;
+            /**
+             * @description The key, shown only in the answer to its creation: keep it, it cannot be shown again.
+             * @example omk_3q2...
+             */
+            key?: string | null;
+            /** @description The last request made with it, to the minute; `null` if it was never used. */
+            lastUsedAt?: string | null;
+            name?: string | null;
+            revokedAt?: string | null;
+            /**
+             * @description What the key may do: `admin`, `full`, `read`, or `<area>:read` / `<area>:write`.
+             * @example [
+             *       "onboarding:write"
+             *     ]
+             */
+            scopes: string[];
+            /**
+             * @description `active`, `expired` (past `expiresAt`) or `revoked`.
+             * @example active
+             */
+            status: string;
+        };
         /**
          * @description Where an approval request is.
          * @enum {string}
@@ -1677,6 +2006,29 @@ export interface components {
              *     out.)
              */
             warnings?: components["schemas"]["ReadinessWarning"][] | null;
+        };
+        /** @description Body of `POST /api-keys`. */
+        CreateApiKey: {
+            /**
+             * @description When the key stops working (RFC 3339, in the future); absent: never.
+             * @example 2027-06-30T00:00:00Z
+             */
+            expiresAt?: string | null;
+            /**
+             * @description What the key is for, 1 to 100 characters.
+             * @example Branch kiosk, Riyadh main
+             */
+            name: string;
+            /**
+             * @description One or more of `admin`, `full`, `read`, `<area>:read`, `<area>:write`, where an area is
+             *     `journeys`, `templates`, `approvals`, `delegations`, `directory`, `customers`,
+             *     `timeline`, `sessions`, `onboarding`, `notifications`, `webhooks`, `channels`,
+             *     `analytics` or `sla`.
+             * @example [
+             *       "onboarding:write"
+             *     ]
+             */
+            scopes: string[];
         };
         /** @description Body of `POST /approvals` (seed 001). */
         CreateApproval: {
@@ -1932,6 +2284,10 @@ export interface components {
             preferences: components["schemas"]["Preferences"];
             profile: components["schemas"]["Profile"];
             updated_at: string;
+        };
+        /** @description Seed 001's single-object envelope. */
+        Data_ApiKeyView: {
+            data: components["schemas"]["ApiKeyView"];
         };
         /** @description Seed 001's single-object envelope. */
         Data_ApprovalView: {
@@ -2574,6 +2930,11 @@ export interface components {
             status: components["schemas"]["OnboardingStatus"];
             steps?: components["schemas"]["StepState"][] | null;
             updatedAt: string;
+        };
+        /** @description Seed 001's list envelope. */
+        Paginated_ApiKeyView: {
+            data: components["schemas"]["ApiKeyView"][];
+            pagination: components["schemas"]["Pagination"];
         };
         /** @description Seed 001's list envelope. */
         Paginated_ApprovalView: {
@@ -3421,6 +3782,12 @@ export interface components {
             eventType: string;
             /** @example evt_001 */
             id: string;
+            /**
+             * @description The API key whose call made the change, by id (never the key); `null` for a change a
+             *     customer's session token, the console or the server itself made. Inside the hash chain.
+             * @example key_01HZX3
+             */
+            keyId?: string | null;
             metadata: Record<string, unknown>;
             /** @example Journey advanced: KYC Verification completed */
             summary: string;
@@ -3559,6 +3926,7 @@ export type AddData = components['schemas']['AddData'];
 export type AddDocument = components['schemas']['AddDocument'];
 export type AdvanceJourney = components['schemas']['AdvanceJourney'];
 export type Amount = components['schemas']['Amount'];
+export type ApiKeyView = components['schemas']['ApiKeyView'];
 export type ApprovalStatus = components['schemas']['ApprovalStatus'];
 export type ApprovalView = components['schemas']['ApprovalView'];
 export type ApproverInput = components['schemas']['ApproverInput'];
@@ -3578,6 +3946,7 @@ export type ChannelView = components['schemas']['ChannelView'];
 export type ChannelsView = components['schemas']['ChannelsView'];
 export type CompleteJourney = components['schemas']['CompleteJourney'];
 export type ConfigurationView = components['schemas']['ConfigurationView'];
+export type CreateApiKey = components['schemas']['CreateApiKey'];
 export type CreateApproval = components['schemas']['CreateApproval'];
 export type CreateConfiguration = components['schemas']['CreateConfiguration'];
 export type CreateDecision = components['schemas']['CreateDecision'];
@@ -3591,6 +3960,7 @@ export type CurrentStep = components['schemas']['CurrentStep'];
 export type CurrentStepInputs = components['schemas']['CurrentStepInputs'];
 export type CustomerChannelActivity = components['schemas']['CustomerChannelActivity'];
 export type CustomerView = components['schemas']['CustomerView'];
+export type DataApiKeyView = components['schemas']['Data_ApiKeyView'];
 export type DataApprovalView = components['schemas']['Data_ApprovalView'];
 export type DataConfigurationView = components['schemas']['Data_ConfigurationView'];
 export type DataDelegationView = components['schemas']['Data_DelegationView'];
@@ -3659,6 +4029,7 @@ export type OnboardingHandoff = components['schemas']['OnboardingHandoff'];
 export type OnboardingSession = components['schemas']['OnboardingSession'];
 export type OnboardingStatus = components['schemas']['OnboardingStatus'];
 export type OnboardingView = components['schemas']['OnboardingView'];
+export type PaginatedApiKeyView = components['schemas']['Paginated_ApiKeyView'];
 export type PaginatedApprovalView = components['schemas']['Paginated_ApprovalView'];
 export type PaginatedConfigurationView = components['schemas']['Paginated_ConfigurationView'];
 export type PaginatedDelegationView = components['schemas']['Paginated_DelegationView'];
@@ -3797,7 +4168,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The Starter plan has no omnichannel features (`plan_not_included`) */
+            /** @description The Starter plan has no omnichannel features (`plan_not_included`); the API key's scopes do not include `analytics:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3892,7 +4263,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The Starter plan has no omnichannel features (`plan_not_included`) */
+            /** @description The Starter plan has no omnichannel features (`plan_not_included`); the API key's scopes do not include `channels:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3994,7 +4365,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The Starter plan (`plan_not_included`); switching on a channel the plan does not include (`channel_not_in_plan`) */
+            /** @description The Starter plan (`plan_not_included`); switching on a channel the plan does not include (`channel_not_in_plan`); the API key's scopes do not include `channels:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4141,6 +4512,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `customers:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The body had not arrived whole within `limits.request_timeout_secs`, 30 s by default (`body_timeout`); nothing was changed */
             408: {
                 headers: {
@@ -4257,6 +4637,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `customers:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such customer in this tenant (`not_found`) */
             404: {
                 headers: {
@@ -4363,6 +4752,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `customers:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4486,6 +4884,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `customers:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such device for this customer (`not_found`) */
             404: {
                 headers: {
@@ -4577,6 +4984,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `customers:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4677,6 +5093,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `customers:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4798,7 +5223,469 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `analytics:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description A date that is not YYYY-MM-DD, `from` after `to`, a window over 366 days, an unknown `period` or `groupBy` (`validation_failed` or `invalid_query_parameter`); an `X-Omni-Channel` header that names no channel (`validation_failed`); a query parameter the operation does not take (`validation_failed`, each named with `unknown query parameter`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the API key's request rate, when `limits.rate_per_second` sets one (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request line and headers over `limits.max_header_bytes`, 16 KiB by default (`headers_too_large`) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected failure (`internal_error`); the details are in the server log under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's identity provider unreachable for the keys an actor token needs (`identity_provider_unavailable`), with `Retry-After`; database saturated (`overloaded`), or a conflicting write holding a lock (`database_busy`), with `Retry-After`; not answered within `limits.request_timeout_secs`, 30 s by default (`request_timeout`), with `Retry-After`; nothing was changed */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "omni.apiKeys.list": {
+        parameters: {
+            query?: {
+                /** @description Page number, from 1. */
+                page?: number;
+                /** @description Items per page (default 20, max 100). */
+                perPage?: number;
+            };
+            header?: {
+                /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
+                "X-Omni-Channel"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of keys */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Paginated_ApiKeyView"];
+                };
+            };
+            /** @description `page`/`perPage` not an integer (`invalid_query_parameter`); malformed request: body not JSON (`malformed_json`), unreadable query or path (`invalid_query`, `invalid_path`), a query parameter not a number (`invalid_query_parameter`), a bad `Idempotency-Key` (`invalid_idempotency_key`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `page`/`perPage` out of range (`invalid_query_parameter`); an `X-Omni-Channel` header that names no channel (`validation_failed`); a query parameter the operation does not take (`validation_failed`, each named with `unknown query parameter`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the API key's request rate, when `limits.rate_per_second` sets one (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request line and headers over `limits.max_header_bytes`, 16 KiB by default (`headers_too_large`) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected failure (`internal_error`); the details are in the server log under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's identity provider unreachable for the keys an actor token needs (`identity_provider_unavailable`), with `Retry-After`; database saturated (`overloaded`), or a conflicting write holding a lock (`database_busy`), with `Retry-After`; not answered within `limits.request_timeout_secs`, 30 s by default (`request_timeout`), with `Retry-After`; nothing was changed */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "omni.apiKeys.create": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
+                "X-Omni-Channel"?: string;
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateApiKey"];
+            };
+        };
+        responses: {
+            /** @description Created, with `key` */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Data_ApiKeyView"];
+                };
+            };
+            /** @description Malformed request: body not JSON (`malformed_json`), unreadable query or path (`invalid_query`, `invalid_path`), a query parameter not a number (`invalid_query_parameter`), a bad `Idempotency-Key` (`invalid_idempotency_key`); body nesting arrays and objects more than 32 deep (`json_too_deep`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body had not arrived whole within `limits.request_timeout_secs`, 30 s by default (`body_timeout`); nothing was changed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body larger than the limit, 1 MiB by default (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body not sent as `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bad field, each named (`validation_failed`): no name, no scope, a scope that does not exist, an `expiresAt` not RFC 3339 or not in the future; an `X-Omni-Channel` header that names no channel (`validation_failed`); the `Idempotency-Key` was used for a different request (`idempotency_key_reused`); body of the wrong shape: a field the operation does not take, a key given twice, a missing or mistyped field, each with its path, all at once (`validation_failed`); a query parameter the operation does not take (`validation_failed`, each named with `unknown query parameter`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the API key's request rate, when `limits.rate_per_second` sets one (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request line and headers over `limits.max_header_bytes`, 16 KiB by default (`headers_too_large`) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected failure (`internal_error`); the details are in the server log under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's identity provider unreachable for the keys an actor token needs (`identity_provider_unavailable`), with `Retry-After`; database saturated (`overloaded`), or a conflicting write holding a lock (`database_busy`), with `Retry-After`; not answered within `limits.request_timeout_secs`, 30 s by default (`request_timeout`), with `Retry-After`; nothing was changed */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "omni.apiKeys.get": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
+                "X-Omni-Channel"?: string;
+            };
+            path: {
+                /** @description The key's id (`key_...`) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The key */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Data_ApiKeyView"];
+                };
+            };
+            /** @description Malformed request: body not JSON (`malformed_json`), unreadable query or path (`invalid_query`, `invalid_path`), a query parameter not a number (`invalid_query_parameter`), a bad `Idempotency-Key` (`invalid_idempotency_key`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such key for this tenant (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An `X-Omni-Channel` header that names no channel (`validation_failed`); a query parameter the operation does not take (`validation_failed`, each named with `unknown query parameter`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the API key's request rate, when `limits.rate_per_second` sets one (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request line and headers over `limits.max_header_bytes`, 16 KiB by default (`headers_too_large`) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected failure (`internal_error`); the details are in the server log under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's identity provider unreachable for the keys an actor token needs (`identity_provider_unavailable`), with `Retry-After`; database saturated (`overloaded`), or a conflicting write holding a lock (`database_busy`), with `Retry-After`; not answered within `limits.request_timeout_secs`, 30 s by default (`request_timeout`), with `Retry-After`; nothing was changed */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "omni.apiKeys.revoke": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
+                "X-Omni-Channel"?: string;
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The key's id (`key_...`) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Data_ApiKeyView"];
+                };
+            };
+            /** @description Malformed request: body not JSON (`malformed_json`), unreadable query or path (`invalid_query`, `invalid_path`), a query parameter not a number (`invalid_query_parameter`), a bad `Idempotency-Key` (`invalid_idempotency_key`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such key for this tenant (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Already revoked (`api_key_revoked`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An `X-Omni-Channel` header that names no channel (`validation_failed`); the `Idempotency-Key` was used for a different request (`idempotency_key_reused`); a query parameter the operation does not take (`validation_failed`, each named with `unknown query parameter`) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4901,6 +5788,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `approvals:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unknown `status`, or `page`/`perPage` out of range (`invalid_query_parameter`); an `X-Omni-Channel` header that names no channel (`validation_failed`); a query parameter the operation does not take (`validation_failed`, each named with `unknown query parameter`) */
             422: {
                 headers: {
@@ -4993,7 +5889,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `requestedBy` naming someone other than the person the actor token proves (`actor_mismatch`) */
+            /** @description `requestedBy` naming someone other than the person the actor token proves (`actor_mismatch`); the API key's scopes do not include `approvals:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5118,6 +6014,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `approvals:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such approval in this tenant (`not_found`) */
             404: {
                 headers: {
@@ -5222,7 +6127,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The requester deciding (`maker_checker_violation`); not an approver (`not_an_approver`); a deputy without authority: `no_delegation`, `delegation_revoked`, `delegation_not_yet_active`, `delegation_expired`, `delegation_scope_excluded`, `delegation_currency_mismatch`, `delegation_limit_exceeded`; `approverId` naming someone other than the person the actor token proves (`actor_mismatch`) */
+            /** @description The requester deciding (`maker_checker_violation`); not an approver (`not_an_approver`); a deputy without authority: `no_delegation`, `delegation_revoked`, `delegation_not_yet_active`, `delegation_expired`, `delegation_scope_excluded`, `delegation_currency_mismatch`, `delegation_limit_exceeded`; `approverId` naming someone other than the person the actor token proves (`actor_mismatch`); the API key's scopes do not include `approvals:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5373,6 +6278,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `delegations:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unknown `status` or `scope`, or `page`/`perPage` out of range (`invalid_query_parameter`); an `X-Omni-Channel` header that names no channel (`validation_failed`); a query parameter the operation does not take (`validation_failed`, each named with `unknown query parameter`) */
             422: {
                 headers: {
@@ -5465,7 +6379,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `delegatorId` naming someone other than the person the actor token proves (`actor_mismatch`) */
+            /** @description `delegatorId` naming someone other than the person the actor token proves (`actor_mismatch`); the API key's scopes do not include `delegations:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5590,6 +6504,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `delegations:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such delegation in this tenant (`not_found`) */
             404: {
                 headers: {
@@ -5694,7 +6617,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `revokedBy` naming someone other than the person the actor token proves (`actor_mismatch`) */
+            /** @description `revokedBy` naming someone other than the person the actor token proves (`actor_mismatch`); the API key's scopes do not include `delegations:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5834,6 +6757,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The tenant has no identity provider (`not_found`) */
             404: {
                 headers: {
@@ -5935,6 +6867,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6085,6 +7026,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `journeys:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unknown `status` or `sort`, more than 20 `assigneeId`s, `overdue` not a boolean, or `page`/`perPage` out of range (`invalid_query_parameter`); an `X-Omni-Channel` header that names no channel (`validation_failed`); a query parameter the operation does not take (`validation_failed`, each named with `unknown query parameter`) */
             422: {
                 headers: {
@@ -6177,7 +7127,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `createdBy` naming someone other than the person the actor token proves (`actor_mismatch`) */
+            /** @description `createdBy` naming someone other than the person the actor token proves (`actor_mismatch`); the API key's scopes do not include `journeys:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6311,6 +7261,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `journeys:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such journey in this tenant (`not_found`) */
             404: {
                 headers: {
@@ -6415,7 +7374,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `advancedBy` naming someone other than the person the actor token proves (`actor_mismatch`) */
+            /** @description `advancedBy` naming someone other than the person the actor token proves (`actor_mismatch`); the API key's scopes do not include `journeys:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6564,7 +7523,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `assignedBy` is not the assignee, a team member, a `manager`, or the assignee's deputy under an active `journey_assign` delegation (`assignment_not_authorized`, with `reason`); `assignedBy` naming someone other than the person the actor token proves (`actor_mismatch`) */
+            /** @description `assignedBy` is not the assignee, a team member, a `manager`, or the assignee's deputy under an active `journey_assign` delegation (`assignment_not_authorized`, with `reason`); `assignedBy` naming someone other than the person the actor token proves (`actor_mismatch`); the API key's scopes do not include `journeys:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6713,7 +7672,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `cancelledBy` naming someone other than the person the actor token proves (`actor_mismatch`) */
+            /** @description `cancelledBy` naming someone other than the person the actor token proves (`actor_mismatch`); the API key's scopes do not include `journeys:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6862,7 +7821,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `completedBy` naming someone other than the person the actor token proves (`actor_mismatch`) */
+            /** @description `completedBy` naming someone other than the person the actor token proves (`actor_mismatch`); the API key's scopes do not include `journeys:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7002,6 +7961,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description An `X-Omni-Channel` header that names no channel (`validation_failed`); a query parameter the operation does not take (`validation_failed`, each named with `unknown query parameter`) */
             422: {
                 headers: {
@@ -7084,6 +8052,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7195,6 +8172,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7316,6 +8302,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No provider set for this channel (`not_found`) */
             404: {
                 headers: {
@@ -7411,6 +8406,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `notifications:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description An `X-Omni-Channel` header that names no channel (`validation_failed`); a query parameter the operation does not take (`validation_failed`, each named with `unknown query parameter`) */
             422: {
                 headers: {
@@ -7493,6 +8497,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `notifications:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7604,6 +8617,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `notifications:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7724,6 +8746,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `notifications:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description An `X-Omni-Channel` header that names no channel (`validation_failed`); a query parameter the operation does not take (`validation_failed`, each named with `unknown query parameter`) */
             422: {
                 headers: {
@@ -7806,6 +8837,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `notifications:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7917,6 +8957,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `notifications:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8053,6 +9102,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `notifications:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unknown `channel` or `status`, `read` not a boolean, or `page`/`perPage` out of range (`invalid_query_parameter`); an `X-Omni-Channel` header that names no channel (`validation_failed`); a query parameter the operation does not take (`validation_failed`, each named with `unknown query parameter`) */
             422: {
                 headers: {
@@ -8138,6 +9196,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `notifications:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8380,6 +9447,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `notifications:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such notification in this tenant (`not_found`) */
             404: {
                 headers: {
@@ -8473,6 +9549,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `notifications:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8589,6 +9674,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `notifications:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such notification in this tenant (`not_found`) */
             404: {
                 headers: {
@@ -8691,6 +9785,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `onboarding:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unknown `status`, or `page`/`perPage` out of range (`invalid_query_parameter`); an `X-Omni-Channel` header that names no channel (`validation_failed`); a query parameter the operation does not take (`validation_failed`, each named with `unknown query parameter`) */
             422: {
                 headers: {
@@ -8775,6 +9878,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `onboarding:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8867,6 +9979,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `onboarding:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8999,6 +10120,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `onboarding:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such configuration in this tenant (`not_found`) */
             404: {
                 headers: {
@@ -9090,6 +10220,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `onboarding:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9199,6 +10338,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `onboarding:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such onboarding or document in this tenant (`not_found`) */
             404: {
                 headers: {
@@ -9287,6 +10435,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `sla:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9386,6 +10543,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `sla:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9509,6 +10675,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `directory:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such team in this tenant (`not_found`) */
             404: {
                 headers: {
@@ -9613,6 +10788,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `directory:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9742,6 +10926,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `templates:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description A filter or page parameter out of range; an `X-Omni-Channel` header that names no channel (`validation_failed`); a query parameter the operation does not take (`validation_failed`, each named with `unknown query parameter`) */
             422: {
                 headers: {
@@ -9827,6 +11020,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `templates:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9959,6 +11161,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `templates:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such template in this tenant (`not_found`) */
             404: {
                 headers: {
@@ -10056,6 +11267,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `templates:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10167,7 +11387,7 @@ export interface operations {
                  * @description Required.
                  * @example customer
                  */
-                entityType: "customer" | "journey" | "contract" | "approval" | "user" | "onboarding" | "notification";
+                entityType: "customer" | "journey" | "contract" | "approval" | "user" | "onboarding" | "notification" | "api_key";
                 /** @description RFC 3339; events at or after. */
                 fromDate?: string;
                 /** @description RFC 3339; events at or before. */
@@ -10214,6 +11434,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `timeline:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10274,7 +11503,7 @@ export interface operations {
                 /** @example ent_customer_456 */
                 entityId: string;
                 /** @example customer */
-                entityType: "customer" | "journey" | "contract" | "approval" | "user" | "onboarding" | "notification";
+                entityType: "customer" | "journey" | "contract" | "approval" | "user" | "onboarding" | "notification" | "api_key";
             };
             header?: {
                 /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
@@ -10305,6 +11534,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `timeline:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10365,7 +11603,7 @@ export interface operations {
                 /** @example ent_customer_456 */
                 entityId: string;
                 /** @example customer */
-                entityType: "customer" | "journey" | "contract" | "approval" | "user" | "onboarding" | "notification";
+                entityType: "customer" | "journey" | "contract" | "approval" | "user" | "onboarding" | "notification" | "api_key";
             };
             header?: {
                 /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
@@ -10396,6 +11634,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `timeline:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10498,6 +11745,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `directory:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description `page`/`perPage` out of range (`invalid_query_parameter`); an `X-Omni-Channel` header that names no channel (`validation_failed`); a query parameter the operation does not take (`validation_failed`, each named with `unknown query parameter`) */
             422: {
                 headers: {
@@ -10580,6 +11836,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `directory:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10691,6 +11956,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `directory:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10816,6 +12090,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `directory:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such user in this tenant (`not_found`) */
             404: {
                 headers: {
@@ -10918,6 +12201,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `webhooks:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description `enabled` not a boolean, or `page`/`perPage` out of range (`invalid_query_parameter`); an `X-Omni-Channel` header that names no channel (`validation_failed`); a query parameter the operation does not take (`validation_failed`, each named with `unknown query parameter`) */
             422: {
                 headers: {
@@ -11003,6 +12295,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `webhooks:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -11126,6 +12427,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `webhooks:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such endpoint for this tenant (`not_found`) */
             404: {
                 headers: {
@@ -11215,6 +12525,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `webhooks:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -11319,6 +12638,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `webhooks:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -11457,6 +12785,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `webhooks:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such endpoint for this tenant (`not_found`) */
             404: {
                 headers: {
@@ -11554,6 +12891,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `webhooks:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -11702,6 +13048,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `webhooks:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such endpoint for this tenant (`not_found`) */
             404: {
                 headers: {
@@ -11827,6 +13182,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `webhooks:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such endpoint for this tenant (`not_found`) */
             404: {
                 headers: {
@@ -11922,6 +13286,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `webhooks:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description An `X-Omni-Channel` header that names no channel (`validation_failed`); a query parameter the operation does not take (`validation_failed`, each named with `unknown query parameter`) */
             422: {
                 headers: {
@@ -12004,6 +13377,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `webhooks:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -12109,6 +13491,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `webhooks:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such message for this tenant (`not_found`) */
             404: {
                 headers: {
@@ -12202,6 +13593,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `webhooks:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -12319,7 +13719,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The Starter plan has no omnichannel features (`plan_not_included`), or the channel is not enabled for the tenant (`channel_disabled`, with `channel`) */
+            /** @description The Starter plan has no omnichannel features (`plan_not_included`), or the channel is not enabled for the tenant (`channel_disabled`, with `channel`); the API key's scopes do not include `sessions:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -12456,7 +13856,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The Starter plan has no omnichannel features (`plan_not_included`), or the channel is not enabled for the tenant (`channel_disabled`, with `channel`) */
+            /** @description The Starter plan has no omnichannel features (`plan_not_included`), or the channel is not enabled for the tenant (`channel_disabled`, with `channel`); the API key's scopes do not include `sessions:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -12602,7 +14002,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The Starter plan has no omnichannel features (`plan_not_included`), or the channel is not enabled for the tenant (`channel_disabled`, with `channel`) */
+            /** @description The Starter plan has no omnichannel features (`plan_not_included`), or the channel is not enabled for the tenant (`channel_disabled`, with `channel`); the API key's scopes do not include `sessions:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -12754,6 +14154,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The API key's scopes do not include `sessions:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such session in this tenant (`not_found`) */
             404: {
                 headers: {
@@ -12845,6 +14254,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `sessions:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -12952,7 +14370,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The Starter plan has no omnichannel features (`plan_not_included`) */
+            /** @description The Starter plan has no omnichannel features (`plan_not_included`); the API key's scopes do not include `sessions:read`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -14095,6 +15513,15 @@ export interface operations {
             };
             /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `onboarding:write`, `full` or `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

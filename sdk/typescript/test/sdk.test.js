@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 
-import { IOFClient, OmnirailClient, NotFoundError, UnprocessableEntityError, webhooks } from "../dist/index.js";
+import { IOFClient, OmnirailClient, NotFoundError, PermissionDeniedError, UnprocessableEntityError, webhooks } from "../dist/index.js";
 
 const inAWeek = new Date(Date.now() + 7 * 24 * 3600 * 1000).toISOString().replace(/\.\d+Z$/, "Z");
 const unique = (prefix) => `${prefix}_${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
@@ -146,6 +146,26 @@ test("errors are typed and carry the problem", async () => {
   );
   const wrong = new IOFClient({ apiKey: "omk_wrong" });
   await assert.rejects(wrong.omni.journeys.list(), (e) => e.status === 401 && e.code === "invalid_api_key");
+});
+
+test("a key with scopes does what they name and is refused the rest", async () => {
+  const client = new IOFClient();
+  const created = await client.omni.apiKeys.create({ name: unique("kiosk"), scopes: ["onboarding:write", "journeys:read"] });
+  assert.ok(created.key.startsWith("omk_"));
+  assert.deepEqual(created.scopes, ["journeys:read", "onboarding:write"]);
+  const kiosk = new IOFClient({ apiKey: created.key });
+  await kiosk.omni.journeys.list();
+  await assert.rejects(
+    kiosk.omni.journeys.create({ templateId: "tmpl_onboarding_sme", customerId: "ent_customer_456" }),
+    (e) => {
+      assert.ok(e instanceof PermissionDeniedError);
+      assert.equal(e.code, "insufficient_scope");
+      assert.equal(e.problem.requiredScope, "journeys:write");
+      return true;
+    },
+  );
+  assert.equal((await client.omni.apiKeys.get(created.id)).key, undefined);
+  assert.equal((await client.omni.apiKeys.revoke(created.id)).status, "revoked");
 });
 
 test("a retried call is applied once: one Idempotency-Key across its retries", async () => {
