@@ -1,5 +1,5 @@
 //! The `omnirail` command line: `serve`, `migrate`, `tenant create|set-plan|list`,
-//! `key create|revoke|list`.
+//! `key create|revoke|list`, `secrets generate-kek|rewrap`.
 //!
 //! Logs go to stderr; stdout carries only what a script reads (a new tenant id, a new key).
 
@@ -49,6 +49,22 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// The key-encryption key of the secrets at rest.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretsCommand {
+    /// Print a new random key-encryption key (base64 of 32 bytes), for a KEK file or a secret
+    /// store; touches no database.
+    GenerateKek,
+    /// Re-wrap every tenant's data key under the current KEK (`secrets.kek_file` or
+    /// `secrets.kek`), reading those wrapped under one of `secrets.previous_kek_files` or
+    /// `secrets.previous_keks`. Nodes keep serving throughout.
+    Rewrap,
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,6 +134,13 @@ pub fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Command::Secrets {
+        command: SecretsCommand::GenerateKek,
+    } = cli.command
+    {
+        println!("{}", crate::secrets::Kek::generate());
+        return ExitCode::SUCCESS;
+    }
     let log_format = config.log_format;
     match runtime.block_on(execute(cli.command, config)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -169,6 +192,21 @@ async fn execute(command: Command, config: Config) -> Result<(), String> {
     }
     match command {
         Command::Serve { .. } => serve(db, config).await,
+        Command::Secrets {
+            command: SecretsCommand::GenerateKek,
+        } => Ok(()),
+        Command::Secrets {
+            command: SecretsCommand::Rewrap,
+        } => {
+            let vault = crate::secrets::Vault::from_config(&config.secrets)?;
+            vault.check(&db).await?;
+            let (rewrapped, total) = vault.rewrap(&db).await.map_err(|e| e.to_string())?;
+            println!(
+                "re-wrapped {rewrapped} of {total} data keys under key-encryption key {}",
+                vault.current_kek_id()
+            );
+            Ok(())
+        }
         Command::Migrate => {
             if applied.is_empty() {
                 println!("database schema is up to date: nothing to apply");
@@ -326,6 +364,8 @@ async fn serve(db: Db, config: Config) -> Result<(), String> {
     let listener = TcpListener::bind(&config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    // The secrets at rest: a node without its database's KEK stops before it creates anything.
+    crate::seal_stored_secrets(&db, &config.secrets).await?;
     if let Some((tenant, key)) = keys::bootstrap(&db).await.map_err(|e| e.to_string())? {
         println!(
             "Created tenant {tenant} with its first API key, key id {} (revoke it with \

@@ -80,6 +80,52 @@ pub struct Config {
     /// The operator console's sessions: the `[console]` table, `OMNIRAIL_CONSOLE__*` variables
     /// (docs/console.md).
     pub console: ConsoleConfig,
+    /// The key-encryption key of the secrets at rest: the `[secrets]` table,
+    /// `OMNIRAIL_SECRETS__*` variables (docs/security.md).
+    pub secrets: SecretsConfig,
+}
+
+/// Where the key-encryption key of the secrets at rest comes from (`secrets`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// A file holding the KEK, base64 of 32 bytes (`omnirail secrets generate-kek`); default
+    /// `omnirail.kek`, created on the first start of a database that has no secrets yet.
+    pub kek_file: String,
+    /// The KEK itself, base64 (from a secret store, as `OMNIRAIL_SECRETS__KEK`): instead of
+    /// `kek_file`.
+    pub kek: Option<Hidden>,
+    /// Earlier KEKs, still accepted for reading while a rotation is under way.
+    pub previous_kek_files: Vec<String>,
+    pub previous_keks: Vec<Hidden>,
+}
+
+impl Default for SecretsConfig {
+    fn default() -> Self {
+        Self {
+            kek_file: "omnirail.kek".into(),
+            kek: None,
+            previous_kek_files: Vec::new(),
+            previous_keks: Vec::new(),
+        }
+    }
+}
+
+/// A value of the configuration that is a secret: never shown by `Debug`.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct Hidden(pub String);
+
+impl Hidden {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
 }
 
 /// The operator console (`/console`): how long a signed-in member of staff stays signed in,
@@ -254,6 +300,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             identity: IdentityConfig::default(),
             console: ConsoleConfig::default(),
+            secrets: SecretsConfig::default(),
         }
     }
 }

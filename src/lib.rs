@@ -32,6 +32,7 @@ pub mod money;
 pub mod notifications;
 pub mod onboarding;
 pub mod openapi;
+pub mod secrets;
 pub mod server;
 pub mod sessions;
 pub mod sla;
@@ -103,6 +104,8 @@ pub struct App {
     pub rate_limits: Option<Arc<limits::RateLimits>>,
     /// Tenants' identity providers: discovery and signing keys.
     pub identity: Arc<identity::keys::ProviderKeys>,
+    /// The key-encryption keys and the tenants' data keys of the secrets at rest.
+    pub vault: Arc<secrets::Vault>,
     /// What a change of one capability asks of a capability above it ([`Hooks`]).
     pub hooks: Hooks,
 }
@@ -193,6 +196,7 @@ impl App {
         )?);
         let rate_limits = limits::RateLimits::from_config(&config.limits).map(Arc::new);
         let identity = Arc::new(identity::keys::ProviderKeys::new(&config.identity)?);
+        let vault = Arc::new(secrets::Vault::from_config(&config.secrets)?);
         Ok(Self {
             db,
             config: Arc::new(config),
@@ -207,6 +211,7 @@ impl App {
             notifier,
             rate_limits,
             identity,
+            vault,
             hooks: Hooks::wired(),
         })
     }
@@ -222,6 +227,30 @@ pub async fn wait_for_stop(stopping: &mut tokio::sync::watch::Receiver<bool>) {
     if stopping.wait_for(|stop| *stop).await.is_err() {
         std::future::pending::<()>().await;
     }
+}
+
+/// What `omnirail serve` does before it serves: provides the key-encryption key (created on a
+/// database without secrets yet), checks every stored data key against the KEKs `config`
+/// names, and seals the secrets stored before secrets were sealed (migration 0020); a no-op
+/// once done. A node without the KEK its database's secrets are sealed under stops here.
+pub async fn seal_stored_secrets(db: &Db, config: &config::SecretsConfig) -> Result<(), String> {
+    secrets::provide_kek(config, db).await?;
+    let vault = secrets::Vault::from_config(config)?;
+    vault.check(db).await?;
+    let endpoints = webhooks::seal_stored_secrets(db, &vault)
+        .await
+        .map_err(|e| e.to_string())?;
+    let providers = notifications::seal_stored_settings(db, &vault)
+        .await
+        .map_err(|e| e.to_string())?;
+    if endpoints + providers > 0 {
+        tracing::info!(
+            endpoints,
+            providers,
+            "sealed secrets stored before they were encrypted"
+        );
+    }
+    Ok(())
 }
 
 /// The API routes with their OpenAPI description, before the shared layers.
@@ -451,6 +480,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop, stopping) = tokio::sync::watch::channel(false);
+    // The key-encryption key, created on a database without secrets yet (`omnirail serve` has
+    // checked the stored data keys against it already: `seal_stored_secrets`).
+    secrets::provide_kek(&config.secrets, &db)
+        .await
+        .map_err(std::io::Error::other)?;
     let mut app = App::new(db.clone(), config).map_err(std::io::Error::other)?;
     app.stopping = stopping;
     let state = AppState(Arc::new(app));

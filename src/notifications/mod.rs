@@ -40,6 +40,7 @@ use crate::store::known::KnownIds;
 use crate::time::to_rfc3339;
 
 pub use routes::{InboxItem, inbox, inbox_item};
+pub use store::seal_stored_settings;
 
 /// Routes under `/api/v1/omni` (API key).
 pub fn router() -> OpenApiRouter<AppState> {

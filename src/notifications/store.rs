@@ -2,7 +2,8 @@
 //! Every statement a request makes is scoped by tenant; the delivery worker works across
 //! tenants and carries each row's tenant with it.
 
-use crate::store::Conn;
+use crate::secrets::Vault;
+use crate::store::{Conn, Db};
 use sqlx::AnyPool;
 
 use crate::error::StoreError;
@@ -78,32 +79,96 @@ pub struct ProviderRow {
     pub updated_at: i64,
 }
 
+/// Where a provider's settings are kept, as their sealing binds them (`secrets`).
+pub fn sealing_context(channel: &str) -> String {
+    format!("notification_provider:{channel}")
+}
+
+/// The provider of a channel, its settings opened.
 pub async fn get_provider(
-    ex: &AnyPool,
+    db: &Db,
+    vault: &Vault,
     tenant: &str,
     channel: &str,
 ) -> Result<Option<ProviderRow>, StoreError> {
-    Ok(sqlx::query_as(
+    let row: Option<ProviderRow> = sqlx::query_as(
         "SELECT channel, kind, settings, created_at, updated_at
          FROM notification_providers WHERE tenant_id = $1 AND channel = $2",
     )
     .bind(tenant)
     .bind(channel)
-    .fetch_optional(ex)
-    .await?)
+    .fetch_optional(db.reader())
+    .await?;
+    match row {
+        Some(row) => Ok(Some(opened(db, vault, tenant, row).await?)),
+        None => Ok(None),
+    }
 }
 
-pub async fn list_providers(ex: &AnyPool, tenant: &str) -> Result<Vec<ProviderRow>, StoreError> {
-    Ok(sqlx::query_as(
+/// The tenant's providers, their settings opened.
+pub async fn list_providers(
+    db: &Db,
+    vault: &Vault,
+    tenant: &str,
+) -> Result<Vec<ProviderRow>, StoreError> {
+    let rows: Vec<ProviderRow> = sqlx::query_as(
         "SELECT channel, kind, settings, created_at, updated_at
          FROM notification_providers WHERE tenant_id = $1 ORDER BY channel",
     )
     .bind(tenant)
-    .fetch_all(ex)
-    .await?)
+    .fetch_all(db.reader())
+    .await?;
+    let mut opened_rows = Vec::with_capacity(rows.len());
+    for row in rows {
+        opened_rows.push(opened(db, vault, tenant, row).await?);
+    }
+    Ok(opened_rows)
 }
 
-/// Creates or replaces; `true` if it was new.
+async fn opened(
+    db: &Db,
+    vault: &Vault,
+    tenant: &str,
+    mut row: ProviderRow,
+) -> Result<ProviderRow, StoreError> {
+    row.settings = vault
+        .open_stored(db, tenant, &sealing_context(&row.channel), &row.settings)
+        .await?;
+    Ok(row)
+}
+
+/// Seals the provider settings stored before secrets were encrypted (migration 0020); how
+/// many it sealed. Each row is written only if it still holds what was read.
+pub async fn seal_stored_settings(db: &Db, vault: &Vault) -> Result<u64, StoreError> {
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT tenant_id, channel, settings FROM notification_providers
+         WHERE settings NOT LIKE 'enc:%'",
+    )
+    .fetch_all(db.reader())
+    .await?;
+    let mut sealed = 0;
+    for (tenant, channel, settings) in rows {
+        let value = vault
+            .seal(db, &tenant, &sealing_context(&channel), &settings)
+            .await?;
+        let mut tx = db.begin().await?;
+        sealed += sqlx::query(
+            "UPDATE notification_providers SET settings = $1
+             WHERE tenant_id = $2 AND channel = $3 AND settings = $4",
+        )
+        .bind(&value)
+        .bind(&tenant)
+        .bind(&channel)
+        .bind(&settings)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+    }
+    Ok(sealed)
+}
+
+/// Creates or replaces (its settings sealed by the caller); `true` if it was new.
 pub async fn put_provider(
     conn: &mut Conn,
     tenant: &str,

@@ -132,19 +132,19 @@ async fn attempt(
             },
         );
     }
-    let settings = match store::get_provider(app.db.reader(), &d.tenant_id, channel.as_str()).await
-    {
-        Ok(Some(row)) => serde_json::from_str::<ProviderSettings>(&row.settings).ok(),
-        Ok(None) => None,
-        Err(e) => {
-            return (
-                None,
-                Attempt::Transient {
-                    error: format!("cannot read the provider: {e}"),
-                },
-            );
-        }
-    };
+    let settings =
+        match store::get_provider(&app.db, &app.vault, &d.tenant_id, channel.as_str()).await {
+            Ok(Some(row)) => serde_json::from_str::<ProviderSettings>(&row.settings).ok(),
+            Ok(None) => None,
+            Err(e) => {
+                return (
+                    None,
+                    Attempt::Transient {
+                        error: format!("cannot read the provider: {e}"),
+                    },
+                );
+            }
+        };
     let Some(settings) = settings else {
         return (
             None,

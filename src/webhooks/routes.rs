@@ -171,14 +171,24 @@ async fn create_endpoint(
     };
     reject(errors)?;
     let now = app.db.now_ms();
+    let id = crate::ids::new_id("ep_");
+    let sealed = app
+        .vault
+        .seal(
+            &app.db,
+            &tenant.id,
+            &super::sealing_context(&id),
+            &secret.expose(),
+        )
+        .await?;
     let row = EndpointRow {
-        id: crate::ids::new_id("ep_"),
+        id,
         url: body.url,
         description: body.description.filter(|d| !d.is_empty()),
         event_types: serde_json::to_string(&event_types).map_err(|_| ApiError::internal())?,
         enabled: i64::from(body.enabled.unwrap_or(true)),
         disabled_reason: None,
-        secret: secret.expose(),
+        secret: sealed,
         previous_secret: None,
         previous_secret_until: None,
         failing_since: None,
@@ -187,12 +197,16 @@ async fn create_endpoint(
     };
     let mut tx = app.db.begin().await?;
     store::insert_endpoint(&mut tx, &tenant.id, &row).await?;
-    idem.commit(
+    // A retry is answered without the secret: it is never stored unsealed.
+    idem.commit_apart(
         &app.db,
         tx,
         StatusCode::CREATED,
         &Data {
             data: endpoint_view(&row, Some(secret.expose())),
+        },
+        &Data {
+            data: endpoint_view(&row, None),
         },
     )
     .await
@@ -367,10 +381,12 @@ pub struct RotateSecret {
 }
 
 /// The new secret, and until when the old one still signs too.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RotatedSecret {
-    pub secret: String,
+    /// The new secret, shown once: a retry with the same `Idempotency-Key` answers without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
     /// Until then every message carries two signatures, the new secret's and the old one's.
     pub previous_secret_expires_at: String,
 }
@@ -408,20 +424,41 @@ async fn rotate_secret(
                 .saturating_mul(1000),
         )
         .unwrap_or(i64::MAX / 4);
+    // Sealed before the transaction: the tenant's data key is committed by then.
+    let sealed = app
+        .vault
+        .seal(
+            &app.db,
+            &tenant.id,
+            &super::sealing_context(&id),
+            &secret.expose(),
+        )
+        .await?;
     let mut tx = app.db.begin().await?;
     let mut e = store::get_endpoint(&mut tx, &tenant.id, &id, true)
         .await?
         .ok_or_else(|| ApiError::not_found("Webhook endpoint"))?;
-    e.previous_secret = Some(std::mem::replace(&mut e.secret, secret.expose()));
+    e.previous_secret = Some(std::mem::replace(&mut e.secret, sealed));
     e.previous_secret_until = Some(until);
     e.updated_at = now;
     store::update_endpoint(&mut tx, &tenant.id, &e).await?;
     let answer = RotatedSecret {
-        secret: secret.expose(),
+        secret: Some(secret.expose()),
         previous_secret_expires_at: to_rfc3339(until),
     };
-    idem.commit(&app.db, tx, StatusCode::OK, &Data { data: answer })
-        .await
+    // A retry is answered without the secret: it is never stored unsealed.
+    let stored = RotatedSecret {
+        secret: None,
+        ..answer.clone()
+    };
+    idem.commit_apart(
+        &app.db,
+        tx,
+        StatusCode::OK,
+        &Data { data: answer },
+        &Data { data: stored },
+    )
+    .await
 }
 
 /// A message: one event for one endpoint.

@@ -79,6 +79,8 @@ pub async fn run(app: AppState, mut stop: watch::Receiver<bool>) {
         http,
         cfg,
         clock: app.db.clock().clone(),
+        vault: Arc::clone(&app.vault),
+        db: app.db.clone(),
     });
     let (done, outcomes) = mpsc::unbounded_channel::<Outcome>();
     let recorder = tokio::spawn(record_loop(app.clone(), outcomes));
@@ -157,6 +159,9 @@ struct Ctx {
     http: reqwest::Client,
     cfg: WebhookConfig,
     clock: crate::time::Clock,
+    /// Opens the endpoints' sealed secrets.
+    vault: Arc<crate::secrets::Vault>,
+    db: crate::store::Db,
 }
 
 /// What this process holds per endpoint: messages claimed and not yet recorded, and the
@@ -313,12 +318,28 @@ async fn send(ctx: &Ctx, d: &DeliveryRow, now: i64) -> Result<(u16, String), Str
             guard::refused(guard::WEBHOOKS)
         ));
     }
-    let current = Secret::parse(&d.secret).ok_or("the endpoint secret cannot be read")?;
-    let previous = d
+    let unreadable = |e: crate::error::StoreError| {
+        tracing::error!(error = %e, endpoint = %d.endpoint_id, "an endpoint's secret does not open");
+        "the endpoint secret cannot be read".to_owned()
+    };
+    let context = super::sealing_context(&d.endpoint_id);
+    let (vault, db, tenant) = (&ctx.vault, &ctx.db, d.tenant_id.as_str());
+    let current = vault.open_stored(db, tenant, &context, &d.secret).await;
+    let current =
+        Secret::parse(&current.map_err(unreadable)?).ok_or("the endpoint secret cannot be read")?;
+    let previous = match d
         .previous_secret
         .as_deref()
         .filter(|_| d.previous_secret_until.is_some_and(|until| until > now))
-        .and_then(Secret::parse);
+    {
+        Some(stored) => Secret::parse(
+            &vault
+                .open_stored(db, tenant, &context, stored)
+                .await
+                .map_err(unreadable)?,
+        ),
+        None => None,
+    };
     let mut secrets = vec![&current];
     secrets.extend(previous.as_ref());
     let body = super::body(&d.event_type, d.occurred_at, &d.payload);

@@ -15,6 +15,7 @@ fn omnirail(db: &TestDb, args: &[&str]) -> Output {
         .args(args)
         .args(["--database-url", &db.url])
         .env_remove("OMNIRAIL_DATABASE_URL")
+        .env("OMNIRAIL_SECRETS__KEK", crate::helpers::test_kek(&db.url))
         .output()
         .expect("run omnirail")
 }
@@ -91,6 +92,7 @@ fn spawn_serve(
             url,
         ])
         .env_remove("OMNIRAIL_DATABASE_URL")
+        .env("OMNIRAIL_SECRETS__KEK", crate::helpers::test_kek(url))
         // As the in-process test servers: few connections (many servers share PostgreSQL),
         // and a wait for one as long as a loaded machine may need.
         .env(
@@ -517,4 +519,65 @@ async fn an_s3_document_store_without_a_region_stops_serve_at_start() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no region; set AWS_REGION"), "{stderr}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("omk_"));
+}
+
+#[tokio::test]
+async fn secrets_commands_make_a_kek_and_rewrap_the_data_keys_under_it() {
+    let db = TestDb::new().await;
+    let out = Command::new(BIN)
+        .args(["secrets", "generate-kek"])
+        .output()
+        .unwrap();
+    let kek = last_line(&out);
+    let parsed = omnirail::secrets::Kek::parse(&kek).expect("a KEK");
+    assert_ne!(
+        last_line(
+            &Command::new(BIN)
+                .args(["secrets", "generate-kek"])
+                .output()
+                .unwrap()
+        ),
+        kek,
+        "a new one each time"
+    );
+    // The database's data keys, under the test's KEK: re-wrapped under the new one, with the
+    // old one among the previous.
+    let store = db.open().await;
+    let tenant = omnirail::auth::create_tenant(&store, "Acme").await.unwrap();
+    let config = omnirail::config::SecretsConfig {
+        kek: Some(omnirail::config::Hidden(crate::helpers::test_kek(&db.url))),
+        ..Default::default()
+    };
+    let vault = omnirail::secrets::Vault::from_config(&config).unwrap();
+    vault.seal(&store, &tenant, "test", "s3cret").await.unwrap();
+    let rewrap = Command::new(BIN)
+        .args(["secrets", "rewrap", "--database-url", &db.url])
+        .env("OMNIRAIL_SECRETS__KEK", &kek)
+        .env(
+            "OMNIRAIL_SECRETS__PREVIOUS_KEKS",
+            format!("[\"{}\"]", crate::helpers::test_kek(&db.url)),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(
+        last_line(&rewrap),
+        format!(
+            "re-wrapped 1 of 1 data keys under key-encryption key {}",
+            parsed.id()
+        )
+    );
+    // Without the KEK its data keys are under, it says which one it lacks.
+    let other = omnirail::secrets::Kek::generate();
+    let refused = Command::new(BIN)
+        .args(["secrets", "rewrap", "--database-url", &db.url])
+        .env("OMNIRAIL_SECRETS__KEK", &other)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains(parsed.id()),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    store.close().await;
 }

@@ -110,6 +110,14 @@ impl TestDb {
     }
 }
 
+/// The key-encryption key of the secrets at rest of every server of one test database, in
+/// process or not (derived from its URL: nodes of one database share their KEK).
+pub fn test_kek(database_url: &str) -> String {
+    use base64::Engine;
+    let digest = omnirail::ids::sha256_hex(format!("omnirail test kek\n{database_url}"));
+    base64::engine::general_purpose::STANDARD.encode(hex::decode(digest).unwrap())
+}
+
 /// A new tenant and an API key of it: `(tenant id, key)`.
 pub async fn tenant_with_key(db: &Db, name: &str) -> (String, String) {
     let tenant = omnirail::auth::create_tenant(db, name).await.unwrap();
@@ -295,6 +303,10 @@ impl TestApp {
             // add events and notifications to tests about other things. Tests of deadlines
             // set the sweep they need (tests/api/sla.rs).
             deadline_sweep_secs: 3600,
+            secrets: omnirail::config::SecretsConfig {
+                kek: Some(omnirail::config::Hidden(test_kek(&test_db.url))),
+                ..Default::default()
+            },
             ..Config::default()
         };
         adjust(&mut config);

@@ -99,7 +99,7 @@ async fn secrets_never_reach_the_log_even_at_debug_level() {
 
 /// Every text the database holds, as one string per row: on SQLite the database file and its
 /// write-ahead log as bytes, on PostgreSQL every row of every table of the test's database.
-async fn everything_stored(app: &TestApp) -> String {
+pub async fn everything_stored(app: &TestApp) -> String {
     if app.db.backend() == Backend::Sqlite {
         let file = app
             .config

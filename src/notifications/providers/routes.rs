@@ -107,17 +107,29 @@ async fn put_provider(
     }
     reject(settings.problems(Reach::of(&app.config)))?;
     let now = app.db.now_ms();
-    let row = ProviderRow {
+    let text = serde_json::to_string(&settings).map_err(|_| ApiError::internal())?;
+    // Sealed before the transaction: the tenant's data key is committed by then.
+    let sealed = app
+        .vault
+        .seal(
+            &app.db,
+            &tenant.id,
+            &store::sealing_context(channel.as_str()),
+            &text,
+        )
+        .await?;
+    let mut row = ProviderRow {
         channel: channel.as_str().to_owned(),
         kind: settings.kind().to_owned(),
-        settings: serde_json::to_string(&settings).map_err(|_| ApiError::internal())?,
+        settings: sealed,
         created_at: now,
         updated_at: now,
     };
     let mut tx = app.db.begin().await?;
     let created = store::put_provider(&mut tx, &tenant.id, &row).await?;
     tx.commit().await?;
-    let stored = store::get_provider(app.db.reader(), &tenant.id, &row.channel)
+    row.settings = text;
+    let stored = store::get_provider(&app.db, &app.vault, &tenant.id, &row.channel)
         .await?
         .unwrap_or(row);
     Ok(data(put_status(created), view(&stored)?))
@@ -139,7 +151,7 @@ async fn get_provider(
     ApiPath(channel): ApiPath<String>,
 ) -> ApiResult<Response> {
     let channel = provider_channel(&channel)?;
-    let row = store::get_provider(app.db.reader(), &tenant.id, channel.as_str())
+    let row = store::get_provider(&app.db, &app.vault, &tenant.id, channel.as_str())
         .await?
         .ok_or_else(|| ApiError::not_found("Notification provider"))?;
     Ok(data(StatusCode::OK, view(&row)?))
@@ -176,7 +188,7 @@ async fn delete_provider(
     responses((status = 200, description = "One per configured channel", body = Data<Vec<ProviderView>>))
 )]
 async fn list_providers(State(app): State<AppState>, tenant: Tenant) -> ApiResult<Response> {
-    let rows = store::list_providers(app.db.reader(), &tenant.id).await?;
+    let rows = store::list_providers(&app.db, &app.vault, &tenant.id).await?;
     let views = rows.iter().map(view).collect::<ApiResult<Vec<_>>>()?;
     Ok(data(StatusCode::OK, views))
 }
@@ -256,7 +268,7 @@ async fn provider_status(
     let mut verified = false;
     for d in &deliveries {
         let Some(ProviderSettings::Twilio(tw)) =
-            store::get_provider(app.db.reader(), &d.tenant_id, "sms")
+            store::get_provider(&app.db, &app.vault, &d.tenant_id, "sms")
                 .await?
                 .and_then(|p| serde_json::from_str(&p.settings).ok())
         else {
