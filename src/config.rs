@@ -33,6 +33,9 @@ pub struct Config {
     /// Seconds between sweeps that announce journeys' passed deadlines and approvals'
     /// reminders (`docs/sla.md`).
     pub deadline_sweep_secs: u64,
+    /// How often the retention sweep looks for what outlived its tenant's retention period
+    /// (and for expired idempotency records).
+    pub retention_sweep_secs: u64,
     /// A channel session idle longer than this many seconds is ended.
     pub session_idle_timeout_secs: u64,
     /// Seconds a handoff token stays valid.
@@ -282,6 +285,7 @@ impl Default for Config {
             idempotency_ttl_hours: 24,
             approval_sweep_secs: 10,
             deadline_sweep_secs: 1,
+            retention_sweep_secs: 300,
             session_idle_timeout_secs: 1800,
             handoff_ttl_secs: 300,
             stream_heartbeat_secs: 15,

@@ -9,7 +9,8 @@
 //! winner's answer.
 //!
 //! Only successful answers are recorded. A request that failed changed nothing, so its retry
-//! simply runs again. Keys are kept `idempotency_ttl_hours` (default 24 h) and then purged.
+//! simply runs again. Keys are kept `idempotency_ttl_hours` (default 24 h) and then purged by
+//! the retention sweep (`retention::sweep`).
 
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
@@ -262,17 +263,4 @@ impl Idem {
 fn cutoff(now: i64, ttl_hours: u64) -> i64 {
     let ttl_ms = i64::try_from(ttl_hours).map_or(i64::MAX, |h| h.saturating_mul(3_600_000));
     now.saturating_sub(ttl_ms)
-}
-
-/// Deletes records older than the retention; returns how many.
-pub async fn purge_expired(db: &Db, ttl_hours: u64) -> Result<u64, sqlx::Error> {
-    let cutoff = cutoff(db.now_ms(), ttl_hours);
-    let mut tx = db.begin().await?;
-    let n = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
-        .bind(cutoff)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    tx.commit().await?;
-    Ok(n)
 }

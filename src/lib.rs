@@ -32,6 +32,7 @@ pub mod money;
 pub mod notifications;
 pub mod onboarding;
 pub mod openapi;
+pub mod retention;
 pub mod secrets;
 pub mod server;
 pub mod sessions;
@@ -268,11 +269,13 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
                 .merge(webhooks::router())
                 .merge(sla::router())
                 .merge(keys::routes::router())
+                .merge(retention::router())
                 .merge(streams::omni_router()),
         )
         .nest(
             "/api/v1",
             customers::router()
+                .merge(retention::customer_router())
                 .merge(sessions::router())
                 .merge(channels::router())
                 .merge(analytics::router())

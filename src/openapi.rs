@@ -40,6 +40,7 @@ use crate::error::PROBLEM_JSON;
         (name = "Staff directory", description = "Users with their roles and teams: who may approve and assign"),
         (name = "Staff identity", description = "The tenant's OpenID Connect provider, whose access tokens prove the person behind a call (actor tokens)"),
         (name = "Webhooks", description = "Signed messages (Standard Webhooks) for every event, to the tenant's endpoints: delivery with retries, attempts, replay and statistics"),
+        (name = "Retention", description = "How long the tenant keeps webhook messages, notifications, ended sessions and onboarding documents (keys holding `admin`)"),
         (name = "API keys", description = "The tenant's API keys: create with scopes and an expiry, list with their last use, revoke (keys holding `admin`)"),
         (name = "Operations", description = "Health and readiness probes"),
     )

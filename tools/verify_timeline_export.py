@@ -20,12 +20,30 @@ def field(value):
     return str(len(data)).encode() + b":" + data
 
 
+def commitment(salt, e):
+    parts = ["omnirail.content.v1", salt, e["summary"], e["metadata"], e["payload"]]
+    return hashlib.sha256(b"".join(field(p) for p in parts)).hexdigest()
+
+
 def link_hash(e):
-    # A link whose call carried an API key names the key and is hashed as v3, with the proof
-    # (or none) and then the key's id; else one whose actor a token proved carries the proof
-    # and is hashed as v2; else v1 (docs/timeline.md).
+    # A link with a content commitment (v4) hashes the commitment in place of the content, then
+    # the proof and the key's id, each or `~`; while its salt is there the content must match
+    # the commitment. Else a link whose call carried an API key names the key and is hashed as
+    # v3, with the proof (or none) and then the key's id; else one whose actor a token proved
+    # carries the proof and is hashed as v2; else v1 (docs/timeline.md).
     proof = e.get("actorProof")
     key_id = e.get("keyId")
+    committed = e.get("contentHash")
+    if committed is not None:
+        salt = e.get("contentSalt")
+        if salt is not None and commitment(salt, e) != committed:
+            return ""
+        parts = [
+            "omnirail.event.v4", e["tenantId"], e["chainKey"], str(e["chainSeq"]), e["id"],
+            e["eventType"], str(e["occurredAt"]), e["actorId"], e["channel"], committed,
+            proof, key_id, e["prevHash"],
+        ]
+        return hashlib.sha256(b"".join(field(p) for p in parts)).hexdigest()
     if key_id is not None:
         version, extra = "omnirail.event.v3", [proof, key_id]
     elif proof is not None:

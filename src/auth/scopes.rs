@@ -56,6 +56,8 @@ pub const AREAS: &[(&str, Option<Area>)] = &[
     ("/api/v1/omni/api-keys", None),
     ("/api/v1/omni/identity-provider", None),
     ("/api/v1/omni/notification-providers", None),
+    ("/api/v1/omni/retention", None),
+    ("/api/v1/customers/{customer_id}/erasure", None),
     ("/api/v1/omni/journeys", Some(Area::Journeys)),
     ("/api/v1/omni/templates", Some(Area::Templates)),
     ("/api/v1/omni/approvals", Some(Area::Approvals)),

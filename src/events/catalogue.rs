@@ -66,6 +66,7 @@ catalogue! {
     WebhookEndpointDisabled = "omni.webhook.endpoint_disabled",
     ApiKeyCreated = "omni.api_key.created",
     ApiKeyRevoked = "omni.api_key.revoked",
+    CustomerErased = "omni.customer.erased",
 }
 
 impl std::fmt::Display for EventType {

@@ -27,6 +27,17 @@
 //! its link is hashed as `omnirail.event.v3`, with the proof (or `~`) and then the key's id
 //! after the payload. Events recorded before keys were named, and those no key made (a
 //! customer's session token, the console, the server's own workers), hash as before.
+//!
+//! Since migration 0021 every event's content (summary, metadata, payload) is committed to
+//! rather than hashed in its link, so that a customer's personal data can be erased without
+//! breaking the chain: the commitment is the SHA-256 of `omnirail.content.v1`, a random salt
+//! (32 hex digits, stored beside it), the summary, the metadata and the payload (each written
+//! as above), and the link is hashed as `omnirail.event.v4`: fields 1 to 9 as in v1 (with
+//! `omnirail.event.v4`), then the commitment in place of the summary, metadata and payload,
+//! then the proof or `~`, the key's id or `~`, and the previous hash. Erasing an event removes
+//! its content and its salt and keeps the commitment: the chain still verifies, and the
+//! commitment, salted, tells nothing of what was erased. While the salt is there, the content
+//! must match the commitment ([`intact_hash`]).
 
 use sha2::{Digest, Sha256};
 
@@ -49,9 +60,50 @@ pub struct Link<'a> {
     pub payload: &'a str,
     /// The proof of the actor, when a token proved them (v2 and v3 links).
     pub actor_proof: Option<&'a str>,
-    /// The API key whose call made the change, by id (v3 links only).
+    /// The API key whose call made the change, by id (v3 and v4 links).
     pub key_id: Option<&'a str>,
+    /// The commitment to the content, and its salt while the content is there (v4 links).
+    pub commitment: Option<Commitment<'a>>,
     pub prev_hash: &'a str,
+}
+
+/// A v4 link's commitment to its content.
+#[derive(Debug, Clone, Copy)]
+pub struct Commitment<'a> {
+    /// The stored commitment (lower-case hex SHA-256).
+    pub hash: &'a str,
+    /// The salt, `None` once the content was erased.
+    pub salt: Option<&'a str>,
+}
+
+/// The commitment to an event's content under `salt`.
+pub fn commit(salt: &str, summary: &str, metadata: &str, payload: &str) -> String {
+    let mut h = Sha256::new();
+    for value in ["omnirail.content.v1", salt, summary, metadata, payload] {
+        field(&mut h, Some(value));
+    }
+    hex::encode(h.finalize())
+}
+
+/// A new salt for a commitment: 128 random bits, in hex.
+pub fn new_salt() -> String {
+    let mut salt = [0u8; 16];
+    rand::fill(&mut salt);
+    hex::encode(salt)
+}
+
+/// The link's hash if its content matches its commitment (always so without one, or once
+/// erased); an empty string, which matches no stored hash, if not.
+pub fn intact_hash(l: &Link<'_>) -> String {
+    if let Some(Commitment {
+        hash: committed,
+        salt: Some(salt),
+    }) = l.commitment
+        && commit(salt, l.summary, l.metadata, l.payload) != committed
+    {
+        return String::new();
+    }
+    hash(l)
 }
 
 fn field(h: &mut Sha256, value: Option<&str>) {
@@ -70,6 +122,9 @@ pub fn hash(l: &Link<'_>) -> String {
     let mut h = Sha256::new();
     let seq = l.chain_seq.to_string();
     let at = l.occurred_at.to_string();
+    if let Some(commitment) = l.commitment {
+        return hash_v4(l, commitment.hash);
+    }
     let version = match (l.key_id, l.actor_proof) {
         (Some(_), _) => "omnirail.event.v3",
         (None, Some(_)) => "omnirail.event.v2",
@@ -98,6 +153,30 @@ pub fn hash(l: &Link<'_>) -> String {
         field(&mut h, Some(proof));
     }
     field(&mut h, Some(l.prev_hash));
+    hex::encode(h.finalize())
+}
+
+fn hash_v4(l: &Link<'_>, commitment: &str) -> String {
+    let mut h = Sha256::new();
+    let seq = l.chain_seq.to_string();
+    let at = l.occurred_at.to_string();
+    for value in [
+        Some("omnirail.event.v4"),
+        Some(l.tenant_id),
+        Some(l.chain_key),
+        Some(seq.as_str()),
+        Some(l.id),
+        Some(l.event_type),
+        Some(at.as_str()),
+        l.actor_id,
+        l.channel,
+        Some(commitment),
+        l.actor_proof,
+        l.key_id,
+        Some(l.prev_hash),
+    ] {
+        field(&mut h, value);
+    }
     hex::encode(h.finalize())
 }
 
@@ -167,7 +246,7 @@ pub struct Verdict {
 impl Verifier {
     /// Checks the next link; `false` once the chain is broken (there is no point going on).
     pub fn push(&mut self, link: &Link<'_>, stored_hash: &str) -> bool {
-        self.push_hashed(link, stored_hash, &hash(link))
+        self.push_hashed(link, stored_hash, &intact_hash(link))
     }
 
     /// As [`Verifier::push`], with the link's hash already computed (hashes are independent of
@@ -228,6 +307,7 @@ mod tests {
             payload: "{}",
             actor_proof: None,
             key_id: None,
+            commitment: None,
             prev_hash: GENESIS,
         }
     }
@@ -361,6 +441,60 @@ mod tests {
             }),
             hash(&keyed)
         );
+    }
+
+    #[test]
+    fn a_v4_link_commits_to_its_content_which_can_then_be_erased() {
+        let salt = "00112233445566778899aabbccddeeff";
+        let committed = commit(salt, link().summary, link().metadata, link().payload);
+        let v4 = Link {
+            key_id: Some("key_01HZX3"),
+            commitment: Some(Commitment {
+                hash: &committed,
+                salt: Some(salt),
+            }),
+            ..link()
+        };
+        // Computed independently from the scheme in docs/timeline.md (Python's hashlib).
+        assert_eq!(
+            committed,
+            "fafff9259835dba671340ca2f37dcb0e400b7a2c8ad643b4e9f8fce2518ff3e5"
+        );
+        assert_eq!(
+            hash(&v4),
+            "bb991057820f649fcecb9c3d02644de5d82ea03116ded7584827770aed3cbce4"
+        );
+        assert_eq!(intact_hash(&v4), hash(&v4));
+        // Changed content no longer matches its commitment...
+        let changed = Link { summary: "x", ..v4 };
+        assert_eq!(intact_hash(&changed), "");
+        // ... but erased content (no salt) leaves the link's hash as it was.
+        let erased = Link {
+            summary: "(erased)",
+            metadata: "{}",
+            payload: "{}",
+            commitment: Some(Commitment {
+                hash: &committed,
+                salt: None,
+            }),
+            ..v4
+        };
+        assert_eq!(intact_hash(&erased), hash(&v4));
+        // The commitment is covered, and a salt changes it.
+        assert_ne!(commit("00", "a", "b", "c"), commit("01", "a", "b", "c"));
+        let other = commit(salt, "x", "{}", "{}");
+        assert_ne!(
+            hash(&Link {
+                commitment: Some(Commitment {
+                    hash: &other,
+                    salt: None
+                }),
+                ..v4
+            }),
+            hash(&v4)
+        );
+        assert_eq!(new_salt().len(), 32);
+        assert_ne!(new_salt(), new_salt());
     }
 
     #[test]

@@ -142,9 +142,9 @@ pub fn wire(reactions: Vec<Box<dyn Reaction>>) {
                 .map(|n| &*Box::leak(sqlite_with_entities(n).into_boxed_str()))
                 .collect(),
             pg_event_with: [
-                statement("($16, $17)"),
-                statement("($16, $17), ($18, $19)"),
-                statement("($16, $17), ($18, $19), ($20, $21)"),
+                statement("($18, $19)"),
+                statement("($18, $19), ($20, $21)"),
+                statement("($18, $19), ($20, $21), ($22, $23)"),
             ],
             reactions,
         }
@@ -167,8 +167,9 @@ const CHAIN_ADVANCE: &str =
 macro_rules! event_insert {
     () => {
         "INSERT INTO events (id, tenant_id, event_type, occurred_at, actor_id, channel, summary, \
-         metadata, payload, chain_key, chain_seq, prev_hash, hash, actor_proof, key_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+         metadata, payload, chain_key, chain_seq, prev_hash, hash, actor_proof, key_id, \
+         content_salt, content_hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
     };
 }
 /// PostgreSQL's one statement for an event with up to three entities, `values`, answering
@@ -198,13 +199,13 @@ fn sqlite_with_entities(n: usize) -> String {
             .map(|i| {
                 format!(
                     "($2, (SELECT seq FROM events WHERE id = $1), $4, $3, ${}, ${})",
-                    16 + 2 * i,
-                    17 + 2 * i
+                    18 + 2 * i,
+                    19 + 2 * i
                 )
             })
             .collect();
         let counts: Vec<String> = (0..n)
-            .map(|i| format!("($2, ${}, ${}, 1)", 16 + 2 * i, 17 + 2 * i))
+            .map(|i| format!("($2, ${}, ${}, 1)", 18 + 2 * i, 19 + 2 * i))
             .collect();
         sql.push_str(&format!(
             " INSERT INTO event_entities \
@@ -279,6 +280,9 @@ pub async fn record(conn: &mut Conn, event: NewEvent<'_>) -> Result<(), StoreErr
     let actor_proof = calls::proof_for(event.actor_id);
     // The API key whose call made it, by id.
     let key_id = calls::key_id();
+    // The content is committed to, salted, so that it can be erased and the chain still hold.
+    let salt = chain::new_salt();
+    let commitment = chain::commit(&salt, &event.summary, &metadata, &payload);
     let hash = chain::hash(&chain::Link {
         tenant_id: event.tenant_id,
         chain_key: &chain_key,
@@ -293,6 +297,10 @@ pub async fn record(conn: &mut Conn, event: NewEvent<'_>) -> Result<(), StoreErr
         payload: &payload,
         actor_proof: actor_proof.as_deref(),
         key_id: key_id.as_deref(),
+        commitment: Some(chain::Commitment {
+            hash: &commitment,
+            salt: Some(&salt),
+        }),
         prev_hash: &prev_hash,
     });
     // One entity named twice (a user who is both decider and assignee, say) is indexed once.
@@ -333,7 +341,9 @@ pub async fn record(conn: &mut Conn, event: NewEvent<'_>) -> Result<(), StoreErr
         .bind(&prev_hash)
         .bind(&hash)
         .bind(&actor_proof)
-        .bind(&key_id);
+        .bind(&key_id)
+        .bind(&salt)
+        .bind(&commitment);
     for (entity_type, entity_id) in in_statement {
         q = q.bind(*entity_type).bind(*entity_id);
     }

@@ -329,6 +329,10 @@ fn link(r: &LinkRow) -> Link<'_> {
         payload: &r.payload,
         actor_proof: r.actor_proof.as_deref(),
         key_id: r.key_id.as_deref(),
+        commitment: r.content_hash.as_deref().map(|hash| chain::Commitment {
+            hash,
+            salt: r.content_salt.as_deref(),
+        }),
         prev_hash: &r.prev_hash,
     }
 }
@@ -359,7 +363,7 @@ async fn verify_chain(pool: &sqlx::AnyPool, tenant: &str, key: &str) -> ApiResul
         let next = batch.last().map(|last| last.chain_seq).map(|last| {
             after = last;
             tokio::task::spawn_blocking(move || {
-                let hashes = batch.iter().map(|r| chain::hash(&link(r))).collect();
+                let hashes = batch.iter().map(|r| chain::intact_hash(&link(r))).collect();
                 (batch, hashes)
             })
         });
@@ -467,6 +471,13 @@ pub struct ExportedLink {
     /// The API key whose call made the change, by id (never the key), as stored and hashed;
     /// `null` when no key made it. A link with one is hashed as `omnirail.event.v3`.
     pub key_id: Option<String>,
+    /// The salted commitment to the content (summary, metadata, payload) a link hashes in its
+    /// place (`omnirail.event.v4`), and its salt; `null` for links recorded before commitments
+    /// (migration 0021). Once the content is erased the salt is `null` too, and `erasedAt` says
+    /// when.
+    pub content_hash: Option<String>,
+    pub content_salt: Option<String>,
+    pub erased_at: Option<String>,
     pub prev_hash: String,
     pub hash: String,
 }
@@ -489,6 +500,9 @@ impl From<LinkRow> for ExportedLink {
             payload: r.payload,
             actor_proof: r.actor_proof,
             key_id: r.key_id,
+            content_hash: r.content_hash,
+            content_salt: r.content_salt,
+            erased_at: r.erased_at.map(to_rfc3339),
             prev_hash: r.prev_hash,
             hash: r.hash,
         }

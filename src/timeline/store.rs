@@ -192,6 +192,9 @@ pub struct LinkRow {
     pub payload: String,
     pub actor_proof: Option<String>,
     pub key_id: Option<String>,
+    pub content_salt: Option<String>,
+    pub content_hash: Option<String>,
+    pub erased_at: Option<i64>,
     pub chain_key: String,
     pub chain_seq: i64,
     pub prev_hash: String,
@@ -201,7 +204,8 @@ pub struct LinkRow {
 macro_rules! link_columns {
     () => {
         "id, tenant_id, event_type, occurred_at, actor_id, channel, summary, metadata, payload, \
-         actor_proof, key_id, chain_key, chain_seq, prev_hash, hash"
+         actor_proof, key_id, content_salt, content_hash, erased_at, chain_key, chain_seq, \
+         prev_hash, hash"
     };
 }
 

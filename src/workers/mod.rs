@@ -10,16 +10,13 @@ use tokio::task::JoinHandle;
 
 use crate::AppState;
 use crate::approvals;
-use crate::idempotency;
 use crate::journeys;
 use crate::notifications;
+use crate::retention;
 use crate::sessions;
 use crate::store::Backend;
 use crate::streams;
 use crate::webhooks;
-
-/// How often expired idempotency records are purged.
-const PURGE_EVERY: Duration = Duration::from_secs(600);
 
 /// Starts the workers; the handle completes when all have stopped, once `state.stopping` turns.
 pub fn spawn(state: AppState) -> JoinHandle<()> {
@@ -47,22 +44,31 @@ pub fn spawn(state: AppState) -> JoinHandle<()> {
     workers.spawn(streams::watch(state.clone(), stop.clone()));
     workers.spawn(notifications::worker::run(state.clone(), stop.clone()));
     workers.spawn(webhooks::worker::run(state.clone(), stop.clone()));
-    workers.spawn(purge_idempotency_keys(state, stop));
+    workers.spawn(sweep_retention(state, stop));
     tokio::spawn(async move { while workers.join_next().await.is_some() {} })
 }
 
-async fn purge_idempotency_keys(state: AppState, mut stop: watch::Receiver<bool>) {
-    loop {
-        match idempotency::purge_expired(&state.db, state.config.idempotency_ttl_hours).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(purged = n, "expired idempotency keys purged"),
-            Err(e) => tracing::warn!(error = %e, "idempotency purge failed; will retry"),
+/// What has outlived its retention (and expired idempotency records), deleted in batches on
+/// one node at a time; an idle pass only reads.
+async fn sweep_retention(state: AppState, stop: watch::Receiver<bool>) {
+    let every = Duration::from_secs(state.config.retention_sweep_secs.max(1));
+    // This process's name for the sweep's lease.
+    let holder = crate::ids::new_id("node_");
+    in_batches(every, stop, "retention sweep", || async {
+        let swept = retention::sweep::sweep(&state, &holder).await?;
+        if swept.total() > 0 {
+            tracing::info!(
+                webhook_messages = swept.webhook_messages,
+                notifications = swept.notifications,
+                sessions = swept.sessions,
+                documents = swept.documents,
+                idempotency_records = swept.idempotency_records,
+                "retention sweep deleted what outlived its period"
+            );
         }
-        tokio::select! {
-            _ = tokio::time::sleep(PURGE_EVERY) => {}
-            _ = stop.changed() => return,
-        }
-    }
+        Ok(swept.more)
+    })
+    .await
 }
 
 async fn sweep_expired_approvals(state: AppState, mut stop: watch::Receiver<bool>) {

@@ -303,6 +303,8 @@ impl TestApp {
             // add events and notifications to tests about other things. Tests of deadlines
             // set the sweep they need (tests/api/sla.rs).
             deadline_sweep_secs: 3600,
+            // Tests of retention run the sweep themselves (tests/api/retention.rs).
+            retention_sweep_secs: 3600,
             secrets: omnirail::config::SecretsConfig {
                 kek: Some(omnirail::config::Hidden(test_kek(&test_db.url))),
                 ..Default::default()

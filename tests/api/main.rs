@@ -24,6 +24,7 @@ mod onboarding;
 mod openapi;
 mod plumbing;
 mod providers;
+mod retention;
 mod secrets;
 mod security;
 mod sessions;

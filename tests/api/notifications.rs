@@ -46,18 +46,18 @@ fn delivery<'a>(n: &'a Value, channel: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {channel} delivery in {n}"))
 }
 
-async fn put_customer(app: &TestApp, id: &str, body: Value) {
+pub async fn put_customer(app: &TestApp, id: &str, body: Value) {
     let (status, body) = app.put(&format!("/api/v1/customers/{id}"), &body).await;
     assert!(status.is_success(), "{body}");
 }
 
-async fn notify(app: &TestApp, body: Value) -> Value {
+pub async fn notify(app: &TestApp, body: Value) -> Value {
     let (status, body) = app.post("/api/v1/omni/notifications", &body).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     body["data"].clone()
 }
 
-fn in_app(recipient: &str) -> Value {
+pub fn in_app(recipient: &str) -> Value {
     on(recipient, json!(["in_app"]))
 }
 

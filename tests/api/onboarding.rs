@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::helpers::{TestApp, assert_problem, seed_template, send};
 
 /// A PDF, by its first bytes.
-fn pdf(len: usize) -> Vec<u8> {
+pub fn pdf(len: usize) -> Vec<u8> {
     let mut b = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n".to_vec();
     b.resize(len.max(b.len()), b' ');
     b
@@ -71,7 +71,12 @@ fn omni(app: &TestApp, method: Method, path: &str, token: &str) -> RequestBuilde
         .bearer_auth(token)
 }
 
-async fn add_data(app: &TestApp, token: &str, step: &str, fields: Value) -> (StatusCode, Value) {
+pub async fn add_data(
+    app: &TestApp,
+    token: &str,
+    step: &str,
+    fields: Value,
+) -> (StatusCode, Value) {
     send(
         omni(app, Method::POST, "/omni/add/data", token)
             .json(&json!({ "stepId": step, "fields": fields })),
@@ -79,7 +84,7 @@ async fn add_data(app: &TestApp, token: &str, step: &str, fields: Value) -> (Sta
     .await
 }
 
-async fn upload(
+pub async fn upload(
     app: &TestApp,
     token: &str,
     step: &str,

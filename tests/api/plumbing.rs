@@ -250,13 +250,13 @@ async fn expired_idempotency_records_are_purged_after_the_retention() {
     )
     .await;
     assert_eq!(s, StatusCode::CREATED);
-    assert_eq!(
-        omnirail::idempotency::purge_expired(&app.db, 24)
+    let sweep = || async {
+        omnirail::retention::sweep::sweep(&app.state(), "test")
             .await
-            .unwrap(),
-        0,
-        "a fresh record is kept"
-    );
+            .unwrap()
+            .idempotency_records
+    };
+    assert_eq!(sweep().await, 0, "a fresh record is kept");
     let mut tx = app.db.begin().await.unwrap();
     sqlx::query("UPDATE idempotency_keys SET created_at = created_at - $1")
         .bind(25 * 3_600_000_i64)
@@ -264,12 +264,7 @@ async fn expired_idempotency_records_are_purged_after_the_retention() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(
-        omnirail::idempotency::purge_expired(&app.db, 24)
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(sweep().await, 1);
     assert_eq!(app.count("idempotency_keys").await, 0);
 }
 

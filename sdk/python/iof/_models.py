@@ -556,6 +556,59 @@ class EndpointView(BaseModel):
     url: str = Field(..., examples=["https://hooks.bank.example/omnirail"])
 
 
+class EraseCustomer(BaseModel):
+    """
+    Body of `POST /customers/{customer_id}/erasure`.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    reason: str = Field(..., examples=["Data subject request under GDPR Art. 17"])
+    """
+    Why: the request it answers, 1 to 500 characters; kept in the timeline.
+    """
+    reference: str | None = Field(None, examples=["DSR-2026-0042"])
+    """
+    The bank's reference for the request.
+    """
+
+
+class Erasure(BaseModel):
+    """
+    What an erasure removed, and what it kept.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    customer_id: str
+    deliveries_cancelled: int = Field(..., ge=0)
+    """
+    Deliveries still to be sent, cancelled.
+    """
+    devices: int = Field(..., ge=0)
+    documents: int = Field(..., ge=0)
+    erased_at: str
+    events: int = Field(..., ge=0)
+    """
+    Events whose content was erased.
+    """
+    events_kept: int = Field(..., ge=0)
+    """
+    Events of the customer's chain recorded before commitments existed, whose content is
+    kept (erasing it would break the chain).
+    """
+    notifications: int = Field(..., ge=0)
+    onboardings: int = Field(..., ge=0)
+    profile: bool
+    """
+    The profile's personal fields were cleared.
+    """
+    sessions: int = Field(..., ge=0)
+
+
 class FieldError(BaseModel):
     """
     One offending input field of a validation failure.
@@ -840,6 +893,42 @@ class Period(Enum):
     MONTH = "month"
 
 
+class Periods(BaseModel):
+    """
+    A tenant's retention periods, in days; `None`: kept until the tenant sets a period.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    ended_sessions_days: int | None = Field(
+        None, alias="endedSessionsDays", examples=[90], ge=1, le=3650
+    )
+    """
+    Channel sessions after they ended, with their handoffs; `null`: kept.
+    """
+    notifications_days: int | None = Field(
+        None, alias="notificationsDays", examples=[365], ge=1, le=3650
+    )
+    """
+    Notifications, with their deliveries, once none is pending; `null`: kept.
+    """
+    onboarding_documents_days: int | None = Field(
+        None, alias="onboardingDocumentsDays", examples=[1825], ge=1, le=3650
+    )
+    """
+    The documents of onboardings that finished or expired (the files and their records);
+    `null`: kept.
+    """
+    webhook_messages_days: int = Field(
+        ..., alias="webhookMessagesDays", examples=[30], ge=1, le=3650
+    )
+    """
+    Webhook messages, with their attempts, once delivered or failed (never kept without
+    bound: default 30).
+    """
+
+
 class Plan(Enum):
     """
     A tenant's subscription tier.
@@ -1068,6 +1157,30 @@ class PutIdentityProvider(BaseModel):
     """
 
 
+class PutRetention(BaseModel):
+    """
+    Body of `PUT /retention`: every period; one left out is `null` (kept), but for webhook
+    messages, which default to 30 days.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    ended_sessions_days: int | None = Field(
+        None, alias="endedSessionsDays", examples=[90], ge=1, le=3650
+    )
+    notifications_days: int | None = Field(
+        None, alias="notificationsDays", examples=[365], ge=1, le=3650
+    )
+    onboarding_documents_days: int | None = Field(
+        None, alias="onboardingDocumentsDays", examples=[1825], ge=1, le=3650
+    )
+    webhook_messages_days: int | None = Field(
+        None, alias="webhookMessagesDays", examples=[30], ge=1, le=3650
+    )
+
+
 class PutTeam(BaseModel):
     """
     Body of `PUT /teams/{id}`: the whole team, replacing what was there.
@@ -1273,6 +1386,26 @@ class ResumedView(BaseModel):
     session_id: str
 
 
+class RetentionView(Periods):
+    """
+    A tenant's retention periods.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    idempotency_hours: int = Field(..., alias="idempotencyHours", ge=0)
+    """
+    Idempotency records are kept `idempotency_ttl_hours` (the configuration's, for every
+    tenant: the replay window is part of the API's contract).
+    """
+    source: str
+    """
+    `default` (Omnirail's, until the tenant puts its own) or `tenant`.
+    """
+    updated_at: str | None = Field(None, alias="updatedAt")
+
+
 class RevokeDelegation(BaseModel):
     """
     Body of `POST /delegations/{id}/revoke`.
@@ -1315,7 +1448,10 @@ class RotatedSecret(BaseModel):
     """
     Until then every message carries two signatures, the new secret's and the old one's.
     """
-    secret: str
+    secret: str | None = None
+    """
+    The new secret, shown once: a retry with the same `Idempotency-Key` answers without it.
+    """
 
 
 class RuleView(BaseModel):
@@ -2362,6 +2498,17 @@ class DataReplayed(BaseModel):
         populate_by_name=True,
     )
     data: Replayed
+
+
+class DataRetentionView(BaseModel):
+    """
+    Seed 001's single-object envelope.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    data: RetentionView
 
 
 class DataRotatedSecret(BaseModel):

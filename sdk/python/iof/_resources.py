@@ -591,6 +591,28 @@ class ApiOmniOnboarding:
         return self._core.call(Call(method="GET", path="/api/v1/omni/onboarding/{interviewId}", path_params={"interviewId": interview_id}, answer="data"), m.OnboardingView, options)
 
 
+class ApiOmniRetention:
+    def __init__(self, core: Core) -> None:
+        self._core = core
+
+    def get(self, *, options: RequestOptions | None = None) -> m.RetentionView:
+        """Get the tenant's retention periods: its own, else Omnirail's defaults.
+
+        `GET /api/v1/omni/retention`
+        """
+        return self._core.call(Call(method="GET", path="/api/v1/omni/retention", answer="data"), m.RetentionView, options)
+
+    def put(self, *, ended_sessions_days: int | None = OMIT, notifications_days: int | None = OMIT, onboarding_documents_days: int | None = OMIT, webhook_messages_days: int | None = OMIT, options: RequestOptions | None = None) -> m.RetentionView:
+        """Set how long the tenant keeps webhook messages, notifications, ended sessions and the
+documents of ended onboardings. The retention sweep deletes what is older, in batches, on one
+node at a time; events, journeys and approvals are never swept.
+
+        `PUT /api/v1/omni/retention`
+        """
+        body = _body(m.PutRetention, {"ended_sessions_days": ended_sessions_days, "notifications_days": notifications_days, "onboarding_documents_days": onboarding_documents_days, "webhook_messages_days": webhook_messages_days})
+        return self._core.call(Call(method="PUT", path="/api/v1/omni/retention", body=body, answer="data"), m.RetentionView, options)
+
+
 class ApiOmniSla:
     def __init__(self, core: Core) -> None:
         self._core = core
@@ -783,6 +805,17 @@ class ApiCustomers:
         body = _body(m.PutCustomer, {"preferences": preferences, "profile": profile})
         return self._core.call(Call(method="PUT", path="/api/v1/customers/{customer_id}", path_params={"customer_id": customer_id}, body=body, answer="raw"), m.CustomerView, options)
 
+    def erase(self, customer_id: str, *, reason: str, reference: str | None = OMIT, options: RequestOptions | None = None) -> m.Erasure:
+        """Erase a customer's personal data: profile, devices, notifications' content, sessions' and
+onboardings' data and documents, and the content of their timeline's events, keeping the
+bank's record (ids, journeys, approvals, each event's type, time and place in the hash chain,
+which still verifies). Irreversible. Running it again erases what was added since.
+
+        `POST /api/v1/customers/{customer_id}/erasure`
+        """
+        body = _body(m.EraseCustomer, {"reason": reason, "reference": reference})
+        return self._core.call(Call(method="POST", path="/api/v1/customers/{customer_id}/erasure", path_params={"customer_id": customer_id}, body=body, idempotent=True, answer="raw"), m.Erasure, options)
+
     def stream(self, customer_id: str, *, last_event_id: str | None = None, options: RequestOptions | None = None) -> Iterator[ServerSentEvent]:
         """Everything recorded for a customer, live, as Server-Sent Events.
 
@@ -805,6 +838,7 @@ class ApiOmni:
         self.notification_templates = ApiOmniNotificationTemplates(core)
         self.notifications = ApiOmniNotifications(core)
         self.onboarding = ApiOmniOnboarding(core)
+        self.retention = ApiOmniRetention(core)
         self.sla = ApiOmniSla(core)
         self.teams = ApiOmniTeams(core)
         self.templates = ApiOmniTemplates(core)
@@ -1589,6 +1623,28 @@ class AsyncApiOmniOnboarding:
         return await self._core.call(Call(method="GET", path="/api/v1/omni/onboarding/{interviewId}", path_params={"interviewId": interview_id}, answer="data"), m.OnboardingView, options)
 
 
+class AsyncApiOmniRetention:
+    def __init__(self, core: AsyncCore) -> None:
+        self._core = core
+
+    async def get(self, *, options: RequestOptions | None = None) -> m.RetentionView:
+        """Get the tenant's retention periods: its own, else Omnirail's defaults.
+
+        `GET /api/v1/omni/retention`
+        """
+        return await self._core.call(Call(method="GET", path="/api/v1/omni/retention", answer="data"), m.RetentionView, options)
+
+    async def put(self, *, ended_sessions_days: int | None = OMIT, notifications_days: int | None = OMIT, onboarding_documents_days: int | None = OMIT, webhook_messages_days: int | None = OMIT, options: RequestOptions | None = None) -> m.RetentionView:
+        """Set how long the tenant keeps webhook messages, notifications, ended sessions and the
+documents of ended onboardings. The retention sweep deletes what is older, in batches, on one
+node at a time; events, journeys and approvals are never swept.
+
+        `PUT /api/v1/omni/retention`
+        """
+        body = _body(m.PutRetention, {"ended_sessions_days": ended_sessions_days, "notifications_days": notifications_days, "onboarding_documents_days": onboarding_documents_days, "webhook_messages_days": webhook_messages_days})
+        return await self._core.call(Call(method="PUT", path="/api/v1/omni/retention", body=body, answer="data"), m.RetentionView, options)
+
+
 class AsyncApiOmniSla:
     def __init__(self, core: AsyncCore) -> None:
         self._core = core
@@ -1781,6 +1837,17 @@ class AsyncApiCustomers:
         body = _body(m.PutCustomer, {"preferences": preferences, "profile": profile})
         return await self._core.call(Call(method="PUT", path="/api/v1/customers/{customer_id}", path_params={"customer_id": customer_id}, body=body, answer="raw"), m.CustomerView, options)
 
+    async def erase(self, customer_id: str, *, reason: str, reference: str | None = OMIT, options: RequestOptions | None = None) -> m.Erasure:
+        """Erase a customer's personal data: profile, devices, notifications' content, sessions' and
+onboardings' data and documents, and the content of their timeline's events, keeping the
+bank's record (ids, journeys, approvals, each event's type, time and place in the hash chain,
+which still verifies). Irreversible. Running it again erases what was added since.
+
+        `POST /api/v1/customers/{customer_id}/erasure`
+        """
+        body = _body(m.EraseCustomer, {"reason": reason, "reference": reference})
+        return await self._core.call(Call(method="POST", path="/api/v1/customers/{customer_id}/erasure", path_params={"customer_id": customer_id}, body=body, idempotent=True, answer="raw"), m.Erasure, options)
+
     def stream(self, customer_id: str, *, last_event_id: str | None = None, options: RequestOptions | None = None) -> AsyncIterator[ServerSentEvent]:
         """Everything recorded for a customer, live, as Server-Sent Events.
 
@@ -1803,6 +1870,7 @@ class AsyncApiOmni:
         self.notification_templates = AsyncApiOmniNotificationTemplates(core)
         self.notifications = AsyncApiOmniNotifications(core)
         self.onboarding = AsyncApiOmniOnboarding(core)
+        self.retention = AsyncApiOmniRetention(core)
         self.sla = AsyncApiOmniSla(core)
         self.teams = AsyncApiOmniTeams(core)
         self.templates = AsyncApiOmniTemplates(core)

@@ -710,6 +710,32 @@ export class ApiOmniOnboarding {
   }
 }
 
+export class ApiOmniRetention {
+
+  constructor(readonly core: Core) {
+  }
+
+  /**
+   * Get the tenant's retention periods: its own, else Omnirail's defaults.
+   *
+   * `GET /api/v1/omni/retention`
+   */
+  get(options?: RequestOptions): Promise<S["RetentionView"]> {
+    return this.core.call({ method: "GET", path: "/api/v1/omni/retention", answer: "data" }, options);
+  }
+
+  /**
+   * Set how long the tenant keeps webhook messages, notifications, ended sessions and the
+documents of ended onboardings. The retention sweep deletes what is older, in batches, on one
+node at a time; events, journeys and approvals are never swept.
+   *
+   * `PUT /api/v1/omni/retention`
+   */
+  put(body: Body<"omni.retention.put">, options?: RequestOptions): Promise<S["RetentionView"]> {
+    return this.core.call({ method: "PUT", path: "/api/v1/omni/retention", body, answer: "data" }, options);
+  }
+}
+
 export class ApiOmniSla {
 
   constructor(readonly core: Core) {
@@ -942,6 +968,18 @@ export class ApiCustomers {
   }
 
   /**
+   * Erase a customer's personal data: profile, devices, notifications' content, sessions' and
+onboardings' data and documents, and the content of their timeline's events, keeping the
+bank's record (ids, journeys, approvals, each event's type, time and place in the hash chain,
+which still verifies). Irreversible. Running it again erases what was added since.
+   *
+   * `POST /api/v1/customers/{customer_id}/erasure`
+   */
+  erase(customer_id: string, body: Body<"customers.erase">, options?: RequestOptions): Promise<S["Erasure"]> {
+    return this.core.call({ method: "POST", path: "/api/v1/customers/{customer_id}/erasure", pathParams: { "customer_id": customer_id }, body, idempotent: true, answer: "raw" }, options);
+  }
+
+  /**
    * Everything recorded for a customer, live, as Server-Sent Events.
    *
    * `GET /api/v1/customers/{customer_id}/stream`
@@ -963,6 +1001,7 @@ export class ApiOmni {
   readonly notificationTemplates: ApiOmniNotificationTemplates;
   readonly notifications: ApiOmniNotifications;
   readonly onboarding: ApiOmniOnboarding;
+  readonly retention: ApiOmniRetention;
   readonly sla: ApiOmniSla;
   readonly teams: ApiOmniTeams;
   readonly templates: ApiOmniTemplates;
@@ -982,6 +1021,7 @@ export class ApiOmni {
     this.notificationTemplates = new ApiOmniNotificationTemplates(core);
     this.notifications = new ApiOmniNotifications(core);
     this.onboarding = new ApiOmniOnboarding(core);
+    this.retention = new ApiOmniRetention(core);
     this.sla = new ApiOmniSla(core);
     this.teams = new ApiOmniTeams(core);
     this.templates = new ApiOmniTemplates(core);

@@ -130,6 +130,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/customers/{customer_id}/erasure": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Erase a customer's personal data: profile, devices, notifications' content, sessions' and
+         *     onboardings' data and documents, and the content of their timeline's events, keeping the
+         *     bank's record (ids, journeys, approvals, each event's type, time and place in the hash chain,
+         *     which still verifies). Irreversible. Running it again erases what was added since.
+         * @description Needs an API key with `admin`.
+         */
+        post: operations["customers.erase"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/customers/{customer_id}/profile/unified": {
         parameters: {
             query?: never;
@@ -896,6 +919,32 @@ export interface paths {
          */
         get: operations["omni.onboarding.documents.get"];
         put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/omni/retention": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get the tenant's retention periods: its own, else Omnirail's defaults.
+         * @description Needs an API key with `admin`.
+         */
+        get: operations["omni.retention.get"];
+        /**
+         * Set how long the tenant keeps webhook messages, notifications, ended sessions and the
+         *     documents of ended onboardings. The retention sweep deletes what is older, in batches, on one
+         *     node at a time; events, journeys and approvals are never swept.
+         * @description Needs an API key with `admin`.
+         */
+        put: operations["omni.retention.put"];
         post?: never;
         delete?: never;
         options?: never;
@@ -2346,6 +2395,10 @@ export interface components {
             data: components["schemas"]["Replayed"];
         };
         /** @description Seed 001's single-object envelope. */
+        Data_RetentionView: {
+            data: components["schemas"]["RetentionView"];
+        };
+        /** @description Seed 001's single-object envelope. */
         Data_RotatedSecret: {
             data: components["schemas"]["RotatedSecret"];
         };
@@ -2585,6 +2638,52 @@ export interface components {
             updatedAt: string;
             /** @example https://hooks.bank.example/omnirail */
             url: string;
+        };
+        /** @description Body of `POST /customers/{customer_id}/erasure`. */
+        EraseCustomer: {
+            /**
+             * @description Why: the request it answers, 1 to 500 characters; kept in the timeline.
+             * @example Data subject request under GDPR Art. 17
+             */
+            reason: string;
+            /**
+             * @description The bank's reference for the request.
+             * @example DSR-2026-0042
+             */
+            reference?: string | null;
+        };
+        /** @description What an erasure removed, and what it kept. */
+        Erasure: {
+            customer_id: string;
+            /**
+             * Format: int64
+             * @description Deliveries still to be sent, cancelled.
+             */
+            deliveries_cancelled: number;
+            /** Format: int64 */
+            devices: number;
+            /** Format: int64 */
+            documents: number;
+            erased_at: string;
+            /**
+             * Format: int64
+             * @description Events whose content was erased.
+             */
+            events: number;
+            /**
+             * Format: int64
+             * @description Events of the customer's chain recorded before commitments existed, whose content is
+             *     kept (erasing it would break the chain).
+             */
+            events_kept: number;
+            /** Format: int64 */
+            notifications: number;
+            /** Format: int64 */
+            onboardings: number;
+            /** @description The profile's personal fields were cleared. */
+            profile: boolean;
+            /** Format: int64 */
+            sessions: number;
         };
         /**
          * @description What happens when a deadline of a journey passes. Rules naming a template replace, for
@@ -3013,6 +3112,35 @@ export interface components {
          * @enum {string}
          */
         Period: "day" | "week" | "month";
+        /** @description A tenant's retention periods, in days; `None`: kept until the tenant sets a period. */
+        Periods: {
+            /**
+             * Format: int64
+             * @description Channel sessions after they ended, with their handoffs; `null`: kept.
+             * @example 90
+             */
+            endedSessionsDays?: number | null;
+            /**
+             * Format: int64
+             * @description Notifications, with their deliveries, once none is pending; `null`: kept.
+             * @example 365
+             */
+            notificationsDays?: number | null;
+            /**
+             * Format: int64
+             * @description The documents of onboardings that finished or expired (the files and their records);
+             *     `null`: kept.
+             * @example 1825
+             */
+            onboardingDocumentsDays?: number | null;
+            /**
+             * Format: int64
+             * @description Webhook messages, with their attempts, once delivered or failed (never kept without
+             *     bound: default 30).
+             * @example 30
+             */
+            webhookMessagesDays: number;
+        };
         /**
          * @description A tenant's subscription tier.
          * @enum {string}
@@ -3215,6 +3343,32 @@ export interface components {
              */
             escalations?: components["schemas"]["Escalation"][] | null;
         };
+        /**
+         * @description Body of `PUT /retention`: every period; one left out is `null` (kept), but for webhook
+         *     messages, which default to 30 days.
+         */
+        PutRetention: {
+            /**
+             * Format: int64
+             * @example 90
+             */
+            endedSessionsDays?: number | null;
+            /**
+             * Format: int64
+             * @example 365
+             */
+            notificationsDays?: number | null;
+            /**
+             * Format: int64
+             * @example 1825
+             */
+            onboardingDocumentsDays?: number | null;
+            /**
+             * Format: int64
+             * @example 30
+             */
+            webhookMessagesDays?: number | null;
+        };
         /** @description Body of `PUT /notification-rules/{eventType}`. */
         PutRule: {
             channels: components["schemas"]["NotifyChannel"][];
@@ -3373,6 +3527,18 @@ export interface components {
             handoff_complete: boolean;
             session_id: string;
         };
+        /** @description A tenant's retention periods. */
+        RetentionView: components["schemas"]["Periods"] & {
+            /**
+             * Format: int64
+             * @description Idempotency records are kept `idempotency_ttl_hours` (the configuration's, for every
+             *     tenant: the replay window is part of the API's contract).
+             */
+            idempotencyHours: number;
+            /** @description `default` (Omnirail's, until the tenant puts its own) or `tenant`. */
+            source: string;
+            updatedAt?: string | null;
+        };
         /** @description Body of `POST /delegations/{id}/revoke`. */
         RevokeDelegation: {
             /** @example Returned early from leave */
@@ -3389,7 +3555,8 @@ export interface components {
         RotatedSecret: {
             /** @description Until then every message carries two signatures, the new secret's and the old one's. */
             previousSecretExpiresAt: string;
-            secret: string;
+            /** @description The new secret, shown once: a retry with the same `Idempotency-Key` answers without it. */
+            secret?: string | null;
         };
         /** @description A notification rule. */
         RuleView: {
@@ -3975,6 +4142,7 @@ export type DataOnboardingView = components['schemas']['Data_OnboardingView'];
 export type DataPolicyView = components['schemas']['Data_PolicyView'];
 export type DataProviderView = components['schemas']['Data_ProviderView'];
 export type DataReplayed = components['schemas']['Data_Replayed'];
+export type DataRetentionView = components['schemas']['Data_RetentionView'];
 export type DataRotatedSecret = components['schemas']['Data_RotatedSecret'];
 export type DataRuleView = components['schemas']['Data_RuleView'];
 export type DataSlaReport = components['schemas']['Data_SlaReport'];
@@ -4002,6 +4170,8 @@ export type DocumentView = components['schemas']['DocumentView'];
 export type EmailContent = components['schemas']['EmailContent'];
 export type EndpointStats = components['schemas']['EndpointStats'];
 export type EndpointView = components['schemas']['EndpointView'];
+export type EraseCustomer = components['schemas']['EraseCustomer'];
+export type Erasure = components['schemas']['Erasure'];
 export type Escalation = components['schemas']['Escalation'];
 export type FcmSettings = components['schemas']['FcmSettings'];
 export type FieldDef = components['schemas']['FieldDef'];
@@ -4044,6 +4214,7 @@ export type PaginatedTimelineItem = components['schemas']['Paginated_TimelineIte
 export type PaginatedUserView = components['schemas']['Paginated_UserView'];
 export type Pagination = components['schemas']['Pagination'];
 export type Period = components['schemas']['Period'];
+export type Periods = components['schemas']['Periods'];
 export type Plan = components['schemas']['Plan'];
 export type Platform = components['schemas']['Platform'];
 export type PolicyView = components['schemas']['PolicyView'];
@@ -4059,6 +4230,7 @@ export type PutCustomer = components['schemas']['PutCustomer'];
 export type PutDevice = components['schemas']['PutDevice'];
 export type PutIdentityProvider = components['schemas']['PutIdentityProvider'];
 export type PutPolicy = components['schemas']['PutPolicy'];
+export type PutRetention = components['schemas']['PutRetention'];
 export type PutRule = components['schemas']['PutRule'];
 export type PutTeam = components['schemas']['PutTeam'];
 export type PutTemplate = components['schemas']['PutTemplate'];
@@ -4075,6 +4247,7 @@ export type RequesterType = components['schemas']['RequesterType'];
 export type Resume = components['schemas']['Resume'];
 export type ResumeOnboarding = components['schemas']['ResumeOnboarding'];
 export type ResumedView = components['schemas']['ResumedView'];
+export type RetentionView = components['schemas']['RetentionView'];
 export type RevokeDelegation = components['schemas']['RevokeDelegation'];
 export type RotateSecret = components['schemas']['RotateSecret'];
 export type RotatedSecret = components['schemas']['RotatedSecret'];
@@ -4939,6 +5112,146 @@ export interface operations {
                 };
             };
             /** @description The tenant's identity provider unreachable for the keys an actor token needs (`identity_provider_unavailable`), with `Retry-After`; database saturated (`overloaded`), or a conflicting write holding a lock (`database_busy`), with `Retry-After`; not answered within `limits.request_timeout_secs`, 30 s by default (`request_timeout`), with `Retry-After`; nothing was changed */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "customers.erase": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
+                "X-Omni-Channel"?: string;
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The tenant's id of the customer */
+                customer_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EraseCustomer"];
+            };
+        };
+        responses: {
+            /** @description Erased: what was removed, and what was kept */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Erasure"];
+                };
+            };
+            /** @description Malformed request: body not JSON (`malformed_json`), unreadable query or path (`invalid_query`, `invalid_path`), a query parameter not a number (`invalid_query_parameter`), a bad `Idempotency-Key` (`invalid_idempotency_key`); body nesting arrays and objects more than 32 deep (`json_too_deep`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such customer for this tenant (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body had not arrived whole within `limits.request_timeout_secs`, 30 s by default (`body_timeout`); nothing was changed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body larger than the limit, 1 MiB by default (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body not sent as `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No reason, or fields too long (`validation_failed`); an `X-Omni-Channel` header that names no channel (`validation_failed`); the `Idempotency-Key` was used for a different request (`idempotency_key_reused`); body of the wrong shape: a field the operation does not take, a key given twice, a missing or mistyped field, each with its path, all at once (`validation_failed`); a query parameter the operation does not take (`validation_failed`, each named with `unknown query parameter`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the API key's request rate, when `limits.rate_per_second` sets one (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request line and headers over `limits.max_header_bytes`, 16 KiB by default (`headers_too_large`) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected failure (`internal_error`); the details are in the server log under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A document could not be removed from the document store; nothing was erased (`document_store_unavailable`); the tenant's identity provider unreachable for the keys an actor token needs (`identity_provider_unavailable`), with `Retry-After`; database saturated (`overloaded`), or a conflicting write holding a lock (`database_busy`), with `Retry-After`; not answered within `limits.request_timeout_secs`, 30 s by default (`request_timeout`), with `Retry-After`; nothing was changed */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -10393,6 +10706,236 @@ export interface operations {
                 };
             };
             /** @description The document store does not answer (`document_store_unavailable`), with `Retry-After`; the tenant's identity provider unreachable for the keys an actor token needs (`identity_provider_unavailable`), with `Retry-After`; database saturated (`overloaded`), or a conflicting write holding a lock (`database_busy`), with `Retry-After`; not answered within `limits.request_timeout_secs`, 30 s by default (`request_timeout`), with `Retry-After`; nothing was changed */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "omni.retention.get": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
+                "X-Omni-Channel"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The periods in force */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Data_RetentionView"];
+                };
+            };
+            /** @description Malformed request: body not JSON (`malformed_json`), unreadable query or path (`invalid_query`, `invalid_path`), a query parameter not a number (`invalid_query_parameter`), a bad `Idempotency-Key` (`invalid_idempotency_key`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An `X-Omni-Channel` header that names no channel (`validation_failed`); a query parameter the operation does not take (`validation_failed`, each named with `unknown query parameter`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the API key's request rate, when `limits.rate_per_second` sets one (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request line and headers over `limits.max_header_bytes`, 16 KiB by default (`headers_too_large`) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected failure (`internal_error`); the details are in the server log under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's identity provider unreachable for the keys an actor token needs (`identity_provider_unavailable`), with `Retry-After`; database saturated (`overloaded`), or a conflicting write holding a lock (`database_busy`), with `Retry-After`; not answered within `limits.request_timeout_secs`, 30 s by default (`request_timeout`), with `Retry-After`; nothing was changed */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "omni.retention.put": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
+                "X-Omni-Channel"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PutRetention"];
+            };
+        };
+        responses: {
+            /** @description Replaced */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Data_RetentionView"];
+                };
+            };
+            /** @description Created (the tenant had the defaults) */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Data_RetentionView"];
+                };
+            };
+            /** @description Malformed request: body not JSON (`malformed_json`), unreadable query or path (`invalid_query`, `invalid_path`), a query parameter not a number (`invalid_query_parameter`), a bad `Idempotency-Key` (`invalid_idempotency_key`); body nesting arrays and objects more than 32 deep (`json_too_deep`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key (`unauthenticated`), an unknown or revoked one (`invalid_api_key`), or `x-api-key` and `Authorization: Bearer` naming different keys (`conflicting_credentials`); an actor token beside the key (`Authorization: Bearer`) that does not prove a person: not a signed JWT (`actor_token_malformed`), an algorithm other than RS256, ES256 or PS256 (`actor_token_algorithm`), another issuer (`actor_token_issuer`), a key its provider does not publish (`actor_token_key_unknown`), a bad signature (`actor_token_signature`), another audience (`actor_token_audience`), expired (`actor_token_expired`), not yet valid (`actor_token_not_yet_valid`), no user claim or no `exp` (`actor_token_claim_missing`), a user not in the directory (`actor_unknown_user`), a tenant without an identity provider (`identity_provider_not_configured`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key's scopes do not include `admin` (`insufficient_scope`, with `requiredScope` and `grantedScopes`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body had not arrived whole within `limits.request_timeout_secs`, 30 s by default (`body_timeout`); nothing was changed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body larger than the limit, 1 MiB by default (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body not sent as `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A period that is not 1 to 3650 days, each named (`validation_failed`); an `X-Omni-Channel` header that names no channel (`validation_failed`); body of the wrong shape: a field the operation does not take, a key given twice, a missing or mistyped field, each with its path, all at once (`validation_failed`); a query parameter the operation does not take (`validation_failed`, each named with `unknown query parameter`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the API key's request rate, when `limits.rate_per_second` sets one (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request line and headers over `limits.max_header_bytes`, 16 KiB by default (`headers_too_large`) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected failure (`internal_error`); the details are in the server log under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's identity provider unreachable for the keys an actor token needs (`identity_provider_unavailable`), with `Retry-After`; database saturated (`overloaded`), or a conflicting write holding a lock (`database_busy`), with `Retry-After`; not answered within `limits.request_timeout_secs`, 30 s by default (`request_timeout`), with `Retry-After`; nothing was changed */
             503: {
                 headers: {
                     [name: string]: unknown;
