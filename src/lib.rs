@@ -39,6 +39,7 @@ pub mod sessions;
 pub mod sla;
 pub mod store;
 pub mod streams;
+pub mod telemetry;
 pub mod time;
 pub mod timeline;
 pub mod webhooks;
@@ -107,6 +108,8 @@ pub struct App {
     pub identity: Arc<identity::keys::ProviderKeys>,
     /// The key-encryption keys and the tenants' data keys of the secrets at rest.
     pub vault: Arc<secrets::Vault>,
+    /// The background workers, and whether each runs (`/readyz`, `/metrics`).
+    pub workers: Arc<telemetry::Workers>,
     /// What a change of one capability asks of a capability above it ([`Hooks`]).
     pub hooks: Hooks,
 }
@@ -213,6 +216,7 @@ impl App {
             rate_limits,
             identity,
             vault,
+            workers: Arc::default(),
             hooks: Hooks::wired(),
         })
     }
@@ -290,6 +294,7 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(notifications::providers::status_callbacks())
         .routes(routes!(healthz))
         .routes(routes!(readyz))
+        .routes(routes!(metrics_text))
 }
 
 /// The whole HTTP application.
@@ -312,6 +317,7 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(api::route_not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
+        .layer(axum::middleware::from_fn(telemetry::track))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(from_fn_with_state(state.clone(), limits::request_timeout))
         .layer(from_fn_with_state(state.clone(), limits::header_bounds))
@@ -457,10 +463,22 @@ async fn healthz() -> axum::Json<Health> {
     get, path = "/readyz", operation_id = "operations.readyz", tag = "Operations",
     responses(
         (status = 200, description = "Ready", body = Health),
-        (status = 503, description = "Database unreachable (`database_unavailable`), with `Retry-After`", body = error::ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Database unreachable (`database_unavailable`), with `Retry-After`; a background worker stopped (`worker_stopped`, naming it in `workers`)", body = error::ProblemDoc, content_type = "application/problem+json"),
     )
 )]
 async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Health>, ApiError> {
+    let stopped = state.workers.stopped();
+    if !stopped.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "worker_stopped",
+            format!(
+                "A background worker stopped: {} (see the logs); restart the process",
+                stopped.join(", ")
+            ),
+        )
+        .with("workers", serde_json::json!(stopped)));
+    }
     if state.db.ping().await {
         Ok(axum::Json(Health { status: "ok" }))
     } else {
@@ -474,6 +492,81 @@ async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Health>, Api
     }
 }
 
+/// Metrics in the Prometheus text format: requests per route and status with their latency,
+/// commit latency, database pools, the workers' queues (depth and oldest age) and whether each
+/// worker runs, delivery outcomes per webhook endpoint and notification provider, chain
+/// verification failures. No key: expose it only where Prometheus scrapes from
+/// (docs/operations.md#metrics).
+#[utoipa::path(
+    get, path = "/metrics", operation_id = "operations.metrics", tag = "Operations",
+    responses(
+        (status = 200, description = "The metrics", body = String, content_type = "text/plain"),
+        (status = 503, description = "The database does not answer the queues' reads (`database_unavailable`)", body = error::ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
+async fn metrics_text(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let text = telemetry_scrape(&state).await.map_err(|e| {
+        tracing::warn!(error = %e, "cannot read the queues for /metrics");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "The database does not answer",
+        )
+    })?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+/// The gauges read at scrape time, then everything recorded.
+async fn telemetry_scrape(state: &App) -> Result<String, error::StoreError> {
+    let now = state.db.now_ms();
+    for (pool, size, idle) in state.db.pool_use() {
+        metrics::gauge!("omnirail_db_pool_connections", "pool" => pool, "state" => "idle")
+            .set(f64::from(idle));
+        metrics::gauge!("omnirail_db_pool_connections", "pool" => pool, "state" => "in_use")
+            .set(f64::from(size.saturating_sub(idle)));
+    }
+    for (queue, sql) in [
+        (
+            "webhooks",
+            "SELECT COUNT(*), MIN(next_attempt_at) FROM webhook_messages
+             WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $1",
+        ),
+        (
+            "notifications",
+            "SELECT COUNT(*), MIN(next_attempt_at) FROM notification_deliveries
+             WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $1",
+        ),
+        (
+            "deadlines",
+            "SELECT COUNT(*), MIN(next_deadline_at) FROM journeys
+             WHERE next_deadline_at IS NOT NULL AND next_deadline_at <= $1",
+        ),
+    ] {
+        let (depth, oldest): (i64, Option<i64>) = sqlx::query_as(sql)
+            .bind(now)
+            .fetch_one(state.db.reader())
+            .await?;
+        metrics::gauge!("omnirail_queue_due", "queue" => queue).set(depth as f64);
+        let age = oldest.map_or(0.0, |at| (now - at).max(0) as f64 / 1000.0);
+        metrics::gauge!("omnirail_queue_oldest_due_age_seconds", "queue" => queue).set(age);
+    }
+    for (worker, running) in state.workers.all() {
+        metrics::gauge!("omnirail_worker_up", "worker" => worker).set(if running {
+            1.0
+        } else {
+            0.0
+        });
+    }
+    Ok(telemetry::handle().map(|h| h.render()).unwrap_or_default())
+}
+
 /// Serves the API and runs the background workers on `listener` until `shutdown` resolves;
 /// then stops accepting, lets in-flight requests finish, and stops the workers.
 pub async fn serve(
@@ -483,6 +576,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop, stopping) = tokio::sync::watch::channel(false);
+    // The recorder before anything is recorded.
+    telemetry::handle();
     // The key-encryption key, created on a database without secrets yet (`omnirail serve` has
     // checked the stored data keys against it already: `seal_stored_secrets`).
     secrets::provide_kek(&config.secrets, &db)

@@ -112,6 +112,18 @@ async fn deliver(app: &AppState, d: DueRow) -> Result<(), ApiError> {
         return Ok(());
     }
     let (provider, attempt) = attempt(app, &d, channel, &who).await;
+    let outcome = match &attempt {
+        Attempt::Accepted { .. } => "accepted",
+        Attempt::Transient { .. } => "transient_failure",
+        Attempt::Permanent { .. } => "permanent_failure",
+    };
+    metrics::counter!(
+        "omnirail_notification_attempts_total",
+        "channel" => channel.as_str(),
+        "provider" => provider.unwrap_or("none"),
+        "outcome" => outcome
+    )
+    .increment(1);
     record_outcome(app, &d, channel, provider, attempt).await
 }
 

@@ -189,7 +189,14 @@ impl Tx {
     /// Commits: durable once this returns. On SQLite, while other writers wait for the write
     /// connection, the changes join theirs and all commit together (one fsync); this returns
     /// when that commit has happened.
-    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        let started = std::time::Instant::now();
+        let done = self.commit_now().await;
+        metrics::histogram!("omnirail_db_commit_seconds").record(started.elapsed().as_secs_f64());
+        done
+    }
+
+    async fn commit_now(mut self) -> Result<(), sqlx::Error> {
         match self.conn.take() {
             Some(Conn::Tx(t, hooks)) => {
                 t.commit().await?;
@@ -493,6 +500,15 @@ impl Db {
         self.clock.now_ms()
     }
 
+    /// Each pool's name, connections open, and connections idle (`/metrics`).
+    pub fn pool_use(&self) -> [(&'static str, u32, u32); 2] {
+        let idle = |pool: &AnyPool| u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+        [
+            ("read", self.read.size(), idle(&self.read)),
+            ("write", self.write.size(), idle(&self.write)),
+        ]
+    }
+
     /// Pool for reads outside a transaction.
     pub fn reader(&self) -> &AnyPool {
         &self.read
@@ -539,7 +555,10 @@ impl Db {
         let (committed, restart) = {
             let w = writer.lock().await;
             if let Err(e) = w.stop_checkpointing() {
+                // Not a failure: the writer checkpoints as it commits, as before.
                 tracing::warn!(error = %e, "the writer keeps checkpointing");
+                drop(w);
+                let _ = stop.wait_for(|stopping| *stopping).await;
                 return;
             }
             (w.committed.clone(), w.restart.clone())

@@ -410,6 +410,11 @@ async fn verify(
         let verifier = verify_chain(pool, &tenant.id, &key).await?;
         let stored = store::chain_head(pool, &tenant.id, &key).await?;
         let verdict = verifier.finish(stored.as_ref().map(|(n, h)| (*n, h.as_str())));
+        if let Some((_, _, why)) = &verdict.broken {
+            tracing::error!(tenant = %tenant.id, chain = %key, reason = why.as_str(), "a hash chain does not verify");
+            metrics::counter!("omnirail_chain_verification_failures_total", "reason" => why.as_str())
+                .increment(1);
+        }
         chains.push(ChainVerification {
             chain_key: key,
             valid: verdict.broken.is_none(),

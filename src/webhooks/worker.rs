@@ -66,6 +66,8 @@ fn client(cfg: &WebhookConfig) -> reqwest::Result<reqwest::Client> {
 pub async fn run(app: AppState, mut stop: watch::Receiver<bool>) {
     let cfg = app.config.webhooks.clone();
     if cfg.max_in_flight == 0 {
+        // An API-only node: nothing to deliver, and nothing stopped.
+        crate::wait_for_stop(&mut stop).await;
         return;
     }
     let http = match client(&cfg) {
@@ -278,6 +280,17 @@ async fn attempt(ctx: &Ctx, d: DeliveryRow) -> Outcome {
     let attempted_at = ctx.clock.now_ms();
     let result = send(ctx, &d, attempted_at).await;
     let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let outcome = match &result {
+        Ok((status, _)) if (200..300).contains(status) => "succeeded",
+        Ok(_) => "failed",
+        Err(_) => "unreachable",
+    };
+    metrics::counter!(
+        "omnirail_webhook_attempts_total",
+        "endpoint" => d.endpoint_id.clone(),
+        "outcome" => outcome
+    )
+    .increment(1);
     let (succeeded, status_code, response_body, error) = match result {
         Ok((status, body)) => {
             let ok = (200..300).contains(&status);

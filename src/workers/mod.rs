@@ -28,23 +28,69 @@ pub fn spawn(state: AppState) -> JoinHandle<()> {
             state.config.database_url.expose().to_owned(),
             stop.clone(),
         );
-        workers.spawn(async move { keys.listen(url, stop).await });
+        supervise(&mut workers, &state, "key_revocations", async move {
+            keys.listen(url, stop).await
+        });
     } else {
-        let (keys, db, stop) = (state.keys.clone(), state.db.clone(), stop.clone());
-        workers.spawn(async move { keys.poll_revocations(db, stop).await });
+        let (keys, db, until) = (state.keys.clone(), state.db.clone(), stop.clone());
+        supervise(&mut workers, &state, "key_revocations", async move {
+            keys.poll_revocations(db, until).await
+        });
+        // SQLite's log checkpoints (PostgreSQL has none to take).
+        let (db, until) = (state.db.clone(), stop.clone());
+        supervise(&mut workers, &state, "checkpoint", async move {
+            db.checkpoint(until).await
+        });
     }
-    {
-        let (db, stop) = (state.db.clone(), stop.clone());
-        workers.spawn(async move { db.checkpoint(stop).await });
-    }
-    workers.spawn(sweep_expired_approvals(state.clone(), stop.clone()));
-    workers.spawn(announce_deadlines(state.clone(), stop.clone()));
-    workers.spawn(fold_sla_figures(state.clone(), stop.clone()));
-    workers.spawn(sweep_idle_sessions(state.clone(), stop.clone()));
-    workers.spawn(streams::watch(state.clone(), stop.clone()));
-    workers.spawn(notifications::worker::run(state.clone(), stop.clone()));
-    workers.spawn(webhooks::worker::run(state.clone(), stop.clone()));
-    workers.spawn(sweep_retention(state, stop));
+    supervise(
+        &mut workers,
+        &state,
+        "approval_expiry",
+        sweep_expired_approvals(state.clone(), stop.clone()),
+    );
+    supervise(
+        &mut workers,
+        &state,
+        "deadlines",
+        announce_deadlines(state.clone(), stop.clone()),
+    );
+    supervise(
+        &mut workers,
+        &state,
+        "sla_fold",
+        fold_sla_figures(state.clone(), stop.clone()),
+    );
+    supervise(
+        &mut workers,
+        &state,
+        "idle_sessions",
+        sweep_idle_sessions(state.clone(), stop.clone()),
+    );
+    supervise(
+        &mut workers,
+        &state,
+        "streams",
+        streams::watch(state.clone(), stop.clone()),
+    );
+    supervise(
+        &mut workers,
+        &state,
+        "notifications",
+        notifications::worker::run(state.clone(), stop.clone()),
+    );
+    supervise(
+        &mut workers,
+        &state,
+        "webhooks",
+        webhooks::worker::run(state.clone(), stop.clone()),
+    );
+    supervise(
+        &mut workers,
+        &state,
+        "retention",
+        sweep_retention(state.clone(), stop.clone()),
+    );
+    supervise(&mut workers, &state, "metrics_upkeep", metrics_upkeep(stop));
     tokio::spawn(async move { while workers.join_next().await.is_some() {} })
 }
 
@@ -69,6 +115,43 @@ async fn sweep_retention(state: AppState, stop: watch::Receiver<bool>) {
         Ok(swept.more)
     })
     .await
+}
+
+/// Runs `work` as the worker `name`: noted as running, and, if it ends while the process is
+/// still serving (it returned, or panicked), as stopped, which `/readyz` and `/metrics` report.
+fn supervise(
+    workers: &mut tokio::task::JoinSet<()>,
+    state: &AppState,
+    name: &'static str,
+    work: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (registry, stopping) = (state.workers.clone(), state.stopping.clone());
+    registry.started(name);
+    workers.spawn(async move {
+        let ended = tokio::spawn(work).await;
+        let stopping = *stopping.borrow();
+        if !stopping {
+            match ended {
+                Ok(()) => tracing::error!(worker = name, "a background worker ended; /readyz reports it"),
+                Err(e) => tracing::error!(worker = name, error = %e, "a background worker failed; /readyz reports it"),
+            }
+        }
+        registry.ended(name, stopping);
+    });
+}
+
+/// Drains the metrics recorder's histograms now and then, so that a node nobody scrapes keeps
+/// them bounded.
+async fn metrics_upkeep(mut stop: watch::Receiver<bool>) {
+    loop {
+        if let Some(handle) = crate::telemetry::handle() {
+            handle.run_upkeep();
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 async fn sweep_expired_approvals(state: AppState, mut stop: watch::Receiver<bool>) {

@@ -31,6 +31,7 @@ mod sessions;
 mod sla;
 mod streams;
 mod strict;
+mod telemetry;
 mod templates;
 mod tenancy;
 mod timeline;

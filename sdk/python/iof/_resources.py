@@ -880,6 +880,17 @@ class ApiOperations:
         """
         return self._core.call(Call(method="GET", path="/healthz", auth="none", answer="raw"), m.Health, options)
 
+    def metrics(self, *, options: RequestOptions | None = None) -> httpx.Response:
+        """Metrics in the Prometheus text format: requests per route and status with their latency,
+commit latency, database pools, the workers' queues (depth and oldest age) and whether each
+worker runs, delivery outcomes per webhook endpoint and notification provider, chain
+verification failures. No key: expose it only where Prometheus scrapes from
+(docs/operations.md#metrics).
+
+        `GET /metrics`
+        """
+        return self._core.send(Call(method="GET", path="/metrics", auth="none", answer="raw"), options)
+
     def readyz(self, *, options: RequestOptions | None = None) -> m.Health:
         """Readiness: the database answers.
 
@@ -1911,6 +1922,17 @@ class AsyncApiOperations:
         `GET /healthz`
         """
         return await self._core.call(Call(method="GET", path="/healthz", auth="none", answer="raw"), m.Health, options)
+
+    async def metrics(self, *, options: RequestOptions | None = None) -> httpx.Response:
+        """Metrics in the Prometheus text format: requests per route and status with their latency,
+commit latency, database pools, the workers' queues (depth and oldest age) and whether each
+worker runs, delivery outcomes per webhook endpoint and notification provider, chain
+verification failures. No key: expose it only where Prometheus scrapes from
+(docs/operations.md#metrics).
+
+        `GET /metrics`
+        """
+        return await self._core.send(Call(method="GET", path="/metrics", auth="none", answer="raw"), options)
 
     async def readyz(self, *, options: RequestOptions | None = None) -> m.Health:
         """Readiness: the database answers.

@@ -1071,6 +1071,19 @@ export class ApiOperations {
   }
 
   /**
+   * Metrics in the Prometheus text format: requests per route and status with their latency,
+commit latency, database pools, the workers' queues (depth and oldest age) and whether each
+worker runs, delivery outcomes per webhook endpoint and notification provider, chain
+verification failures. No key: expose it only where Prometheus scrapes from
+(docs/operations.md#metrics).
+   *
+   * `GET /metrics`
+   */
+  metrics(options?: RequestOptions): Promise<Response> {
+    return this.core.send({ method: "GET", path: "/metrics", auth: "none", answer: "raw" }, options, "*/*");
+  }
+
+  /**
    * Readiness: the database answers.
    *
    * `GET /readyz`

@@ -1522,6 +1522,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Metrics in the Prometheus text format: requests per route and status with their latency,
+         *     commit latency, database pools, the workers' queues (depth and oldest age) and whether each
+         *     worker runs, delivery outcomes per webhook endpoint and notification provider, chain
+         *     verification failures. No key: expose it only where Prometheus scrapes from
+         *     (docs/operations.md#metrics).
+         */
+        get: operations["operations.metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/omni/add/data": {
         parameters: {
             query?: never;
@@ -15043,6 +15066,62 @@ export interface operations {
             };
         };
     };
+    "operations.metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The metrics */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description A query parameter the operation does not take (`validation_failed`, each named with `unknown query parameter`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request line and headers over `limits.max_header_bytes`, 16 KiB by default (`headers_too_large`) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected failure (`internal_error`); the details are in the server log under the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database does not answer the queues' reads (`database_unavailable`); not answered within `limits.request_timeout_secs`, 30 s by default (`request_timeout`), with `Retry-After`; nothing was changed */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     "onboarding.addData": {
         parameters: {
             query?: never;
@@ -16191,7 +16270,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Database unreachable (`database_unavailable`), with `Retry-After`; not answered within `limits.request_timeout_secs`, 30 s by default (`request_timeout`), with `Retry-After`; nothing was changed */
+            /** @description Database unreachable (`database_unavailable`), with `Retry-After`; a background worker stopped (`worker_stopped`, naming it in `workers`); not answered within `limits.request_timeout_secs`, 30 s by default (`request_timeout`), with `Retry-After`; nothing was changed */
             503: {
                 headers: {
                     [name: string]: unknown;

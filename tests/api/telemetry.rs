@@ -1,0 +1,133 @@
+//! `/metrics` in the Prometheus text format, and `/readyz` reporting a stopped worker.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::*;
+use crate::webhooks::{app as webhook_app, endpoint};
+
+async fn metrics(app: &TestApp) -> String {
+    let res = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"),
+        "{:?}",
+        res.headers()
+    );
+    res.text().await.unwrap()
+}
+
+/// The sample lines of `name` in `text` (the process's servers share one recorder).
+fn samples<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .collect()
+}
+
+#[tokio::test]
+async fn metrics_show_requests_commits_pools_queues_workers_and_outcomes() {
+    let app = webhook_app().await;
+    // A webhook endpoint nobody listens at: its messages fail, and wait for their retry.
+    let port = crate::cli::free_port();
+    let ep = endpoint(&app, &format!("http://127.0.0.1:{port}/hook"), json!([])).await;
+    let ep = ep["id"].as_str().unwrap().to_owned();
+    let (s, _) = app.post("/api/v1/omni/templates", &seed_template()).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, _) = app.get("/api/v1/omni/journeys/jrn_nope").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    let text = wait_until("the failed attempt counted", || async {
+        let text = metrics(&app).await;
+        text.contains(&format!(
+            "omnirail_webhook_attempts_total{{endpoint=\"{ep}\",outcome=\"unreachable\"}}"
+        ))
+        .then_some(text)
+    })
+    .await;
+    // Requests by route pattern (never the ids in the path) and status, with their latency.
+    assert!(
+        text.contains(
+            "omnirail_http_requests_total{method=\"GET\",route=\"/api/v1/omni/journeys/{id}\",status=\"404\"}"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("jrn_nope"), "ids stay out of the labels");
+    assert!(
+        !samples(&text, "omnirail_http_request_duration_seconds_bucket").is_empty(),
+        "{text}"
+    );
+    assert!(
+        !samples(&text, "omnirail_db_commit_seconds_bucket").is_empty(),
+        "{text}"
+    );
+    for wanted in [
+        "omnirail_db_pool_connections{pool=\"read\",state=\"idle\"}",
+        "omnirail_queue_due{queue=\"webhooks\"}",
+        "omnirail_queue_due{queue=\"notifications\"}",
+        "omnirail_queue_due{queue=\"deadlines\"}",
+        "omnirail_queue_oldest_due_age_seconds{queue=\"webhooks\"}",
+        "omnirail_worker_up{worker=\"webhooks\"} 1",
+        "omnirail_worker_up{worker=\"retention\"} 1",
+    ] {
+        assert!(text.contains(wanted), "{wanted} in {text}");
+    }
+
+    // A message waiting for its retry is due once its time comes: the queue's depth and age.
+    app.advance(std::time::Duration::from_secs(3_600));
+    let text = metrics(&app).await;
+    let due: Vec<&str> = samples(&text, "omnirail_queue_due{queue=\"webhooks\"}");
+    assert!(
+        due.iter().any(|l| !l.ends_with(" 0")),
+        "a message is due: {due:?}"
+    );
+
+    // A chain that does not verify is counted.
+    let (s, _) = app.post("/api/v1/omni/journeys", &seed_journey()).await;
+    assert_eq!(s, StatusCode::CREATED);
+    sqlx::query("UPDATE events SET summary = 'changed' WHERE event_type = 'omni.journey.created'")
+        .execute(app.db.reader())
+        .await
+        .unwrap();
+    let (_, v) = app
+        .get("/api/v1/omni/timeline/verify?entityType=customer&entityId=ent_customer_456")
+        .await;
+    assert_eq!(v["data"]["valid"], false, "{v}");
+    let text = metrics(&app).await;
+    assert!(
+        text.contains("omnirail_chain_verification_failures_total{reason=\"content_mismatch\"}"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn readyz_reports_a_worker_that_stopped() {
+    let app = TestApp::spawn().await;
+    let (s, _) = send(app.client.get(app.url("/readyz"))).await;
+    assert_eq!(s, StatusCode::OK);
+    // A process whose webhook worker ended while it was serving: its router, on a port.
+    let state = app.state();
+    state.workers.started("webhooks");
+    state.workers.started("retention");
+    state.workers.ended("webhooks", false);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = omnirail::router(state);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let (s, body) = send(app.client.get(format!("{base}/readyz"))).await;
+    assert_problem(s, &body, 503, "worker_stopped");
+    assert_eq!(body["workers"], json!(["webhooks"]));
+    let res = app
+        .client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    let text = res.text().await.unwrap();
+    assert!(
+        text.contains("omnirail_worker_up{worker=\"webhooks\"} 0"),
+        "{text}"
+    );
+}
