@@ -131,3 +131,58 @@ async fn readyz_reports_a_worker_that_stopped() {
         "{text}"
     );
 }
+
+/// The Grafana dashboard and the alert rules in docs/monitoring name only metrics the server
+/// records (a renamed metric would leave a panel or an alert silently empty).
+#[test]
+fn the_dashboard_and_the_alerts_name_only_metrics_the_server_records() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut recorded = String::new();
+    let mut dirs = vec![std::path::PathBuf::from(root).join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                recorded.push_str(&std::fs::read_to_string(path).unwrap());
+            }
+        }
+    }
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{root}/docs/monitoring/grafana-dashboard.json")).unwrap(),
+    )
+    .expect("the dashboard is JSON");
+    let mut queries: Vec<String> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().clone())
+        .map(|t| t["expr"].as_str().unwrap().to_owned())
+        .collect();
+    let alerts = std::fs::read_to_string(format!("{root}/docs/monitoring/alerts.yml")).unwrap();
+    queries.push(alerts.clone());
+    let mut names = std::collections::BTreeSet::new();
+    for q in &queries {
+        for (at, _) in q.match_indices("omnirail_") {
+            let name: String = q[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(&name)
+                .to_owned();
+            names.insert(base);
+        }
+    }
+    assert!(names.len() >= 8, "{names:?}");
+    for name in names {
+        assert!(
+            recorded.contains(&format!("\"{name}\"")),
+            "{name} is named in docs/monitoring but recorded nowhere"
+        );
+    }
+    assert!(alerts.matches("- alert:").count() >= 5);
+}
