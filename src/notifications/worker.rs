@@ -65,9 +65,14 @@ pub async fn run(app: AppState, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Claims and sends one batch; `true` if it was full (there may be more due now).
-async fn tick(app: &AppState) -> Result<bool, ApiError> {
+/// Claims and sends one batch; `true` if it was full (there may be more due now). A pass with
+/// nothing due only reads: the claim's write transaction begins when something is due.
+pub async fn tick(app: &AppState) -> Result<bool, ApiError> {
     let now = app.db.now_ms();
+    match store::next_due(app.db.reader(), now).await? {
+        Some(at) if at <= now => {}
+        _ => return Ok(false),
+    }
     let mut tx = app.db.begin().await?;
     let due = store::claim_due(
         &mut tx,

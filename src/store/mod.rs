@@ -384,6 +384,9 @@ pub struct Db {
     acquire: Duration,
     backend: Backend,
     clock: Clock,
+    /// Write transactions begun through this handle and its clones, for the test that an idle
+    /// node writes nothing.
+    writes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -414,6 +417,7 @@ impl Db {
                 acquire,
                 backend: Backend::Postgres,
                 clock: Clock::default(),
+                writes: Arc::default(),
             })
         } else if url.starts_with("sqlite:") {
             let url = if url.contains('?') {
@@ -440,6 +444,7 @@ impl Db {
                 acquire,
                 backend: Backend::Sqlite,
                 clock: Clock::default(),
+                writes: Arc::default(),
             })
         } else {
             Err(sqlx::Error::Configuration(
@@ -500,6 +505,11 @@ impl Db {
         self.clock.now_ms()
     }
 
+    /// How many write transactions have begun through this handle and its clones.
+    pub fn writes_begun(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
     /// Each pool's name, connections open, and connections idle (`/metrics`).
     pub fn pool_use(&self) -> [(&'static str, u32, u32); 2] {
         let idle = |pool: &AnyPool| u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
@@ -521,6 +531,7 @@ impl Db {
 
     /// Opens a write transaction; waits up to `db_acquire_timeout_secs` for a connection.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
         let conn = match &self.writer {
             Some(writer) => {
                 let waiting = Waiting::new(&self.waiting);

@@ -186,3 +186,36 @@ fn the_dashboard_and_the_alerts_name_only_metrics_the_server_records() {
     }
     assert!(alerts.matches("- alert:").count() >= 5);
 }
+
+/// A node with nothing to do writes nothing: every background pass looks (reads) first, and
+/// begins a write transaction only for work that is due. Counted through the server's own
+/// database handle, so the running workers' passes during the test count too.
+#[tokio::test]
+async fn an_idle_node_writes_nothing() {
+    let app = TestApp::spawn_with(|c| {
+        // The workers pass as often as they may, while the test runs.
+        c.deadline_sweep_secs = 1;
+        c.approval_sweep_secs = 1;
+        c.notification_poll_ms = 10;
+        c.webhooks.poll_ms = 10;
+    })
+    .await;
+    let state = app.state();
+    let before = app.db.writes_begun();
+    for _ in 0..3 {
+        assert!(!omnirail::notifications::worker::tick(&state).await.unwrap());
+        assert_eq!(omnirail::journeys::announce_deadlines(&state).await.unwrap(), 0);
+        assert_eq!(omnirail::journeys::fold_sla_figures(&state).await.unwrap(), 0);
+        assert_eq!(omnirail::approvals::send_reminders(&state).await.unwrap(), 0);
+        assert_eq!(omnirail::approvals::sweep_expired(&state).await.unwrap(), 0);
+        assert_eq!(omnirail::sessions::sweep_idle(&state).await.unwrap(), 0);
+        assert_eq!(
+            omnirail::retention::sweep::sweep(&state, "node_idle")
+                .await
+                .unwrap()
+                .total(),
+            0
+        );
+    }
+    assert_eq!(app.db.writes_begun(), before, "an idle pass began a write");
+}
