@@ -241,8 +241,7 @@ pub struct WebhookConfig {
     /// endpoint's turn), over all endpoints; 0 runs no delivery worker in this process (an
     /// API-only node).
     pub max_in_flight: usize,
-    /// Attempts one process sends at once to one endpoint (it holds at most twice as many of
-    /// that endpoint's messages).
+    /// Messages of one endpoint held, and so sent, at once by all processes together.
     pub max_in_flight_per_endpoint: usize,
     /// How long a claimed message is held by the process that claimed it, in milliseconds
     /// (more than three times `timeout_ms`); a process that dies leaves its messages to the

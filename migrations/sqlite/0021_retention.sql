@@ -33,3 +33,8 @@ CREATE INDEX webhook_messages_age ON webhook_messages(tenant_id, created_at);
 ALTER TABLE events ADD COLUMN content_salt TEXT;
 ALTER TABLE events ADD COLUMN content_hash TEXT;
 ALTER TABLE events ADD COLUMN erased_at INTEGER;
+
+-- What every process holds of an endpoint's messages (their leases), counted at each claim:
+-- together the processes never hold more than the per-endpoint limit.
+CREATE INDEX webhook_messages_held ON webhook_messages(endpoint_id, lease_until)
+    WHERE lease_until IS NOT NULL;

@@ -7,14 +7,13 @@
 //! one batch in a short transaction of its own (the rows a batch names, then the rows that
 //! hang from them), and looks again. Writers never wait for more than one batch.
 
-use std::fmt::Write as _;
-
 use serde::Serialize;
 
 use super::Periods;
 use crate::App;
 use crate::error::StoreError;
 use crate::store::Db;
+use crate::store::dialect::placeholders;
 
 /// Most rows of one kind one transaction deletes.
 pub const BATCH: usize = 500;
@@ -220,19 +219,6 @@ async fn due(
         .await?)
 }
 
-/// `($n, $n+1, ...)` for `count` parameters from `first`.
-fn placeholders(first: usize, count: usize) -> String {
-    let mut s = String::from("(");
-    for i in 0..count {
-        if i > 0 {
-            s.push_str(", ");
-        }
-        let _ = write!(s, "${}", first + i);
-    }
-    s.push(')');
-    s
-}
-
 /// Deletes one batch of `kind` (and what hangs from it) in one transaction; how many rows of
 /// `kind` it deleted.
 async fn delete(
@@ -258,7 +244,7 @@ async fn delete(
             return Ok(0);
         }
     }
-    let list = placeholders(2, ids.len());
+    let list = format!("({})", placeholders(2, ids.len(), 1));
     let statements: &[String] = &match kind {
         Kind::WebhookMessages => vec![
             format!(
@@ -299,15 +285,4 @@ async fn delete(
     }
     tx.commit().await?;
     Ok(deleted)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn placeholders_number_from_the_first() {
-        assert_eq!(placeholders(2, 3), "($2, $3, $4)");
-        assert_eq!(placeholders(1, 1), "($1)");
-    }
 }

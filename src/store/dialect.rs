@@ -63,9 +63,34 @@ pub async fn notify(conn: &mut Conn, channel: &str, payload: &str) -> Result<(),
     Ok(())
 }
 
+/// `rows` groups of `width` placeholders from `$first`: `($1, $2), ($3, $4)`; with width 1,
+/// a plain list: `$1, $2`. Only placeholders go into a statement; every value is bound.
+pub fn placeholders(first: usize, rows: usize, width: usize) -> String {
+    let groups: Vec<String> = (0..rows)
+        .map(|r| {
+            let names: Vec<String> = (0..width)
+                .map(|c| format!("${}", first + r * width + c))
+                .collect();
+            if width == 1 {
+                names.concat()
+            } else {
+                format!("({})", names.join(", "))
+            }
+        })
+        .collect();
+    groups.join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_number_rows_and_lists() {
+        assert_eq!(placeholders(3, 2, 1), "$3, $4");
+        assert_eq!(placeholders(1, 2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(placeholders(1, 0, 2), "");
+    }
 
     #[test]
     fn sqlite_takes_no_row_lock() {

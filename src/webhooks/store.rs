@@ -2,11 +2,13 @@
 //! request makes is scoped by tenant; the delivery worker works across tenants and carries
 //! each row's tenant with it.
 
+use std::collections::HashMap;
+
 use crate::store::Conn;
 use sqlx::AnyPool;
 
 use crate::error::StoreError;
-use crate::store::dialect::{self, RowLock};
+use crate::store::dialect::{self, RowLock, placeholders};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EndpointRow {
@@ -265,6 +267,41 @@ pub async fn due_candidates(
     Ok(q.fetch_all(pool).await?)
 }
 
+/// How many of each of `endpoints`' messages are held now, by any process, with the endpoints'
+/// rows locked for the rest of the caller's transaction (PostgreSQL; SQLite has one writer):
+/// claims of one endpoint's messages take turns, so together they never hold more than its
+/// limit.
+pub async fn held_now(
+    conn: &mut Conn,
+    endpoints: &[&str],
+    now: i64,
+) -> Result<HashMap<String, i64>, StoreError> {
+    if endpoints.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let lock = RowLock::Update.for_conn(conn);
+    let sql = format!(
+        "SELECT id FROM webhook_endpoints WHERE id IN ({}) ORDER BY id{lock}",
+        placeholders(1, endpoints.len(), 1)
+    );
+    let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+    for e in endpoints {
+        q = q.bind(*e);
+    }
+    q.fetch_all(&mut *conn).await?;
+    let sql = format!(
+        "SELECT endpoint_id, COUNT(*) FROM webhook_messages
+         WHERE endpoint_id IN ({}) AND lease_until IS NOT NULL AND lease_until >= $1
+         GROUP BY endpoint_id",
+        placeholders(2, endpoints.len(), 1)
+    );
+    let mut q = sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(sql)).bind(now);
+    for e in endpoints {
+        q = q.bind(*e);
+    }
+    Ok(q.fetch_all(&mut *conn).await?.into_iter().collect())
+}
+
 /// Leases those of `ids` still due and unheld until `lease_until`; returns the ones taken.
 /// PostgreSQL: rows another process is claiming are skipped, never waited for.
 pub async fn claim(
@@ -392,24 +429,6 @@ pub async fn insert_attempts(conn: &mut Conn, attempts: &[&AttemptRow]) -> Resul
         q.execute(&mut *conn).await?;
     }
     Ok(())
-}
-
-/// `rows` groups of `width` placeholders from `$first`: `($1, $2), ($3, $4)`; with width 1,
-/// a plain list: `$1, $2`. Only placeholders go into a statement; every value is bound.
-fn placeholders(first: usize, rows: usize, width: usize) -> String {
-    let groups: Vec<String> = (0..rows)
-        .map(|r| {
-            let names: Vec<String> = (0..width)
-                .map(|c| format!("${}", first + r * width + c))
-                .collect();
-            if width == 1 {
-                names.concat()
-            } else {
-                format!("({})", names.join(", "))
-            }
-        })
-        .collect();
-    groups.join(", ")
 }
 
 /// A message's state after an attempt, written only while the claim that made the attempt
@@ -701,16 +720,4 @@ pub async fn message_counts(
     .bind(endpoint)
     .fetch_all(pool)
     .await?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::placeholders;
-
-    #[test]
-    fn placeholders_number_rows_and_lists() {
-        assert_eq!(placeholders(3, 2, 1), "$3, $4");
-        assert_eq!(placeholders(1, 2, 3), "($1, $2, $3), ($4, $5, $6)");
-        assert_eq!(placeholders(1, 0, 2), "");
-    }
 }

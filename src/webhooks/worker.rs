@@ -181,11 +181,10 @@ impl Held {
         }
     }
 
-    /// Most messages of one endpoint held at once: twice what may be sent at once, so the
-    /// next ones are ready when a send finishes, and a slow endpoint's queue stays short
-    /// enough to be sent within the lease.
+    /// Most messages of one endpoint this process holds at once: what may be sent to it at
+    /// once (by all processes together: the claim counts what the others hold).
     fn share(&self) -> usize {
-        self.per_endpoint * 2
+        self.per_endpoint
     }
 
     fn count(&self, endpoint: &str) -> usize {
@@ -258,6 +257,24 @@ async fn claim(app: &AppState, ctx: &Ctx, free: usize, held: &Held) -> Result<Cl
     }
     let lease_until = crate::time::later(now, std::time::Duration::from_millis(ctx.cfg.lease_ms));
     let mut tx = app.db.begin().await?;
+    // What every process holds of these endpoints, their rows locked until this claim
+    // commits: together the processes never hold more of one endpoint than its limit.
+    let mut endpoints: Vec<&str> = candidates.iter().map(|(_, e)| e.as_str()).collect();
+    endpoints.sort_unstable();
+    endpoints.dedup();
+    let mut held_by_all = store::held_now(&mut tx, &endpoints, now).await?;
+    let limit = i64::try_from(held.share()).unwrap_or(i64::MAX);
+    let wanted: std::collections::HashSet<&String> = ids.iter().collect();
+    let ids: Vec<String> = candidates
+        .iter()
+        .filter(|(id, _)| wanted.contains(id))
+        .filter(|(_, endpoint)| {
+            let count = held_by_all.entry(endpoint.clone()).or_default();
+            *count += 1;
+            *count <= limit
+        })
+        .map(|(id, _)| id.clone())
+        .collect();
     let claimed = store::claim(&mut tx, &ids, now, lease_until).await?;
     tx.commit().await?;
     let rows = store::deliveries(app.db.reader(), &claimed).await?;

@@ -204,9 +204,20 @@ async fn an_idle_node_writes_nothing() {
     let before = app.db.writes_begun();
     for _ in 0..3 {
         assert!(!omnirail::notifications::worker::tick(&state).await.unwrap());
-        assert_eq!(omnirail::journeys::announce_deadlines(&state).await.unwrap(), 0);
-        assert_eq!(omnirail::journeys::fold_sla_figures(&state).await.unwrap(), 0);
-        assert_eq!(omnirail::approvals::send_reminders(&state).await.unwrap(), 0);
+        assert_eq!(
+            omnirail::journeys::announce_deadlines(&state)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            omnirail::journeys::fold_sla_figures(&state).await.unwrap(),
+            0
+        );
+        assert_eq!(
+            omnirail::approvals::send_reminders(&state).await.unwrap(),
+            0
+        );
         assert_eq!(omnirail::approvals::sweep_expired(&state).await.unwrap(), 0);
         assert_eq!(omnirail::sessions::sweep_idle(&state).await.unwrap(), 0);
         assert_eq!(

@@ -700,6 +700,54 @@ async fn a_slow_endpoint_never_delays_another() {
     slow.wait(|g| g.len() >= 20).await;
 }
 
+/// The per-endpoint limit holds across nodes: two nodes together send a slow endpoint at most
+/// `max_in_flight_per_endpoint` messages at once, and its backlog never holds up another
+/// endpoint's messages on either node.
+#[tokio::test]
+async fn a_slow_endpoint_is_sent_no_more_than_its_limit_by_all_nodes_together() {
+    let app = TestApp::spawn_with(|c| {
+        c.webhooks.allow_http = true;
+        c.webhooks.allow_private_targets = true;
+        c.webhooks.max_in_flight = 8;
+        c.webhooks.max_in_flight_per_endpoint = 2;
+        c.webhooks.poll_ms = 20;
+        c.webhooks.timeout_ms = 3_600_000;
+    })
+    .await;
+    let second = app.another_node().await;
+    let slow = Receiver::start().await;
+    slow.hold_after(0);
+    let fast = Receiver::start().await;
+    endpoint(&app, &slow.url, json!(["omni.journey.created"])).await;
+    endpoint(&app, &fast.url, json!(["omni.journey.created"])).await;
+    app.seed_journey().await;
+    for _ in 0..19 {
+        let (s, body) = app
+            .post("/api/v1/omni/journeys", &crate::helpers::seed_journey())
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+    }
+    let got = fast.wait(|g| g.len() >= 20).await;
+    assert_eq!(got.len(), 20);
+    // Both nodes have polled many times meanwhile; together they hold two of the slow one's.
+    let held: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM webhook_messages m JOIN webhook_endpoints e ON e.id = m.endpoint_id
+         WHERE e.url = $1 AND m.lease_until IS NOT NULL",
+    )
+    .bind(&slow.url)
+    .fetch_one(app.db.reader())
+    .await
+    .unwrap();
+    let slow_got = slow.got().len();
+    assert!(
+        held <= 2 && slow_got <= 2,
+        "held {held}, sent {slow_got} at once"
+    );
+    slow.release();
+    slow.wait(|g| g.len() >= 20).await;
+    second.stop().await;
+}
+
 #[tokio::test]
 async fn targets_inside_the_network_are_refused_when_set_and_when_sent() {
     let app = TestApp::spawn().await;
