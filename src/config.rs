@@ -204,6 +204,10 @@ pub struct LimitsConfig {
     pub max_header_bytes: usize,
     /// Most connections open at once; further clients wait in the listen queue.
     pub max_connections: usize,
+    /// Seconds a connection may carry no bytes either way before it is closed gracefully
+    /// (HTTP/2: `GOAWAY`, letting its streams finish): an idle HTTP/2 client holds no
+    /// connection for ever. Longer than `request_timeout_secs` and the streams' heartbeat.
+    pub idle_timeout_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -215,6 +219,7 @@ impl Default for LimitsConfig {
             header_read_timeout_secs: 10,
             max_header_bytes: 16 * 1024,
             max_connections: 10_000,
+            idle_timeout_secs: 120,
         }
     }
 }

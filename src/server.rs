@@ -7,20 +7,28 @@
 //! - a request head over twice `max_header_bytes`, or with more than 100 headers, is refused
 //!   while it is read: 431 without a body, and the connection closed (a head between the
 //!   bound and twice it is 431 with problem details, from `limits::header_bounds`);
-//! - at most `max_connections` are open at once; further clients wait in the listen queue.
+//! - at most `max_connections` are open at once; further clients wait in the listen queue;
+//! - a connection that carries no bytes either way for `idle_timeout_secs` is closed
+//!   gracefully (HTTP/2 sends `GOAWAY` and lets its streams finish; HTTP/1 closes after the
+//!   request under way): an idle HTTP/2 client, to which the head timeout does not apply once
+//!   it has spoken, holds no connection slot for ever. (An idle HTTP/1 connection is closed by
+//!   the head timeout first: hyper times the wait for the next request's head as part of it,
+//!   and has no keep-alive timer of its own.)
 //!
 //! `axum::serve` sets none of these (it runs hyper without a timer, so no head timeout
 //! applies), hence this accept loop on `hyper-util`'s server.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -48,7 +56,12 @@ pub async fn run(
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(hard_cap).unwrap_or(u32::MAX));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = GracefulShutdown::new();
+    let idle_limit = Duration::from_secs(limits.idle_timeout_secs.max(1));
+    // How long a connection asked to close may take to finish what it carries (a request
+    // under way has `request_timeout_secs`); then it is dropped, whether or not the client
+    // acknowledged (an HTTP/2 client that never answers the closing PING cannot hold it).
+    let grace = Duration::from_secs(limits.request_timeout_secs.saturating_add(5));
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let slot = tokio::select! {
@@ -72,19 +85,144 @@ pub async fn run(
             app.clone()
                 .map_request(|req: hyper::Request<Incoming>| req.map(axum::body::Body::new)),
         );
-        let conn = graceful.watch(
-            builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned(),
-        );
+        let activity = Arc::new(Activity::new());
+        let io = Watched {
+            inner: TokioIo::new(stream),
+            activity: activity.clone(),
+        };
+        let conn = builder.serve_connection(io, service).into_owned();
+        let mut stopping = stopping.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+            let mut conn = std::pin::pin!(conn);
+            let mut closing: Option<tokio::time::Instant> = None;
+            loop {
+                tokio::select! {
+                    ended = conn.as_mut() => {
+                        if let Err(e) = ended {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    _ = stopping.wait_for(|stop| *stop), if closing.is_none() => {
+                        conn.as_mut().graceful_shutdown();
+                        closing = Some(tokio::time::Instant::now() + grace);
+                    }
+                    () = tokio::time::sleep(activity.left(idle_limit)), if closing.is_none() => {
+                        if activity.idle() >= idle_limit {
+                            conn.as_mut().graceful_shutdown();
+                            closing = Some(tokio::time::Instant::now() + grace);
+                        }
+                    }
+                    () = tokio::time::sleep_until(closing.unwrap_or_else(tokio::time::Instant::now)),
+                        if closing.is_some() => {
+                        tracing::debug!("a closing connection outlived its grace; dropped");
+                        break;
+                    }
+                }
             }
             drop(slot);
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    // Every connection finishes the requests it carries, and gives its slot back.
+    let _ = stop.send(true);
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let _ = slots.acquire_many(all).await;
     Ok(())
+}
+
+/// When a connection last carried a byte either way.
+struct Activity {
+    opened: Instant,
+    /// Milliseconds from `opened`.
+    last: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            opened: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    fn idle(&self) -> Duration {
+        let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
+        self.opened.elapsed().saturating_sub(last)
+    }
+
+    /// How long until the connection will have been idle for `limit`, if nothing moves (at
+    /// least a tenth of a second, so that the watch does not spin).
+    fn left(&self, limit: Duration) -> Duration {
+        limit
+            .saturating_sub(self.idle())
+            .max(Duration::from_millis(100))
+    }
+}
+
+/// A connection's stream, noting when bytes go either way.
+struct Watched<T> {
+    inner: T,
+    activity: Arc<Activity>,
+}
+
+impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for Watched<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let read = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = read {
+            self.activity.touch();
+        }
+        read
+    }
+}
+
+impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for Watched<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = written
+            && n > 0
+        {
+            self.activity.touch();
+        }
+        written
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = written
+            && n > 0
+        {
+            self.activity.touch();
+        }
+        written
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }

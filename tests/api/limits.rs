@@ -440,3 +440,61 @@ async fn work_after_a_commit_runs_only_once_it_committed() {
     }
     assert_eq!(ran.load(Ordering::SeqCst), 1, "after the commit only");
 }
+
+/// An HTTP/2 client (cleartext, prior knowledge) that has spoken and then sends nothing is
+/// sent `GOAWAY` after `idle_timeout_secs`, and its connection is closed once the grace for
+/// closing has passed, though it never answers the closing PING: it cannot hold a connection
+/// slot for ever (the head timeout no longer applies to it).
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed() {
+    let app = TestApp::spawn_with(|c| {
+        c.limits.idle_timeout_secs = 1;
+        // The grace a closing connection has is the request time limit and 5 s.
+        c.limits.request_timeout_secs = 1;
+    })
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    // The connection preface and an empty SETTINGS frame.
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let begun = std::time::Instant::now();
+    let mut frames = Vec::new();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = tokio::time::timeout(PATIENCE, stream.read(&mut chunk))
+            .await
+            .expect("the idle connection is closed")
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        // Whole frames: a 9-byte header (24-bit length, type, flags, stream), then the payload.
+        while buf.len() >= 9 {
+            let len =
+                (usize::from(buf[0]) << 16) | (usize::from(buf[1]) << 8) | usize::from(buf[2]);
+            if buf.len() < 9 + len {
+                break;
+            }
+            let (kind, flags) = (buf[3], buf[4]);
+            frames.push(kind);
+            if kind == 4 && flags & 1 == 0 {
+                // The server's SETTINGS, acknowledged as a client must.
+                stream
+                    .write_all(b"\x00\x00\x00\x04\x01\x00\x00\x00\x00")
+                    .await
+                    .unwrap();
+            }
+            buf.drain(..9 + len);
+        }
+    }
+    assert!(
+        frames.contains(&7),
+        "a GOAWAY came before the close: {frames:?}"
+    );
+    assert!(begun.elapsed() < PATIENCE);
+}
