@@ -426,6 +426,21 @@ impl TestApp {
         send(self.req(Method::GET, path)).await
     }
 
+    /// The timeline export of the entity `query` names (`entityType=...&entityId=...`), as
+    /// text.
+    pub async fn export(&self, query: &str) -> String {
+        let res = self
+            .req(
+                Method::GET,
+                &format!("/api/v1/omni/timeline/export?{query}"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        res.text().await.unwrap()
+    }
+
     /// Moves the tenant to `plan`, as `omnirail tenant set-plan` does.
     pub async fn set_plan(&self, plan: &str) {
         let plan = omnirail::channels::model::Plan::parse(plan).unwrap();

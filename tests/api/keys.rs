@@ -342,16 +342,19 @@ async fn the_last_use_is_kept_to_the_minute_without_a_write_per_request() {
         let (_, body) = app.get(&format!("{KEYS}/{id}")).await;
         body["data"]["lastUsedAt"].as_str().map(str::to_owned)
     };
+    let use_key = || async {
+        let (s, _) = send(with_key(
+            &app,
+            &secret,
+            Method::GET,
+            "/api/v1/omni/journeys",
+        ))
+        .await;
+        assert_eq!(s, StatusCode::OK);
+    };
     assert_eq!(last_use().await, None, "never used");
     let first = app.at(0);
-    let (s, _) = send(with_key(
-        &app,
-        &secret,
-        Method::GET,
-        "/api/v1/omni/journeys",
-    ))
-    .await;
-    assert_eq!(s, StatusCode::OK);
+    use_key().await;
     let seen = wait_until("the key's first use is recorded", || async {
         last_use().await
     })
@@ -359,25 +362,11 @@ async fn the_last_use_is_kept_to_the_minute_without_a_write_per_request() {
     assert!(seen >= first, "{seen} before {first}");
     // Used again within the minute: not written again.
     app.advance(Duration::from_secs(30));
-    let (s, _) = send(with_key(
-        &app,
-        &secret,
-        Method::GET,
-        "/api/v1/omni/journeys",
-    ))
-    .await;
-    assert_eq!(s, StatusCode::OK);
+    use_key().await;
     // Used a minute and more later: written again.
     app.advance(Duration::from_secs(31));
     let later = app.at(0);
-    let (s, _) = send(with_key(
-        &app,
-        &secret,
-        Method::GET,
-        "/api/v1/omni/journeys",
-    ))
-    .await;
-    assert_eq!(s, StatusCode::OK);
+    use_key().await;
     let moved = wait_until("the key's later use is recorded", || async {
         last_use().await.filter(|t| *t >= later)
     })
@@ -447,17 +436,7 @@ async fn every_event_names_the_key_that_made_it_inside_the_hash_chain() {
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(body["data"]["valid"], true, "{body}");
-    let export = app
-        .req(
-            Method::GET,
-            &format!("/api/v1/omni/timeline/export?{customer}"),
-        )
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let export = app.export(customer).await;
     assert!(
         export.contains(&format!("\"keyId\":\"{key_id}\"")),
         "{export}"

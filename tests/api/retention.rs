@@ -12,6 +12,40 @@ use crate::webhooks::{Receiver, app as webhook_app, endpoint};
 
 const RETENTION: &str = "/api/v1/omni/retention";
 
+/// Starts an onboarding for `customer`, with `first_name`'s KYC answers and a document named
+/// `file`; returns (token, interviewId, journeyId, the document's id).
+async fn onboarding_with_a_document(
+    app: &TestApp,
+    customer: &str,
+    first_name: &str,
+    id_number: &str,
+    file: &str,
+) -> (String, String, String, String) {
+    let (token, interview, journey) = start(app, customer).await;
+    let (s, b) = add_data(
+        app,
+        &token,
+        "step_kyc",
+        json!({ "firstName": first_name, "lastName": "Al-Qahtani", "dateOfBirth": "1988-07-14",
+                "nationality": "SA", "idNumber": id_number }),
+    )
+    .await;
+    assert!(s.is_success(), "{b}");
+    let (s, b) = upload(
+        app,
+        &token,
+        "step_docs",
+        "trade_license",
+        pdf(2000),
+        file,
+        "application/pdf",
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let document = b["document"]["id"].as_str().unwrap().to_owned();
+    (token, interview, journey, document)
+}
+
 async fn sweep(app: &TestApp) -> omnirail::retention::sweep::Swept {
     omnirail::retention::sweep::sweep(&app.state(), "node_test")
         .await
@@ -109,27 +143,7 @@ async fn the_sweep_deletes_what_outlived_its_period_and_keeps_the_record() {
     let receiver = Receiver::start().await;
     endpoint(&app, &receiver.url, json!([])).await;
     configure(&app).await;
-    let (token, _, _) = start(&app, "ent_retained").await;
-    let (s, b) = add_data(
-        &app,
-        &token,
-        "step_kyc",
-        json!({ "firstName": "Layla", "lastName": "Al-Saud", "dateOfBirth": "1990-02-28",
-                "nationality": "SA", "idNumber": "1012345678" }),
-    )
-    .await;
-    assert!(s.is_success(), "{b}");
-    let (s, b) = upload(
-        &app,
-        &token,
-        "step_docs",
-        "trade_license",
-        pdf(2000),
-        "license.pdf",
-        "application/pdf",
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED, "{b}");
+    onboarding_with_a_document(&app, "ent_retained", "Layla", "1012345678", "license.pdf").await;
     put_customer(
         &app,
         "ent_retained",
@@ -315,28 +329,9 @@ async fn erasing_a_customer_removes_their_personal_data_and_the_chain_still_veri
     let app = TestApp::spawn().await;
     configure(&app).await;
     let customer = "ent_erased_01";
-    let (token, interview, journey) = start(&app, customer).await;
-    let (s, b) = add_data(
-        &app,
-        &token,
-        "step_kyc",
-        json!({ "firstName": "Nourah", "lastName": "Al-Qahtani", "dateOfBirth": "1988-07-14",
-                "nationality": "SA", "idNumber": "1098765432" }),
-    )
-    .await;
-    assert!(s.is_success(), "{b}");
-    let (s, b) = upload(
-        &app,
-        &token,
-        "step_docs",
-        "trade_license",
-        pdf(2000),
-        "nourah-license.pdf",
-        "application/pdf",
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED, "{b}");
-    let document = b["document"]["id"].as_str().unwrap().to_owned();
+    let (token, interview, journey, document) =
+        onboarding_with_a_document(&app, customer, "Nourah", "1098765432", "nourah-license.pdf")
+            .await;
     put_customer(
         &app,
         customer,
@@ -456,17 +451,7 @@ async fn erasing_a_customer_removes_their_personal_data_and_the_chain_still_veri
             .all(|e| e["summary"] == "(erased)"),
         "{t}"
     );
-    let export = app
-        .req(
-            Method::GET,
-            &format!("/api/v1/omni/timeline/export?{query}"),
-        )
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let export = app.export(&query).await;
     crate::timeline::verify_offline(&export, true);
     assert!(!export.contains("Nourah"));
 

@@ -663,6 +663,24 @@ async fn an_endpoint_failing_continuously_is_disabled_and_that_is_an_event() {
     message_reaches(&app, &dead.got()[0].id, "delivered").await;
 }
 
+/// A slow endpoint that answers nothing while the test holds it, a fast one, and 20 journeys
+/// whose creation both subscribe to.
+async fn slow_and_fast(app: &TestApp) -> (Receiver, Receiver) {
+    let slow = Receiver::start().await;
+    slow.hold_after(0);
+    let fast = Receiver::start().await;
+    endpoint(app, &slow.url, json!(["omni.journey.created"])).await;
+    endpoint(app, &fast.url, json!(["omni.journey.created"])).await;
+    app.seed_journey().await;
+    for _ in 0..19 {
+        let (s, body) = app
+            .post("/api/v1/omni/journeys", &crate::helpers::seed_journey())
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+    }
+    (slow, fast)
+}
+
 #[tokio::test]
 async fn a_slow_endpoint_never_delays_another() {
     let app = TestApp::spawn_with(|c| {
@@ -675,18 +693,7 @@ async fn a_slow_endpoint_never_delays_another() {
         c.webhooks.timeout_ms = 3_600_000;
     })
     .await;
-    let slow = Receiver::start().await;
-    slow.hold_after(0);
-    let fast = Receiver::start().await;
-    endpoint(&app, &slow.url, json!(["omni.journey.created"])).await;
-    endpoint(&app, &fast.url, json!(["omni.journey.created"])).await;
-    app.seed_journey().await;
-    for _ in 0..19 {
-        let (s, body) = app
-            .post("/api/v1/omni/journeys", &crate::helpers::seed_journey())
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{body}");
-    }
+    let (slow, fast) = slow_and_fast(&app).await;
     // The slow endpoint answers nothing while the test holds it, and is sent two at a time.
     // The fast one's messages arrive meanwhile, all of them.
     let got = fast.wait(|g| g.len() >= 20).await;
@@ -715,18 +722,7 @@ async fn a_slow_endpoint_is_sent_no_more_than_its_limit_by_all_nodes_together() 
     })
     .await;
     let second = app.another_node().await;
-    let slow = Receiver::start().await;
-    slow.hold_after(0);
-    let fast = Receiver::start().await;
-    endpoint(&app, &slow.url, json!(["omni.journey.created"])).await;
-    endpoint(&app, &fast.url, json!(["omni.journey.created"])).await;
-    app.seed_journey().await;
-    for _ in 0..19 {
-        let (s, body) = app
-            .post("/api/v1/omni/journeys", &crate::helpers::seed_journey())
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{body}");
-    }
+    let (slow, fast) = slow_and_fast(&app).await;
     let got = fast.wait(|g| g.len() >= 20).await;
     assert_eq!(got.len(), 20);
     // Both nodes have polled many times meanwhile; together they hold two of the slow one's.
