@@ -195,8 +195,9 @@ pub struct LimitsConfig {
     /// Seconds a request may take, from its head to its answer's head (streams then run on);
     /// longer is 503 `request_timeout`, and what it had not committed is rolled back.
     pub request_timeout_secs: u64,
-    /// Seconds a connection may take to send a request's head, or stay idle between
-    /// requests; then it is closed (slow clients cannot hold connections).
+    /// Seconds a request's head may take from its first byte (the first request's, from the
+    /// connection's opening); then the connection is closed (slow clients cannot hold
+    /// connections).
     pub header_read_timeout_secs: u64,
     /// Largest request head (request line and headers) in bytes, at least 4096; larger is 431
     /// `headers_too_large`. A head over twice this is refused by the HTTP layer before it is
@@ -204,10 +205,10 @@ pub struct LimitsConfig {
     pub max_header_bytes: usize,
     /// Most connections open at once; further clients wait in the listen queue.
     pub max_connections: usize,
-    /// Seconds a connection may carry no bytes either way before it is closed gracefully
-    /// (HTTP/2: `GOAWAY`, letting its streams finish): an idle HTTP/2 client holds no
-    /// connection for ever. Longer than `request_timeout_secs` and the streams' heartbeat.
-    pub idle_timeout_secs: u64,
+    /// Seconds a connection with no request under way stays open after its last request
+    /// ended (or after it opened), HTTP/1 and HTTP/2 alike; then it is closed gracefully
+    /// (HTTP/2: `GOAWAY`). Keep load balancers' idle timeouts below it.
+    pub keep_alive_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -219,7 +220,7 @@ impl Default for LimitsConfig {
             header_read_timeout_secs: 10,
             max_header_bytes: 16 * 1024,
             max_connections: 10_000,
-            idle_timeout_secs: 120,
+            keep_alive_secs: 75,
         }
     }
 }
@@ -417,11 +418,13 @@ impl Config {
         let l = &self.limits;
         if l.request_timeout_secs == 0
             || l.header_read_timeout_secs == 0
+            || l.keep_alive_secs == 0
             || l.max_header_bytes < 4096
             || !(1..=1_000_000).contains(&l.max_connections)
         {
             return Err(
-                "limits: request_timeout_secs and header_read_timeout_secs must be positive, \
+                "limits: request_timeout_secs, header_read_timeout_secs and keep_alive_secs must \
+                 be positive, \
                  max_connections between 1 and 1,000,000, and max_header_bytes at least 4096"
                     .into(),
             );

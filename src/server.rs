@@ -1,27 +1,29 @@
 //! The HTTP server: HTTP/1.1 and cleartext HTTP/2 on one listener, with bounds that keep slow
 //! or greedy clients from exhausting it (`limits` in the configuration):
 //!
-//! - a connection must send each request's head within `header_read_timeout_secs`, and is
-//!   closed after as long idle between requests: a slowloris client holds a connection for
-//!   that long, never longer;
+//! - a request's head must arrive whole within `header_read_timeout_secs` of its first byte
+//!   (the first request's, of the connection's opening): a slowloris client holds a
+//!   connection for that long, never longer;
+//! - a connection with no request under way is closed once `keep_alive_secs` have passed since
+//!   its last request ended (or since it opened): idle keep-alive connections, HTTP/1 and
+//!   HTTP/2 alike (whose PINGs do not count as use), are closed gracefully (HTTP/2: `GOAWAY`),
+//!   on their own timer, longer than the head's;
+//! - a connection asked to close (idle, or at shutdown) that has not finished within
+//!   `request_timeout_secs` and 5 s is dropped, whether the client answered or not;
 //! - a request head over twice `max_header_bytes`, or with more than 100 headers, is refused
 //!   while it is read: 431 without a body, and the connection closed (a head between the
 //!   bound and twice it is 431 with problem details, from `limits::header_bounds`);
-//! - at most `max_connections` are open at once; further clients wait in the listen queue;
-//! - a connection that carries no bytes either way for `idle_timeout_secs` is closed
-//!   gracefully (HTTP/2 sends `GOAWAY` and lets its streams finish; HTTP/1 closes after the
-//!   request under way): an idle HTTP/2 client, to which the head timeout does not apply once
-//!   it has spoken, holds no connection slot for ever. (An idle HTTP/1 connection is closed by
-//!   the head timeout first: hyper times the wait for the next request's head as part of it,
-//!   and has no keep-alive timer of its own.)
+//! - at most `max_connections` are open at once; further clients wait in the listen queue.
 //!
-//! `axum::serve` sets none of these (it runs hyper without a timer, so no head timeout
-//! applies), hence this accept loop on `hyper-util`'s server.
+//! `axum::serve` sets none of these, and hyper times the wait for the next request's head as
+//! part of the head timeout (it has no keep-alive timer of its own): hence this accept loop on
+//! `hyper-util`'s server, whose connections are watched ([`Wire`]) for when bytes arrive and
+//! when requests begin and end.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -45,18 +47,21 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let hard_cap = limits.max_header_bytes.saturating_mul(2);
+    let head_limit = Duration::from_secs(limits.header_read_timeout_secs);
+    let keep_alive = Duration::from_secs(limits.keep_alive_secs);
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(limits.header_read_timeout_secs))
+        // hyper's head timer also runs while a connection waits for its next request: set to
+        // the keep-alive, it is a backstop; the head's own bound is the watch's.
+        .header_read_timeout(keep_alive.max(head_limit))
         .max_buf_size(hard_cap.max(8192));
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(hard_cap).unwrap_or(u32::MAX));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let idle_limit = Duration::from_secs(limits.idle_timeout_secs.max(1));
     // How long a connection asked to close may take to finish what it carries (a request
     // under way has `request_timeout_secs`); then it is dropped, whether or not the client
     // acknowledged (an HTTP/2 client that never answers the closing PING cannot hold it).
@@ -81,21 +86,38 @@ pub async fn run(
             },
         };
         let _ = stream.set_nodelay(true);
+        let wire = Arc::new(Wire::new());
+        let (begins, ends) = (wire.clone(), wire.clone());
         let service = TowerToHyperService::new(
             app.clone()
-                .map_request(|req: hyper::Request<Incoming>| req.map(axum::body::Body::new)),
+                .map_request(move |req: hyper::Request<Incoming>| {
+                    begins.request_began();
+                    req.map(axum::body::Body::new)
+                })
+                .map_response(move |res: axum::response::Response| {
+                    let ended = RequestEnds(Some(ends.clone()));
+                    res.map(|body| {
+                        axum::body::Body::new(Tracked {
+                            body,
+                            _ended: ended,
+                        })
+                    })
+                }),
         );
-        let activity = Arc::new(Activity::new());
-        let io = Watched {
-            inner: TokioIo::new(stream),
-            activity: activity.clone(),
-        };
+        let io = TokioIo::new(Watched {
+            stream,
+            wire: wire.clone(),
+        });
         let conn = builder.serve_connection(io, service).into_owned();
         let mut stopping = stopping.clone();
         tokio::spawn(async move {
             let mut conn = std::pin::pin!(conn);
-            let mut closing: Option<tokio::time::Instant> = None;
+            let mut closing: Option<Instant> = None;
             loop {
+                let next = match closing {
+                    Some(at) => at,
+                    None => wire.next_check(head_limit, keep_alive),
+                };
                 tokio::select! {
                     ended = conn.as_mut() => {
                         if let Err(e) = ended {
@@ -103,20 +125,26 @@ pub async fn run(
                         }
                         break;
                     }
+                    // A head began: its deadline is nearer than the one slept for.
+                    () = wire.head_began.notified(), if closing.is_none() => {}
                     _ = stopping.wait_for(|stop| *stop), if closing.is_none() => {
                         conn.as_mut().graceful_shutdown();
-                        closing = Some(tokio::time::Instant::now() + grace);
+                        closing = Some(Instant::now() + grace);
                     }
-                    () = tokio::time::sleep(activity.left(idle_limit)), if closing.is_none() => {
-                        if activity.idle() >= idle_limit {
-                            conn.as_mut().graceful_shutdown();
-                            closing = Some(tokio::time::Instant::now() + grace);
+                    () = tokio::time::sleep_until(next.into()) => {
+                        if closing.is_some() {
+                            tracing::debug!("a closing connection outlived its grace; dropped");
+                            break;
                         }
-                    }
-                    () = tokio::time::sleep_until(closing.unwrap_or_else(tokio::time::Instant::now)),
-                        if closing.is_some() => {
-                        tracing::debug!("a closing connection outlived its grace; dropped");
-                        break;
+                        match wire.overdue(head_limit, keep_alive) {
+                            // A head too slow: no request is under way, nothing to finish.
+                            Some(Overdue::Head) => break,
+                            Some(Overdue::Idle) => {
+                                conn.as_mut().graceful_shutdown();
+                                closing = Some(Instant::now() + grace);
+                            }
+                            None => {}
+                        }
                     }
                 }
             }
@@ -131,73 +159,200 @@ pub async fn run(
     Ok(())
 }
 
-/// When a connection last carried a byte either way.
-struct Activity {
-    opened: Instant,
-    /// Milliseconds from `opened`.
-    last: AtomicU64,
+/// What a connection has outlived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Overdue {
+    /// A request head begun and not finished within the head's bound.
+    Head,
+    /// No request under way for the keep-alive.
+    Idle,
 }
 
-impl Activity {
+/// A connection's state, as its stream and its requests tell it: when the head under way began
+/// (its first byte, while no request was under way), how many requests are under way, and
+/// when the last one ended. Times are milliseconds from `opened`.
+#[derive(Debug)]
+struct Wire {
+    opened: Instant,
+    /// The first byte of a head not yet dispatched, plus one; 0: none.
+    head_from: AtomicU64,
+    in_flight: AtomicUsize,
+    /// When the last request ended (0: none yet, so the connection's opening counts).
+    last_end: AtomicU64,
+    /// Whether the client spoke HTTP/2 (its frames are no request heads): known once its
+    /// first bytes are the whole preface.
+    http2: AtomicBool,
+    /// The connection's first bytes, until they tell the protocol (`None` once they have).
+    first: std::sync::Mutex<Option<Vec<u8>>>,
+    /// Wakes the connection's watch when a head begins: its deadline came nearer.
+    head_began: tokio::sync::Notify,
+}
+
+const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
+
+impl Wire {
     fn new() -> Self {
         Self {
             opened: Instant::now(),
-            last: AtomicU64::new(0),
+            head_from: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            last_end: AtomicU64::new(0),
+            http2: AtomicBool::new(false),
+            first: std::sync::Mutex::new(Some(Vec::new())),
+            head_began: tokio::sync::Notify::new(),
         }
     }
 
-    fn touch(&self) {
-        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last.fetch_max(ms, Ordering::Relaxed);
+    fn now(&self) -> u64 {
+        u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
     }
 
-    fn idle(&self) -> Duration {
-        let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
-        self.opened.elapsed().saturating_sub(last)
+    /// Bytes arrived: the start of a head, if no request is under way and none had begun.
+    fn read(&self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        {
+            let mut first = self.first.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(seen) = first.as_mut() {
+                let want = HTTP2_PREFACE.len() - seen.len();
+                seen.extend_from_slice(&bytes[..bytes.len().min(want)]);
+                let n = seen.len();
+                if seen[..] != HTTP2_PREFACE[..n] {
+                    *first = None; // HTTP/1: timed as heads from the first byte.
+                } else if n == HTTP2_PREFACE.len() {
+                    *first = None;
+                    self.http2.store(true, Ordering::Release);
+                    self.head_from.store(0, Ordering::Release);
+                    return;
+                }
+            }
+        }
+        if !self.http2.load(Ordering::Acquire)
+            && self.in_flight.load(Ordering::Acquire) == 0
+            && self
+                .head_from
+                .compare_exchange(0, self.now() + 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            self.head_began.notify_one();
+        }
     }
 
-    /// How long until the connection will have been idle for `limit`, if nothing moves (at
-    /// least a tenth of a second, so that the watch does not spin).
-    fn left(&self, limit: Duration) -> Duration {
-        limit
-            .saturating_sub(self.idle())
-            .max(Duration::from_millis(100))
+    fn request_began(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.head_from.store(0, Ordering::Release);
+    }
+
+    fn request_ended(&self) {
+        self.last_end.store(self.now().max(1), Ordering::Release);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// What the connection has outlived now, if anything.
+    fn overdue(&self, head_limit: Duration, keep_alive: Duration) -> Option<Overdue> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let now = self.now();
+        let head_from = self.head_from.load(Ordering::Acquire);
+        if head_from > 0 && now.saturating_sub(head_from - 1) >= millis(head_limit) {
+            return Some(Overdue::Head);
+        }
+        let since = self.last_end.load(Ordering::Acquire);
+        (head_from == 0 && now.saturating_sub(since) >= millis(keep_alive)).then_some(Overdue::Idle)
+    }
+
+    /// When to look again: the head's or the keep-alive's end, as things stand (at least a
+    /// tenth of a second ahead, at most the keep-alive: a request under way is looked at again
+    /// then).
+    fn next_check(&self, head_limit: Duration, keep_alive: Duration) -> Instant {
+        let now = self.now();
+        let head_from = self.head_from.load(Ordering::Acquire);
+        let due = if head_from > 0 {
+            (head_from - 1).saturating_add(millis(head_limit))
+        } else {
+            self.last_end
+                .load(Ordering::Acquire)
+                .saturating_add(millis(keep_alive))
+        };
+        let wait = due
+            .saturating_sub(now)
+            .clamp(100, millis(keep_alive).max(100));
+        Instant::now() + Duration::from_millis(wait)
     }
 }
 
-/// A connection's stream, noting when bytes go either way.
-struct Watched<T> {
-    inner: T,
-    activity: Arc<Activity>,
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for Watched<T> {
+/// Ends its request on the connection's [`Wire`] when dropped: once the response's body has
+/// been sent (or abandoned).
+struct RequestEnds(Option<Arc<Wire>>);
+
+impl Drop for RequestEnds {
+    fn drop(&mut self) {
+        if let Some(wire) = self.0.take() {
+            wire.request_ended();
+        }
+    }
+}
+
+/// A response body carrying its request's end.
+struct Tracked {
+    body: axum::body::Body,
+    _ended: RequestEnds,
+}
+
+impl http_body::Body for Tracked {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A connection's stream, telling its [`Wire`] what arrives.
+struct Watched {
+    stream: tokio::net::TcpStream,
+    wire: Arc<Wire>,
+}
+
+impl tokio::io::AsyncRead for Watched {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        let read = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.stream).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = read {
-            self.activity.touch();
+            self.wire.read(&buf.filled()[before..]);
         }
         read
     }
 }
 
-impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for Watched<T> {
+impl tokio::io::AsyncWrite for Watched {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = written
-            && n > 0
-        {
-            self.activity.touch();
-        }
-        written
+        Pin::new(&mut self.stream).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -205,24 +360,72 @@ impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for Watched<T> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = written
-            && n > 0
-        {
-            self.activity.touch();
-        }
-        written
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        self.stream.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        Pin::new(&mut self.stream).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: Duration = Duration::from_secs(10);
+    const KEEP: Duration = Duration::from_secs(75);
+
+    #[test]
+    fn a_head_is_timed_from_its_first_byte_and_idleness_from_the_last_request() {
+        let w = Wire::new();
+        assert_eq!(w.overdue(HEAD, KEEP), None);
+        assert_eq!(w.overdue(HEAD, Duration::ZERO), Some(Overdue::Idle));
+        w.read(b"GET / HTTP/1.1\r\n");
+        assert_eq!(w.overdue(Duration::ZERO, KEEP), Some(Overdue::Head));
+        assert_eq!(w.overdue(HEAD, KEEP), None);
+        w.request_began();
+        // Body bytes while a request is under way begin no head; nothing is overdue.
+        w.read(b"{\"a\":1}");
+        assert_eq!(w.overdue(Duration::ZERO, Duration::ZERO), None);
+        w.request_ended();
+        assert_eq!(w.overdue(Duration::ZERO, KEEP), None, "no head begun yet");
+        assert_eq!(w.overdue(HEAD, Duration::ZERO), Some(Overdue::Idle));
+    }
+
+    #[test]
+    fn a_client_that_only_begins_like_http2_is_timed_as_http1() {
+        let w = Wire::new();
+        w.read(b"P");
+        assert_eq!(w.overdue(Duration::ZERO, KEEP), Some(Overdue::Head));
+        w.read(b"OST / HTTP/1.1");
+        assert_eq!(w.overdue(Duration::ZERO, KEEP), Some(Overdue::Head));
+        let h2 = Wire::new();
+        h2.read(b"PRI * HT");
+        h2.read(b"TP/2.0\r\n\r\nSM");
+        assert_eq!(
+            h2.overdue(Duration::ZERO, KEEP),
+            None,
+            "the whole preface: HTTP/2"
+        );
+    }
+
+    #[test]
+    fn http2_frames_begin_no_head() {
+        let w = Wire::new();
+        w.read(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+        w.read(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00");
+        assert_eq!(w.overdue(Duration::ZERO, KEEP), None);
+        assert_eq!(
+            w.overdue(Duration::ZERO, Duration::ZERO),
+            Some(Overdue::Idle)
+        );
     }
 }

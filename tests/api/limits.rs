@@ -442,13 +442,13 @@ async fn work_after_a_commit_runs_only_once_it_committed() {
 }
 
 /// An HTTP/2 client (cleartext, prior knowledge) that has spoken and then sends nothing is
-/// sent `GOAWAY` after `idle_timeout_secs`, and its connection is closed once the grace for
+/// sent `GOAWAY` after `keep_alive_secs`, and its connection is closed once the grace for
 /// closing has passed, though it never answers the closing PING: it cannot hold a connection
 /// slot for ever (the head timeout no longer applies to it).
 #[tokio::test]
 async fn an_idle_http2_connection_is_closed() {
     let app = TestApp::spawn_with(|c| {
-        c.limits.idle_timeout_secs = 1;
+        c.limits.keep_alive_secs = 1;
         // The grace a closing connection has is the request time limit and 5 s.
         c.limits.request_timeout_secs = 1;
     })
@@ -497,4 +497,58 @@ async fn an_idle_http2_connection_is_closed() {
         "a GOAWAY came before the close: {frames:?}"
     );
     assert!(begun.elapsed() < PATIENCE);
+}
+
+/// `GET /healthz` on a raw HTTP/1.1 connection, and its answer's status line.
+async fn healthz_on(stream: &mut TcpStream) -> String {
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: omnirail\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !String::from_utf8_lossy(&got).contains("{\"status\":\"ok\"}") {
+        let n = tokio::time::timeout(PATIENCE, stream.read(&mut chunk))
+            .await
+            .expect("an answer")
+            .unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8_lossy(&got)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Keep-alive has its own timer, apart from the head's: a connection idle between requests for
+/// longer than the head timeout stays open for its next request, and is closed once the
+/// keep-alive has passed.
+#[tokio::test]
+async fn keep_alive_has_its_own_timer_apart_from_the_heads() {
+    let app = TestApp::spawn_with(|c| {
+        c.limits.header_read_timeout_secs = 1;
+        c.limits.keep_alive_secs = 3;
+    })
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&addr).await.unwrap();
+    assert_eq!(healthz_on(&mut stream).await, "HTTP/1.1 200 OK");
+    // Not synchronisation: the idleness under test, past the head's bound.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(healthz_on(&mut stream).await, "HTTP/1.1 200 OK");
+    // Then idle: closed after the keep-alive.
+    let begun = std::time::Instant::now();
+    let mut chunk = [0u8; 64];
+    let n = tokio::time::timeout(PATIENCE, stream.read(&mut chunk))
+        .await
+        .expect("the idle connection is closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without a byte more");
+    assert!(
+        begun.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        begun.elapsed()
+    );
 }
