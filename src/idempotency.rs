@@ -117,11 +117,12 @@ pub async fn middleware(
         hasher.update(b"\n");
         hasher.update(actor.user_id.as_bytes());
     }
+    let window = window_hours(&state, &tenant.id).await?;
     let idem = IdempotencyKey {
         tenant_id: tenant.id,
         key,
         request_hash: hex::encode(hasher.finalize()),
-        cutoff: cutoff(state.db.now_ms(), state.config.idempotency_ttl_hours),
+        cutoff: cutoff(state.db.now_ms(), window),
     };
     if let Some(answer) = stored_answer(&state.db, &idem).await? {
         return Ok(answer);
@@ -257,6 +258,56 @@ impl Idem {
         );
         Ok(res)
     }
+}
+
+/// How long each tenant's records replay, and are kept: its retention policy's
+/// `idempotencyHours`, else the configuration's `idempotency_ttl_hours`. Each process
+/// remembers a tenant's for [`WINDOW_MAX_AGE`] (a change reaches the other nodes within that).
+#[derive(Debug)]
+pub struct Windows {
+    hours: quick_cache::sync::Cache<String, (u64, std::time::Instant)>,
+}
+
+impl Default for Windows {
+    fn default() -> Self {
+        Self {
+            hours: quick_cache::sync::Cache::new(10_000),
+        }
+    }
+}
+
+/// Longest a process goes on with a tenant's idempotency window before reading it again.
+pub const WINDOW_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Windows {
+    /// Forgets `tenant`'s window: its policy changed (on this node).
+    pub fn forget(&self, tenant: &str) {
+        self.hours.remove(tenant);
+    }
+}
+
+/// `tenant`'s idempotency window, in hours.
+pub async fn window_hours(state: &crate::App, tenant: &str) -> ApiResult<u64> {
+    if let Some((hours, at)) = state.idempotency_windows.hours.get(tenant)
+        && at.elapsed() < WINDOW_MAX_AGE
+    {
+        return Ok(hours);
+    }
+    let own: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT idempotency_hours FROM retention_policies WHERE tenant_id = $1")
+            .bind(tenant)
+            .fetch_optional(state.db.reader())
+            .await
+            .map_err(crate::error::StoreError::from)?;
+    let hours = own
+        .flatten()
+        .and_then(|h| u64::try_from(h).ok())
+        .unwrap_or(state.config.idempotency_ttl_hours);
+    state
+        .idempotency_windows
+        .hours
+        .insert(tenant.to_owned(), (hours, std::time::Instant::now()));
+    Ok(hours)
 }
 
 /// Records created before this instant (ms) are, at `now`, past the retention of `ttl_hours`.

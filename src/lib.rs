@@ -110,6 +110,8 @@ pub struct App {
     pub vault: Arc<secrets::Vault>,
     /// The background workers, and whether each runs (`/readyz`, `/metrics`).
     pub workers: Arc<telemetry::Workers>,
+    /// Each tenant's idempotency window, remembered a minute.
+    pub idempotency_windows: Arc<idempotency::Windows>,
     /// What a change of one capability asks of a capability above it ([`Hooks`]).
     pub hooks: Hooks,
 }
@@ -217,6 +219,7 @@ impl App {
             identity,
             vault,
             workers: Arc::default(),
+            idempotency_windows: Arc::default(),
             hooks: Hooks::wired(),
         })
     }

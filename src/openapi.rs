@@ -310,7 +310,7 @@ fn complete_operation(op: &mut Operation, method: &HttpMethod, rail: Rail) {
                 "Idempotency-Key",
                 false,
                 "Retrying with the same key and body replays the first answer and changes nothing; \
-             the same key with another request is 422 `idempotency_key_reused`. Kept 24 h.",
+             the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`.",
                 ObjectBuilder::new()
                     .schema_type(Type::String)
                     .min_length(Some(1))

@@ -12,6 +12,9 @@ CREATE TABLE retention_policies (
     notifications_days         BIGINT,
     ended_sessions_days        BIGINT,
     onboarding_documents_days  BIGINT,
+    -- Idempotency records: their replay window and how long they are kept, in hours (at
+    -- least 24); NULL: the configuration's idempotency_ttl_hours.
+    idempotency_hours          BIGINT,
     updated_at                 BIGINT NOT NULL
 );
 

@@ -12,6 +12,9 @@ CREATE TABLE retention_policies (
     notifications_days         INTEGER,
     ended_sessions_days        INTEGER,
     onboarding_documents_days  INTEGER,
+    -- Idempotency records: their replay window and how long they are kept, in hours (at
+    -- least 24); NULL: the configuration's idempotency_ttl_hours.
+    idempotency_hours          INTEGER,
     updated_at                 INTEGER NOT NULL
 );
 

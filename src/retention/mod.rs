@@ -42,6 +42,10 @@ pub struct Periods {
     /// `null`: kept.
     #[schema(minimum = 1, maximum = 3650, example = 1825)]
     pub onboarding_documents_days: Option<i64>,
+    /// Idempotency records: how long a retry replays its first answer, and how long the record
+    /// is kept, in hours, 24 to 8760; `null`: the deployment's `idempotency_ttl_hours` (24).
+    #[schema(minimum = 24, maximum = 8760, example = 72)]
+    pub idempotency_hours: Option<i64>,
 }
 
 impl Default for Periods {
@@ -51,9 +55,13 @@ impl Default for Periods {
             notifications_days: None,
             ended_sessions_days: None,
             onboarding_documents_days: None,
+            idempotency_hours: None,
         }
     }
 }
+
+/// Longest idempotency window a tenant may set, in hours (a year).
+pub const MAX_IDEMPOTENCY_HOURS: i64 = 8760;
 
 impl Periods {
     /// Every period out of range, each named.
@@ -68,6 +76,18 @@ impl Periods {
         .into_iter()
         .filter(|(_, days)| days.is_some_and(|d| !(1..=MAX_DAYS).contains(&d)))
         .map(|(field, _)| FieldError::new(field, rule.clone()))
+        .chain(
+            self.idempotency_hours
+                .filter(|h| !(24..=MAX_IDEMPOTENCY_HOURS).contains(h))
+                .map(|_| {
+                    FieldError::new(
+                        "idempotencyHours",
+                        format!(
+                            "must be a whole number of hours from 24 to {MAX_IDEMPOTENCY_HOURS}"
+                        ),
+                    )
+                }),
+        )
         .collect()
     }
 }
@@ -84,7 +104,7 @@ struct Stored {
 pub async fn get(pool: &sqlx::AnyPool, tenant: &str) -> Result<Option<(Periods, i64)>, StoreError> {
     let row: Option<Stored> = sqlx::query_as(
         "SELECT webhook_messages_days, notifications_days, ended_sessions_days,
-                onboarding_documents_days, updated_at
+                onboarding_documents_days, idempotency_hours, updated_at
          FROM retention_policies WHERE tenant_id = $1",
     )
     .bind(tenant)
@@ -102,13 +122,14 @@ pub async fn put(conn: &mut Conn, tenant: &str, p: &Periods, now: i64) -> Result
             .await?;
     sqlx::query(
         "INSERT INTO retention_policies (tenant_id, webhook_messages_days, notifications_days,
-             ended_sessions_days, onboarding_documents_days, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6)
+             ended_sessions_days, onboarding_documents_days, idempotency_hours, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (tenant_id) DO UPDATE SET
              webhook_messages_days = excluded.webhook_messages_days,
              notifications_days = excluded.notifications_days,
              ended_sessions_days = excluded.ended_sessions_days,
              onboarding_documents_days = excluded.onboarding_documents_days,
+             idempotency_hours = excluded.idempotency_hours,
              updated_at = excluded.updated_at",
     )
     .bind(tenant)
@@ -116,6 +137,7 @@ pub async fn put(conn: &mut Conn, tenant: &str, p: &Periods, now: i64) -> Result
     .bind(p.notifications_days)
     .bind(p.ended_sessions_days)
     .bind(p.onboarding_documents_days)
+    .bind(p.idempotency_hours)
     .bind(now)
     .execute(conn)
     .await?;
@@ -134,6 +156,7 @@ mod tests {
             notifications_days: Some(MAX_DAYS + 1),
             ended_sessions_days: Some(1),
             onboarding_documents_days: Some(-5),
+            idempotency_hours: Some(23),
         };
         let fields: Vec<String> = bad.problems().into_iter().map(|e| e.field).collect();
         assert_eq!(
@@ -141,7 +164,8 @@ mod tests {
             [
                 "webhookMessagesDays",
                 "notificationsDays",
-                "onboardingDocumentsDays"
+                "onboardingDocumentsDays",
+                "idempotencyHours"
             ]
         );
     }

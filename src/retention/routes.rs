@@ -32,9 +32,9 @@ pub fn customer_router() -> OpenApiRouter<AppState> {
 pub struct RetentionView {
     #[serde(flatten)]
     pub periods: Periods,
-    /// Idempotency records are kept `idempotency_ttl_hours` (the configuration's, for every
-    /// tenant: the replay window is part of the API's contract).
-    pub idempotency_hours: u64,
+    /// The idempotency window in force, in hours: `idempotencyHours`, else the deployment's
+    /// `idempotency_ttl_hours`.
+    pub idempotency_window_hours: u64,
     /// `default` (Omnirail's, until the tenant puts its own) or `tenant`.
     pub source: &'static str,
     pub updated_at: Option<String>,
@@ -53,12 +53,17 @@ pub struct PutRetention {
     pub ended_sessions_days: Option<i64>,
     #[schema(minimum = 1, maximum = 3650, example = 1825)]
     pub onboarding_documents_days: Option<i64>,
+    #[schema(minimum = 24, maximum = 8760, example = 72)]
+    pub idempotency_hours: Option<i64>,
 }
 
 fn view(app: &AppState, periods: Periods, updated_at: Option<i64>) -> RetentionView {
     RetentionView {
         periods,
-        idempotency_hours: app.config.idempotency_ttl_hours,
+        idempotency_window_hours: periods
+            .idempotency_hours
+            .and_then(|h| u64::try_from(h).ok())
+            .unwrap_or(app.config.idempotency_ttl_hours),
         source: if updated_at.is_some() {
             "tenant"
         } else {
@@ -92,12 +97,15 @@ async fn put_retention(
         notifications_days: body.notifications_days,
         ended_sessions_days: body.ended_sessions_days,
         onboarding_documents_days: body.onboarding_documents_days,
+        idempotency_hours: body.idempotency_hours,
     };
     reject(periods.problems())?;
     let now = app.db.now_ms();
     let mut tx = app.db.begin().await?;
     let created = super::put(&mut tx, &tenant.id, &periods, now).await?;
     tx.commit().await?;
+    // This node at once; the others within a minute.
+    app.idempotency_windows.forget(&tenant.id);
     Ok(data(put_status(created), view(&app, periods, Some(now))))
 }
 

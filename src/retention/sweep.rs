@@ -55,6 +55,7 @@ struct TenantPeriods {
     notifications_days: Option<i64>,
     ended_sessions_days: Option<i64>,
     onboarding_documents_days: Option<i64>,
+    idempotency_hours: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -63,6 +64,7 @@ enum Kind {
     Notifications,
     Sessions,
     Documents,
+    IdempotencyRecords,
 }
 
 /// One pass over every tenant, as `holder` (the node's name for the lease).
@@ -72,7 +74,7 @@ pub async fn sweep(app: &App, holder: &str) -> Result<Swept, StoreError> {
     let mut swept = Swept::default();
     let tenants: Vec<TenantPeriods> = sqlx::query_as(
         "SELECT t.id, p.webhook_messages_days, p.notifications_days, p.ended_sessions_days,
-                    p.onboarding_documents_days
+                    p.onboarding_documents_days, p.idempotency_hours
              FROM tenants t LEFT JOIN retention_policies p ON p.tenant_id = t.id ORDER BY t.id",
     )
     .fetch_all(db.reader())
@@ -86,15 +88,28 @@ pub async fn sweep(app: &App, holder: &str) -> Result<Swept, StoreError> {
             notifications_days: row.notifications_days,
             ended_sessions_days: row.ended_sessions_days,
             onboarding_documents_days: row.onboarding_documents_days,
+            idempotency_hours: row.idempotency_hours,
         };
-        for (kind, days) in [
-            (Kind::WebhookMessages, Some(periods.webhook_messages_days)),
-            (Kind::Notifications, periods.notifications_days),
-            (Kind::Sessions, periods.ended_sessions_days),
-            (Kind::Documents, periods.onboarding_documents_days),
+        let days = |d: i64| d.saturating_mul(DAY_MS);
+        // The tenant's idempotency window, else the deployment's (`idempotency_ttl_hours`).
+        let idempotency_hours = periods
+            .idempotency_hours
+            .unwrap_or_else(|| i64::try_from(app.config.idempotency_ttl_hours).unwrap_or(i64::MAX));
+        for (kind, kept) in [
+            (
+                Kind::WebhookMessages,
+                Some(days(periods.webhook_messages_days)),
+            ),
+            (Kind::Notifications, periods.notifications_days.map(days)),
+            (Kind::Sessions, periods.ended_sessions_days.map(days)),
+            (Kind::Documents, periods.onboarding_documents_days.map(days)),
+            (
+                Kind::IdempotencyRecords,
+                Some(idempotency_hours.saturating_mul(3_600_000)),
+            ),
         ] {
-            let Some(days) = days else { continue };
-            let cutoff = now.saturating_sub(days.saturating_mul(DAY_MS));
+            let Some(kept) = kept else { continue };
+            let cutoff = now.saturating_sub(kept);
             for _ in 0..BATCHES_PER_PASS {
                 let due = due(db, kind, &tenant, cutoff).await?;
                 if due.is_empty() {
@@ -110,6 +125,7 @@ pub async fn sweep(app: &App, holder: &str) -> Result<Swept, StoreError> {
                     Kind::Notifications => swept.notifications += n,
                     Kind::Sessions => swept.sessions += n,
                     Kind::Documents => swept.documents += n,
+                    Kind::IdempotencyRecords => swept.idempotency_records += n,
                 }
                 if due.len() < BATCH {
                     break;
@@ -117,45 +133,6 @@ pub async fn sweep(app: &App, holder: &str) -> Result<Swept, StoreError> {
                 swept.more = true;
             }
         }
-    }
-    // Idempotency records: one retention for every tenant (`idempotency_ttl_hours`), since
-    // the replay window is part of the API's contract.
-    let ttl_ms = i64::try_from(app.config.idempotency_ttl_hours)
-        .map_or(i64::MAX, |h| h.saturating_mul(3_600_000));
-    let cutoff = now.saturating_sub(ttl_ms);
-    for _ in 0..BATCHES_PER_PASS {
-        let due: Vec<(String, String)> = sqlx::query_as(
-            "SELECT tenant_id, idem_key FROM idempotency_keys WHERE created_at < $1
-             ORDER BY created_at LIMIT $2",
-        )
-        .bind(cutoff)
-        .bind(BATCH as i64)
-        .fetch_all(db.reader())
-        .await?;
-        if due.is_empty() {
-            break;
-        }
-        if !lease(db, holder).await? {
-            return Ok(swept);
-        }
-        let mut tx = db.begin().await?;
-        for (tenant, key) in &due {
-            swept.idempotency_records += sqlx::query(
-                "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND idem_key = $2
-                 AND created_at < $3",
-            )
-            .bind(tenant)
-            .bind(key)
-            .bind(cutoff)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        }
-        tx.commit().await?;
-        if due.len() < BATCH {
-            break;
-        }
-        swept.more = true;
     }
     Ok(swept)
 }
@@ -203,6 +180,10 @@ async fn due(
         Kind::Sessions => {
             "SELECT id, '' FROM channel_sessions
              WHERE tenant_id = $1 AND ended_at < $2 ORDER BY ended_at LIMIT $3"
+        }
+        Kind::IdempotencyRecords => {
+            "SELECT idem_key, '' FROM idempotency_keys
+             WHERE tenant_id = $1 AND created_at < $2 ORDER BY created_at LIMIT $3"
         }
         Kind::Documents => {
             "SELECT d.id, d.storage_key FROM onboarding_documents d
@@ -266,6 +247,9 @@ async fn delete(
             ),
             format!("DELETE FROM channel_sessions WHERE tenant_id = $1 AND id IN {list}"),
         ],
+        Kind::IdempotencyRecords => vec![format!(
+            "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND idem_key IN {list}"
+        )],
         Kind::Documents => vec![format!(
             "DELETE FROM onboarding_documents WHERE id IN {list}
              AND onboarding_id IN (SELECT id FROM onboardings WHERE tenant_id = $1)"

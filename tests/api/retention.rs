@@ -83,14 +83,14 @@ async fn retention_has_defaults_and_refuses_periods_it_cannot_keep() {
     assert_eq!(
         body["data"],
         json!({ "webhookMessagesDays": 30, "notificationsDays": null, "endedSessionsDays": null,
-                "onboardingDocumentsDays": null, "idempotencyHours": 24, "source": "default",
-                "updatedAt": null })
+                "onboardingDocumentsDays": null, "idempotencyHours": null,
+                "idempotencyWindowHours": 24, "source": "default", "updatedAt": null })
     );
     let (s, body) = app
         .put(
             RETENTION,
             &json!({ "webhookMessagesDays": 0, "notificationsDays": 3651, "endedSessionsDays": 90,
-                     "onboardingDocumentsDays": -1 }),
+                     "onboardingDocumentsDays": -1, "idempotencyHours": 12 }),
         )
         .await;
     assert_problem(s, &body, 422, "validation_failed");
@@ -105,7 +105,8 @@ async fn retention_has_defaults_and_refuses_periods_it_cannot_keep() {
         [
             "webhookMessagesDays",
             "notificationsDays",
-            "onboardingDocumentsDays"
+            "onboardingDocumentsDays",
+            "idempotencyHours"
         ]
     );
     for bad in [
@@ -462,5 +463,37 @@ async fn erasing_a_customer_removes_their_personal_data_and_the_chain_still_veri
     assert_eq!(
         again["events"], 0,
         "the first erasure's record stays: {again}"
+    );
+}
+
+/// A tenant's idempotency window: a retry within it replays the first answer, the sweep keeps
+/// the record as long, and deletes it after.
+#[tokio::test]
+async fn a_tenants_idempotency_window_is_how_long_retries_replay_and_records_are_kept() {
+    let app = TestApp::spawn().await;
+    let (s, body) = app.put(RETENTION, &json!({ "idempotencyHours": 48 })).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    assert_eq!(body["data"]["idempotencyWindowHours"], 48);
+    let create = || {
+        app.req(Method::POST, "/api/v1/omni/templates")
+            .header("idempotency-key", "tmpl-once")
+            .json(&seed_template())
+    };
+    let (s, first) = send(create()).await;
+    assert_eq!(s, StatusCode::CREATED, "{first}");
+    // Thirty hours on, past the deployment's 24 but within the tenant's 48: replayed, kept.
+    app.advance(Duration::from_secs(30 * 3_600));
+    let res = create().send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(res.headers()["idempotent-replayed"], "true");
+    assert_eq!(sweep(&app).await.idempotency_records, 0);
+    // Past 48 hours: swept, and the key is free again.
+    app.advance(Duration::from_secs(19 * 3_600));
+    assert_eq!(sweep(&app).await.idempotency_records, 1);
+    let (s, body) = send(create()).await;
+    assert_eq!(
+        s,
+        StatusCode::CONFLICT,
+        "a new request, refused as a duplicate id: {body}"
     );
 }

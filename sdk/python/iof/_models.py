@@ -907,6 +907,13 @@ class Periods(BaseModel):
     """
     Channel sessions after they ended, with their handoffs; `null`: kept.
     """
+    idempotency_hours: int | None = Field(
+        None, alias="idempotencyHours", examples=[72], ge=24, le=8760
+    )
+    """
+    Idempotency records: how long a retry replays its first answer, and how long the record
+    is kept, in hours, 24 to 8760; `null`: the deployment's `idempotency_ttl_hours` (24).
+    """
     notifications_days: int | None = Field(
         None, alias="notificationsDays", examples=[365], ge=1, le=3650
     )
@@ -1170,6 +1177,9 @@ class PutRetention(BaseModel):
     ended_sessions_days: int | None = Field(
         None, alias="endedSessionsDays", examples=[90], ge=1, le=3650
     )
+    idempotency_hours: int | None = Field(
+        None, alias="idempotencyHours", examples=[72], ge=24, le=8760
+    )
     notifications_days: int | None = Field(
         None, alias="notificationsDays", examples=[365], ge=1, le=3650
     )
@@ -1394,10 +1404,10 @@ class RetentionView(Periods):
     model_config = ConfigDict(
         populate_by_name=True,
     )
-    idempotency_hours: int = Field(..., alias="idempotencyHours", ge=0)
+    idempotency_window_hours: int = Field(..., alias="idempotencyWindowHours", ge=0)
     """
-    Idempotency records are kept `idempotency_ttl_hours` (the configuration's, for every
-    tenant: the replay window is part of the API's contract).
+    The idempotency window in force, in hours: `idempotencyHours`, else the deployment's
+    `idempotency_ttl_hours`.
     """
     source: str
     """

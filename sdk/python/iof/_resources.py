@@ -602,14 +602,14 @@ class ApiOmniRetention:
         """
         return self._core.call(Call(method="GET", path="/api/v1/omni/retention", answer="data"), m.RetentionView, options)
 
-    def put(self, *, ended_sessions_days: int | None = OMIT, notifications_days: int | None = OMIT, onboarding_documents_days: int | None = OMIT, webhook_messages_days: int | None = OMIT, options: RequestOptions | None = None) -> m.RetentionView:
+    def put(self, *, ended_sessions_days: int | None = OMIT, idempotency_hours: int | None = OMIT, notifications_days: int | None = OMIT, onboarding_documents_days: int | None = OMIT, webhook_messages_days: int | None = OMIT, options: RequestOptions | None = None) -> m.RetentionView:
         """Set how long the tenant keeps webhook messages, notifications, ended sessions and the
 documents of ended onboardings. The retention sweep deletes what is older, in batches, on one
 node at a time; events, journeys and approvals are never swept.
 
         `PUT /api/v1/omni/retention`
         """
-        body = _body(m.PutRetention, {"ended_sessions_days": ended_sessions_days, "notifications_days": notifications_days, "onboarding_documents_days": onboarding_documents_days, "webhook_messages_days": webhook_messages_days})
+        body = _body(m.PutRetention, {"ended_sessions_days": ended_sessions_days, "idempotency_hours": idempotency_hours, "notifications_days": notifications_days, "onboarding_documents_days": onboarding_documents_days, "webhook_messages_days": webhook_messages_days})
         return self._core.call(Call(method="PUT", path="/api/v1/omni/retention", body=body, answer="data"), m.RetentionView, options)
 
 
@@ -1645,14 +1645,14 @@ class AsyncApiOmniRetention:
         """
         return await self._core.call(Call(method="GET", path="/api/v1/omni/retention", answer="data"), m.RetentionView, options)
 
-    async def put(self, *, ended_sessions_days: int | None = OMIT, notifications_days: int | None = OMIT, onboarding_documents_days: int | None = OMIT, webhook_messages_days: int | None = OMIT, options: RequestOptions | None = None) -> m.RetentionView:
+    async def put(self, *, ended_sessions_days: int | None = OMIT, idempotency_hours: int | None = OMIT, notifications_days: int | None = OMIT, onboarding_documents_days: int | None = OMIT, webhook_messages_days: int | None = OMIT, options: RequestOptions | None = None) -> m.RetentionView:
         """Set how long the tenant keeps webhook messages, notifications, ended sessions and the
 documents of ended onboardings. The retention sweep deletes what is older, in batches, on one
 node at a time; events, journeys and approvals are never swept.
 
         `PUT /api/v1/omni/retention`
         """
-        body = _body(m.PutRetention, {"ended_sessions_days": ended_sessions_days, "notifications_days": notifications_days, "onboarding_documents_days": onboarding_documents_days, "webhook_messages_days": webhook_messages_days})
+        body = _body(m.PutRetention, {"ended_sessions_days": ended_sessions_days, "idempotency_hours": idempotency_hours, "notifications_days": notifications_days, "onboarding_documents_days": onboarding_documents_days, "webhook_messages_days": webhook_messages_days})
         return await self._core.call(Call(method="PUT", path="/api/v1/omni/retention", body=body, answer="data"), m.RetentionView, options)
 
 

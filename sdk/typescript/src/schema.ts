@@ -3145,6 +3145,13 @@ export interface components {
             endedSessionsDays?: number | null;
             /**
              * Format: int64
+             * @description Idempotency records: how long a retry replays its first answer, and how long the record
+             *     is kept, in hours, 24 to 8760; `null`: the deployment's `idempotency_ttl_hours` (24).
+             * @example 72
+             */
+            idempotencyHours?: number | null;
+            /**
+             * Format: int64
              * @description Notifications, with their deliveries, once none is pending; `null`: kept.
              * @example 365
              */
@@ -3378,6 +3385,11 @@ export interface components {
             endedSessionsDays?: number | null;
             /**
              * Format: int64
+             * @example 72
+             */
+            idempotencyHours?: number | null;
+            /**
+             * Format: int64
              * @example 365
              */
             notificationsDays?: number | null;
@@ -3554,10 +3566,10 @@ export interface components {
         RetentionView: components["schemas"]["Periods"] & {
             /**
              * Format: int64
-             * @description Idempotency records are kept `idempotency_ttl_hours` (the configuration's, for every
-             *     tenant: the replay window is part of the API's contract).
+             * @description The idempotency window in force, in hours: `idempotencyHours`, else the deployment's
+             *     `idempotency_ttl_hours`.
              */
-            idempotencyHours: number;
+            idempotencyWindowHours: number;
             /** @description `default` (Omnirail's, until the tenant puts its own) or `tenant`. */
             source: string;
             updatedAt?: string | null;
@@ -5151,7 +5163,7 @@ export interface operations {
             header?: {
                 /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
                 "X-Omni-Channel"?: string;
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -5721,7 +5733,7 @@ export interface operations {
             header?: {
                 /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
                 "X-Omni-Channel"?: string;
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -5956,7 +5968,7 @@ export interface operations {
             header?: {
                 /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
                 "X-Omni-Channel"?: string;
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -6186,7 +6198,7 @@ export interface operations {
             header?: {
                 /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
                 "X-Omni-Channel"?: string;
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -6421,7 +6433,7 @@ export interface operations {
             header?: {
                 /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
                 "X-Omni-Channel"?: string;
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -6676,7 +6688,7 @@ export interface operations {
             header?: {
                 /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
                 "X-Omni-Channel"?: string;
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -6911,7 +6923,7 @@ export interface operations {
             header?: {
                 /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
                 "X-Omni-Channel"?: string;
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -7424,7 +7436,7 @@ export interface operations {
             header?: {
                 /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
                 "X-Omni-Channel"?: string;
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -7668,7 +7680,7 @@ export interface operations {
             header?: {
                 /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
                 "X-Omni-Channel"?: string;
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -7817,7 +7829,7 @@ export interface operations {
             header?: {
                 /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
                 "X-Omni-Channel"?: string;
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -7966,7 +7978,7 @@ export interface operations {
             header?: {
                 /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
                 "X-Omni-Channel"?: string;
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -8115,7 +8127,7 @@ export interface operations {
             header?: {
                 /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
                 "X-Omni-Channel"?: string;
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -9500,7 +9512,7 @@ export interface operations {
             header?: {
                 /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
                 "X-Omni-Channel"?: string;
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -9854,7 +9866,7 @@ export interface operations {
             header?: {
                 /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
                 "X-Omni-Channel"?: string;
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -9972,7 +9984,7 @@ export interface operations {
             header?: {
                 /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
                 "X-Omni-Channel"?: string;
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -10283,7 +10295,7 @@ export interface operations {
             header?: {
                 /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
                 "X-Omni-Channel"?: string;
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -11554,7 +11566,7 @@ export interface operations {
             header?: {
                 /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
                 "X-Omni-Channel"?: string;
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -11798,7 +11810,7 @@ export interface operations {
             header?: {
                 /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
                 "X-Omni-Channel"?: string;
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -12829,7 +12841,7 @@ export interface operations {
             header?: {
                 /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
                 "X-Omni-Channel"?: string;
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -13169,7 +13181,7 @@ export interface operations {
             header?: {
                 /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
                 "X-Omni-Channel"?: string;
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -13422,7 +13434,7 @@ export interface operations {
             header?: {
                 /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
                 "X-Omni-Channel"?: string;
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -13571,7 +13583,7 @@ export interface operations {
             header?: {
                 /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
                 "X-Omni-Channel"?: string;
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -14128,7 +14140,7 @@ export interface operations {
             header?: {
                 /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
                 "X-Omni-Channel"?: string;
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -14246,7 +14258,7 @@ export interface operations {
             header?: {
                 /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
                 "X-Omni-Channel"?: string;
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -14383,7 +14395,7 @@ export interface operations {
             header?: {
                 /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
                 "X-Omni-Channel"?: string;
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -14529,7 +14541,7 @@ export interface operations {
             header?: {
                 /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
                 "X-Omni-Channel"?: string;
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -15128,7 +15140,7 @@ export interface operations {
             header: {
                 /** @description Version of the onboarding API: `1.0`. */
                 "api-version": "1.0";
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -15265,7 +15277,7 @@ export interface operations {
             header: {
                 /** @description Version of the onboarding API: `1.0`. */
                 "api-version": "1.0";
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -15502,7 +15514,7 @@ export interface operations {
             header: {
                 /** @description Version of the onboarding API: `1.0`. */
                 "api-version": "1.0";
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -15599,7 +15611,7 @@ export interface operations {
             header: {
                 /** @description Version of the onboarding API: `1.0`. */
                 "api-version": "1.0";
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -15789,7 +15801,7 @@ export interface operations {
             header: {
                 /** @description Version of the onboarding API: `1.0`. */
                 "api-version": "1.0";
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -16103,7 +16115,7 @@ export interface operations {
                 "api-version": "1.0";
                 /** @description The channel the call is made through, either case (`MOBILE_IOS`): its changes are recorded and counted in channel analytics under it. A body's own `channel` wins. One that names no channel is 422 `validation_failed`. */
                 "X-Omni-Channel"?: string;
-                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h. */
+                /** @description Retrying with the same key and body replays the first answer and changes nothing; the same key with another request is 422 `idempotency_key_reused`. Kept 24 h, or the tenant's own `idempotencyHours`. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
