@@ -245,22 +245,29 @@ pub async fn due_candidates(
     now: i64,
     busy: &[String],
     limit: i64,
+    per_endpoint: i64,
 ) -> Result<Vec<(String, String)>, StoreError> {
+    // Endpoints whose messages every process together holds as many of as the limit are left
+    // out: a process holding none of them would otherwise claim in vain, again and again.
     let mut sql = String::from(
         "SELECT id, endpoint_id FROM webhook_messages
-         WHERE next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < $1)",
+         WHERE next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < $1)
+           AND endpoint_id NOT IN (SELECT endpoint_id FROM webhook_messages
+               WHERE lease_until IS NOT NULL AND lease_until >= $1
+               GROUP BY endpoint_id HAVING COUNT(*) >= $3)",
     );
     if !busy.is_empty() {
         sql.push_str(&format!(
             " AND endpoint_id NOT IN ({})",
-            placeholders(3, busy.len(), 1)
+            placeholders(4, busy.len(), 1)
         ));
     }
     sql.push_str(" ORDER BY next_attempt_at LIMIT $2");
     // Only placeholders are added to the statement; every value is bound.
     let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(now)
-        .bind(limit);
+        .bind(limit)
+        .bind(per_endpoint);
     for id in busy {
         q = q.bind(id);
     }

@@ -236,7 +236,9 @@ async fn claim(app: &AppState, ctx: &Ctx, free: usize, held: &Held) -> Result<Cl
     let full = held.full();
     let now = app.db.now_ms();
     let asked = i64::try_from(free).unwrap_or(i64::MAX);
-    let candidates = store::due_candidates(app.db.reader(), now, &full, asked).await?;
+    let per_endpoint = i64::try_from(held.share()).unwrap_or(i64::MAX);
+    let candidates =
+        store::due_candidates(app.db.reader(), now, &full, asked, per_endpoint).await?;
     let more = candidates.len() == free;
     let blocked = candidates.is_empty() && !full.is_empty();
     let mut taking: HashMap<&str, usize> = HashMap::new();
