@@ -81,7 +81,7 @@ pub async fn erase(
             ApiError::new(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
                 "document_store_unavailable",
-                "A document could not be removed from the document store; nothing was erased, try again",
+                "A document could not be removed from the document store, so the erasure stopped before changing any record; run it again",
             )
         })?;
     }

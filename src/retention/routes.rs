@@ -146,7 +146,7 @@ pub struct EraseCustomer {
         (status = 200, description = "Erased: what was removed, and what was kept", body = Erasure),
         (status = 404, description = "No such customer for this tenant (`not_found`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "No reason, or fields too long (`validation_failed`)", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, description = "A document could not be removed from the document store; nothing was erased (`document_store_unavailable`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "A document could not be removed from the document store: the erasure stopped before changing any record; run it again (`document_store_unavailable`)", body = ProblemDoc, content_type = "application/problem+json"),
     )
 )]
 async fn erase_customer(

@@ -5286,7 +5286,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A document could not be removed from the document store; nothing was erased (`document_store_unavailable`); the tenant's identity provider unreachable for the keys an actor token needs (`identity_provider_unavailable`), with `Retry-After`; database saturated (`overloaded`), or a conflicting write holding a lock (`database_busy`), with `Retry-After`; not answered within `limits.request_timeout_secs`, 30 s by default (`request_timeout`), with `Retry-After`; nothing was changed */
+            /** @description A document could not be removed from the document store: the erasure stopped before changing any record; run it again (`document_store_unavailable`); the tenant's identity provider unreachable for the keys an actor token needs (`identity_provider_unavailable`), with `Retry-After`; database saturated (`overloaded`), or a conflicting write holding a lock (`database_busy`), with `Retry-After`; not answered within `limits.request_timeout_secs`, 30 s by default (`request_timeout`), with `Retry-After`; nothing was changed */
             503: {
                 headers: {
                     [name: string]: unknown;
